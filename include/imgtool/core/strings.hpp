@@ -1,0 +1,18 @@
+// Small pure string helpers shared by modules.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace imgtool {
+
+std::vector<std::string> split(std::string_view text, char separator);
+bool is_lower_hex(std::string_view text) noexcept;
+// "12.3 MB" style, decimal units as docker prints sizes.
+std::string human_size(std::uint64_t bytes);
+// Quotes a name for an error message, escaping control bytes so one error stays one line.
+std::string printable(std::string_view name);
+
+}  // namespace imgtool

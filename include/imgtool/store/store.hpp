@@ -1,0 +1,121 @@
+// The content-addressed image store.
+//
+// Layout (docs/store.md):
+//   ROOT/                  mode 0700: host users cannot reach setuid files in layers (CVE-2021-41091)
+//     lock                 byte-range locks: activity, metadata, one byte per layer
+//     blobs/sha256/<hex>   manifests and configs, verified, read-only
+//     layers/<hex>/        one per diff_id: diff/ (the tree, overlayfs-native) + layer.json
+//     images/<hex>.json    one record per image ID (config digest)
+//     tags.json            name:tag -> image ID
+//     tmp/                 staging; anything here is garbage once no imgtool process is active
+//
+// Lifecycle and invariants:
+// - Everything becomes visible by rename(2) of a complete, synced object: a layer directory, a blob, a
+//   record. A name under layers/, blobs/ or images/ is therefore always complete.
+// - Every process holds the activity lock shared while it works; whoever gets it exclusively (nobody
+//   else active) removes tmp/ leftovers of crashed processes. `rm` holds it exclusively.
+// - Unpacking a layer holds that layer's lock, so two pulls sharing a layer unpack it once; locks are
+//   always taken in ascending order, so pulls cannot deadlock.
+// - Image records and tags are written last, under the metadata lock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "imgtool/digest/digest.hpp"
+#include "imgtool/sys/lock.hpp"
+#include "imgtool/sys/unique_fd.hpp"
+
+namespace imgtool::store {
+
+struct ImageRecord {
+    digest::Digest id;
+    std::optional<digest::Digest> manifest_digest;
+    std::vector<digest::Digest> layers;  // diff_ids, bottom first
+    std::string created;
+    std::string architecture;
+    std::string os;
+    std::uint64_t size = 0;  // sum of uncompressed layer sizes
+};
+
+struct LayerInfo {
+    digest::Digest diff_id;
+    std::uint64_t size = 0;  // uncompressed tar bytes
+    std::uint64_t entries = 0;
+    std::optional<digest::Digest> blob_digest;
+    std::string compression;
+};
+
+enum class Access { Shared, Exclusive };
+
+// A staging directory under tmp/; removed on destruction unless committed.
+class Staging {
+public:
+    Staging(Staging&&) noexcept;
+    Staging& operator=(Staging&&) noexcept;
+    ~Staging();
+    int diff_fd() const { return diff_fd_.get(); }
+    int dir_fd() const { return dir_fd_.get(); }
+
+private:
+    friend class Store;
+    Staging(int tmp_fd, std::string name, sys::UniqueFd dir, sys::UniqueFd diff)
+        : tmp_fd_(tmp_fd), name_(std::move(name)), dir_fd_(std::move(dir)), diff_fd_(std::move(diff)) {}
+    int tmp_fd_ = -1;
+    std::string name_;
+    sys::UniqueFd dir_fd_;
+    sys::UniqueFd diff_fd_;
+};
+
+class Store {
+public:
+    static std::string default_root();
+
+    Store(const std::string& root, Access access = Access::Shared);
+    const std::string& root() const { return root_; }
+    int root_fd() const { return root_fd_.get(); }
+
+    // --- blobs ---
+    bool has_blob(const digest::Digest& d) const;
+    void put_blob(const digest::Digest& d, std::string_view bytes);
+    std::string read_blob(const digest::Digest& d) const;
+
+    // --- layers ---
+    std::string layer_dir(const digest::Digest& diff_id) const;  // absolute path of the diff/ tree
+    bool has_layer(const digest::Digest& diff_id) const;
+    std::optional<LayerInfo> layer_info(const digest::Digest& diff_id) const;
+    sys::RangeLock lock_layer(const digest::Digest& diff_id);
+    Staging new_staging();
+    // Flushes everything written so far in the store's filesystem (one syncfs for all staged layers).
+    void sync();
+    // Renames a synced staging dir to layers/<hex>. Returns false if the layer was already there.
+    bool commit_layer(Staging&& staging, const LayerInfo& info);
+
+    // --- images and tags ---
+    sys::RangeLock lock_metadata();
+    std::vector<ImageRecord> images() const;
+    std::optional<ImageRecord> image(const digest::Digest& id) const;
+    void save_image(const ImageRecord& record);
+    std::map<std::string, digest::Digest> tags() const;
+    void save_tags(const std::map<std::string, digest::Digest>& tags);
+    // Image ID, "sha256:" ID, unique hex prefix (>= 4) or tag -> the record.
+    ImageRecord resolve(std::string_view reference) const;
+    // Deletes the record, its tags and the layers no other image uses. Needs Access::Exclusive.
+    void remove_image(const digest::Digest& id);
+
+private:
+    void clean_leftovers();
+
+    std::string root_;
+    sys::UniqueFd root_fd_;
+    sys::UniqueFd lock_fd_;
+    sys::UniqueFd tmp_fd_;
+    sys::RangeLock activity_;
+    Access access_;
+};
+
+}  // namespace imgtool::store

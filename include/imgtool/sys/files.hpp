@@ -1,0 +1,46 @@
+// Fd-relative file helpers. Every function reports failures as imgtool::Error with the path and errno.
+// Nothing here follows a symlink unless its name says so.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <sys/stat.h>
+
+#include "imgtool/sys/unique_fd.hpp"
+
+namespace imgtool::sys {
+
+// openat(2) that throws; `shown` is the name used in the error message.
+UniqueFd open_at(int dirfd, const std::string& path, int flags, mode_t mode = 0, std::string_view shown = {});
+// openat(2) that returns an empty fd on ENOENT instead of throwing.
+UniqueFd open_at_if_exists(int dirfd, const std::string& path, int flags, std::string_view shown = {});
+
+// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: `path` must be a plain
+// path below dirfd. Used for store and OCI-layout paths, where a symlink is always hostile.
+UniqueFd open_beneath(int dirfd, const std::string& path, int flags, mode_t mode = 0);
+// openat2(2) with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: symlinks resolve as if dirfd were "/", so the
+// result is always inside dirfd. Returns -errno in `err` instead of throwing (callers decide).
+UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err);
+
+std::optional<struct stat> lstat_at(int dirfd, const std::string& name);
+struct stat fstat_fd(int fd, std::string_view shown);
+
+// Reads a whole (small) file; refuses more than max_bytes so hostile inputs cannot exhaust memory.
+std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_bytes);
+std::string pread_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string_view shown);
+void write_all(int fd, const void* data, std::size_t size, std::string_view shown);
+
+// Writes `data` to dirfd/name atomically: temp file, fsync, rename, fsync of the directory.
+void atomic_write_file(int dirfd, const std::string& name, std::string_view data, mode_t mode);
+
+void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok);
+// Removes dirfd/name and everything below it without following symlinks. Missing is fine.
+void remove_tree_at(int dirfd, const std::string& name);
+void fsync_fd(int fd, std::string_view shown);
+
+// A unique name for temporary entries: "<prefix><pid>-<random hex>".
+std::string unique_name(std::string_view prefix);
+
+}  // namespace imgtool::sys

@@ -1,0 +1,54 @@
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.hpp"
+#include "imgtool/image/types.hpp"
+
+namespace imgtool::cli {
+
+void add_inspect(CLI::App& app, Globals& globals, Action& action) {
+    auto refs = std::make_shared<std::vector<std::string>>();
+    CLI::App* cmd = app.add_subcommand("inspect", "show an image's metadata as JSON (docker image inspect fields)");
+    cmd->add_option("IMAGE", *refs, "image ID, unique ID prefix, or tag")->required();
+    cmd->callback([&globals, &action, refs] {
+        action = [&globals, refs] {
+            store::Store store(globals.store_root());
+            nlohmann::json out = nlohmann::json::array();
+            auto tags = store.tags();
+            for (const auto& ref : *refs) {
+                store::ImageRecord img = store.resolve(ref);
+                image::ImageConfig config = image::parse_config(store.read_blob(img.id), "config " + img.id.str());
+                nlohmann::json repo_tags = nlohmann::json::array();
+                for (const auto& [name, id] : tags) {
+                    if (id == img.id) repo_tags.push_back(name);
+                }
+                nlohmann::json layers = nlohmann::json::array();
+                std::string lower;
+                for (const auto& l : img.layers) layers.push_back(l.str());
+                for (auto it = img.layers.rbegin(); it != img.layers.rend(); ++it) {
+                    lower += (lower.empty() ? "" : ":") + store.layer_dir(*it);
+                }
+                nlohmann::json entry = {
+                    {"Id", img.id.str()},
+                    {"RepoTags", repo_tags},
+                    {"RepoDigests", nlohmann::json::array()},
+                    {"Created", config.created},
+                    {"Architecture", config.platform.architecture},
+                    {"Os", config.platform.os},
+                    {"Size", img.size},
+                    {"Config", config.config},
+                    {"RootFS", {{"Type", "layers"}, {"Layers", layers}}},
+                    {"GraphDriver", {{"Name", "overlay"}, {"Data", {{"LowerDir", lower}}}}},
+                };
+                if (!config.platform.variant.empty()) entry["Variant"] = config.platform.variant;
+                if (img.manifest_digest) entry["ManifestDigest"] = img.manifest_digest->str();
+                out.push_back(entry);
+            }
+            std::printf("%s\n", out.dump(4).c_str());
+            return 0;
+        };
+    });
+}
+
+}  // namespace imgtool::cli

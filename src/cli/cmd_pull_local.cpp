@@ -1,0 +1,51 @@
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "commands.hpp"
+#include "imgtool/core/log.hpp"
+#include "imgtool/image/types.hpp"
+#include "pull.hpp"
+
+namespace imgtool::cli {
+
+void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
+    struct Args {
+        std::string source;
+        std::vector<std::string> tags;
+        std::string platform;
+        bool quiet = false;
+        unsigned jobs = 0;
+    };
+    auto args = std::make_shared<Args>();
+    CLI::App* cmd = app.add_subcommand("pull-local", "import a docker-save tar, OCI archive tar or OCI layout directory");
+    cmd->add_option("SOURCE", args->source, "image archive or OCI layout directory")->required();
+    cmd->add_option("--tag,-t", args->tags, "also tag the image with NAME[:TAG]");
+    cmd->add_option("--platform", args->platform, "os/arch[/variant] to select from a multi-platform index");
+    cmd->add_flag("--quiet,-q", args->quiet, "print only the image ID");
+    cmd->add_option("--jobs,-j", args->jobs, "layers to unpack in parallel (default: number of cores)");
+    cmd->callback([&globals, &action, args] {
+        action = [&globals, args] {
+            store::Store store(globals.store_root());
+            PullOptions options;
+            if (!args->platform.empty()) options.platform = image::Platform::parse(args->platform);
+            options.extra_tags = args->tags;
+            options.jobs = args->jobs;
+            bool tty = ::isatty(STDERR_FILENO) == 1;
+            options.progress = tty && !args->quiet;
+            auto results = pull_local(store, args->source, options);
+            for (const auto& r : results) {
+                if (options.progress) {
+                    std::string tags;
+                    for (const auto& t : r.tags) tags += " " + t;
+                    log::notice("loaded " + r.id.str() + " (" + std::to_string(r.layers_unpacked) + " layers unpacked, " +
+                                std::to_string(r.layers_reused) + " reused)" + (tags.empty() ? "" : ":" + tags));
+                }
+                std::printf("%s\n", r.id.str().c_str());
+            }
+            return 0;
+        };
+    });
+}
+
+}  // namespace imgtool::cli

@@ -1,0 +1,43 @@
+#include <cstdio>
+
+#include "commands.hpp"
+#include "imgtool/core/error.hpp"
+#include "imgtool/image/types.hpp"
+
+namespace imgtool::cli {
+
+void add_rm(CLI::App& app, Globals& globals, Action& action) {
+    auto refs = std::make_shared<std::vector<std::string>>();
+    CLI::App* cmd = app.add_subcommand("rm", "remove images (or one tag of a multiply-tagged image)");
+    cmd->alias("rmi");
+    cmd->add_option("IMAGE", *refs, "image ID, unique ID prefix, or tag")->required();
+    cmd->callback([&globals, &action, refs] {
+        action = [&globals, refs] {
+            store::Store store(globals.store_root(), store::Access::Exclusive);
+            for (const auto& ref : *refs) {
+                store::ImageRecord img = store.resolve(ref);
+                auto tags = store.tags();
+                // As docker: removing by tag when the image has other tags only removes that tag.
+                std::string as_tag;
+                try {
+                    as_tag = image::normalize_tag(ref);
+                } catch (const Error&) {
+                }
+                auto it = tags.find(as_tag);
+                std::size_t tag_count = 0;
+                for (const auto& kv : tags) tag_count += kv.second == img.id;
+                if (it != tags.end() && it->second == img.id && tag_count > 1) {
+                    tags.erase(it);
+                    store.save_tags(tags);
+                    std::printf("Untagged: %s\n", as_tag.c_str());
+                    continue;
+                }
+                store.remove_image(img.id);
+                std::printf("Deleted: %s\n", img.id.str().c_str());
+            }
+            return 0;
+        };
+    });
+}
+
+}  // namespace imgtool::cli

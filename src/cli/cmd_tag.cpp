@@ -1,0 +1,29 @@
+#include "commands.hpp"
+#include "imgtool/image/types.hpp"
+
+namespace imgtool::cli {
+
+void add_tag(CLI::App& app, Globals& globals, Action& action) {
+    struct Args {
+        std::string image;
+        std::string name;
+    };
+    auto args = std::make_shared<Args>();
+    CLI::App* cmd = app.add_subcommand("tag", "give an image another name");
+    cmd->add_option("IMAGE", args->image, "image ID, unique ID prefix, or tag")->required();
+    cmd->add_option("NAME", args->name, "new name, NAME[:TAG]")->required();
+    cmd->callback([&globals, &action, args] {
+        action = [&globals, args] {
+            store::Store store(globals.store_root());
+            store::ImageRecord img = store.resolve(args->image);
+            std::string tag = image::normalize_tag(args->name);
+            auto lock = store.lock_metadata();
+            auto tags = store.tags();
+            tags.insert_or_assign(tag, img.id);
+            store.save_tags(tags);
+            return 0;
+        };
+    });
+}
+
+}  // namespace imgtool::cli

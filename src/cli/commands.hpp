@@ -1,0 +1,29 @@
+// One registration function per subcommand (cmd_<verb>.cpp). Each adds its CLI11 subcommand and, when
+// that subcommand is chosen, sets `action` to the code that runs it. main() runs the action and maps
+// errors to exit statuses.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "imgtool/store/store.hpp"
+
+namespace imgtool::cli {
+
+struct Globals {
+    std::string root;
+    bool debug = false;
+    std::string store_root() const { return root.empty() ? store::Store::default_root() : root; }
+};
+
+using Action = std::function<int()>;
+
+void add_pull_local(CLI::App& app, Globals& globals, Action& action);
+void add_images(CLI::App& app, Globals& globals, Action& action);
+void add_inspect(CLI::App& app, Globals& globals, Action& action);
+void add_rm(CLI::App& app, Globals& globals, Action& action);
+void add_tag(CLI::App& app, Globals& globals, Action& action);
+
+}  // namespace imgtool::cli

@@ -1,0 +1,42 @@
+// imgtool: turns container images into root filesystems. This file only parses the command line and
+// turns failures into one line on stderr and an exit status.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "commands.hpp"
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/log.hpp"
+
+int main(int argc, char** argv) {
+    using namespace imgtool;
+    CLI::App app{"imgtool: daemonless container image store, mounter and launcher", "imgtool"};
+    app.require_subcommand(1, 1);
+    app.set_version_flag("--version", "imgtool 0.1.0");
+    cli::Globals globals;
+    app.add_option("--root", globals.root, "store directory (default: $IMGTOOL_ROOT, else /var/lib/imgtool)");
+    app.add_flag("--debug", globals.debug, "print debugging detail");
+
+    cli::Action action;
+    cli::add_pull_local(app, globals, action);
+    cli::add_images(app, globals, action);
+    cli::add_inspect(app, globals, action);
+    cli::add_rm(app, globals, action);
+    cli::add_tag(app, globals, action);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+    if (globals.debug) log::set_level(log::Level::Debug);
+    std::string verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
+    try {
+        return action();
+    } catch (const Error& e) {
+        std::fprintf(stderr, "imgtool: %s: %s\n", verb.c_str(), e.what());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "imgtool: %s: internal error: %s\n", verb.c_str(), e.what());
+    }
+    return 1;
+}

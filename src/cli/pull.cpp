@@ -1,0 +1,268 @@
+#include "pull.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
+#include "imgtool/digest/verifying_reader.hpp"
+#include "imgtool/image/source.hpp"
+#include "imgtool/layer/compression.hpp"
+#include "imgtool/layer/unpack.hpp"
+
+namespace imgtool::cli {
+namespace {
+
+using digest::Digest;
+
+struct LayerJob {
+    const image::LayerPlan* plan;
+    std::optional<store::Staging> staging;
+    std::optional<store::LayerInfo> info;  // set once the layer is verified
+    // Progress, read by the progress printer.
+    std::atomic<std::uint64_t> entries{0};
+    std::atomic<std::uint64_t> bytes{0};
+    std::atomic<bool> done{false};
+};
+
+std::string layer_label(const image::LayerPlan& plan) { return "layer " + (plan.digest ? *plan.digest : plan.diff_id).str(); }
+
+// Reads up to n bytes (fewer only at end of stream), so compression can be detected from the magic.
+std::string read_head(sys::Reader& reader, std::size_t n) {
+    std::string head(n, '\0');
+    std::size_t got = 0;
+    while (got < n) {
+        std::size_t r = reader.read(head.data() + got, n - got);
+        if (r == 0) break;
+        got += r;
+    }
+    head.resize(got);
+    return head;
+}
+
+// A corrupt stream is usually a corrupted blob: when the blob's digest (or, for docker archives that
+// state none, the diff_id) is wrong, that is the better diagnosis, so throw it instead.
+void explain_failure(digest::VerifyingReader& blob, digest::HashingReader& tar, const image::LayerPlan& plan) {
+    auto is_mismatch = [](const Error& e) {
+        return e.code() == make_error_code(Errc::DigestMismatch) || e.code() == make_error_code(Errc::SizeMismatch);
+    };
+    try {
+        if (plan.digest) {
+            blob.drain();
+            return;
+        }
+        tar.drain();
+    } catch (const Error& e) {
+        if (is_mismatch(e)) throw;
+        return;  // the stream itself is unreadable: keep the original error
+    }
+    if (!plan.digest) {
+        Digest got = tar.finish();
+        if (got != plan.diff_id) {
+            throw Error(Errc::DigestMismatch,
+                        "diff_id mismatch: config says " + plan.diff_id.str() + ", uncompressed layer is " + got.str());
+        }
+    }
+}
+
+// One pass over the blob: read -> sha256 of the blob -> decompress -> sha256 of the tar -> unpack.
+void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const std::atomic<bool>& cancel) {
+    const image::LayerPlan& plan = *job.plan;
+    job.staging.emplace(store.new_staging());
+    auto member = source.open_member(plan.member);
+    digest::VerifyingReader blob(*member, plan.digest, plan.size);
+    std::string head = read_head(blob, 8);
+    layer::Compression compression = layer::detect_compression(head);
+    layer::PrefixReader replay(std::move(head), blob);
+    auto tar_stream = layer::make_decompressor(compression, replay);
+    digest::HashingReader tar(*tar_stream);
+
+    layer::UnpackOptions options;
+    options.cancel = &cancel;
+    options.progress = [&job, &tar](const layer::UnpackStats& s) {
+        job.entries.store(s.entries, std::memory_order_relaxed);
+        job.bytes.store(tar.bytes(), std::memory_order_relaxed);
+    };
+    layer::UnpackStats stats;
+    try {
+        stats = layer::unpack_layer(tar, job.staging->diff_fd(), options);
+        tar.drain();  // the diff_id covers bytes after the tar's end-of-archive blocks too
+        blob.drain();
+    } catch (const Error& e) {
+        if (e.code() == make_error_code(Errc::Busy)) throw;  // cancelled because another layer failed
+        explain_failure(blob, tar, plan);
+        throw;
+    }
+    Digest diff_id = tar.finish();
+    if (diff_id != plan.diff_id) {
+        throw Error(Errc::DigestMismatch, "diff_id mismatch: config says " + plan.diff_id.str() +
+                                              ", uncompressed layer is " + diff_id.str());
+    }
+    job.info = store::LayerInfo{.diff_id = plan.diff_id,
+                                .size = tar.bytes(),
+                                .entries = stats.entries,
+                                .blob_digest = plan.digest,
+                                .compression = layer::compression_name(compression)};
+    job.entries = stats.entries;
+    job.bytes = tar.bytes();
+    job.done = true;
+}
+
+// Live progress on a terminal: one line per layer, redrawn in place.
+class ProgressPrinter {
+public:
+    ProgressPrinter(std::vector<LayerJob*> jobs, bool enabled) : jobs_(std::move(jobs)), enabled_(enabled) {
+        if (enabled_) thread_ = std::thread([this] { loop(); });
+    }
+    ~ProgressPrinter() { stop(); }
+    void stop() {
+        if (!thread_.joinable()) return;
+        {
+            std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+        thread_.join();
+        draw();
+    }
+
+private:
+    void loop() {
+        std::unique_lock lock(mutex_);
+        while (!stopping_) {
+            draw();
+            cv_.wait_for(lock, std::chrono::milliseconds(200));
+        }
+    }
+    void draw() {
+        std::string out;
+        if (drawn_) out += "\x1b[" + std::to_string(jobs_.size()) + "A";
+        for (LayerJob* job : jobs_) {
+            out += "\r\x1b[K" + layer_label(*job->plan).substr(0, 25) + ": " + human_size(job->bytes.load()) + ", " +
+                   std::to_string(job->entries.load()) + " entries" + (job->done ? " done" : "") + "\n";
+        }
+        drawn_ = true;
+        std::fwrite(out.data(), 1, out.size(), stderr);
+        std::fflush(stderr);
+    }
+
+    std::vector<LayerJob*> jobs_;
+    bool enabled_;
+    bool drawn_ = false;
+    bool stopping_ = false;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::thread thread_;
+};
+
+void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const image::Source& source,
+                  store::Store& store) {
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> cancel{false};
+    std::exception_ptr first_error;
+    std::mutex error_mutex;
+    auto worker = [&] {
+        while (true) {
+            std::size_t i = next.fetch_add(1);
+            if (i >= jobs.size() || cancel) return;
+            try {
+                with_context(layer_label(*jobs[i]->plan), [&] { unpack_layer_job(source, store, *jobs[i], cancel); });
+            } catch (...) {
+                std::lock_guard lock(error_mutex);
+                if (!first_error) first_error = std::current_exception();
+                cancel = true;
+            }
+        }
+    };
+    std::vector<std::thread> threads;
+    for (unsigned t = 1; t < workers; ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    if (first_error) std::rethrow_exception(first_error);
+}
+
+PullResult pull_one(store::Store& store, const image::Source& source, image::ImagePlan& plan,
+                    const PullOptions& options) {
+    PullResult result{.id = plan.id, .tags = {}, .layers_unpacked = 0, .layers_reused = 0};
+    for (const auto& tag : options.extra_tags) plan.tags.push_back(image::normalize_tag(tag));
+
+    // Lock every distinct layer in ascending order (deadlock-free), then unpack the missing ones.
+    std::set<Digest> distinct;
+    for (const auto& l : plan.layers) distinct.insert(l.diff_id);
+    std::vector<sys::RangeLock> locks;
+    for (const Digest& d : distinct) locks.push_back(store.lock_layer(d));
+
+    std::vector<std::unique_ptr<LayerJob>> owned;
+    std::vector<LayerJob*> jobs;
+    std::set<Digest> scheduled;
+    for (const auto& l : plan.layers) {
+        if (store.has_layer(l.diff_id) || !scheduled.insert(l.diff_id).second) continue;
+        owned.push_back(std::make_unique<LayerJob>());
+        owned.back()->plan = &l;
+        jobs.push_back(owned.back().get());
+    }
+    result.layers_unpacked = static_cast<unsigned>(jobs.size());
+    result.layers_reused = static_cast<unsigned>(distinct.size() - jobs.size());
+
+    if (!jobs.empty()) {
+        unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+        unsigned workers = std::min<unsigned>(options.jobs ? options.jobs : cores, static_cast<unsigned>(jobs.size()));
+        ProgressPrinter progress(jobs, options.progress);
+        run_parallel(jobs, workers, source, store);
+        progress.stop();
+        // Every layer verified: now, and only now, make them visible. One syncfs covers them all.
+        store.sync();
+        for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info);
+    }
+
+    // Image metadata last: blobs, record, then tags.
+    if (plan.manifest_digest) store.put_blob(*plan.manifest_digest, plan.manifest_bytes);
+    store.put_blob(plan.id, plan.config_bytes);
+    store::ImageRecord record{.id = plan.id,
+                              .manifest_digest = plan.manifest_digest,
+                              .layers = {},
+                              .created = plan.config.created,
+                              .architecture = plan.config.platform.architecture,
+                              .os = plan.config.platform.os,
+                              .size = 0};
+    for (const auto& l : plan.layers) {
+        record.layers.push_back(l.diff_id);
+        if (auto info = store.layer_info(l.diff_id)) record.size += info->size;
+    }
+    auto metadata_lock = store.lock_metadata();
+    store.save_image(record);
+    if (!plan.tags.empty()) {
+        auto tags = store.tags();
+        for (const auto& t : plan.tags) tags.insert_or_assign(t, plan.id);
+        store.save_tags(tags);
+    }
+    result.tags = plan.tags;
+    return result;
+}
+
+}  // namespace
+
+std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options) {
+    auto source = image::Source::open(source_path);
+    return with_context(source->shown(), [&] {
+        auto plans = image::plan_images(*source, image::PlanOptions{options.platform});
+        if (plans.size() > 1 && !options.extra_tags.empty()) {
+            throw Error(Errc::InvalidArgument, "--tag needs an archive with a single image (this one has " +
+                                                   std::to_string(plans.size()) + ")");
+        }
+        std::vector<PullResult> results;
+        for (auto& plan : plans) results.push_back(pull_one(store, *source, plan, options));
+        return results;
+    });
+}
+
+}  // namespace imgtool::cli

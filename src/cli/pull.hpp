@@ -1,0 +1,31 @@
+// The pull-local pipeline: plan (image module) -> verify, decompress and unpack every missing layer in
+// parallel, one pass per layer (layer module) -> commit layers, blobs, records, tags (store module).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imgtool/digest/digest.hpp"
+#include "imgtool/image/types.hpp"
+#include "imgtool/store/store.hpp"
+
+namespace imgtool::cli {
+
+struct PullOptions {
+    std::optional<image::Platform> platform;
+    std::vector<std::string> extra_tags;
+    bool progress = false;  // live per-layer progress on stderr
+    unsigned jobs = 0;      // parallel layers; 0 = number of cores
+};
+
+struct PullResult {
+    digest::Digest id;
+    std::vector<std::string> tags;
+    unsigned layers_unpacked = 0;
+    unsigned layers_reused = 0;
+};
+
+std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options);
+
+}  // namespace imgtool::cli

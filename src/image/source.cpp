@@ -1,0 +1,341 @@
+#include "imgtool/image/source.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/digest/sha256.hpp"
+#include "imgtool/image/json.hpp"
+#include "imgtool/image/tar_index.hpp"
+#include "imgtool/sys/files.hpp"
+
+namespace imgtool::image {
+namespace {
+
+std::string base_name(const std::string& path) {
+    auto slash = path.find_last_of('/');
+    if (slash == std::string::npos || slash + 1 == path.size()) return path;
+    return path.substr(slash + 1);
+}
+
+class TarSource final : public Source {
+public:
+    TarSource(std::string shown, sys::UniqueFd fd, std::uint64_t file_size)
+        : Source(std::move(shown)), fd_(std::make_shared<sys::UniqueFd>(std::move(fd))) {
+        int raw = fd_->get();
+        index_ = TarIndex::build(
+            [raw, file_size](std::uint64_t offset, std::uint64_t length) {
+                if (offset >= file_size) return std::string();
+                length = std::min(length, file_size - offset);
+                return sys::pread_exact(raw, offset, length, "archive");
+            },
+            this->shown());
+        for (const auto& [name, member] : index_.members()) {
+            if (member.regular && member.offset + member.size > file_size) {
+                throw Error(Errc::Corrupt, this->shown() + ": truncated tar archive (member " + name + ")");
+            }
+        }
+        format_ = index_.find("index.json") && index_.find("oci-layout") && !index_.find("manifest.json")
+                      ? SourceFormat::OciArchive
+                      : SourceFormat::DockerArchive;
+        if (!index_.find("manifest.json") && !index_.find("index.json")) {
+            throw Error(Errc::Corrupt, this->shown() + ": neither a docker archive (no manifest.json) nor an OCI "
+                                                       "archive (no index.json)");
+        }
+    }
+
+    SourceFormat format() const override { return format_; }
+
+    std::optional<std::uint64_t> member_size(const std::string& name) const override {
+        auto m = index_.find(name);
+        if (!m || !m->regular) return std::nullopt;
+        return m->size;
+    }
+
+    std::unique_ptr<sys::Reader> open_member(const std::string& name) const override {
+        auto m = index_.find(name);
+        if (!m || !m->regular) throw Error(Errc::NotFound, name + ": no such file in the archive");
+        return std::make_unique<sys::FileRangeReader>(fd_, m->offset, m->size, shown() + ": " + name);
+    }
+
+private:
+    std::shared_ptr<sys::UniqueFd> fd_;
+    TarIndex index_;
+    SourceFormat format_;
+};
+
+class LayoutSource final : public Source {
+public:
+    LayoutSource(std::string shown, sys::UniqueFd dir) : Source(std::move(shown)), dir_(std::move(dir)) {
+        if (!member_size("oci-layout")) {
+            throw Error(Errc::Corrupt, this->shown() + ": not an OCI image layout (no oci-layout file)");
+        }
+        if (!member_size("index.json")) throw Error(Errc::Corrupt, this->shown() + ": no index.json");
+    }
+
+    SourceFormat format() const override { return SourceFormat::OciLayout; }
+
+    std::optional<std::uint64_t> member_size(const std::string& name) const override {
+        auto norm = normalize_member_name(name);
+        if (!norm) return std::nullopt;
+        // Symlinks inside a layout are refused outright: they could point at any host file.
+        struct stat st {};
+        try {
+            sys::UniqueFd fd = sys::open_beneath(dir_.get(), *norm, O_PATH);
+            st = sys::fstat_fd(fd.get(), *norm);
+        } catch (const Error& e) {
+            if (e.code() == std::errc::no_such_file_or_directory) return std::nullopt;
+            throw Error(e.code(), shown() + ": " + e.message(), e.path());
+        }
+        if (!S_ISREG(st.st_mode)) return std::nullopt;
+        return static_cast<std::uint64_t>(st.st_size);
+    }
+
+    std::unique_ptr<sys::Reader> open_member(const std::string& name) const override {
+        auto norm = normalize_member_name(name);
+        if (!norm) throw Error(Errc::UnsafePath, shown() + ": unsafe member name " + name);
+        auto fd = std::make_shared<sys::UniqueFd>(sys::open_beneath(dir_.get(), *norm, O_RDONLY));
+        struct stat st = sys::fstat_fd(fd->get(), *norm);
+        if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, shown() + ": " + *norm + " is not a regular file");
+        return std::make_unique<sys::FileRangeReader>(fd, 0, static_cast<std::uint64_t>(st.st_size),
+                                                      shown() + "/" + *norm);
+    }
+
+private:
+    sys::UniqueFd dir_;
+};
+
+// ---- planning -------------------------------------------------------------------------------------
+
+std::string read_blob(const Source& source, const Descriptor& d, std::string_view what) {
+    std::string member = blob_member(d.digest);
+    auto size = source.member_size(member);
+    if (!size) throw Error(Errc::NotFound, std::string(what) + " " + d.digest.str() + ": blob missing from the image");
+    if (*size != d.size) {
+        throw Error(Errc::SizeMismatch, std::string(what) + " " + d.digest.str() + ": size mismatch: descriptor says " +
+                                            std::to_string(d.size) + " bytes, blob has " + std::to_string(*size));
+    }
+    std::string bytes = source.read_small(member);
+    digest::Digest got = digest::Sha256::of(bytes);
+    if (got != d.digest) {
+        throw Error(Errc::DigestMismatch, std::string(what) + " " + d.digest.str() + ": digest mismatch: got " + got.str());
+    }
+    return bytes;
+}
+
+bool is_known_layer_media_type(std::string_view t) {
+    static const std::string_view known[] = {
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.diff.tar",
+    };
+    for (auto k : known) {
+        if (t == k) return true;
+    }
+    return false;
+}
+
+void check_diff_id_count(const ImagePlan& plan, std::size_t layer_count, std::string_view what) {
+    if (plan.config.diff_ids.size() != layer_count) {
+        throw Error(Errc::Corrupt, std::string(what) + ": config lists " + std::to_string(plan.config.diff_ids.size()) +
+                                       " diff_ids but the manifest has " + std::to_string(layer_count) + " layers");
+    }
+}
+
+void add_tag(ImagePlan& plan, const std::string& name) {
+    std::string tag = normalize_tag(name);
+    for (const auto& t : plan.tags) {
+        if (t == tag) return;
+    }
+    plan.tags.push_back(tag);
+}
+
+// A ref.name annotation is either a full reference ("example.com/a:1") or only a tag ("latest");
+// a bare tag names no repository, so it cannot become an image name.
+std::optional<std::string> tag_from_annotations(const std::map<std::string, std::string>& annotations) {
+    if (auto it = annotations.find("io.containerd.image.name"); it != annotations.end()) return it->second;
+    if (auto it = annotations.find("org.opencontainers.image.ref.name"); it != annotations.end()) {
+        if (it->second.find('/') != std::string::npos || it->second.find(':') != std::string::npos) return it->second;
+    }
+    return std::nullopt;
+}
+
+ImagePlan plan_from_manifest(const Source& source, const Descriptor& manifest_desc) {
+    std::string what = "manifest " + manifest_desc.digest.str();
+    ImagePlan plan{.id = manifest_desc.digest, .config_bytes = {}, .config = {}, .manifest_digest = manifest_desc.digest,
+                   .manifest_bytes = read_blob(source, manifest_desc, "manifest"), .layers = {}, .tags = {}};
+    Manifest m = parse_manifest(plan.manifest_bytes, what, manifest_desc.media_type);
+    plan.config_bytes = read_blob(source, m.config, "config");
+    plan.id = m.config.digest;
+    plan.config = parse_config(plan.config_bytes, "config " + m.config.digest.str());
+    check_diff_id_count(plan, m.layers.size(), what);
+    for (std::size_t i = 0; i < m.layers.size(); ++i) {
+        const Descriptor& d = m.layers[i];
+        std::string layer_what = "layer " + d.digest.str();
+        if (!is_known_layer_media_type(d.media_type)) {
+            throw Error(Errc::UnsupportedMediaType, layer_what + ": unsupported media type \"" + d.media_type + "\"");
+        }
+        std::string member = blob_member(d.digest);
+        auto size = source.member_size(member);
+        if (!size) {
+            throw Error(Errc::NotFound, layer_what + (d.urls.empty() ? ": blob missing from the image"
+                                                                      : ": foreign layer not in the image (its URLs "
+                                                                        "are never fetched)"));
+        }
+        if (*size != d.size) {
+            throw Error(Errc::SizeMismatch, layer_what + ": size mismatch: descriptor says " + std::to_string(d.size) +
+                                                " bytes, blob has " + std::to_string(*size));
+        }
+        plan.layers.push_back(LayerPlan{member, d.digest, d.size, d.media_type, plan.config.diff_ids[i]});
+    }
+    return plan;
+}
+
+struct Selection {
+    std::vector<std::pair<Descriptor, std::optional<std::string>>> manifests;  // with a tag, if any
+    std::vector<std::string> seen_platforms;
+};
+
+void select_from_index(const Source& source, const Index& index, const Platform& wanted,
+                       const std::optional<std::string>& inherited_tag, int depth, bool top_level, Selection& out) {
+    if (depth > 4) throw Error(Errc::Corrupt, "image indexes nested too deeply");
+    for (const Descriptor& d : index.manifests) {
+        std::optional<std::string> tag = tag_from_annotations(d.annotations);
+        if (!tag) tag = inherited_tag;
+        if (is_index_media_type(d.media_type)) {
+            std::string bytes = read_blob(source, d, "index");
+            Index nested = parse_index(bytes, "index " + d.digest.str(), d.media_type);
+            Selection inner;
+            select_from_index(source, nested, wanted, tag, depth + 1, false, inner);
+            out.seen_platforms.insert(out.seen_platforms.end(), inner.seen_platforms.begin(),
+                                      inner.seen_platforms.end());
+            // A nested index is one multi-platform image: keep only its first match.
+            if (!inner.manifests.empty()) out.manifests.push_back(inner.manifests.front());
+        } else if (is_manifest_media_type(d.media_type)) {
+            if (d.platform) {
+                out.seen_platforms.push_back(d.platform->str());
+                if (!wanted.accepts(*d.platform)) continue;
+            }
+            out.manifests.emplace_back(d, tag);
+            if (!top_level && d.platform) return;  // first platform match wins inside an index
+        } else {
+            throw Error(Errc::UnsupportedMediaType, "index entry " + d.digest.str() + ": unsupported media type \"" +
+                                                        d.media_type + "\"");
+        }
+    }
+}
+
+std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options) {
+    Platform wanted = options.platform.value_or(Platform::host());
+    Index index = with_context("index.json", [&] { return parse_index(source.read_small("index.json"), "index.json"); });
+    Selection selection;
+    select_from_index(source, index, wanted, std::nullopt, 0, true, selection);
+    if (selection.manifests.empty()) {
+        std::string list;
+        for (const auto& p : selection.seen_platforms) list += (list.empty() ? "" : ", ") + p;
+        throw Error(Errc::NotFound, "no image for platform " + wanted.str() +
+                                        (list.empty() ? "" : " (available: " + list + ")"));
+    }
+    std::vector<ImagePlan> plans;
+    for (const auto& [desc, tag] : selection.manifests) {
+        ImagePlan plan = plan_from_manifest(source, desc);
+        if (tag) add_tag(plan, *tag);
+        plans.push_back(std::move(plan));
+    }
+    return plans;
+}
+
+std::vector<ImagePlan> plan_docker(const Source& source) {
+    auto entries = parse_docker_manifest(source.read_small("manifest.json"), "manifest.json");
+    std::vector<ImagePlan> plans;
+    for (const DockerManifestEntry& entry : entries) {
+        if (!normalize_member_name(entry.config)) {
+            throw Error(Errc::UnsafePath, "manifest.json: unsafe Config path \"" + entry.config + "\"");
+        }
+        if (!source.member_size(entry.config)) {
+            throw Error(Errc::NotFound, "manifest.json: config " + entry.config + " missing from the archive");
+        }
+        ImagePlan plan{.id = digest::Digest::sha256_hex(std::string(64, '0')), .config_bytes = {}, .config = {},
+                       .manifest_digest = std::nullopt, .manifest_bytes = {}, .layers = {}, .tags = {}};
+        plan.config_bytes = source.read_small(entry.config);
+        plan.id = digest::Sha256::of(plan.config_bytes);
+        // Docker >= 25 names blobs by digest: then the name is a claim we can check.
+        if (auto norm = normalize_member_name(entry.config); norm && norm->rfind("blobs/sha256/", 0) == 0) {
+            if (norm->substr(13) != plan.id.hex()) {
+                throw Error(Errc::DigestMismatch, "config " + entry.config + ": digest mismatch: got " + plan.id.str());
+            }
+        }
+        plan.config = parse_config(plan.config_bytes, "config " + plan.id.str());
+        check_diff_id_count(plan, entry.layers.size(), "manifest.json");
+        for (std::size_t i = 0; i < entry.layers.size(); ++i) {
+            const std::string& name = entry.layers[i];
+            auto norm = normalize_member_name(name);
+            if (!norm) throw Error(Errc::UnsafePath, "manifest.json: unsafe layer path \"" + name + "\"");
+            auto size = source.member_size(*norm);
+            if (!size) throw Error(Errc::NotFound, "layer " + name + ": missing from the archive");
+            std::optional<digest::Digest> blob_digest;
+            if (norm->rfind("blobs/sha256/", 0) == 0) blob_digest = digest::Digest::sha256_hex(norm->substr(13));
+            plan.layers.push_back(LayerPlan{*norm, blob_digest, *size, "", plan.config.diff_ids[i]});
+        }
+        for (const auto& tag : entry.repo_tags) add_tag(plan, tag);
+        plans.push_back(std::move(plan));
+    }
+    return plans;
+}
+
+}  // namespace
+
+std::string format_name(SourceFormat format) {
+    switch (format) {
+        case SourceFormat::DockerArchive: return "docker-archive";
+        case SourceFormat::OciArchive: return "oci-archive";
+        case SourceFormat::OciLayout: return "oci-layout";
+    }
+    return "unknown";
+}
+
+std::string blob_member(const digest::Digest& d) { return "blobs/" + d.algorithm() + "/" + d.hex(); }
+
+std::string Source::read_small(const std::string& name) const {
+    auto size = member_size(name);
+    if (!size) throw Error(Errc::NotFound, name + ": missing from the image");
+    if (*size > kMaxJsonBytes) {
+        throw Error(Errc::Corrupt, name + ": too large for a metadata document (" + std::to_string(*size) + " bytes)");
+    }
+    auto reader = open_member(name);
+    std::string data(*size, '\0');
+    std::size_t done = 0;
+    while (done < data.size()) {
+        std::size_t n = reader->read(data.data() + done, data.size() - done);
+        if (n == 0) throw Error(Errc::Corrupt, name + ": unexpected end of file");
+        done += n;
+    }
+    return data;
+}
+
+std::unique_ptr<Source> Source::open(const std::string& path) {
+    std::string shown = base_name(path);
+    sys::UniqueFd fd = sys::open_at(AT_FDCWD, path, O_RDONLY, 0, path);
+    struct stat st = sys::fstat_fd(fd.get(), path);
+    if (S_ISDIR(st.st_mode)) return std::make_unique<LayoutSource>(shown, std::move(fd));
+    if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, path + ": not a regular file or directory");
+    if (st.st_size == 0) throw Error(Errc::Corrupt, shown + ": empty file");
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    return std::make_unique<TarSource>(shown, std::move(fd), static_cast<std::uint64_t>(st.st_size));
+}
+
+std::vector<ImagePlan> plan_images(const Source& source, const PlanOptions& options) {
+    if (source.format() == SourceFormat::DockerArchive) {
+        // A Docker >= 25 archive is also an OCI layout; manifest.json is what docker itself reads.
+        return plan_docker(source);
+    }
+    return plan_oci(source, options);
+}
+
+}  // namespace imgtool::image

@@ -1,0 +1,267 @@
+#include "imgtool/image/types.hpp"
+
+#include <sys/utsname.h>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
+#include "imgtool/image/json.hpp"
+
+namespace imgtool::image {
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void bad(std::string_view what, const std::string& reason) {
+    throw Error(Errc::Corrupt, std::string(what) + ": " + reason);
+}
+
+const json& require(const json& obj, const char* key, json::value_t type, std::string_view what) {
+    auto it = obj.find(key);
+    if (it == obj.end()) bad(what, std::string("missing \"") + key + "\"");
+    if (it->type() != type && !(type == json::value_t::number_unsigned && it->is_number_unsigned())) {
+        bad(what, std::string("\"") + key + "\" has the wrong type (" + it->type_name() + ")");
+    }
+    return *it;
+}
+
+std::string optional_string(const json& obj, const char* key, std::string_view what) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return {};
+    if (!it->is_string()) bad(what, std::string("\"") + key + "\" is not a string");
+    return it->get<std::string>();
+}
+
+json require_object_doc(std::string_view bytes, std::string_view what) {
+    json doc = parse_json_strict(bytes, what);
+    if (!doc.is_object()) bad(what, "not a JSON object");
+    return doc;
+}
+
+void check_schema_version(const json& doc, std::string_view what) {
+    auto it = doc.find("schemaVersion");
+    if (it == doc.end()) return;  // docker's manifest.json-derived documents omit it
+    if (!it->is_number_integer()) bad(what, "\"schemaVersion\" is not a number");
+    if (it->get<long long>() == 1) {
+        throw Error(Errc::Unsupported, std::string(what) + ": schema1 manifests are not supported");
+    }
+    if (it->get<long long>() != 2) bad(what, "unsupported schemaVersion " + it->dump());
+}
+
+// The document's own mediaType, if present, must agree with the descriptor that pointed at it
+// (CVE-2021-41190: an ambiguous document can be read as an index by one tool and a manifest by another).
+void check_media_type(const json& doc, std::string_view expected, std::string_view what) {
+    std::string own = optional_string(doc, "mediaType", what);
+    if (!own.empty() && !expected.empty() && own != expected) {
+        bad(what, "mediaType \"" + printable(own) + "\" disagrees with its descriptor (\"" + printable(expected) +
+                      "\")");
+    }
+}
+
+Platform parse_platform(const json& obj, std::string_view what) {
+    if (!obj.is_object()) bad(what, "\"platform\" is not an object");
+    Platform p;
+    p.os = optional_string(obj, "os", what);
+    p.architecture = optional_string(obj, "architecture", what);
+    p.variant = optional_string(obj, "variant", what);
+    return p;
+}
+
+Descriptor parse_descriptor(const json& obj, std::string_view what) {
+    if (!obj.is_object()) bad(what, "descriptor is not an object");
+    Descriptor d;
+    d.media_type = require(obj, "mediaType", json::value_t::string, what).get<std::string>();
+    const json& dig = require(obj, "digest", json::value_t::string, what);
+    try {
+        d.digest = digest::Digest::parse(dig.get<std::string>());
+    } catch (Error& e) {
+        e.add_context(what);
+        throw;
+    }
+    const json& size = obj.contains("size") ? obj.at("size") : json();
+    if (!size.is_number_unsigned() && !(size.is_number_integer() && size.get<long long>() >= 0)) {
+        bad(what, "descriptor " + d.digest.str() + ": \"size\" missing or not a non-negative integer");
+    }
+    d.size = size.get<std::uint64_t>();
+    if (auto it = obj.find("platform"); it != obj.end() && !it->is_null()) d.platform = parse_platform(*it, what);
+    if (auto it = obj.find("annotations"); it != obj.end() && !it->is_null()) {
+        if (!it->is_object()) bad(what, "\"annotations\" is not an object");
+        for (auto& [k, v] : it->items()) {
+            if (!v.is_string()) bad(what, "annotation \"" + printable(k) + "\" is not a string");
+            d.annotations[k] = v.get<std::string>();
+        }
+    }
+    if (auto it = obj.find("urls"); it != obj.end() && !it->is_null()) {
+        if (!it->is_array()) bad(what, "\"urls\" is not an array");
+        for (auto& u : *it) {
+            if (!u.is_string()) bad(what, "\"urls\" entry is not a string");
+            d.urls.push_back(u.get<std::string>());
+        }
+    }
+    return d;
+}
+
+}  // namespace
+
+Descriptor::Descriptor() : digest(digest::Digest::sha256_hex(std::string(64, '0'))) {}
+
+std::string Platform::str() const {
+    std::string s = os + "/" + architecture;
+    if (!variant.empty()) s += "/" + variant;
+    return s;
+}
+
+Platform Platform::parse(std::string_view text) {
+    auto parts = split(text, '/');
+    if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
+        throw Error(Errc::InvalidArgument, "invalid platform \"" + printable(text) + "\": expected os/arch[/variant]");
+    }
+    Platform p{parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
+    return p;
+}
+
+Platform Platform::host() {
+    struct utsname u {};
+    ::uname(&u);
+    std::string machine = u.machine;
+    Platform p{"linux", machine, ""};
+    if (machine == "x86_64") {
+        p.architecture = "amd64";
+    } else if (machine == "aarch64" || machine == "arm64") {
+        p.architecture = "arm64";
+    } else if (machine == "armv7l") {
+        p.architecture = "arm";
+        p.variant = "v7";
+    } else if (machine == "i686" || machine == "i386") {
+        p.architecture = "386";
+    } else if (machine == "ppc64le") {
+        p.architecture = "ppc64le";
+    } else if (machine == "s390x") {
+        p.architecture = "s390x";
+    } else if (machine == "riscv64") {
+        p.architecture = "riscv64";
+    }
+    return p;
+}
+
+bool Platform::accepts(const Platform& candidate) const {
+    if (candidate.os != os || candidate.architecture != architecture) return false;
+    if (variant.empty() || variant == candidate.variant) return true;
+    // arm64 images usually omit "v8".
+    return architecture == "arm64" && variant == "v8" && candidate.variant.empty();
+}
+
+bool is_index_media_type(std::string_view media_type) {
+    return media_type == media::kOciIndex || media_type == media::kDockerList;
+}
+
+bool is_manifest_media_type(std::string_view media_type) {
+    return media_type == media::kOciManifest || media_type == media::kDockerManifest;
+}
+
+Index parse_index(std::string_view bytes, std::string_view what, std::string_view expected_media_type) {
+    json doc = require_object_doc(bytes, what);
+    check_schema_version(doc, what);
+    check_media_type(doc, expected_media_type, what);
+    if (doc.contains("layers") || doc.contains("config")) {
+        bad(what, "document has both \"manifests\" and \"layers\"/\"config\": ambiguous index/manifest");
+    }
+    const json& list = require(doc, "manifests", json::value_t::array, what);
+    Index index;
+    for (const json& entry : list) index.manifests.push_back(parse_descriptor(entry, what));
+    return index;
+}
+
+Manifest parse_manifest(std::string_view bytes, std::string_view what, std::string_view expected_media_type) {
+    json doc = require_object_doc(bytes, what);
+    check_schema_version(doc, what);
+    if (!doc.contains("schemaVersion")) bad(what, "missing \"schemaVersion\"");
+    check_media_type(doc, expected_media_type, what);
+    if (doc.contains("manifests")) {
+        bad(what, "document has both \"manifests\" and \"layers\"/\"config\": ambiguous index/manifest");
+    }
+    Manifest m;
+    m.config = parse_descriptor(require(doc, "config", json::value_t::object, what), what);
+    for (const json& entry : require(doc, "layers", json::value_t::array, what)) {
+        m.layers.push_back(parse_descriptor(entry, what));
+    }
+    return m;
+}
+
+ImageConfig parse_config(std::string_view bytes, std::string_view what) {
+    json doc = require_object_doc(bytes, what);
+    ImageConfig c;
+    c.platform.os = optional_string(doc, "os", what);
+    c.platform.architecture = optional_string(doc, "architecture", what);
+    c.platform.variant = optional_string(doc, "variant", what);
+    c.created = optional_string(doc, "created", what);
+    if (auto it = doc.find("config"); it != doc.end() && !it->is_null()) {
+        if (!it->is_object()) bad(what, "\"config\" is not an object");
+        c.config = *it;
+    } else {
+        c.config = json::object();
+    }
+    const json& rootfs = require(doc, "rootfs", json::value_t::object, what);
+    std::string type = optional_string(rootfs, "type", what);
+    if (type != "layers") bad(what, "rootfs.type is \"" + printable(type) + "\", expected \"layers\"");
+    const json& ids = rootfs.contains("diff_ids") ? rootfs.at("diff_ids") : json();
+    if (!ids.is_array()) bad(what, "rootfs.diff_ids missing or not an array");
+    for (const json& id : ids) {
+        if (!id.is_string()) bad(what, "rootfs.diff_ids entry is not a string");
+        try {
+            c.diff_ids.push_back(digest::Digest::parse(id.get<std::string>()));
+        } catch (Error& e) {
+            e.add_context(std::string(what) + ": rootfs.diff_ids");
+            throw;
+        }
+    }
+    return c;
+}
+
+std::vector<DockerManifestEntry> parse_docker_manifest(std::string_view bytes, std::string_view what) {
+    json doc = parse_json_strict(bytes, what);
+    if (!doc.is_array()) bad(what, "not a JSON array");
+    if (doc.empty()) bad(what, "lists no image");
+    std::vector<DockerManifestEntry> entries;
+    for (const json& item : doc) {
+        if (!item.is_object()) bad(what, "entry is not an object");
+        DockerManifestEntry e;
+        e.config = require(item, "Config", json::value_t::string, what).get<std::string>();
+        for (const json& layer : require(item, "Layers", json::value_t::array, what)) {
+            if (!layer.is_string()) bad(what, "\"Layers\" entry is not a string");
+            e.layers.push_back(layer.get<std::string>());
+        }
+        if (auto it = item.find("RepoTags"); it != item.end() && !it->is_null()) {
+            if (!it->is_array()) bad(what, "\"RepoTags\" is not an array");
+            for (const json& tag : *it) {
+                if (!tag.is_string()) bad(what, "\"RepoTags\" entry is not a string");
+                e.repo_tags.push_back(tag.get<std::string>());
+            }
+        }
+        entries.push_back(std::move(e));
+    }
+    return entries;
+}
+
+std::string normalize_tag(std::string_view name) {
+    if (name.empty() || name.size() > 255) {
+        throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\"");
+    }
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '-' || c == '_' || c == '/' || c == ':' || c == '@';
+        if (!ok) throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\"");
+    }
+    if (name.find('@') != std::string_view::npos) {
+        throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\": digests are not tags");
+    }
+    // A ':' after the last '/' separates the tag; one before it is a registry port.
+    auto slash = name.rfind('/');
+    auto colon = name.rfind(':');
+    bool has_tag = colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash);
+    if (has_tag && colon + 1 == name.size()) {
+        throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\": empty tag");
+    }
+    return has_tag ? std::string(name) : std::string(name) + ":latest";
+}
+
+}  // namespace imgtool::image

@@ -1,0 +1,420 @@
+#include "imgtool/layer/unpack.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
+#include "imgtool/layer/entry_path.hpp"
+#include "imgtool/sys/files.hpp"
+
+namespace imgtool::layer {
+namespace {
+
+using sys::UniqueFd;
+
+constexpr std::size_t kReadChunk = 1 << 20;
+
+struct ArchiveDeleter {
+    void operator()(struct archive* a) const { archive_read_free(a); }
+};
+
+// Feeds libarchive from our Reader; an exception is parked and rethrown after libarchive returns.
+struct CallbackContext {
+    sys::Reader* reader;
+    const std::atomic<bool>* cancel;
+    std::vector<char> buffer = std::vector<char>(kReadChunk);
+    std::exception_ptr error;
+};
+
+la_ssize_t read_callback(struct archive* a, void* opaque, const void** out) {
+    auto* ctx = static_cast<CallbackContext*>(opaque);
+    try {
+        if (ctx->cancel && ctx->cancel->load(std::memory_order_relaxed)) {
+            throw Error(Errc::Busy, "cancelled");
+        }
+        std::size_t n = ctx->reader->read(ctx->buffer.data(), ctx->buffer.size());
+        *out = ctx->buffer.data();
+        return static_cast<la_ssize_t>(n);
+    } catch (...) {
+        ctx->error = std::current_exception();
+        archive_set_error(a, EIO, "read failed");
+        return -1;
+    }
+}
+
+bool is_overlay_xattr(std::string_view name) {
+    return name.substr(0, 16) == "trusted.overlay." || name.substr(0, 13) == "user.overlay.";
+}
+
+[[noreturn]] void throw_archive(struct archive* a) {
+    const char* reason = archive_error_string(a);
+    throw Error(Errc::Corrupt, std::string("corrupt layer tar: ") + (reason ? reason : "read error"));
+}
+
+struct DeferredDir {
+    std::string path;
+    mode_t mode;
+    struct timespec times[2];
+};
+
+class Unpacker {
+public:
+    Unpacker(int root_fd, const UnpackOptions& options) : root_fd_(root_fd), options_(options) {}
+
+    void entry(struct archive* a, struct archive_entry* e) {
+        const char* raw = archive_entry_pathname(e);
+        if (raw == nullptr) throw Error(Errc::Corrupt, "entry without a usable name");
+        name_ = raw;
+        auto path = clean_entry_path(name_);
+        if (!path) throw Error(Errc::UnsafePath, printable(name_) + ": path escapes the layer root");
+        ++stats_.entries;
+        mode_t type = archive_entry_filetype(e);
+
+        if (path->empty()) {
+            if (type != AE_IFDIR || archive_entry_hardlink(e) != nullptr) {
+                throw Error(Errc::UnsafePath, printable(name_) + ": the layer root entry is not a directory");
+            }
+            UniqueFd fd = sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY);
+            apply_owner_and_xattrs_fd(fd.get(), e);
+            defer_dir("", e);
+            return;
+        }
+
+        auto [parent, base] = split_parent(*path);
+        Whiteout wh = classify_whiteout(base);
+        switch (wh.kind) {
+            case WhiteoutKind::Meta: return;
+            case WhiteoutKind::Invalid:
+                throw Error(Errc::UnsafePath, printable(name_) + ": invalid whiteout name");
+            case WhiteoutKind::Opaque: {
+                int dir = parent_dir(parent);
+                if (::fsetxattr(dir, "trusted.overlay.opaque", "y", 1, 0) != 0) throw_errno("setxattr", shown());
+                ++stats_.whiteouts;
+                return;
+            }
+            case WhiteoutKind::Whiteout: {
+                int dir = parent_dir(parent);
+                remove_existing(dir, wh.target);
+                if (::mknodat(dir, wh.target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) throw_errno("mknod", shown());
+                ++stats_.whiteouts;
+                return;
+            }
+            case WhiteoutKind::None: break;
+        }
+
+        int dir = parent_dir(parent);
+        if (const char* link = archive_entry_hardlink(e)) {
+            make_hardlink(dir, base, link);
+            return;
+        }
+        auto existing = sys::lstat_at(dir, base);
+        if (existing && !(S_ISDIR(existing->st_mode) && type == AE_IFDIR)) remove_existing(dir, base);
+
+        switch (type) {
+            case AE_IFREG: make_file(a, dir, base, e); break;
+            case AE_IFDIR: make_dir(dir, base, *path, e, existing && S_ISDIR(existing->st_mode)); break;
+            case AE_IFLNK: make_symlink(dir, base, e); break;
+            case AE_IFCHR:
+            case AE_IFBLK:
+            case AE_IFIFO: make_node(dir, base, type, e); break;
+            default: break;  // sockets and unknown types carry nothing a rootfs needs
+        }
+        if (options_.progress && (stats_.entries & 4095) == 0) options_.progress(stats_);
+    }
+
+    void finish() {
+        // Directory modes and times last: creating children would change the times, and a restrictive
+        // mode could block them. Each directory is re-resolved with no symlinks allowed at all, so a
+        // directory that a later entry replaced with a symlink is skipped, never followed.
+        for (const DeferredDir& d : deferred_) {
+            int err = 0;
+            UniqueFd fd = d.path.empty() ? sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY)
+                                         : open_no_symlinks(d.path, err);
+            if (!fd) {
+                if (err == ENOENT || err == ENOTDIR || err == ELOOP || err == EXDEV) continue;
+                throw_errno(err, "open", d.path);
+            }
+            if (::fchmod(fd.get(), d.mode) != 0) throw_errno("chmod", d.path);
+            if (::futimens(fd.get(), d.times) != 0) throw_errno("utimes", d.path);
+        }
+        if (options_.progress) options_.progress(stats_);
+    }
+
+    const UnpackStats& stats() const { return stats_; }
+    const std::string& current_name() const { return name_; }
+
+private:
+    std::string shown() const { return printable(name_); }
+
+    // No symlink at all may appear on the way: a fix-up must never follow one.
+    UniqueFd open_no_symlinks(const std::string& path, int& err) {
+        try {
+            return sys::open_beneath(root_fd_, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        } catch (const Error& e) {
+            err = e.code().value();
+            return {};
+        }
+    }
+
+    // The directory that will hold an entry, created (0755, root) where the tar omits it. Resolution
+    // happens inside the layer root, so symlinks in the path can never lead out of it.
+    int parent_dir(const std::string& parent) {
+        if (cached_parent_fd_ && parent == cached_parent_) return cached_parent_fd_.get();
+        int err = 0;
+        UniqueFd fd = sys::open_in_root(root_fd_, parent, O_RDONLY | O_DIRECTORY, err);
+        if (!fd && err == ENOENT) fd = create_parents(parent);
+        if (!fd) throw_errno(err, "open parent of", shown());
+        cached_parent_ = parent;
+        cached_parent_fd_ = std::move(fd);
+        return cached_parent_fd_.get();
+    }
+
+    UniqueFd create_parents(const std::string& parent) {
+        UniqueFd current = sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY);
+        std::string prefix;
+        for (const std::string& part : split(parent, '/')) {
+            prefix += (prefix.empty() ? "" : "/") + part;
+            int err = 0;
+            UniqueFd next = sys::open_in_root(root_fd_, prefix, O_RDONLY | O_DIRECTORY, err);
+            if (!next && err == ENOENT) {
+                if (::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
+                next = sys::open_in_root(root_fd_, prefix, O_RDONLY | O_DIRECTORY, err);
+            }
+            if (!next) throw_errno(err, "open parent of", shown());
+            current = std::move(next);
+        }
+        return current;
+    }
+
+    void remove_existing(int dir, const std::string& base) {
+        auto st = sys::lstat_at(dir, base);
+        if (!st) return;
+        sys::remove_tree_at(dir, base);
+        // A removed directory may have been the cached parent (or above it).
+        if (S_ISDIR(st->st_mode)) cached_parent_fd_.reset();
+    }
+
+    static void check_id(la_int64_t id, const std::string& what) {
+        if (id < 0 || id > 0xfffffffeLL) throw Error(Errc::Corrupt, what + ": owner id out of range");
+    }
+
+    void set_xattrs(struct archive_entry* e, const std::function<int(const char*, const void*, size_t)>& set) {
+        archive_entry_xattr_reset(e);
+        const char* xname;
+        const void* value;
+        size_t size;
+        while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
+            if (is_overlay_xattr(xname)) {
+                ++stats_.dropped_xattrs;  // smuggled overlay metadata must never act as a whiteout or redirect
+                continue;
+            }
+            if (set(xname, value, size) != 0) {
+                if (errno == ENOTSUP || errno == EOPNOTSUPP) continue;  // e.g. user.* on a symlink
+                throw_errno("setxattr", shown() + " (" + printable(xname) + ")");
+            }
+        }
+    }
+
+    void apply_owner_and_xattrs_fd(int fd, struct archive_entry* e) {
+        check_id(archive_entry_uid(e), shown());
+        check_id(archive_entry_gid(e), shown());
+        if (::fchown(fd, static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))) != 0) {
+            throw_errno("chown", shown());
+        }
+        set_xattrs(e, [fd](const char* n, const void* v, size_t s) { return ::fsetxattr(fd, n, v, s, 0); });
+    }
+
+    static void entry_times(struct archive_entry* e, struct timespec times[2]) {
+        times[1].tv_sec = archive_entry_mtime(e);
+        times[1].tv_nsec = archive_entry_mtime_nsec(e);
+        if (archive_entry_atime_is_set(e)) {
+            times[0].tv_sec = archive_entry_atime(e);
+            times[0].tv_nsec = archive_entry_atime_nsec(e);
+        } else {
+            times[0] = times[1];
+        }
+    }
+
+    void make_file(struct archive* a, int dir, const std::string& base, struct archive_entry* e) {
+        int raw = ::openat(dir, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (raw < 0) throw_errno("create", shown());
+        UniqueFd fd(raw);
+        const void* block;
+        size_t size;
+        la_int64_t offset;
+        la_int64_t end = 0;
+        while (true) {
+            int rc = archive_read_data_block(a, &block, &size, &offset);
+            if (rc == ARCHIVE_EOF) break;
+            if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) throw_archive(a);
+            // pwrite at libarchive's offsets keeps sparse entries sparse.
+            const char* p = static_cast<const char*>(block);
+            size_t left = size;
+            off_t at = offset;
+            while (left > 0) {
+                ssize_t n = ::pwrite(fd.get(), p, left, at);
+                if (n < 0) {
+                    if (errno == EINTR) continue;
+                    throw_errno("write", shown());
+                }
+                p += n;
+                left -= static_cast<size_t>(n);
+                at += n;
+            }
+            end = std::max<la_int64_t>(end, offset + static_cast<la_int64_t>(size));
+        }
+        la_int64_t logical = archive_entry_size(e);
+        if (logical > end && ::ftruncate(fd.get(), logical) != 0) throw_errno("truncate", shown());
+        stats_.file_bytes += static_cast<std::uint64_t>(std::max<la_int64_t>(logical, end));
+        apply_owner_and_xattrs_fd(fd.get(), e);
+        // chmod after chown: chown clears setuid/setgid.
+        if (::fchmod(fd.get(), archive_entry_perm(e) & 07777) != 0) throw_errno("chmod", shown());
+        struct timespec times[2];
+        entry_times(e, times);
+        if (::futimens(fd.get(), times) != 0) throw_errno("utimes", shown());
+    }
+
+    void make_dir(int dir, const std::string& base, const std::string& path, struct archive_entry* e,
+                  bool exists) {
+        if (!exists && ::mkdirat(dir, base.c_str(), 0700) != 0) throw_errno("mkdir", shown());
+        int raw = ::openat(dir, base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (raw < 0) throw_errno("open", shown());
+        UniqueFd fd(raw);
+        apply_owner_and_xattrs_fd(fd.get(), e);
+        defer_dir(path, e);
+    }
+
+    void defer_dir(const std::string& path, struct archive_entry* e) {
+        DeferredDir d{path, static_cast<mode_t>(archive_entry_perm(e) & 07777), {}};
+        entry_times(e, d.times);
+        deferred_.push_back(d);
+    }
+
+    // Metadata for entries that cannot be opened (symlinks, device nodes, fifos): by name in a parent
+    // fd we own, never following the final component.
+    void apply_by_name(int dir, const std::string& base, struct archive_entry* e, bool is_symlink) {
+        check_id(archive_entry_uid(e), shown());
+        check_id(archive_entry_gid(e), shown());
+        if (::fchownat(dir, base.c_str(), static_cast<uid_t>(archive_entry_uid(e)),
+                       static_cast<gid_t>(archive_entry_gid(e)), AT_SYMLINK_NOFOLLOW) != 0) {
+            throw_errno("chown", shown());
+        }
+        if (!is_symlink) {
+            // The node was just created by mknodat in a directory only we can reach; it is not a link.
+            if (::fchmodat(dir, base.c_str(), archive_entry_perm(e) & 07777, 0) != 0) throw_errno("chmod", shown());
+        }
+        std::string via = "/proc/self/fd/" + std::to_string(dir) + "/" + base;
+        set_xattrs(e, [&via](const char* n, const void* v, size_t s) { return ::lsetxattr(via.c_str(), n, v, s, 0); });
+        struct timespec times[2];
+        entry_times(e, times);
+        if (::utimensat(dir, base.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("utimes", shown());
+    }
+
+    void make_symlink(int dir, const std::string& base, struct archive_entry* e) {
+        const char* target = archive_entry_symlink(e);
+        if (target == nullptr) target = "";
+        if (::symlinkat(target, dir, base.c_str()) != 0) throw_errno("symlink", shown());
+        apply_by_name(dir, base, e, true);
+    }
+
+    void make_node(int dir, const std::string& base, mode_t type, struct archive_entry* e) {
+        dev_t dev = 0;
+        if (type != AE_IFIFO) {
+            unsigned long major = archive_entry_rdevmajor(e), minor = archive_entry_rdevminor(e);
+            if (major >= (1u << 12) || minor >= (1u << 20)) {
+                throw Error(Errc::Corrupt, shown() + ": device number " + std::to_string(major) + ":" +
+                                               std::to_string(minor) + " out of range");
+            }
+            if (type == AE_IFCHR && major == 0 && minor == 0) {
+                throw Error(Errc::UnsafePath, shown() + ": character device 0:0 is reserved for whiteouts "
+                                                        "(use a .wh. name)");
+            }
+            dev = makedev(major, minor);
+        }
+        mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
+        if (::mknodat(dir, base.c_str(), kind | 0600, dev) != 0) throw_errno("mknod", shown());
+        apply_by_name(dir, base, e, false);
+    }
+
+    void make_hardlink(int dir, const std::string& base, const char* raw_target) {
+        auto target = clean_entry_path(raw_target);
+        if (!target || target->empty()) {
+            throw Error(Errc::UnsafePath, shown() + ": hardlink target " + printable(raw_target) +
+                                              " escapes the layer root");
+        }
+        auto [tparent, tbase] = split_parent(*target);
+        int err = 0;
+        UniqueFd tdir = sys::open_in_root(root_fd_, tparent, O_RDONLY | O_DIRECTORY, err);
+        if (!tdir) throw_errno(err, "hardlink target", printable(raw_target));
+        auto tst = sys::lstat_at(tdir.get(), tbase);
+        if (!tst) throw Error(Errc::NotFound, shown() + ": hardlink target " + printable(raw_target) + " does not exist");
+        if (S_ISDIR(tst->st_mode)) {
+            throw Error(Errc::UnsafePath, shown() + ": hardlink to a directory (" + printable(raw_target) + ")");
+        }
+        auto existing = sys::lstat_at(dir, base);
+        if (existing && existing->st_dev == tst->st_dev && existing->st_ino == tst->st_ino) return;
+        if (existing) remove_existing(dir, base);
+        // flags 0: link the target entry itself, even if it is a symlink, never what it points to.
+        if (::linkat(tdir.get(), tbase.c_str(), dir, base.c_str(), 0) != 0) throw_errno("link", shown());
+    }
+
+    int root_fd_;
+    const UnpackOptions& options_;
+    UnpackStats stats_;
+    std::string name_;
+    std::string cached_parent_;
+    UniqueFd cached_parent_fd_;
+    std::vector<DeferredDir> deferred_;
+
+};
+
+}  // namespace
+
+UnpackStats unpack_layer(sys::Reader& tar_stream, int root_fd, const UnpackOptions& options) {
+    std::unique_ptr<struct archive, ArchiveDeleter> a(archive_read_new());
+    if (!a) throw Error(Errc::Unsupported, "libarchive: out of memory");
+    archive_read_support_format_tar(a.get());
+    CallbackContext ctx{&tar_stream, options.cancel, std::vector<char>(kReadChunk), nullptr};
+    Unpacker unpacker(root_fd, options);
+    auto rethrow_parked = [&] {
+        if (ctx.error) std::rethrow_exception(ctx.error);
+    };
+    if (archive_read_open(a.get(), &ctx, nullptr, read_callback, nullptr) != ARCHIVE_OK) {
+        rethrow_parked();
+        throw_archive(a.get());
+    }
+    struct archive_entry* entry;
+    while (true) {
+        int rc = archive_read_next_header(a.get(), &entry);
+        if (rc == ARCHIVE_EOF) break;
+        if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) {
+            rethrow_parked();
+            throw_archive(a.get());
+        }
+        try {
+            unpacker.entry(a.get(), entry);
+        } catch (Error& e) {
+            rethrow_parked();
+            if (e.message().find(printable(unpacker.current_name())) == std::string::npos) {
+                e.add_context(printable(unpacker.current_name()));
+            }
+            throw;
+        }
+    }
+    rethrow_parked();
+    unpacker.finish();
+    return unpacker.stats();
+}
+
+}  // namespace imgtool::layer

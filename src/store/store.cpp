@@ -1,0 +1,319 @@
+#include "imgtool/store/store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <functional>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/log.hpp"
+#include "imgtool/core/strings.hpp"
+#include "imgtool/digest/sha256.hpp"
+#include "imgtool/sys/files.hpp"
+
+namespace imgtool::store {
+namespace {
+
+using json = nlohmann::json;
+using digest::Digest;
+
+constexpr std::uint64_t kActivityLock = 0;
+constexpr std::uint64_t kMetadataLock = 1;
+constexpr std::uint64_t kLayerLockBase = 1ULL << 32;
+constexpr std::uint64_t kMaxRecordBytes = 4 << 20;
+
+std::uint64_t layer_lock_offset(const Digest& d) {
+    // 40 bits of the digest: distinct layers practically never share a lock byte (and sharing one
+    // would only serialise them).
+    return kLayerLockBase + std::stoull(d.hex().substr(0, 10), nullptr, 16);
+}
+
+std::vector<std::string> list_dir(int dirfd, const std::string& shown) {
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_errno("open", shown);
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+        ::close(fd);
+        throw_errno("opendir", shown);
+    }
+    std::vector<std::string> names;
+    while (struct dirent* ent = ::readdir(dir)) {
+        std::string name = ent->d_name;
+        if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(dir);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+json record_to_json(const ImageRecord& r) {
+    json j = {{"id", r.id.str()},     {"created", r.created}, {"architecture", r.architecture},
+              {"os", r.os},           {"size", r.size},       {"layers", json::array()}};
+    if (r.manifest_digest) j["manifest_digest"] = r.manifest_digest->str();
+    for (const auto& l : r.layers) j["layers"].push_back(l.str());
+    return j;
+}
+
+ImageRecord record_from_json(const json& j, const std::string& shown) {
+    try {
+        ImageRecord r{.id = Digest::parse(j.at("id").get<std::string>()),
+                      .manifest_digest = std::nullopt,
+                      .layers = {},
+                      .created = j.value("created", ""),
+                      .architecture = j.value("architecture", ""),
+                      .os = j.value("os", ""),
+                      .size = j.value("size", std::uint64_t{0})};
+        if (j.contains("manifest_digest")) r.manifest_digest = Digest::parse(j.at("manifest_digest").get<std::string>());
+        for (const auto& l : j.at("layers")) r.layers.push_back(Digest::parse(l.get<std::string>()));
+        return r;
+    } catch (const json::exception& e) {
+        throw Error(Errc::Corrupt, shown + ": corrupt image record: " + e.what());
+    }
+}
+
+}  // namespace
+
+// ---- Staging ----
+
+Staging::Staging(Staging&& o) noexcept
+    : tmp_fd_(o.tmp_fd_), name_(std::move(o.name_)), dir_fd_(std::move(o.dir_fd_)), diff_fd_(std::move(o.diff_fd_)) {
+    o.name_.clear();
+}
+
+Staging& Staging::operator=(Staging&& o) noexcept {
+    if (this != &o) {
+        this->~Staging();
+        new (this) Staging(std::move(o));
+    }
+    return *this;
+}
+
+Staging::~Staging() {
+    if (name_.empty()) return;
+    diff_fd_.reset();
+    dir_fd_.reset();
+    try {
+        sys::remove_tree_at(tmp_fd_, name_);
+    } catch (const Error& e) {
+        log::notice(std::string("cannot remove staging directory: ") + e.what());
+    }
+}
+
+// ---- Store ----
+
+std::string Store::default_root() {
+    if (const char* env = std::getenv("IMGTOOL_ROOT"); env != nullptr && *env != '\0') return env;
+    return "/var/lib/imgtool";
+}
+
+Store::Store(const std::string& root, Access access) : root_(root), access_(access) {
+    // Create the root 0700 (and its parents as needed); an existing root is tightened to 0700.
+    for (std::size_t pos = 1; pos <= root.size();) {
+        std::size_t next = std::min(root.find('/', pos), root.size());
+        std::string prefix = root.substr(0, next);
+        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
+        pos = next + 1;
+    }
+    root_fd_ = sys::open_at(AT_FDCWD, root, O_RDONLY | O_DIRECTORY, 0, root);
+    struct stat st = sys::fstat_fd(root_fd_.get(), root);
+    if ((st.st_mode & 07777) != 0700 && ::fchmod(root_fd_.get(), 0700) != 0) throw_errno("chmod", root);
+    lock_fd_ = sys::open_at(root_fd_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600, root + "/lock");
+    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "tmp"}) {
+        sys::mkdir_at(root_fd_.get(), dir, 0700, true);
+    }
+    tmp_fd_ = sys::open_beneath(root_fd_.get(), "tmp", O_RDONLY | O_DIRECTORY);
+
+    // If nobody else is active, this process may clear what crashed processes left in tmp/.
+    activity_ = sys::RangeLock::try_lock(lock_fd_.get(), kActivityLock, sys::LockMode::Exclusive, root + "/lock");
+    if (activity_.locked()) {
+        clean_leftovers();
+        if (access == Access::Shared) activity_.convert(sys::LockMode::Shared);
+    } else {
+        activity_ = sys::RangeLock(lock_fd_.get(), kActivityLock,
+                                   access == Access::Shared ? sys::LockMode::Shared : sys::LockMode::Exclusive,
+                                   root + "/lock");
+        if (access == Access::Exclusive) clean_leftovers();
+    }
+}
+
+void Store::clean_leftovers() {
+    for (const std::string& name : list_dir(tmp_fd_.get(), root_ + "/tmp")) {
+        log::debug("removing leftover " + root_ + "/tmp/" + name);
+        sys::remove_tree_at(tmp_fd_.get(), name);  // never follows symlinks
+    }
+}
+
+bool Store::has_blob(const Digest& d) const {
+    return sys::lstat_at(root_fd_.get(), "blobs/sha256/" + d.hex()).has_value();
+}
+
+void Store::put_blob(const Digest& d, std::string_view bytes) {
+    Digest got = digest::Sha256::of(bytes);
+    if (got != d) throw Error(Errc::DigestMismatch, "blob " + d.str() + ": digest mismatch: got " + got.str());
+    if (has_blob(d)) return;
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "blobs/sha256", O_RDONLY | O_DIRECTORY);
+    sys::atomic_write_file(dir.get(), d.hex(), bytes, 0444);
+}
+
+std::string Store::read_blob(const Digest& d) const {
+    return sys::read_file_at(root_fd_.get(), "blobs/sha256/" + d.hex(), 64 << 20);
+}
+
+std::string Store::layer_dir(const Digest& diff_id) const { return root_ + "/layers/" + diff_id.hex() + "/diff"; }
+
+bool Store::has_layer(const Digest& diff_id) const {
+    return sys::lstat_at(root_fd_.get(), "layers/" + diff_id.hex()).has_value();
+}
+
+std::optional<LayerInfo> Store::layer_info(const Digest& diff_id) const {
+    std::string name = "layers/" + diff_id.hex() + "/layer.json";
+    if (!sys::lstat_at(root_fd_.get(), name)) return std::nullopt;
+    json j = json::parse(sys::read_file_at(root_fd_.get(), name, kMaxRecordBytes), nullptr, false);
+    if (j.is_discarded()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
+    LayerInfo info{.diff_id = diff_id,
+                   .size = j.value("size", std::uint64_t{0}),
+                   .entries = j.value("entries", std::uint64_t{0}),
+                   .blob_digest = std::nullopt,
+                   .compression = j.value("compression", "")};
+    if (j.contains("blob")) info.blob_digest = Digest::parse(j["blob"].get<std::string>());
+    return info;
+}
+
+sys::RangeLock Store::lock_layer(const Digest& diff_id) {
+    return sys::RangeLock(lock_fd_.get(), layer_lock_offset(diff_id), sys::LockMode::Exclusive, root_ + "/lock");
+}
+
+Staging Store::new_staging() {
+    std::string name = sys::unique_name("layer-");
+    sys::mkdir_at(tmp_fd_.get(), name, 0700, false);
+    sys::UniqueFd dir = sys::open_beneath(tmp_fd_.get(), name, O_RDONLY | O_DIRECTORY);
+    sys::mkdir_at(dir.get(), "diff", 0755, false);
+    sys::UniqueFd diff = sys::open_beneath(dir.get(), "diff", O_RDONLY | O_DIRECTORY);
+    return Staging(tmp_fd_.get(), name, std::move(dir), std::move(diff));
+}
+
+void Store::sync() {
+    if (::syncfs(root_fd_.get()) != 0) throw_errno("syncfs", root_);
+}
+
+bool Store::commit_layer(Staging&& staging, const LayerInfo& info) {
+    json j = {{"diff_id", info.diff_id.str()}, {"size", info.size}, {"entries", info.entries},
+              {"compression", info.compression}};
+    if (info.blob_digest) j["blob"] = info.blob_digest->str();
+    sys::atomic_write_file(staging.dir_fd(), "layer.json", j.dump(), 0444);
+    sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);
+    if (::renameat(tmp_fd_.get(), staging.name_.c_str(), layers.get(), info.diff_id.hex().c_str()) != 0) {
+        if (errno == EEXIST || errno == ENOTEMPTY) return false;  // a racing writer won: ours is discarded
+        throw_errno("rename", root_ + "/layers/" + info.diff_id.hex());
+    }
+    staging.name_.clear();
+    sys::fsync_fd(layers.get(), root_ + "/layers");
+    return true;
+}
+
+sys::RangeLock Store::lock_metadata() {
+    return sys::RangeLock(lock_fd_.get(), kMetadataLock, sys::LockMode::Exclusive, root_ + "/lock");
+}
+
+std::vector<ImageRecord> Store::images() const {
+    std::vector<ImageRecord> out;
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
+    for (const std::string& name : list_dir(dir.get(), root_ + "/images")) {
+        if (name.size() != 69 || name.substr(64) != ".json" || !is_lower_hex(name.substr(0, 64))) continue;
+        if (auto r = image(Digest::sha256_hex(name.substr(0, 64)))) out.push_back(*r);
+    }
+    return out;
+}
+
+std::optional<ImageRecord> Store::image(const Digest& id) const {
+    std::string name = "images/" + id.hex() + ".json";
+    if (!sys::lstat_at(root_fd_.get(), name)) return std::nullopt;
+    json j = json::parse(sys::read_file_at(root_fd_.get(), name, kMaxRecordBytes), nullptr, false);
+    if (j.is_discarded()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt image record");
+    return record_from_json(j, root_ + "/" + name);
+}
+
+void Store::save_image(const ImageRecord& record) {
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
+    sys::atomic_write_file(dir.get(), record.id.hex() + ".json", record_to_json(record).dump(2) + "\n", 0600);
+}
+
+std::map<std::string, Digest> Store::tags() const {
+    std::map<std::string, Digest> out;
+    if (!sys::lstat_at(root_fd_.get(), "tags.json")) return out;
+    json j = json::parse(sys::read_file_at(root_fd_.get(), "tags.json", kMaxRecordBytes), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw Error(Errc::Corrupt, root_ + "/tags.json: corrupt tag record");
+    for (auto& [name, id] : j.items()) out.emplace(name, Digest::parse(id.get<std::string>()));
+    return out;
+}
+
+void Store::save_tags(const std::map<std::string, Digest>& tags) {
+    json j = json::object();
+    for (const auto& [name, id] : tags) j[name] = id.str();
+    sys::atomic_write_file(root_fd_.get(), "tags.json", j.dump(2) + "\n", 0600);
+}
+
+ImageRecord Store::resolve(std::string_view reference) const {
+    std::string ref(reference);
+    auto no_such = [&] { return Error(Errc::NotFound, "no such image: " + printable(ref)); };
+    if (ref.empty()) throw no_such();
+    std::string hex = ref.rfind("sha256:", 0) == 0 ? ref.substr(7) : ref;
+    bool id_like = hex.size() >= 4 && hex.size() <= 64 && is_lower_hex(hex);
+    if (ref.rfind("sha256:", 0) != 0) {
+        auto all_tags = tags();
+        std::string name = ref;
+        if (name.find(':', name.rfind('/') == std::string::npos ? 0 : name.rfind('/')) == std::string::npos) {
+            name += ":latest";
+        }
+        if (auto it = all_tags.find(name); it != all_tags.end()) {
+            if (auto r = image(it->second)) return *r;
+        }
+    }
+    if (!id_like) throw no_such();
+    std::vector<ImageRecord> matches;
+    for (auto& r : images()) {
+        if (r.id.hex().compare(0, hex.size(), hex) == 0) matches.push_back(r);
+    }
+    if (matches.empty()) throw no_such();
+    if (matches.size() > 1) {
+        throw Error(Errc::Ambiguous, "image reference " + printable(ref) + " is ambiguous (" +
+                                         std::to_string(matches.size()) + " images match)");
+    }
+    return matches.front();
+}
+
+void Store::remove_image(const Digest& id) {
+    if (access_ != Access::Exclusive) throw Error(Errc::Busy, "remove needs exclusive access to the store");
+    auto record = image(id);
+    if (!record) throw Error(Errc::NotFound, "no such image: " + id.str());
+    // Record and tags first: once they are gone the image is gone, even if layer removal is cut short.
+    auto all_tags = tags();
+    std::erase_if(all_tags, [&](const auto& kv) { return kv.second == id; });
+    save_tags(all_tags);
+    sys::UniqueFd images_dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
+    if (::unlinkat(images_dir.get(), (id.hex() + ".json").c_str(), 0) != 0) throw_errno("unlink", id.str());
+    sys::fsync_fd(images_dir.get(), root_ + "/images");
+
+    std::set<Digest> still_used;
+    for (const auto& other : images()) still_used.insert(other.layers.begin(), other.layers.end());
+    sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);
+    for (const Digest& layer : record->layers) {
+        if (still_used.count(layer) || !has_layer(layer)) continue;
+        // Rename out of layers/ first so a half-removed layer is never visible under its name.
+        std::string trash = sys::unique_name("trash-");
+        if (::renameat(layers.get(), layer.hex().c_str(), tmp_fd_.get(), trash.c_str()) != 0) {
+            throw_errno("rename", root_ + "/layers/" + layer.hex());
+        }
+        sys::remove_tree_at(tmp_fd_.get(), trash);
+    }
+}
+
+}  // namespace imgtool::store

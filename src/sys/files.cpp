@@ -1,0 +1,227 @@
+#include "imgtool/sys/files.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "imgtool/core/error.hpp"
+
+namespace imgtool::sys {
+namespace {
+
+std::string shown_or(std::string_view shown, const std::string& path) {
+    return shown.empty() ? path : std::string(shown);
+}
+
+int raw_openat2(int dirfd, const std::string& path, int flags, mode_t mode, std::uint64_t resolve) {
+    struct open_how how {};
+    how.flags = static_cast<std::uint64_t>(flags) | O_CLOEXEC;
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = resolve;
+    long fd;
+    do {
+        fd = ::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how);
+        // EAGAIN: the kernel saw a concurrent rename while resolving RESOLVE_IN_ROOT/BENEATH; retry.
+    } while (fd < 0 && (errno == EAGAIN || errno == EINTR));
+    return static_cast<int>(fd);
+}
+
+}  // namespace
+
+UniqueFd open_at(int dirfd, const std::string& path, int flags, mode_t mode, std::string_view shown) {
+    int fd;
+    do {
+        fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC, mode);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) throw_errno("open", shown_or(shown, path));
+    return UniqueFd(fd);
+}
+
+UniqueFd open_at_if_exists(int dirfd, const std::string& path, int flags, std::string_view shown) {
+    int fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return {};
+        throw_errno("open", shown_or(shown, path));
+    }
+    return UniqueFd(fd);
+}
+
+UniqueFd open_beneath(int dirfd, const std::string& path, int flags, mode_t mode) {
+    int fd = raw_openat2(dirfd, path, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0) throw_errno("open", path);
+    return UniqueFd(fd);
+}
+
+UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err) {
+    int fd = raw_openat2(rootfd, path.empty() ? "." : path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
+    err = fd < 0 ? errno : 0;
+    return UniqueFd(fd < 0 ? -1 : fd);
+}
+
+std::optional<struct stat> lstat_at(int dirfd, const std::string& name) {
+    struct stat st {};
+    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return st;
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno("stat", name);
+}
+
+struct stat fstat_fd(int fd, std::string_view shown) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw_errno("stat", shown);
+    return st;
+}
+
+std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_bytes) {
+    UniqueFd fd = open_at(dirfd, path, O_RDONLY);
+    struct stat st = fstat_fd(fd.get(), path);
+    if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, path + ": not a regular file", path);
+    if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
+        throw Error(Errc::Corrupt, path + ": too large (" + std::to_string(st.st_size) + " bytes, limit " +
+                                       std::to_string(max_bytes) + ")",
+                    path);
+    }
+    return pread_exact(fd.get(), 0, static_cast<std::uint64_t>(st.st_size), path);
+}
+
+std::string pread_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string_view shown) {
+    std::string data(length, '\0');
+    std::uint64_t done = 0;
+    while (done < length) {
+        ssize_t n = ::pread(fd, data.data() + done, length - done, static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("read", shown);
+        }
+        if (n == 0) throw Error(Errc::Corrupt, std::string(shown) + ": unexpected end of file", std::string(shown));
+        done += static_cast<std::uint64_t>(n);
+    }
+    return data;
+}
+
+void write_all(int fd, const void* data, std::size_t size, std::string_view shown) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+        ssize_t n = ::write(fd, p, size);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("write", shown);
+        }
+        p += n;
+        size -= static_cast<std::size_t>(n);
+    }
+}
+
+void fsync_fd(int fd, std::string_view shown) {
+    if (::fsync(fd) != 0) throw_errno("fsync", shown);
+}
+
+std::string unique_name(std::string_view prefix) {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%d-%016llx", static_cast<int>(::getpid()),
+                  static_cast<unsigned long long>(rng()));
+    return std::string(prefix) + buf;
+}
+
+void atomic_write_file(int dirfd, const std::string& name, std::string_view data, mode_t mode) {
+    std::string temp = unique_name("." + name + ".tmp-");
+    UniqueFd fd = open_at(dirfd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    try {
+        write_all(fd.get(), data.data(), data.size(), name);
+        if (::fchmod(fd.get(), mode) != 0) throw_errno("chmod", name);
+        fsync_fd(fd.get(), name);
+        if (::renameat(dirfd, temp.c_str(), dirfd, name.c_str()) != 0) throw_errno("rename", name);
+    } catch (...) {
+        ::unlinkat(dirfd, temp.c_str(), 0);
+        throw;
+    }
+    fsync_fd(dirfd, name);
+}
+
+void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok) {
+    if (::mkdirat(dirfd, name.c_str(), mode) == 0) return;
+    if (errno == EEXIST && exist_ok) {
+        auto st = lstat_at(dirfd, name);
+        if (st && S_ISDIR(st->st_mode)) return;
+        throw Error(std::error_code(ENOTDIR, std::generic_category()), name + ": exists and is not a directory",
+                    name);
+    }
+    throw_errno("mkdir", name);
+}
+
+namespace {
+
+// Depth-first removal with an explicit stack of directory fds, so hostile 10,000-deep trees cannot
+// overflow the call stack. Each level is opened O_NOFOLLOW|O_DIRECTORY relative to its parent.
+void remove_children(int top_fd, const std::string& shown) {
+    struct Level {
+        UniqueFd fd;
+        DIR* dir;
+    };
+    std::vector<Level> stack;
+    auto push = [&](UniqueFd fd) {
+        int dup_fd = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0);
+        if (dup_fd < 0) throw_errno("dup", shown);
+        DIR* dir = ::fdopendir(dup_fd);
+        if (dir == nullptr) {
+            ::close(dup_fd);
+            throw_errno("opendir", shown);
+        }
+        stack.push_back(Level{std::move(fd), dir});
+    };
+    auto pop = [&] {
+        ::closedir(stack.back().dir);
+        stack.pop_back();
+    };
+    push(UniqueFd(::fcntl(top_fd, F_DUPFD_CLOEXEC, 0)));
+    try {
+        while (!stack.empty()) {
+            Level& level = stack.back();
+            errno = 0;
+            struct dirent* ent = ::readdir(level.dir);
+            if (ent == nullptr) {
+                if (errno != 0) throw_errno("readdir", shown);
+                pop();
+                if (!stack.empty()) ::rewinddir(stack.back().dir);  // revisit: the emptied child can now go
+                continue;
+            }
+            std::string name = ent->d_name;
+            if (name == "." || name == "..") continue;
+            if (::unlinkat(level.fd.get(), name.c_str(), 0) == 0 || errno == ENOENT) continue;
+            if (errno != EISDIR && errno != EPERM) throw_errno("unlink", shown + "/" + name);
+            if (::unlinkat(level.fd.get(), name.c_str(), AT_REMOVEDIR) == 0) continue;
+            if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("rmdir", shown + "/" + name);
+            int child = ::openat(level.fd.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child < 0) throw_errno("open", shown + "/" + name);
+            push(UniqueFd(child));
+        }
+    } catch (...) {
+        while (!stack.empty()) pop();
+        throw;
+    }
+}
+
+}  // namespace
+
+void remove_tree_at(int dirfd, const std::string& name) {
+    if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return;
+    if (errno != EISDIR && errno != EPERM) throw_errno("unlink", name);
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return;
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return;
+        throw_errno("open", name);
+    }
+    UniqueFd top(fd);
+    remove_children(top.get(), name);
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_errno("rmdir", name);
+}
+
+}  // namespace imgtool::sys
