@@ -25,5 +25,8 @@ void add_images(CLI::App& app, Globals& globals, Action& action);
 void add_inspect(CLI::App& app, Globals& globals, Action& action);
 void add_rm(CLI::App& app, Globals& globals, Action& action);
 void add_tag(CLI::App& app, Globals& globals, Action& action);
+void add_mount(CLI::App& app, Globals& globals, Action& action);
+void add_umount(CLI::App& app, Globals& globals, Action& action);
+void add_mounts(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace imgtool::cli

@@ -111,7 +111,8 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
                                 .size = tar.bytes(),
                                 .entries = stats.entries,
                                 .blob_digest = plan.digest,
-                                .compression = layer::compression_name(compression)};
+                                .compression = layer::compression_name(compression),
+                                .root_opaque = stats.root_opaque};
     job.entries = stats.entries;
     job.bytes = tar.bytes();
     job.done = true;

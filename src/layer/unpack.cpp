@@ -100,6 +100,7 @@ public:
             case WhiteoutKind::Opaque: {
                 int dir = parent_dir(parent);
                 if (::fsetxattr(dir, "trusted.overlay.opaque", "y", 1, 0) != 0) throw_errno("setxattr", shown());
+                if (parent.empty()) stats_.root_opaque = true;
                 ++stats_.whiteouts;
                 return;
             }

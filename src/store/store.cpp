@@ -28,6 +28,7 @@ using digest::Digest;
 constexpr std::uint64_t kActivityLock = 0;
 constexpr std::uint64_t kMetadataLock = 1;
 constexpr std::uint64_t kLayerLockBase = 1ULL << 32;
+constexpr std::uint64_t kMountLockBase = 1ULL << 48;
 constexpr std::uint64_t kMaxRecordBytes = 4 << 20;
 
 std::uint64_t layer_lock_offset(const Digest& d) {
@@ -109,6 +110,87 @@ Staging::~Staging() {
 
 // ---- Store ----
 
+// ---- mounts ----
+
+namespace {
+
+json mount_to_json(const MountRecord& m) {
+    return {{"name", m.name},   {"target", m.target},         {"image", m.image.str()},
+            {"driver", m.driver}, {"mode", m.mode},           {"upper", m.upper},
+            {"work", m.work},   {"owns_upper", m.owns_upper}, {"mount_namespace", m.mount_namespace},
+            {"active", m.active}};
+}
+
+MountRecord mount_from_json(const json& j, const std::string& shown) {
+    try {
+        return MountRecord{.name = j.at("name").get<std::string>(),
+                           .target = j.at("target").get<std::string>(),
+                           .image = Digest::parse(j.at("image").get<std::string>()),
+                           .driver = j.at("driver").get<std::string>(),
+                           .mode = j.at("mode").get<std::string>(),
+                           .upper = j.value("upper", ""),
+                           .work = j.value("work", ""),
+                           .owns_upper = j.value("owns_upper", false),
+                           .mount_namespace = j.value("mount_namespace", ""),
+                           .active = j.value("active", false)};
+    } catch (const json::exception& e) {
+        throw Error(Errc::Corrupt, shown + ": corrupt mount record: " + e.what());
+    }
+}
+
+bool valid_mount_name(const std::string& name) {
+    return !name.empty() && name.find('/') == std::string::npos && name != "." && name != "..";
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> Store::make_mount_area(const std::string& name) {
+    if (!valid_mount_name(name)) throw Error(Errc::InvalidArgument, "invalid mount name " + name);
+    sys::UniqueFd mounts_dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
+    sys::mkdir_at(mounts_dir.get(), name, 0700, false);
+    sys::UniqueFd area = sys::open_beneath(mounts_dir.get(), name, O_RDONLY | O_DIRECTORY);
+    sys::mkdir_at(area.get(), "upper", 0755, false);
+    sys::mkdir_at(area.get(), "work", 0700, false);
+    std::string base = root_ + "/mounts/" + name;
+    return {base + "/upper", base + "/work"};
+}
+
+sys::RangeLock Store::lock_mount(const std::string& name, bool wait) {
+    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a: mount names are ours, any spread will do
+    for (unsigned char c : name) h = (h ^ c) * 1099511628211ULL;
+    std::uint64_t offset = kMountLockBase + (h & 0xffffffffffULL);
+    if (wait) return sys::RangeLock(lock_fd_.get(), offset, sys::LockMode::Exclusive, root_ + "/lock");
+    return sys::RangeLock::try_lock(lock_fd_.get(), offset, sys::LockMode::Exclusive, root_ + "/lock");
+}
+
+void Store::save_mount(const MountRecord& record) {
+    if (!valid_mount_name(record.name)) throw Error(Errc::InvalidArgument, "invalid mount name " + record.name);
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
+    sys::atomic_write_file(dir.get(), record.name + ".json", mount_to_json(record).dump(2) + "\n", 0600);
+}
+
+std::vector<MountRecord> Store::mounts() const {
+    std::vector<MountRecord> out;
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
+    for (const std::string& name : list_dir(dir.get(), root_ + "/mounts")) {
+        if (name.size() <= 5 || name.substr(name.size() - 5) != ".json") continue;
+        json j = json::parse(sys::read_file_at(dir.get(), name, kMaxRecordBytes), nullptr, false);
+        if (j.is_discarded()) throw Error(Errc::Corrupt, root_ + "/mounts/" + name + ": corrupt mount record");
+        out.push_back(mount_from_json(j, root_ + "/mounts/" + name));
+    }
+    return out;
+}
+
+void Store::remove_mount(const MountRecord& record) {
+    if (!valid_mount_name(record.name)) throw Error(Errc::InvalidArgument, "invalid mount name " + record.name);
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
+    if (record.owns_upper) sys::remove_tree_at(dir.get(), record.name);
+    if (::unlinkat(dir.get(), (record.name + ".json").c_str(), 0) != 0 && errno != ENOENT) {
+        throw_errno("unlink", root_ + "/mounts/" + record.name + ".json");
+    }
+    sys::fsync_fd(dir.get(), root_ + "/mounts");
+}
+
 std::string Store::default_root() {
     if (const char* env = std::getenv("IMGTOOL_ROOT"); env != nullptr && *env != '\0') return env;
     return "/var/lib/imgtool";
@@ -126,7 +208,7 @@ Store::Store(const std::string& root, Access access) : root_(root), access_(acce
     struct stat st = sys::fstat_fd(root_fd_.get(), root);
     if ((st.st_mode & 07777) != 0700 && ::fchmod(root_fd_.get(), 0700) != 0) throw_errno("chmod", root);
     lock_fd_ = sys::open_at(root_fd_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600, root + "/lock");
-    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "tmp"}) {
+    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "mounts", "empty", "tmp"}) {
         sys::mkdir_at(root_fd_.get(), dir, 0700, true);
     }
     tmp_fd_ = sys::open_beneath(root_fd_.get(), "tmp", O_RDONLY | O_DIRECTORY);
@@ -182,7 +264,8 @@ std::optional<LayerInfo> Store::layer_info(const Digest& diff_id) const {
                    .size = j.value("size", std::uint64_t{0}),
                    .entries = j.value("entries", std::uint64_t{0}),
                    .blob_digest = std::nullopt,
-                   .compression = j.value("compression", "")};
+                   .compression = j.value("compression", ""),
+                   .root_opaque = j.value("root_opaque", false)};
     if (j.contains("blob")) info.blob_digest = Digest::parse(j["blob"].get<std::string>());
     return info;
 }
@@ -206,7 +289,7 @@ void Store::sync() {
 
 bool Store::commit_layer(Staging&& staging, const LayerInfo& info) {
     json j = {{"diff_id", info.diff_id.str()}, {"size", info.size}, {"entries", info.entries},
-              {"compression", info.compression}};
+              {"compression", info.compression}, {"root_opaque", info.root_opaque}};
     if (info.blob_digest) j["blob"] = info.blob_digest->str();
     sys::atomic_write_file(staging.dir_fd(), "layer.json", j.dump(), 0444);
     sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);

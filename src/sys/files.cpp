@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -82,12 +83,22 @@ std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_b
     UniqueFd fd = open_at(dirfd, path, O_RDONLY);
     struct stat st = fstat_fd(fd.get(), path);
     if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, path + ": not a regular file", path);
-    if (static_cast<std::uint64_t>(st.st_size) > max_bytes) {
-        throw Error(Errc::Corrupt, path + ": too large (" + std::to_string(st.st_size) + " bytes, limit " +
-                                       std::to_string(max_bytes) + ")",
-                    path);
+    // Read to end of file rather than trusting st_size: /proc files report 0.
+    std::string data;
+    char buf[65536];
+    while (true) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("read", path);
+        }
+        if (n == 0) break;
+        data.append(buf, static_cast<std::size_t>(n));
+        if (data.size() > max_bytes) {
+            throw Error(Errc::Corrupt, path + ": too large (limit " + std::to_string(max_bytes) + " bytes)", path);
+        }
     }
-    return pread_exact(fd.get(), 0, static_cast<std::uint64_t>(st.st_size), path);
+    return data;
 }
 
 std::string pread_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string_view shown) {
@@ -209,6 +220,27 @@ void remove_children(int top_fd, const std::string& shown) {
 }
 
 }  // namespace
+
+bool directory_is_empty(int dirfd, const std::string& shown) {
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_errno("open", shown);
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+        ::close(fd);
+        throw_errno("opendir", shown);
+    }
+    bool empty = true;
+    while (struct dirent* e = ::readdir(dir)) {
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+            empty = false;
+            break;
+        }
+    }
+    ::closedir(dir);
+    return empty;
+}
+
+void remove_contents(int dirfd, const std::string& shown) { remove_children(dirfd, shown); }
 
 void remove_tree_at(int dirfd, const std::string& name) {
     if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return;

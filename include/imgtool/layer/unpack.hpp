@@ -26,6 +26,7 @@ struct UnpackStats {
     std::uint64_t file_bytes = 0;  // logical size of regular files written
     std::uint64_t whiteouts = 0;
     std::uint64_t dropped_xattrs = 0;
+    bool root_opaque = false;  // ".wh..wh..opq" at the layer root: this layer hides every layer below it
 };
 
 struct UnpackOptions {

@@ -7,6 +7,8 @@
 //     layers/<hex>/        one per diff_id: diff/ (the tree, overlayfs-native) + layer.json
 //     images/<hex>.json    one record per image ID (config digest)
 //     tags.json            name:tag -> image ID
+//     mounts/<name>.json   active `imgtool mount`s; mounts/<name>/{upper,work} for --writable
+//     empty/               an empty directory (bottom lower for single-layer read-only views)
 //     tmp/                 staging; anything here is garbage once no imgtool process is active
 //
 // Lifecycle and invariants:
@@ -48,6 +50,21 @@ struct LayerInfo {
     std::uint64_t entries = 0;
     std::optional<digest::Digest> blob_digest;
     std::string compression;
+    bool root_opaque = false;  // hides all lower layers (see overlay::plan_lowers)
+};
+
+// A mount made by `imgtool mount`, recorded so that `umount` touches only what imgtool mounted.
+struct MountRecord {
+    std::string name;    // mounts/<name>.json, and mounts/<name>/ for a store-owned upper
+    std::string target;  // canonical absolute path
+    digest::Digest image;
+    std::string driver;  // "overlay" | "copy"
+    std::string mode;    // "ro" | "writable" | "upper" | "copy"
+    std::string upper;   // writable modes
+    std::string work;
+    bool owns_upper = false;      // upper/work live in the store and go away at umount
+    std::string mount_namespace;  // where the mount lives: other namespaces never clean it
+    bool active = false;          // false while being set up: a crash leaves it inactive
 };
 
 enum class Access { Shared, Exclusive };
@@ -86,6 +103,7 @@ public:
 
     // --- layers ---
     std::string layer_dir(const digest::Digest& diff_id) const;  // absolute path of the diff/ tree
+    std::string empty_dir() const { return root_ + "/empty"; }     // always empty; a bottom lower
     bool has_layer(const digest::Digest& diff_id) const;
     std::optional<LayerInfo> layer_info(const digest::Digest& diff_id) const;
     sys::RangeLock lock_layer(const digest::Digest& diff_id);
@@ -106,6 +124,16 @@ public:
     ImageRecord resolve(std::string_view reference) const;
     // Deletes the record, its tags and the layers no other image uses. Needs Access::Exclusive.
     void remove_image(const digest::Digest& id);
+
+    // --- mounts ---
+    // Creates mounts/<name>/{upper,work} and returns them (absolute).
+    std::pair<std::string, std::string> make_mount_area(const std::string& name);
+    // Held by the process setting a mount up; a cleaner only removes records whose lock it can take.
+    sys::RangeLock lock_mount(const std::string& name, bool wait);
+    void save_mount(const MountRecord& record);
+    std::vector<MountRecord> mounts() const;
+    // Removes the record and the store-owned upper/work, if any.
+    void remove_mount(const MountRecord& record);
 
 private:
     void clean_leftovers();

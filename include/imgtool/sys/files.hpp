@@ -38,6 +38,9 @@ void atomic_write_file(int dirfd, const std::string& name, std::string_view data
 void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok);
 // Removes dirfd/name and everything below it without following symlinks. Missing is fine.
 void remove_tree_at(int dirfd, const std::string& name);
+bool directory_is_empty(int dirfd, const std::string& shown);
+// Removes everything inside the directory dirfd (not the directory itself), never following symlinks.
+void remove_contents(int dirfd, const std::string& shown);
 void fsync_fd(int fd, std::string_view shown);
 
 // A unique name for temporary entries: "<prefix><pid>-<random hex>".

@@ -1,0 +1,14 @@
+// Performs a MountSpec: the new mount API first (no length limit on lowers), mount(2) with a one-page
+// data string where the kernel lacks "lowerdir+". Errors carry the kernel's own reason.
+#pragma once
+
+#include <string>
+
+#include "imgtool/overlay/plan.hpp"
+#include "imgtool/sys/mount.hpp"
+
+namespace imgtool::overlay {
+
+sys::MountGuard mount(const MountSpec& spec, const std::string& target);
+
+}  // namespace imgtool::overlay

@@ -1,0 +1,56 @@
+// What to mount, as data. Planning is pure (no syscalls) so it is unit-tested without root; performing
+// the plan is overlay::mount (mount.hpp), which only translates it into syscalls.
+//
+// Rules encoded here:
+// - lowers are listed top layer first, as overlayfs wants them;
+// - a layer whose root carries an opaque marker hides every layer below it: those are dropped from the
+//   stack (overlayfs ignores the opaque xattr on a layer's root directory);
+// - overlayfs needs two lowers when there is no upper: a single visible layer is stacked on an empty
+//   directory (a bind mount would show the layer's whiteout devices);
+// - the kernel stacks at most kMaxLowers layers;
+// - the legacy mount(2) data string must fit in one page; the new mount API (fsconfig "lowerdir+",
+//   Linux >= 6.8) has no such limit and is preferred.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace imgtool::overlay {
+
+inline constexpr std::size_t kMaxLowers = 500;
+inline constexpr std::size_t kLegacyDataMax = 4095;  // one page minus the NUL
+
+struct LayerRef {
+    std::string dir;  // the layer's diff/ directory
+    bool root_opaque = false;
+};
+
+struct UpperDirs {
+    std::string upper;
+    std::string work;
+};
+
+struct MountSpec {
+    std::string fstype = "overlay";
+    std::string source = "imgtool";
+    std::vector<std::string> lowers;  // top first
+    std::optional<UpperDirs> upper;   // absent: a read-only view
+    bool read_only = true;
+};
+
+// `layers` bottom first (as images list them); `empty_dir` is an empty directory used as the bottom
+// lower when only one layer is visible and there is no upper. Throws Errc::InvalidArgument for no
+// layers and Errc::Unsupported for more than the kernel can stack.
+MountSpec plan_overlay(const std::vector<LayerRef>& layers, const std::optional<UpperDirs>& upper,
+                       const std::string& empty_dir);
+
+// The fsconfig(2) parameters for the new mount API, in order.
+std::vector<std::pair<std::string, std::string>> fsconfig_parameters(const MountSpec& spec);
+
+// The mount(2) data string ("lowerdir=a:b,upperdir=..,workdir=.."), with ':' ',' '\' escaped;
+// nullopt if it does not fit in a page.
+std::optional<std::string> legacy_mount_data(const MountSpec& spec);
+
+}  // namespace imgtool::overlay

@@ -1,0 +1,49 @@
+// Mount syscalls, and nothing else: callers build what to mount as data (overlay::MountSpec) and hand
+// it here. MountGuard detaches its mount on destruction unless released.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace imgtool::sys {
+
+class MountGuard {
+public:
+    MountGuard() = default;
+    explicit MountGuard(std::string target) : target_(std::move(target)) {}
+    MountGuard(MountGuard&& o) noexcept : target_(std::exchange(o.target_, {})) {}
+    MountGuard& operator=(MountGuard&& o) noexcept;
+    MountGuard(const MountGuard&) = delete;
+    MountGuard& operator=(const MountGuard&) = delete;
+    ~MountGuard();
+    // Keeps the mount (the caller records it and unmounts it later).
+    std::string release() { return std::exchange(target_, {}); }
+    const std::string& target() const { return target_; }
+
+private:
+    std::string target_;
+};
+
+// A filesystem parameter for fsconfig(2): keys may repeat ("lowerdir+" once per layer).
+using FsParameter = std::pair<std::string, std::string>;
+
+struct FsMountError {
+    int error = 0;             // errno of the failing step
+    std::string step;          // "fsopen", "fsconfig lowerdir+", "create", "fsmount", "move_mount"
+    std::string kernel_message;  // what the kernel logged on the fs context, if anything
+};
+
+// New mount API: fsopen + fsconfig(parameters) + create + fsmount + move_mount onto target.
+// Returns an engaged guard, or fills `failure` and returns an empty one.
+MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, bool read_only,
+                    const std::string& target, FsMountError& failure);
+// Classic mount(2) with a data string (throws with errno on failure).
+MountGuard mount_legacy(const std::string& fstype, const std::string& source, const std::string& target,
+                        unsigned long flags, const std::string& data);
+// Stops mount events below `target` from propagating to or from peers.
+void make_private(const std::string& target);
+// umount2(2); throws with errno (EBUSY: in use).
+void unmount(const std::string& target, int flags = 0);
+
+}  // namespace imgtool::sys

@@ -1,0 +1,166 @@
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "commands.hpp"
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/log.hpp"
+#include "imgtool/overlay/copy.hpp"
+#include "imgtool/overlay/mount.hpp"
+#include "imgtool/overlay/plan.hpp"
+#include "imgtool/sys/files.hpp"
+#include "imgtool/sys/mountinfo.hpp"
+#include "mounts.hpp"
+
+namespace imgtool::cli {
+namespace {
+
+bool is_within(const std::string& path, const std::string& dir) {
+    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+// TARGET must be an existing, empty directory outside the store that nothing is mounted on.
+std::string check_target(const store::Store& store, const std::string& target_arg) {
+    std::string target = canonical_path(target_arg);
+    sys::UniqueFd fd = sys::open_at(AT_FDCWD, target, O_RDONLY | O_DIRECTORY, 0, target);
+    if (is_within(target, canonical_path(store.root()))) {
+        throw Error(Errc::InvalidArgument, target + ": target is inside the image store");
+    }
+    for (const auto& m : sys::read_mountinfo()) {
+        if (m.mount_point == target) throw Error(Errc::Busy, target + ": target is already a mount point");
+    }
+    if (find_mount(store, target)) throw Error(Errc::Busy, target + ": target is already an imgtool mount");
+    bool empty = sys::directory_is_empty(fd.get(), target);
+    if (!empty) throw Error(Errc::InvalidArgument, target + ": target directory is not empty");
+    return target;
+}
+
+std::string work_dir_beside(const std::string& upper) {
+    auto slash = upper.rfind('/');
+    return upper.substr(0, slash + 1) + "." + upper.substr(slash + 1) + ".imgtool-work";
+}
+
+}  // namespace
+
+void add_mount(CLI::App& app, Globals& globals, Action& action) {
+    struct Args {
+        std::string image, target, driver, upper;
+        bool writable = false;
+    };
+    auto args = std::make_shared<Args>();
+    CLI::App* cmd = app.add_subcommand("mount", "mount an image's merged root filesystem at TARGET");
+    cmd->add_option("--driver", args->driver, "overlay (default) or copy")->check(CLI::IsMember({"overlay", "copy"}));
+    auto* writable = cmd->add_flag("--writable", args->writable, "writable view; changes are discarded by umount");
+    cmd->add_option("--upper", args->upper, "writable view whose changes go to DIR and are kept")->excludes(writable);
+    cmd->add_option("IMAGE", args->image, "image ID, unique ID prefix, or tag")->required();
+    cmd->add_option("TARGET", args->target, "empty directory to mount on")->required();
+    cmd->callback([&globals, &action, args] {
+        action = [&globals, args] {
+            store::Store store(globals.store_root());
+            clean_stale_mounts(store);
+            store::ImageRecord img = store.resolve(args->image);
+            std::string target = check_target(store, args->target);
+            std::vector<overlay::LayerRef> layers;
+            for (const auto& d : img.layers) {
+                auto info = store.layer_info(d);
+                if (!info) throw Error(Errc::NotFound, "layer " + d.str() + " of image " + img.id.str() + " is missing");
+                layers.push_back({store.layer_dir(d), info->root_opaque});
+            }
+
+            store::MountRecord record{.name = sys::unique_name("m-"), .target = target, .image = img.id,
+                                      .driver = args->driver.empty() ? "overlay" : args->driver,
+                                      .mode = "ro", .upper = {}, .work = {}, .owns_upper = false,
+                                      .mount_namespace = sys::mount_namespace_id(), .active = false};
+            auto lock = store.lock_mount(record.name, true);
+            std::optional<overlay::UpperDirs> upper;
+            if (args->writable) {
+                auto [u, w] = store.make_mount_area(record.name);
+                upper = overlay::UpperDirs{u, w};
+                record.mode = "writable";
+                record.owns_upper = true;
+            } else if (!args->upper.empty()) {
+                sys::mkdir_at(AT_FDCWD, args->upper, 0755, true);
+                std::string u = canonical_path(args->upper);
+                if (is_within(u, canonical_path(store.root())) || is_within(u, target) || is_within(target, u)) {
+                    throw Error(Errc::InvalidArgument, u + ": --upper must be outside the store and the target");
+                }
+                std::string w = work_dir_beside(u);
+                sys::mkdir_at(AT_FDCWD, w, 0700, true);
+                upper = overlay::UpperDirs{u, w};
+                record.mode = "upper";
+            }
+            record.upper = upper ? upper->upper : "";
+            record.work = upper ? upper->work : "";
+            // Recorded before anything is mounted: a crash from here on leaves a record to clean up.
+            store.save_mount(record);
+            try {
+                overlay::MountSpec spec = overlay::plan_overlay(layers, upper, store.empty_dir());
+                if (record.driver == "overlay") {
+                    try {
+                        sys::MountGuard guard = overlay::mount(spec, target);
+                        sys::make_private(target);
+                        guard.release();
+                    } catch (const Error& e) {
+                        if (!args->driver.empty()) throw;  // --driver overlay: the kernel's reason is the answer
+                        if (upper) throw;                  // writable views need overlayfs
+                        log::notice(std::string("overlayfs unavailable (") + e.what() + "); using the copy driver");
+                        record.driver = "copy";
+                    }
+                }
+                if (record.driver == "copy") {
+                    if (upper) throw Error(Errc::Unsupported, "--writable/--upper need the overlay driver");
+                    record.mode = "copy";
+                    std::vector<std::string> bottom_first(spec.lowers.rbegin(), spec.lowers.rend());  // incl. empty/
+                    store.save_mount(record);
+                    sys::UniqueFd dir = sys::open_at(AT_FDCWD, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, target);
+                    overlay::materialize(bottom_first, dir.get());
+                }
+                record.active = true;
+                store.save_mount(record);
+            } catch (...) {
+                undo_mount(store, record);
+                throw;
+            }
+            std::printf("%s\n", target.c_str());
+            return 0;
+        };
+    });
+}
+
+void add_umount(CLI::App& app, Globals& globals, Action& action) {
+    auto target = std::make_shared<std::string>();
+    CLI::App* cmd = app.add_subcommand("umount", "unmount what `imgtool mount` mounted at TARGET");
+    cmd->alias("unmount");
+    cmd->add_option("TARGET", *target, "mount point")->required();
+    cmd->callback([&globals, &action, target] {
+        action = [&globals, target] {
+            store::Store store(globals.store_root());
+            clean_stale_mounts(store);
+            std::string canonical = canonical_path(*target);
+            auto record = find_mount(store, canonical);
+            if (!record) throw Error(Errc::NotFound, canonical + ": not mounted by imgtool");
+            auto lock = store.lock_mount(record->name, true);
+            undo_mount(store, *record);
+            return 0;
+        };
+    });
+}
+
+void add_mounts(CLI::App& app, Globals& globals, Action& action) {
+    CLI::App* cmd = app.add_subcommand("mounts", "list active imgtool mounts");
+    cmd->callback([&globals, &action] {
+        action = [&globals] {
+            store::Store store(globals.store_root());
+            std::printf("%-14s %-8s %-9s %s\n", "IMAGE ID", "DRIVER", "MODE", "TARGET");
+            for (const auto& r : store.mounts()) {
+                if (!r.active) continue;
+                std::printf("%-14s %-8s %-9s %s\n", r.image.short_hex().c_str(), r.driver.c_str(), r.mode.c_str(),
+                            r.target.c_str());
+            }
+            return 0;
+        };
+    });
+}
+
+}  // namespace imgtool::cli

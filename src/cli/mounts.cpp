@@ -1,0 +1,71 @@
+#include "mounts.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/log.hpp"
+#include "imgtool/sys/files.hpp"
+#include "imgtool/sys/mount.hpp"
+#include "imgtool/sys/mountinfo.hpp"
+
+namespace imgtool::cli {
+
+std::string canonical_path(const std::string& path) {
+    char buf[PATH_MAX];
+    if (::realpath(path.c_str(), buf) == nullptr) throw_errno("resolve", path);
+    return buf;
+}
+
+bool is_imgtool_overlay(const std::string& target) {
+    for (const auto& m : sys::read_mountinfo()) {
+        if (m.mount_point == target && m.fstype == "overlay" && m.source == "imgtool") return true;
+    }
+    return false;
+}
+
+std::optional<store::MountRecord> find_mount(const store::Store& store, const std::string& canonical_target) {
+    for (auto& r : store.mounts()) {
+        if (r.target == canonical_target) return r;
+    }
+    return std::nullopt;
+}
+
+void undo_mount(store::Store& store, const store::MountRecord& record) {
+    if (record.driver == "overlay") {
+        if (is_imgtool_overlay(record.target)) {
+            try {
+                sys::unmount(record.target);
+            } catch (const Error& e) {
+                if (e.code() == std::errc::device_or_resource_busy) {
+                    throw Error(Errc::Busy, record.target + ": target is busy (a process is using the mount)");
+                }
+                throw;
+            }
+        }
+    } else if (sys::lstat_at(AT_FDCWD, record.target)) {
+        // The copy driver only ever writes into a target it found empty: all of it is ours.
+        sys::UniqueFd dir = sys::open_at(AT_FDCWD, record.target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, record.target);
+        sys::remove_contents(dir.get(), record.target);
+    }
+    if (record.mode == "upper" && !record.work.empty()) sys::remove_tree_at(AT_FDCWD, record.work);
+    store.remove_mount(record);
+}
+
+void clean_stale_mounts(store::Store& store) {
+    std::string ns = sys::mount_namespace_id();
+    for (const auto& r : store.mounts()) {
+        if (r.mount_namespace != ns) continue;  // another namespace's mount: not ours to judge
+        bool live = r.driver == "overlay" ? is_imgtool_overlay(r.target) : r.active;
+        if (live) continue;
+        auto lock = store.lock_mount(r.name, false);
+        if (!lock.locked()) continue;  // being set up right now
+        log::debug("removing stale mount record for " + r.target);
+        undo_mount(store, r);
+    }
+}
+
+}  // namespace imgtool::cli

@@ -1,0 +1,291 @@
+#include "imgtool/overlay/copy.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/sys/files.hpp"
+
+namespace imgtool::overlay {
+namespace {
+
+using sys::UniqueFd;
+
+bool is_overlay_xattr(std::string_view name) {
+    return name.substr(0, 16) == "trusted.overlay." || name.substr(0, 13) == "user.overlay.";
+}
+
+bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
+
+std::vector<std::string> list_names(int dirfd, const std::string& shown) {
+    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_errno("open", shown);
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+        ::close(fd);
+        throw_errno("opendir", shown);
+    }
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(dir)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(dir);
+    return names;
+}
+
+// Extended attributes are read by fd (regular files, directories) or by name under a parent fd with the
+// l* calls through "/proc/self/fd/<dir>/<name>" (symlinks, devices: never opened, last component not
+// followed). Overlay-internal names are never copied.
+using XattrList = std::vector<std::pair<std::string, std::string>>;
+
+template <typename List, typename Get>
+XattrList collect_xattrs(List list, Get get) {
+    XattrList out;
+    ssize_t size = list(nullptr, 0);
+    if (size <= 0) return out;
+    std::string names(static_cast<std::size_t>(size), '\0');
+    size = list(names.data(), names.size());
+    if (size < 0) return out;
+    for (std::size_t pos = 0; pos < static_cast<std::size_t>(size);) {
+        std::string name = names.c_str() + pos;
+        pos += name.size() + 1;
+        if (is_overlay_xattr(name)) continue;
+        ssize_t vlen = get(name.c_str(), nullptr, 0);
+        if (vlen < 0) continue;
+        std::string value(static_cast<std::size_t>(vlen), '\0');
+        vlen = get(name.c_str(), value.data(), value.size());
+        if (vlen < 0) continue;
+        value.resize(static_cast<std::size_t>(vlen));
+        out.emplace_back(name, value);
+    }
+    return out;
+}
+
+XattrList xattrs_of_fd(int fd) {
+    return collect_xattrs([fd](char* b, size_t n) { return ::flistxattr(fd, b, n); },
+                          [fd](const char* k, void* v, size_t n) { return ::fgetxattr(fd, k, v, n); });
+}
+
+std::string proc_path(int dirfd, const std::string& name) {
+    return "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
+}
+
+XattrList xattrs_by_name(int dirfd, const std::string& name) {
+    std::string p = proc_path(dirfd, name);
+    return collect_xattrs([&p](char* b, size_t n) { return ::llistxattr(p.c_str(), b, n); },
+                          [&p](const char* k, void* v, size_t n) { return ::lgetxattr(p.c_str(), k, v, n); });
+}
+
+struct DeferredDir {
+    std::string path;
+    mode_t mode;
+    struct timespec times[2];
+};
+
+class Materializer {
+public:
+    explicit Materializer(int target_fd) : target_(target_fd) {}
+
+    void apply_layer(const std::string& layer_dir) {
+        UniqueFd root = sys::open_at(AT_FDCWD, layer_dir, O_RDONLY | O_DIRECTORY, 0, layer_dir);
+        links_.clear();
+        struct Frame {
+            UniqueFd src;
+            std::string rel;  // "" for the root
+        };
+        std::vector<Frame> stack;
+        stack.push_back({std::move(root), ""});
+        bool at_root = true;
+        while (!stack.empty()) {
+            Frame f = std::move(stack.back());
+            stack.pop_back();
+            UniqueFd dst = open_target_dir(f.rel);
+            if (at_root) {
+                struct stat st = sys::fstat_fd(f.src.get(), layer_dir);
+                defer(f.rel, st);
+                copy_xattrs_fd(f.src.get(), dst.get());
+                at_root = false;
+            }
+            // An opaque directory hides what lower layers put there: clear it before adding our entries.
+            char v;
+            if (::fgetxattr(f.src.get(), "trusted.overlay.opaque", &v, 1) == 1 && v == 'y') {
+                for (const auto& n : list_names(dst.get(), f.rel)) sys::remove_tree_at(dst.get(), n);
+            }
+            for (const std::string& name : list_names(f.src.get(), layer_dir + "/" + f.rel)) {
+                std::string rel = f.rel.empty() ? name : f.rel + "/" + name;
+                auto st = sys::lstat_at(f.src.get(), name);
+                if (!st) continue;
+                ++stats_.entries;
+                if (is_whiteout(*st)) {
+                    sys::remove_tree_at(dst.get(), name);
+                    continue;
+                }
+                auto existing = sys::lstat_at(dst.get(), name);
+                if (S_ISDIR(st->st_mode)) {
+                    if (existing && !S_ISDIR(existing->st_mode)) sys::remove_tree_at(dst.get(), name);
+                    if (!existing || !S_ISDIR(existing->st_mode)) {
+                        if (::mkdirat(dst.get(), name.c_str(), 0700) != 0) throw_errno("mkdir", rel);
+                    }
+                    UniqueFd src_child = sys::open_at(f.src.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, rel);
+                    UniqueFd dst_child = sys::open_at(dst.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, rel);
+                    if (::fchown(dst_child.get(), st->st_uid, st->st_gid) != 0) throw_errno("chown", rel);
+                    copy_xattrs_fd(src_child.get(), dst_child.get());
+                    defer(rel, *st);
+                    stack.push_back({std::move(src_child), rel});
+                    continue;
+                }
+                if (existing) sys::remove_tree_at(dst.get(), name);
+                copy_entry(f.src.get(), dst.get(), name, rel, *st);
+            }
+        }
+    }
+
+    void finish() {
+        // Later entries win; a directory a higher layer deleted or replaced is skipped.
+        for (const DeferredDir& d : deferred_) {
+            UniqueFd fd;
+            try {
+                fd = open_target_dir(d.path);
+            } catch (const Error& e) {
+                int err = e.code().value();
+                if (e.code().category() == std::generic_category() && (err == ENOENT || err == ENOTDIR || err == ELOOP)) {
+                    continue;
+                }
+                throw;
+            }
+            if (::fchmod(fd.get(), d.mode) != 0) throw_errno("chmod", d.path);
+            if (::futimens(fd.get(), d.times) != 0) throw_errno("utimes", d.path);
+        }
+    }
+
+    const CopyStats& stats() const { return stats_; }
+
+private:
+    UniqueFd open_target_dir(const std::string& rel) {
+        if (rel.empty()) return sys::open_at(target_, ".", O_RDONLY | O_DIRECTORY);
+        return sys::open_beneath(target_, rel, O_RDONLY | O_DIRECTORY);
+    }
+
+    void defer(const std::string& rel, const struct stat& st) {
+        DeferredDir d{rel, static_cast<mode_t>(st.st_mode & 07777), {st.st_atim, st.st_mtim}};
+        deferred_.push_back(d);
+    }
+
+    void copy_xattrs_fd(int src, int dst) {
+        for (const auto& [name, value] : xattrs_of_fd(src)) {
+            if (::fsetxattr(dst, name.c_str(), value.data(), value.size(), 0) != 0 && errno != ENOTSUP) {
+                throw_errno("setxattr", name);
+            }
+        }
+    }
+
+    void copy_xattrs_by_name(int src_dir, int dst_dir, const std::string& name) {
+        std::string dst = proc_path(dst_dir, name);
+        for (const auto& [xname, value] : xattrs_by_name(src_dir, name)) {
+            if (::lsetxattr(dst.c_str(), xname.c_str(), value.data(), value.size(), 0) != 0 && errno != ENOTSUP &&
+                errno != EPERM) {
+                throw_errno("setxattr", name);
+            }
+        }
+    }
+
+    void copy_data(int src, int dst, const std::string& rel, off_t size) {
+        if (reflink_ok_ && ::ioctl(dst, FICLONE, src) == 0) {
+            ++stats_.reflinked;
+            return;
+        }
+        reflink_ok_ = false;  // this filesystem cannot share extents: stop asking
+        off_t done = 0;
+        while (done < size) {
+            ssize_t n = ::copy_file_range(src, nullptr, dst, nullptr, static_cast<size_t>(size - done), 0);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                throw_errno("copy_file_range", rel);
+            }
+            if (n == 0) break;
+            done += n;
+        }
+        stats_.copied_bytes += static_cast<std::uint64_t>(done);
+    }
+
+    void copy_entry(int src_dir, int dst_dir, const std::string& name, const std::string& rel, const struct stat& st) {
+        // Hardlink groups: the second name of an inode in this layer becomes a link to the first copy.
+        if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+            auto it = links_.find(st.st_ino);
+            if (it != links_.end()) {
+                auto [parent, base] = split_rel(it->second);
+                UniqueFd pdir = open_target_dir(parent);
+                if (::linkat(pdir.get(), base.c_str(), dst_dir, name.c_str(), 0) != 0) throw_errno("link", rel);
+                return;
+            }
+            links_.emplace(st.st_ino, rel);
+        }
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        if (S_ISREG(st.st_mode)) {
+            UniqueFd in = sys::open_at(src_dir, name, O_RDONLY | O_NOFOLLOW, 0, rel);
+            int raw = ::openat(dst_dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (raw < 0) throw_errno("create", rel);
+            UniqueFd out(raw);
+            copy_data(in.get(), out.get(), rel, st.st_size);
+            if (::fchown(out.get(), st.st_uid, st.st_gid) != 0) throw_errno("chown", rel);
+            if (::fchmod(out.get(), st.st_mode & 07777) != 0) throw_errno("chmod", rel);
+            copy_xattrs_fd(in.get(), out.get());
+            if (::futimens(out.get(), times) != 0) throw_errno("utimes", rel);
+            return;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            std::string target(static_cast<std::size_t>(st.st_size) + 1, '\0');
+            ssize_t n = ::readlinkat(src_dir, name.c_str(), target.data(), target.size());
+            if (n < 0) throw_errno("readlink", rel);
+            target.resize(static_cast<std::size_t>(n));
+            if (::symlinkat(target.c_str(), dst_dir, name.c_str()) != 0) throw_errno("symlink", rel);
+        } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+            if (::mknodat(dst_dir, name.c_str(), (st.st_mode & S_IFMT) | 0600, st.st_rdev) != 0) throw_errno("mknod", rel);
+        } else {
+            return;  // sockets
+        }
+        if (::fchownat(dst_dir, name.c_str(), st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown", rel);
+        if (!S_ISLNK(st.st_mode) && ::fchmodat(dst_dir, name.c_str(), st.st_mode & 07777, 0) != 0) {
+            throw_errno("chmod", rel);
+        }
+        copy_xattrs_by_name(src_dir, dst_dir, name);
+        if (::utimensat(dst_dir, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("utimes", rel);
+    }
+
+    static std::pair<std::string, std::string> split_rel(const std::string& rel) {
+        auto slash = rel.rfind('/');
+        if (slash == std::string::npos) return {"", rel};
+        return {rel.substr(0, slash), rel.substr(slash + 1)};
+    }
+
+    int target_;
+    CopyStats stats_;
+    bool reflink_ok_ = true;
+    std::map<ino_t, std::string> links_;
+    std::vector<DeferredDir> deferred_;
+};
+
+}  // namespace
+
+CopyStats materialize(const std::vector<std::string>& layer_dirs_bottom_first, int target_fd) {
+    Materializer m(target_fd);
+    for (const auto& dir : layer_dirs_bottom_first) {
+        with_context("layer " + dir, [&] { m.apply_layer(dir); });
+    }
+    m.finish();
+    return m.stats();
+}
+
+}  // namespace imgtool::overlay

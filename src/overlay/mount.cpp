@@ -1,0 +1,36 @@
+#include "imgtool/overlay/mount.hpp"
+
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "imgtool/core/error.hpp"
+
+namespace imgtool::overlay {
+
+sys::MountGuard mount(const MountSpec& spec, const std::string& target) {
+    sys::FsMountError failure;
+    sys::MountGuard guard = sys::mount_fs(spec.fstype, fsconfig_parameters(spec), spec.read_only, target, failure);
+    if (!guard.target().empty()) return guard;
+
+    // Kernels before 6.8 reject "lowerdir+" (EINVAL at that parameter), and kernels without the new API
+    // fail fsopen with ENOSYS: use mount(2), whose data must fit in a page.
+    bool old_kernel = (failure.step == "fsopen" && failure.error == ENOSYS) ||
+                      (failure.step == "fsconfig lowerdir+" && failure.error == EINVAL);
+    if (old_kernel) {
+        auto data = legacy_mount_data(spec);
+        if (!data) {
+            throw Error(Errc::Unsupported, "mount overlay on `" + target + "`: " + std::to_string(spec.lowers.size()) +
+                                               " layers do not fit in mount(2) options on this kernel (Linux >= 6.8 "
+                                               "is needed for this many)");
+        }
+        return sys::mount_legacy(spec.fstype, spec.source, target, spec.read_only ? MS_RDONLY : 0, *data);
+    }
+    std::string reason = std::strerror(failure.error);
+    if (!failure.kernel_message.empty()) reason += " (" + failure.kernel_message + ")";
+    throw Error(std::error_code(failure.error, std::generic_category()),
+                "mount overlay on `" + target + "`: " + failure.step + ": " + reason, target);
+}
+
+}  // namespace imgtool::overlay

@@ -1,0 +1,87 @@
+#include "imgtool/sys/mount.hpp"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/sys/unique_fd.hpp"
+
+namespace imgtool::sys {
+
+MountGuard& MountGuard::operator=(MountGuard&& o) noexcept {
+    if (this != &o) {
+        if (!target_.empty()) ::umount2(target_.c_str(), MNT_DETACH);
+        target_ = std::exchange(o.target_, {});
+    }
+    return *this;
+}
+
+MountGuard::~MountGuard() {
+    if (!target_.empty()) ::umount2(target_.c_str(), MNT_DETACH);
+}
+
+namespace {
+
+// The kernel queues "e overlay: ..." lines on the fs context fd explaining why fsconfig failed.
+std::string drain_kernel_messages(int fsfd) {
+    std::string all;
+    char buf[512];
+    while (true) {
+        ssize_t n = ::read(fsfd, buf, sizeof buf - 1);
+        if (n <= 0) break;
+        std::string line(buf, static_cast<std::size_t>(n));
+        if (line.size() > 2 && line[1] == ' ') line = line.substr(2);
+        all += (all.empty() ? "" : "; ") + line;
+    }
+    return all;
+}
+
+}  // namespace
+
+MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, bool read_only,
+                    const std::string& target, FsMountError& failure) {
+    auto fail = [&](int fd, const std::string& step) {
+        failure.error = errno;
+        failure.step = step;
+        if (fd >= 0) failure.kernel_message = drain_kernel_messages(fd);
+        return MountGuard();
+    };
+    int raw = ::fsopen(fstype.c_str(), FSOPEN_CLOEXEC);
+    if (raw < 0) return fail(-1, "fsopen");
+    UniqueFd fs(raw);
+    for (const auto& [key, value] : parameters) {
+        int rc = value.empty() ? ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
+                               : ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
+        if (rc != 0) return fail(fs.get(), "fsconfig " + key);
+    }
+    if (read_only && ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, "ro", nullptr, 0) != 0) return fail(fs.get(), "fsconfig ro");
+    if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return fail(fs.get(), "create");
+    int mnt = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, read_only ? MOUNT_ATTR_RDONLY : 0);
+    if (mnt < 0) return fail(fs.get(), "fsmount");
+    UniqueFd mount_fd(mnt);
+    if (::move_mount(mount_fd.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+        return fail(-1, "move_mount");
+    }
+    return MountGuard(target);
+}
+
+MountGuard mount_legacy(const std::string& fstype, const std::string& source, const std::string& target,
+                        unsigned long flags, const std::string& data) {
+    if (::mount(source.c_str(), target.c_str(), fstype.c_str(), flags, data.empty() ? nullptr : data.c_str()) != 0) {
+        throw_errno("mount " + fstype + " on", target);
+    }
+    return MountGuard(target);
+}
+
+void make_private(const std::string& target) {
+    if (::mount(nullptr, target.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) throw_errno("make private", target);
+}
+
+void unmount(const std::string& target, int flags) {
+    if (::umount2(target.c_str(), flags) != 0) throw_errno("umount", target);
+}
+
+}  // namespace imgtool::sys
