@@ -28,5 +28,6 @@ void add_tag(CLI::App& app, Globals& globals, Action& action);
 void add_mount(CLI::App& app, Globals& globals, Action& action);
 void add_umount(CLI::App& app, Globals& globals, Action& action);
 void add_mounts(CLI::App& app, Globals& globals, Action& action);
+void add_run(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace imgtool::cli

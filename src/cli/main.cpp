@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     cli::add_mount(app, globals, action);
     cli::add_umount(app, globals, action);
     cli::add_mounts(app, globals, action);
+    cli::add_run(app, globals, action);
 
     try {
         app.parse(argc, argv);
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
     }
     if (globals.debug) log::set_level(log::Level::Debug);
     std::string verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
+    // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
+    int failure = verb == "run" ? 125 : 1;
     try {
         return action();
     } catch (const Error& e) {
@@ -41,5 +44,5 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::fprintf(stderr, "imgtool: %s: internal error: %s\n", verb.c_str(), e.what());
     }
-    return 1;
+    return failure;
 }

@@ -34,3 +34,23 @@ sys::MountGuard mount(const MountSpec& spec, const std::string& target) {
 }
 
 }  // namespace imgtool::overlay
+
+namespace imgtool::overlay {
+
+void mount_at(const MountSpec& spec, int target_fd, unsigned attributes) {
+    auto params = fsconfig_parameters(spec);
+    if (spec.read_only) attributes |= MOUNT_ATTR_RDONLY;
+    try {
+        sys::mount_fs_at(spec.fstype, params, attributes, target_fd, "root filesystem");
+    } catch (const Error& e) {
+        bool old_kernel = e.code() == std::errc::function_not_supported || e.code() == std::errc::invalid_argument;
+        auto data = legacy_mount_data(spec);
+        if (!old_kernel || !data) throw;
+        // Pre-6.8 kernels: mount(2) through the fd's /proc path, which names exactly that directory.
+        unsigned long flags = (spec.read_only ? MS_RDONLY : 0) | ((attributes & MOUNT_ATTR_NODEV) ? MS_NODEV : 0);
+        sys::mount_legacy(spec.fstype, spec.source, "/proc/self/fd/" + std::to_string(target_fd), flags, *data)
+            .release();
+    }
+}
+
+}  // namespace imgtool::overlay

@@ -85,7 +85,7 @@ ImageRecord record_from_json(const json& j, const std::string& shown) {
 // ---- Staging ----
 
 Staging::Staging(Staging&& o) noexcept
-    : tmp_fd_(o.tmp_fd_), name_(std::move(o.name_)), dir_fd_(std::move(o.dir_fd_)), diff_fd_(std::move(o.diff_fd_)) {
+    : tmp_fd_(o.tmp_fd_), tmp_path_(std::move(o.tmp_path_)), name_(std::move(o.name_)), dir_fd_(std::move(o.dir_fd_)), diff_fd_(std::move(o.diff_fd_)) {
     o.name_.clear();
 }
 
@@ -96,6 +96,8 @@ Staging& Staging::operator=(Staging&& o) noexcept {
     }
     return *this;
 }
+
+std::string Staging::path() const { return tmp_path_ + "/" + name_; }
 
 Staging::~Staging() {
     if (name_.empty()) return;
@@ -280,7 +282,7 @@ Staging Store::new_staging() {
     sys::UniqueFd dir = sys::open_beneath(tmp_fd_.get(), name, O_RDONLY | O_DIRECTORY);
     sys::mkdir_at(dir.get(), "diff", 0755, false);
     sys::UniqueFd diff = sys::open_beneath(dir.get(), "diff", O_RDONLY | O_DIRECTORY);
-    return Staging(tmp_fd_.get(), name, std::move(dir), std::move(diff));
+    return Staging(tmp_fd_.get(), root_ + "/tmp", name, std::move(dir), std::move(diff));
 }
 
 void Store::sync() {

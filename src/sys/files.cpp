@@ -81,21 +81,26 @@ struct stat fstat_fd(int fd, std::string_view shown) {
 
 std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_bytes) {
     UniqueFd fd = open_at(dirfd, path, O_RDONLY);
-    struct stat st = fstat_fd(fd.get(), path);
-    if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, path + ": not a regular file", path);
+    return read_fd(fd.get(), path, max_bytes);
+}
+
+std::string read_fd(int fd, std::string_view shown, std::uint64_t max_bytes) {
+    struct stat st = fstat_fd(fd, shown);
+    if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, std::string(shown) + ": not a regular file", std::string(shown));
     // Read to end of file rather than trusting st_size: /proc files report 0.
     std::string data;
     char buf[65536];
     while (true) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw_errno("read", path);
+            throw_errno("read", shown);
         }
         if (n == 0) break;
         data.append(buf, static_cast<std::size_t>(n));
         if (data.size() > max_bytes) {
-            throw Error(Errc::Corrupt, path + ": too large (limit " + std::to_string(max_bytes) + " bytes)", path);
+            throw Error(Errc::Corrupt, std::string(shown) + ": too large (limit " + std::to_string(max_bytes) + " bytes)",
+                        std::string(shown));
         }
     }
     return data;

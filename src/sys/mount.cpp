@@ -68,6 +68,48 @@ MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& p
     return MountGuard(target);
 }
 
+void mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
+                 int target_fd, const std::string& shown) {
+    auto fail = [&](int fd, const std::string& step) {
+        int err = errno;
+        std::string kernel = fd >= 0 ? drain_kernel_messages(fd) : "";
+        throw_errno(err, "mount " + fstype + " (" + step + (kernel.empty() ? "" : ": " + kernel) + ") on", shown);
+    };
+    int raw = ::fsopen(fstype.c_str(), FSOPEN_CLOEXEC);
+    if (raw < 0) fail(-1, "fsopen");
+    UniqueFd fs(raw);
+    for (const auto& [key, value] : parameters) {
+        int rc = value.empty() ? ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
+                               : ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
+        if (rc != 0) fail(fs.get(), key);
+    }
+    if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) fail(fs.get(), "create");
+    int mnt = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attributes);
+    if (mnt < 0) fail(fs.get(), "fsmount");
+    UniqueFd mount_fd(mnt);
+    if (::move_mount(mount_fd.get(), "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+        fail(-1, "move_mount");
+    }
+}
+
+void bind_at(int source_fd, int target_fd, bool read_only, const std::string& shown) {
+    int raw = ::open_tree(source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    if (raw < 0) throw_errno("bind (open_tree)", shown);
+    UniqueFd tree(raw);
+    if (read_only) set_mount_attributes(tree.get(), MOUNT_ATTR_RDONLY, true, shown);
+    if (::move_mount(tree.get(), "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+        throw_errno("bind (move_mount)", shown);
+    }
+}
+
+void set_mount_attributes(int fd, unsigned attributes, bool recursive, const std::string& shown) {
+    struct mount_attr attr {};
+    attr.attr_set = attributes;
+    if (::mount_setattr(fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) != 0) {
+        throw_errno("mount_setattr", shown);
+    }
+}
+
 MountGuard mount_legacy(const std::string& fstype, const std::string& source, const std::string& target,
                         unsigned long flags, const std::string& data) {
     if (::mount(source.c_str(), target.c_str(), fstype.c_str(), flags, data.empty() ? nullptr : data.c_str()) != 0) {

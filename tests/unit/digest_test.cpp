@@ -1,6 +1,7 @@
 // Digest parsing (the gate that keeps untrusted digests out of store paths) and Sha256 known vectors.
 #include <doctest/doctest.h>
 
+#include <ostream>  // std::error_code printing in failed CHECKs
 #include <string>
 #include <system_error>
 

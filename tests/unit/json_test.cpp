@@ -2,6 +2,7 @@
 // Errc::Corrupt (never crash, never silently pick one of two values).
 #include <doctest/doctest.h>
 
+#include <ostream>  // std::error_code printing in failed CHECKs
 #include <string>
 #include <system_error>
 
@@ -79,16 +80,26 @@ TEST_CASE("parse_json_strict rejects truncated documents") {
 }
 
 TEST_CASE("parse_json_strict rejects trailing garbage") {
-    for (const char* text : {"{} x", "{}{}", "[1] ]", "1 2", "\"a\"\"b\"", "{},", "null null"}) {
+    for (const std::string text : {"{} x", "{}{}", "[1] ]", "1 2", "\"a\"\"b\"", "{},", "null null"}) {
         CAPTURE(text);
         CHECK(parse_code(text) == make_error_code(Errc::Corrupt));
     }
-    // An embedded NUL after the value is garbage too (std::string keeps it).
+}
+
+// BUG: nlohmann's lexer treats a NUL byte as end of input, so everything from the first NUL after a
+// complete value on is ignored: std::string("{}\0", 3) and "{\"a\":1}\0{\"a\":2, ...anything}" parse as
+// {} and {"a":1}. A blob can thus carry bytes the strict parser never sees while other parsers (Go's
+// encoding/json) reject it: the parser differential this function exists to prevent. Observed: no
+// error. Expected: Errc::Corrupt ("trailing garbage"); e.g. reject any NUL byte in the text up front.
+TEST_CASE("parse_json_strict rejects a NUL byte and anything after it" * doctest::skip()) {
     CHECK(parse_code(std::string("{}\0", 3)) == make_error_code(Errc::Corrupt));
+    const std::string smuggled = std::string(R"({"a":1})") + '\0' + R"({"a":2,"layers":[]} not JSON)";
+    CHECK(parse_code(smuggled) == make_error_code(Errc::Corrupt));
+    CHECK(parse_code(std::string("[1]\0\0\0", 6)) == make_error_code(Errc::Corrupt));
 }
 
 TEST_CASE("parse_json_strict rejects malformed JSON") {
-    for (const char* text : {"", " ", "{'a': 1}", "{a: 1}", "[1,]", "{\"a\":1,}", "NaN", "[Infinity]", "01",
+    for (const std::string text : {"", " ", "{'a': 1}", "{a: 1}", "[1,]", "{\"a\":1,}", "NaN", "[Infinity]", "01",
                              "\"\\x41\"", "\"tab\there\"", "/* c */ {}", "{} // c"}) {
         CAPTURE(text);
         CHECK(parse_code(text) == make_error_code(Errc::Corrupt));
@@ -99,7 +110,7 @@ TEST_CASE("parse_json_strict rejects malformed JSON") {
 }
 
 TEST_CASE("parse_json_strict rejects duplicate keys at any depth") {
-    for (const char* text : {R"({"a": 1, "a": 2})", R"({"a": 1, "a": 1})", R"({"a": null, "a": 1})",
+    for (const std::string text : {R"({"a": 1, "a": 2})", R"({"a": 1, "a": 1})", R"({"a": null, "a": 1})",
                              R"({"a": {}, "a": {}})", R"({"x": {"a": 1, "b": 0, "a": 2}})",
                              R"([{"ok": 1}, {"a": 1, "a": 2}])", R"({"l": [[{"k": [{"z": 1, "z": 2}]}]]})",
                              R"({"a": 1, "\u0061": 2})"}) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <ostream>  // std::error_code printing in failed CHECKs
 #include <string>
 #include <system_error>
 
@@ -113,6 +114,9 @@ TarIndex::ReadAt reader_over(const std::string& archive) {
     };
 }
 
+// normalize_member_name with "<refused>" for nullopt, so a failing CHECK prints both sides.
+std::string normalized(std::string_view name) { return normalize_member_name(name).value_or("<refused>"); }
+
 TarIndex index_of(const std::string& archive) { return TarIndex::build(reader_over(archive), "test.tar"); }
 
 std::error_code build_code(const std::string& archive) {
@@ -183,7 +187,7 @@ TEST_CASE("TarIndex: non-regular members are marked and carry no size") {
     std::string archive = b.finish();
 
     TarIndex index = index_of(archive);
-    for (const char* name : {"dir", "link", "hard"}) {
+    for (const std::string name : {"dir", "link", "hard"}) {
         CAPTURE(name);
         auto m = index.find(name);
         REQUIRE(m);
@@ -223,7 +227,7 @@ TEST_CASE("TarIndex: names are normalised; ./x and x are the same member") {
     std::string archive = b.finish();
     TarIndex index = index_of(archive);
     CHECK(index.members().count("dir/file") == 1);
-    for (const char* name : {"dir/file", "./dir/file", "dir//file", "./dir/./file", "dir/file/"}) {
+    for (const std::string name : {"dir/file", "./dir/file", "dir//file", "./dir/./file", "dir/file/"}) {
         CAPTURE(name);
         REQUIRE(index.find(name));
         CHECK(index.find(name)->offset == at);
@@ -516,18 +520,18 @@ TEST_CASE("TarIndex: a size that overflows the offset arithmetic is refused" * d
 }
 
 TEST_CASE("normalize_member_name") {
-    CHECK(normalize_member_name("a") == "a");
-    CHECK(normalize_member_name("./a//b/") == "a/b");
-    CHECK(normalize_member_name("a/./b/.") == "a/b");
-    CHECK(normalize_member_name("manifest.json") == "manifest.json");
-    CHECK(normalize_member_name("..a/b..") == "..a/b..");  // only whole ".." components are refused
-    CHECK(normalize_member_name("") == std::nullopt);
-    CHECK(normalize_member_name(".") == std::nullopt);
-    CHECK(normalize_member_name("./") == std::nullopt);
-    CHECK(normalize_member_name("/") == std::nullopt);
-    CHECK(normalize_member_name("/a") == std::nullopt);
-    CHECK(normalize_member_name("..") == std::nullopt);
-    CHECK(normalize_member_name("../a") == std::nullopt);
-    CHECK(normalize_member_name("a/..") == std::nullopt);
-    CHECK(normalize_member_name("a/../b") == std::nullopt);
+    CHECK(normalized("a") == "a");
+    CHECK(normalized("./a//b/") == "a/b");
+    CHECK(normalized("a/./b/.") == "a/b");
+    CHECK(normalized("manifest.json") == "manifest.json");
+    CHECK(normalized("..a/b..") == "..a/b..");  // only whole ".." components are refused
+    CHECK(normalized("") == "<refused>");
+    CHECK(normalized(".") == "<refused>");
+    CHECK(normalized("./") == "<refused>");
+    CHECK(normalized("/") == "<refused>");
+    CHECK(normalized("/a") == "<refused>");
+    CHECK(normalized("..") == "<refused>");
+    CHECK(normalized("../a") == "<refused>");
+    CHECK(normalized("a/..") == "<refused>");
+    CHECK(normalized("a/../b") == "<refused>");
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <optional>
+#include <ostream>  // std::error_code printing in failed CHECKs
 #include <string>
 #include <system_error>
 #include <vector>

@@ -10,5 +10,7 @@
 namespace imgtool::overlay {
 
 sys::MountGuard mount(const MountSpec& spec, const std::string& target);
+// Mounts on a directory fd (inside a container being set up). `attributes`: MOUNT_ATTR_* (e.g. nodev).
+void mount_at(const MountSpec& spec, int target_fd, unsigned attributes);
 
 }  // namespace imgtool::overlay

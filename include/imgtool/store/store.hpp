@@ -76,13 +76,16 @@ public:
     Staging& operator=(Staging&&) noexcept;
     ~Staging();
     int diff_fd() const { return diff_fd_.get(); }
+    std::string path() const;  // absolute
     int dir_fd() const { return dir_fd_.get(); }
 
 private:
     friend class Store;
-    Staging(int tmp_fd, std::string name, sys::UniqueFd dir, sys::UniqueFd diff)
-        : tmp_fd_(tmp_fd), name_(std::move(name)), dir_fd_(std::move(dir)), diff_fd_(std::move(diff)) {}
+    Staging(int tmp_fd, std::string tmp_path, std::string name, sys::UniqueFd dir, sys::UniqueFd diff)
+        : tmp_fd_(tmp_fd), tmp_path_(std::move(tmp_path)), name_(std::move(name)), dir_fd_(std::move(dir)),
+          diff_fd_(std::move(diff)) {}
     int tmp_fd_ = -1;
+    std::string tmp_path_;
     std::string name_;
     sys::UniqueFd dir_fd_;
     sys::UniqueFd diff_fd_;

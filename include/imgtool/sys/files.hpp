@@ -29,6 +29,8 @@ struct stat fstat_fd(int fd, std::string_view shown);
 
 // Reads a whole (small) file; refuses more than max_bytes so hostile inputs cannot exhaust memory.
 std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_bytes);
+// Reads an open regular file from its current offset to the end, with the same cap.
+std::string read_fd(int fd, std::string_view shown, std::uint64_t max_bytes);
 std::string pread_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string_view shown);
 void write_all(int fd, const void* data, std::size_t size, std::string_view shown);
 

@@ -38,6 +38,15 @@ struct FsMountError {
 // Returns an engaged guard, or fills `failure` and returns an empty one.
 MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, bool read_only,
                     const std::string& target, FsMountError& failure);
+// Same, but attaches the new mount on the file or directory open as `target_fd` (resolved earlier with
+// openat2 inside a root, so the mount can never land outside it: runc CVE-2021-30465). Throws.
+// `attributes` are MOUNT_ATTR_* flags (nodev, nosuid, noexec, rdonly).
+void mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
+                 int target_fd, const std::string& shown);
+// Bind-mounts the tree at source_fd (recursively) onto target_fd, optionally read-only.
+void bind_at(int source_fd, int target_fd, bool read_only, const std::string& shown);
+// Makes the mount at fd (and below) read-only or sets other MOUNT_ATTR_* flags.
+void set_mount_attributes(int fd, unsigned attributes, bool recursive, const std::string& shown);
 // Classic mount(2) with a data string (throws with errno on failure).
 MountGuard mount_legacy(const std::string& fstype, const std::string& source, const std::string& target,
                         unsigned long flags, const std::string& data);

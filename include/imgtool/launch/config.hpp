@@ -1,0 +1,70 @@
+// Pure pieces of launching: capability sets, users from the image's own /etc/passwd and /etc/group
+// (never the host's NSS: docker cp CVE-2019-14271), environment and argv composition. No syscalls.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace imgtool::launch {
+
+// ---- capabilities (bit N = CAP_N) ----
+inline constexpr int kLastKnownCap = 40;  // CAP_CHECKPOINT_RESTORE
+std::optional<int> capability_number(std::string_view name);  // "NET_ADMIN", "cap_net_admin"
+std::string capability_name(int number);
+// docker's default set: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP
+// NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE.
+std::uint64_t default_capabilities();
+std::uint64_t all_capabilities(int last_cap = kLastKnownCap);
+// Applies --cap-add / --cap-drop (names or "ALL"); throws Errc::InvalidArgument for unknown names.
+std::uint64_t adjust_capabilities(std::uint64_t base, const std::vector<std::string>& add,
+                                  const std::vector<std::string>& drop, int last_cap = kLastKnownCap);
+
+// ---- users ----
+struct PasswdEntry {
+    std::string name;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::string home;
+};
+struct GroupEntry {
+    std::string name;
+    gid_t gid = 0;
+    std::vector<std::string> members;
+};
+std::vector<PasswdEntry> parse_passwd(std::string_view text);
+std::vector<GroupEntry> parse_group(std::string_view text);
+
+struct User {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    std::vector<gid_t> groups;  // supplementary
+    std::string home = "/";
+};
+// `spec` is docker's --user: "", "name", "uid", "name:group", "uid:gid" (any mix). Names must exist in
+// the image's files; numeric ids need not. Throws Errc::NotFound / InvalidArgument.
+User resolve_user(std::string_view spec, const std::vector<PasswdEntry>& passwd, const std::vector<GroupEntry>& groups);
+
+// ---- environment and command ----
+// Later entries replace earlier ones with the same key; "KEY" alone takes the value from `host_env`
+// (as docker's -e KEY), or is dropped if the host has none.
+std::vector<std::string> merge_env(const std::vector<std::string>& base, const std::vector<std::string>& overrides,
+                                   const std::vector<std::string>& host_env);
+// docker's --env-file: KEY=VALUE lines, '#' comments and blank lines ignored.
+std::vector<std::string> parse_env_file(std::string_view text);
+std::optional<std::string> env_value(const std::vector<std::string>& env, std::string_view key);
+
+// docker's rules: --entrypoint replaces Entrypoint and clears the image's Cmd; COMMAND replaces Cmd.
+std::vector<std::string> compose_argv(const std::vector<std::string>& image_entrypoint,
+                                      const std::vector<std::string>& image_cmd,
+                                      const std::optional<std::string>& entrypoint_override,
+                                      const std::vector<std::string>& command);
+
+// Where execvp would look for `program` with this PATH (absolute or relative names: just itself).
+std::vector<std::string> exec_candidates(const std::string& program, std::string_view path);
+
+}  // namespace imgtool::launch

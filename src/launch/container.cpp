@@ -1,0 +1,547 @@
+#include "imgtool/launch/container.hpp"
+
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <grp.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
+#include "imgtool/launch/config.hpp"
+#include "imgtool/sys/files.hpp"
+#include "imgtool/sys/mount.hpp"
+
+namespace imgtool::launch {
+namespace {
+
+using sys::UniqueFd;
+
+// ---- failure reporting from the child -----------------------------------------------------------
+// The child writes "<status> <message>" to a close-on-exec pipe and exits; a successful exec closes the
+// pipe with nothing written.
+struct ChildFailure {
+    int status;
+    std::string message;
+};
+
+[[noreturn]] void child_fail(int pipe_fd, int status, const std::string& message) {
+    std::string line = std::to_string(status) + " " + message;
+    (void)!::write(pipe_fd, line.data(), line.size());
+    ::_exit(status);
+}
+
+// ---- paths inside the new root -------------------------------------------------------------------
+
+int last_cap() {
+    // The running kernel may know more capabilities than our table.
+    std::string text;
+    try {
+        text = sys::read_file_at(AT_FDCWD, "/proc/sys/kernel/cap_last_cap", 64);
+    } catch (const Error&) {
+        return kLastKnownCap;
+    }
+    return std::atoi(text.c_str());
+}
+
+// Opens (creating as needed, owned by root) the directory `path` inside `root_fd`. Symlinks in the
+// image are followed only within the root (RESOLVE_IN_ROOT), so a mount target can never be a host path.
+UniqueFd ensure_dir_in_root(int root_fd, const std::string& path) {
+    int err = 0;
+    UniqueFd fd = sys::open_in_root(root_fd, path, O_PATH | O_DIRECTORY, err);
+    if (fd) return fd;
+    if (err != ENOENT) throw_errno(err, "open", path);
+    UniqueFd current = sys::open_at(root_fd, ".", O_PATH | O_DIRECTORY);
+    std::string prefix;
+    for (const auto& part : split(path, '/')) {
+        if (part.empty()) continue;
+        prefix += "/" + part;
+        UniqueFd next = sys::open_in_root(root_fd, prefix, O_PATH | O_DIRECTORY, err);
+        if (!next && err == ENOENT) {
+            if (::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
+            next = sys::open_in_root(root_fd, prefix, O_PATH | O_DIRECTORY, err);
+        }
+        if (!next) throw_errno(err, "open", prefix);
+        current = std::move(next);
+    }
+    return current;
+}
+
+// Like ensure_dir_in_root for a file mount target (a bind of a host file).
+UniqueFd ensure_file_in_root(int root_fd, const std::string& path) {
+    auto slash = path.rfind('/');
+    std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
+    std::string name = path.substr(slash + 1);
+    UniqueFd dir = ensure_dir_in_root(root_fd, parent.empty() ? "/" : parent);
+    UniqueFd real_dir = sys::open_at(dir.get(), ".", O_RDONLY | O_DIRECTORY);
+    int fd = ::openat(real_dir.get(), name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno != EISDIR) throw_errno("create", path);
+    if (fd >= 0) ::close(fd);
+    return sys::open_at(real_dir.get(), name, O_PATH | O_NOFOLLOW, 0, path);
+}
+
+// The system directories (/proc, /sys, /dev) must be real directories in the image: a symlink there is
+// an attack on the runtime (runc CVE-2019-19921, CVE-2023-27561), refused rather than followed.
+UniqueFd system_dir(int root_fd, const std::string& name) {
+    auto st = sys::lstat_at(root_fd, name);
+    if (st && !S_ISDIR(st->st_mode)) {
+        throw Error(Errc::UnsafePath, "/" + name + " in the image is not a directory (refusing to mount over it)");
+    }
+    if (!st && ::mkdirat(root_fd, name.c_str(), 0755) != 0) throw_errno("mkdir", "/" + name);
+    return sys::open_beneath(root_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+}
+
+// ---- /dev ------------------------------------------------------------------------------------------
+
+void setup_dev(int root_fd) {
+    UniqueFd dev = system_dir(root_fd, "dev");
+    sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"mode", "755"}, {"size", "65536k"}},
+                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, dev.get(), "/dev");
+    UniqueFd devdir = sys::open_beneath(root_fd, "dev", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    struct Node {
+        const char* name;
+        unsigned major, minor;
+    };
+    static const Node nodes[] = {{"null", 1, 3}, {"zero", 1, 5},    {"full", 1, 7},
+                                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+    for (const Node& n : nodes) {
+        if (::mknodat(devdir.get(), n.name, S_IFCHR | 0666, makedev(n.major, n.minor)) == 0) {
+            ::fchmodat(devdir.get(), n.name, 0666, 0);  // undo the umask
+            continue;
+        }
+        if (errno != EPERM) throw_errno("mknod", std::string("/dev/") + n.name);
+        // No mknod (user namespace): bind the host's node onto an empty file.
+        int f = ::openat(devdir.get(), n.name, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+        if (f < 0) throw_errno("create", std::string("/dev/") + n.name);
+        ::close(f);
+        UniqueFd target = sys::open_at(devdir.get(), n.name, O_PATH | O_NOFOLLOW);
+        UniqueFd host = sys::open_at(AT_FDCWD, std::string("/dev/") + n.name, O_PATH);
+        sys::bind_at(host.get(), target.get(), false, std::string("/dev/") + n.name);
+    }
+    // CVE-2025-31133: whatever we later bind over masked paths must really be the null device.
+    auto st = sys::lstat_at(devdir.get(), "null");
+    if (!st || !S_ISCHR(st->st_mode) || st->st_rdev != makedev(1, 3)) {
+        throw Error(Errc::UnsafePath, "/dev/null in the container is not the null device");
+    }
+    for (const char* d : {"pts", "shm", "mqueue"}) sys::mkdir_at(devdir.get(), d, 0755, true);
+    UniqueFd pts = sys::open_beneath(devdir.get(), "pts", O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    // newinstance: the container's ptys are its own, not the host's.
+    sys::mount_fs_at("devpts", {{"source", "devpts"}, {"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}},
+                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts.get(), "/dev/pts");
+    UniqueFd shm = sys::open_beneath(devdir.get(), "shm", O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    sys::mount_fs_at("tmpfs", {{"source", "shm"}, {"mode", "1777"}, {"size", "65536k"}},
+                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, shm.get(), "/dev/shm");
+    UniqueFd mq = sys::open_beneath(devdir.get(), "mqueue", O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    try {
+        sys::mount_fs_at("mqueue", {{"source", "mqueue"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                         mq.get(), "/dev/mqueue");
+    } catch (const Error&) {
+        // optional: some kernels lack POSIX message queues
+    }
+    struct Link {
+        const char* name;
+        const char* target;
+    };
+    for (const Link& l : {Link{"ptmx", "pts/ptmx"}, Link{"fd", "/proc/self/fd"}, Link{"stdin", "/proc/self/fd/0"},
+                          Link{"stdout", "/proc/self/fd/1"}, Link{"stderr", "/proc/self/fd/2"}}) {
+        if (::symlinkat(l.target, devdir.get(), l.name) != 0) throw_errno("symlink", std::string("/dev/") + l.name);
+    }
+}
+
+void setup_sys(int root_fd, bool new_network) {
+    UniqueFd sysdir = system_dir(root_fd, "sys");
+    const unsigned ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    try {
+        sys::mount_fs_at("sysfs", {{"source", "sysfs"}}, ro, sysdir.get(), "/sys");
+    } catch (const Error&) {
+        if (new_network) throw;
+        // sysfs refuses a fresh mount when we share the host's network namespace from a user namespace:
+        // bind the host's, read-only.
+        UniqueFd host = sys::open_at(AT_FDCWD, "/sys", O_PATH | O_DIRECTORY);
+        sys::bind_at(host.get(), sysdir.get(), true, "/sys");
+    }
+}
+
+// ---- after pivot_root: masks and read-only paths (runc's defaults) --------------------------------
+
+void mask_paths() {
+    static const char* const masked[] = {"/proc/acpi",          "/proc/asound",       "/proc/kcore",
+                                         "/proc/keys",          "/proc/latency_stats", "/proc/timer_list",
+                                         "/proc/timer_stats",   "/proc/sched_debug",  "/proc/scsi",
+                                         "/sys/firmware",       "/sys/devices/virtual/powercap"};
+    static const char* const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+    UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
+    UniqueFd null_dev = sys::open_at(AT_FDCWD, "/dev/null", O_PATH | O_NOFOLLOW);
+    struct stat nst = sys::fstat_fd(null_dev.get(), "/dev/null");
+    if (!S_ISCHR(nst.st_mode) || nst.st_rdev != makedev(1, 3)) {
+        throw Error(Errc::UnsafePath, "/dev/null in the container is not the null device");
+    }
+    for (const char* path : masked) {
+        UniqueFd target;
+        try {
+            target = sys::open_beneath(root.get(), path + 1, O_PATH | O_NOFOLLOW);
+        } catch (const Error& e) {
+            continue;  // absent on this kernel
+        }
+        struct stat st = sys::fstat_fd(target.get(), path);
+        if (S_ISDIR(st.st_mode)) {
+            sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"size", "0"}}, MOUNT_ATTR_RDONLY, target.get(), path);
+        } else {
+            sys::bind_at(null_dev.get(), target.get(), false, path);
+        }
+    }
+    for (const char* path : read_only) {
+        UniqueFd target;
+        try {
+            target = sys::open_beneath(root.get(), path + 1, O_PATH | O_NOFOLLOW);
+        } catch (const Error&) {
+            continue;
+        }
+        sys::bind_at(target.get(), target.get(), true, path);
+    }
+}
+
+// ---- identity and privileges ---------------------------------------------------------------------
+
+void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
+    // Bounding set first: whatever is not in it can never come back, even through setuid binaries.
+    for (int c = 0; c <= cap_last; ++c) {
+        if (!(caps & (1ULL << c)) && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) {
+            throw_errno("drop capability", capability_name(c));
+        }
+    }
+    ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    if (::setgroups(user.groups.size(), user.groups.data()) != 0) throw_errno("setgroups", "");
+    if (::setresgid(user.gid, user.gid, user.gid) != 0) throw_errno("setgid", std::to_string(user.gid));
+    if (::setresuid(user.uid, user.uid, user.uid) != 0) throw_errno("setuid", std::to_string(user.uid));
+    // For uid 0 the kernel kept every capability: narrow effective/permitted/inheritable to the set.
+    // For other users setuid already cleared them, as docker does for non-root users.
+    if (user.uid == 0) {
+        struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct data[2] {};
+        data[0].effective = data[0].permitted = data[0].inheritable = static_cast<std::uint32_t>(caps);
+        data[1].effective = data[1].permitted = data[1].inheritable = static_cast<std::uint32_t>(caps >> 32);
+        if (::syscall(SYS_capset, &header, data) != 0) throw_errno("capset", "");
+    }
+}
+
+std::string read_image_file(int root_fd, const std::string& path) {
+    int err = 0;
+    UniqueFd fd = sys::open_in_root(root_fd, path, O_RDONLY, err);
+    if (!fd) return {};
+    return sys::read_fd(fd.get(), path, 4 << 20);
+}
+
+// ---- the child ------------------------------------------------------------------------------------
+
+struct ChildArgs {
+    const LaunchSpec* spec;
+    int error_pipe;
+    int tty_slave;  // -1 without -t
+    int null_fd;
+    int cap_last;
+};
+
+[[noreturn]] void exec_command(const LaunchSpec& spec, const std::vector<std::string>& env, int error_pipe) {
+    std::vector<char*> argv;
+    for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    std::string path = env_value(env, "PATH").value_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    int status = 127;
+    int first_error = ENOENT;
+    for (const auto& candidate : exec_candidates(spec.argv[0], path)) {
+        ::execve(candidate.c_str(), argv.data(), envp.data());
+        if (errno != ENOENT && errno != ENOTDIR) {
+            status = 126;
+            first_error = errno;
+        }
+    }
+    std::string reason = status == 127 ? "executable file not found in $PATH" : std::strerror(first_error);
+    child_fail(error_pipe, status, "exec " + spec.argv[0] + ": " + reason);
+}
+
+// A minimal init for --init: runs the command as its child, forwards signals to it, reaps every
+// orphan, and exits with the command's status.
+pid_t g_init_child = 0;
+void init_forward(int sig) {
+    if (g_init_child > 0) ::kill(g_init_child, sig);
+}
+
+[[noreturn]] void run_init(const LaunchSpec& spec, const std::vector<std::string>& env, int error_pipe) {
+    pid_t child = ::fork();
+    if (child < 0) child_fail(error_pipe, 125, std::string("fork: ") + std::strerror(errno));
+    if (child == 0) {
+        ::signal(SIGTERM, SIG_DFL);
+        exec_command(spec, env, error_pipe);
+    }
+    g_init_child = child;
+    struct sigaction sa {};
+    sa.sa_handler = init_forward;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) ::sigaction(sig, &sa, nullptr);
+    ::close(error_pipe);  // the command's exec reports through its own copy
+    while (true) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, 0);
+        if (pid < 0) {
+            if (errno == EINTR) continue;
+            ::_exit(125);
+        }
+        if (pid == child) {
+            if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+            ::_exit(128 + WTERMSIG(status));
+        }
+    }
+}
+
+int child_main(void* raw) {
+    auto* args = static_cast<ChildArgs*>(raw);
+    const LaunchSpec& spec = *args->spec;
+    int ep = args->error_pipe;
+    std::vector<std::string> env = spec.env;
+    try {
+        // If imgtool dies, the container dies with it (PID 1 gone -> namespace torn down).
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
+        // into the user's shell (bubblewrap CVE-2017-5226).
+        if (::setsid() < 0) throw_errno("setsid", "");
+        if (args->tty_slave >= 0) {
+            if (::ioctl(args->tty_slave, TIOCSCTTY, 0) != 0) throw_errno("TIOCSCTTY", "");
+            for (int fd = 0; fd < 3; ++fd) ::dup2(args->tty_slave, fd);
+        } else if (!spec.interactive) {
+            ::dup2(args->null_fd, 0);
+        }
+        // Before anything is mounted: no mount event may reach the host's namespace.
+        if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) throw_errno("make / private", "/");
+
+        UniqueFd root_mount_point = sys::open_at(AT_FDCWD, spec.root_dir, O_PATH | O_DIRECTORY, 0, spec.root_dir);
+        spec.mount_root(root_mount_point.get());
+        UniqueFd root = sys::open_at(AT_FDCWD, spec.root_dir, O_RDONLY | O_DIRECTORY, 0, spec.root_dir);
+
+        UniqueFd proc = system_dir(root.get(), "proc");
+        sys::mount_fs_at("proc", {{"source", "proc"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                         proc.get(), "/proc");
+        setup_dev(root.get());
+        setup_sys(root.get(), spec.new_network);
+        for (const auto& v : spec.volumes) {
+            UniqueFd host = sys::open_at(AT_FDCWD, v.host, O_PATH, 0, v.host);
+            struct stat st = sys::fstat_fd(host.get(), v.host);
+            UniqueFd target = S_ISDIR(st.st_mode) ? ensure_dir_in_root(root.get(), v.container)
+                                                  : ensure_file_in_root(root.get(), v.container);
+            sys::bind_at(host.get(), target.get(), v.read_only, v.container);
+        }
+        for (const auto& t : spec.tmpfs) {
+            UniqueFd target = ensure_dir_in_root(root.get(), t);
+            sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"mode", "1777"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                             target.get(), t);
+        }
+        ensure_dir_in_root(root.get(), spec.workdir);
+        User user = resolve_user(spec.user, parse_passwd(read_image_file(root.get(), "/etc/passwd")),
+                                 parse_group(read_image_file(root.get(), "/etc/group")));
+        if (!env_value(env, "HOME")) env.push_back("HOME=" + user.home);
+        if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0) {
+            throw_errno("sethostname", spec.hostname);
+        }
+
+        // pivot_root, never chroot: the old root is detached, so nothing of the host stays reachable.
+        if (::fchdir(root.get()) != 0) throw_errno("chdir", spec.root_dir);
+        if (::syscall(SYS_pivot_root, ".", ".") != 0) throw_errno("pivot_root", spec.root_dir);
+        if (::umount2(".", MNT_DETACH) != 0) throw_errno("detach old root", "/");
+        if (::chdir("/") != 0) throw_errno("chdir", "/");
+        if (!spec.privileged) mask_paths();
+        if (spec.read_only_root) {
+            UniqueFd new_root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
+            sys::set_mount_attributes(new_root.get(), MOUNT_ATTR_RDONLY, false, "/");
+        }
+        drop_privileges(user, spec.capabilities, args->cap_last);
+        // CVE-2024-21626: no host fd may leak into the container (as cwd or otherwise).
+        if (::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("close_range", "");
+        if (::chdir(spec.workdir.c_str()) != 0) throw_errno("chdir", spec.workdir);
+        char cwd[PATH_MAX];
+        if (::getcwd(cwd, sizeof cwd) == nullptr || cwd[0] != '/') {
+            throw Error(Errc::UnsafePath, "working directory is outside the container root");
+        }
+    } catch (const Error& e) {
+        child_fail(ep, 125, e.what());
+    } catch (const std::exception& e) {
+        child_fail(ep, 125, e.what());
+    }
+    if (spec.init) run_init(spec, env, ep);
+    exec_command(spec, env, ep);
+}
+
+// ---- the parent ----------------------------------------------------------------------------------
+
+volatile sig_atomic_t g_child = 0;
+void forward_signal(int sig) {
+    if (g_child > 0) ::kill(g_child, sig);
+}
+
+class RawTerminal {
+public:
+    explicit RawTerminal(int fd) : fd_(fd) {
+        if (::isatty(fd) && ::tcgetattr(fd, &saved_) == 0) {
+            struct termios raw = saved_;
+            ::cfmakeraw(&raw);
+            active_ = ::tcsetattr(fd, TCSANOW, &raw) == 0;
+        }
+    }
+    ~RawTerminal() {
+        if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
+    }
+
+private:
+    int fd_;
+    struct termios saved_ {};
+    bool active_ = false;
+};
+
+int g_master = -1;
+void resize_pty(int) {
+    struct winsize ws {};
+    if (g_master >= 0 && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(g_master, TIOCSWINSZ, &ws);
+}
+
+void write_fully(int fd, const char* p, ssize_t n) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, static_cast<size_t>(n));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        p += w;
+        n -= w;
+    }
+}
+
+// Copies stdin -> pty master and master -> stdout until the child is gone.
+void relay_pty(int master, pid_t child, int& status) {
+    RawTerminal raw(STDIN_FILENO);
+    resize_pty(0);
+    bool stdin_open = true;
+    char buf[16384];
+    while (true) {
+        struct pollfd fds[2] = {{master, POLLIN, 0}, {STDIN_FILENO, static_cast<short>(stdin_open ? POLLIN : 0), 0}};
+        int n = ::poll(fds, 2, 100);
+        if (n < 0 && errno != EINTR) break;
+        if (n > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ssize_t r = ::read(master, buf, sizeof buf);
+            if (r > 0) {
+                write_fully(STDOUT_FILENO, buf, r);
+            } else if (r < 0 && errno != EINTR && errno != EAGAIN) {
+                break;  // EIO: every slave fd is closed
+            }
+        }
+        if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP))) {
+            ssize_t r = ::read(STDIN_FILENO, buf, sizeof buf);
+            if (r > 0) {
+                write_fully(master, buf, r);
+            } else if (r == 0) {
+                stdin_open = false;
+                char eot = 4;  // end of input for the container's terminal
+                write_fully(master, &eot, 1);
+            }
+        }
+        if (::waitpid(child, &status, WNOHANG) == child) {
+            // Drain what the command wrote last.
+            ssize_t r;
+            while ((r = ::read(master, buf, sizeof buf)) > 0) write_fully(STDOUT_FILENO, buf, r);
+            return;
+        }
+    }
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+}
+
+}  // namespace
+
+RunOutcome run_container(const LaunchSpec& spec) {
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");
+    UniqueFd err_read(pipefd[0]), err_write(pipefd[1]);
+    UniqueFd null_fd = sys::open_at(AT_FDCWD, "/dev/null", O_RDWR);
+
+    UniqueFd master, slave;
+    if (spec.tty) {
+        int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (m < 0 || ::grantpt(m) != 0 || ::unlockpt(m) != 0) throw_errno("open pty", "/dev/ptmx");
+        master.reset(m);
+        char name[128];
+        if (::ptsname_r(m, name, sizeof name) != 0) throw_errno("ptsname", "");
+        slave = sys::open_at(AT_FDCWD, name, O_RDWR | O_NOCTTY, 0, name);
+    }
+
+    ChildArgs args{&spec, err_write.get(), slave ? slave.get() : -1, null_fd.get(), last_cap()};
+    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+    if (spec.new_network) flags |= CLONE_NEWNET;
+    constexpr std::size_t kStack = 1 << 20;
+    void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) throw_errno("mmap", "stack");
+    pid_t child = ::clone(child_main, static_cast<char*>(stack) + kStack, flags, &args);
+    int clone_errno = errno;
+    ::munmap(stack, kStack);
+    if (child < 0) throw_errno(clone_errno, "clone", "namespaces");
+    err_write.reset();
+    slave.reset();
+
+    g_child = child;
+    struct sigaction sa {};
+    sa.sa_handler = forward_signal;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) ::sigaction(sig, &sa, nullptr);
+    if (spec.tty) {
+        g_master = master.get();
+        struct sigaction ws {};
+        ws.sa_handler = resize_pty;
+        ::sigaction(SIGWINCH, &ws, nullptr);
+    }
+
+    // Empty read: exec succeeded (close-on-exec closed the pipe); otherwise the child's failure.
+    std::string failure;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(err_read.get(), buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        failure.append(buf, static_cast<std::size_t>(n));
+    }
+
+    int status = 0;
+    if (spec.tty && failure.empty()) {
+        relay_pty(master.get(), child, status);
+    } else {
+        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    g_child = 0;
+    if (!failure.empty()) {
+        auto space = failure.find(' ');
+        int code = std::atoi(failure.substr(0, space).c_str());
+        return {code == 126 || code == 127 ? code : 125, space == std::string::npos ? failure : failure.substr(space + 1)};
+    }
+    if (WIFEXITED(status)) return {WEXITSTATUS(status), {}};
+    if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), {}};
+    return {125, "unexpected wait status"};
+}
+
+}  // namespace imgtool::launch

@@ -1,0 +1,433 @@
+"""Shared helpers for the imgtool integration tests (standard library only).
+
+Environment (set by CTest, see CMakeLists.txt; defaults for running by hand):
+  IMGTOOL             the imgtool binary (default: build/src/imgtool in the source tree)
+  IMGTOOL_SOURCE_DIR  the source tree (default: two levels above this file)
+  IMGTOOL_TEST_TMP    scratch space (default: build/test-tmp in the source tree)
+  IMGTOOL_TEST_KEEP   if set, per-test stores are left behind for inspection
+
+Test images come from tools/gen_images.py and are generated once per source of
+the generator: several ctest processes may start at once, so generation runs
+under a lock file and is marked done by a stamp holding the inputs' hashes.
+
+Missing test tools make tests FAIL with the Debian package to install; only a
+kernel that lacks a feature (probed by trying it) makes a test skip.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+from dataclasses import dataclass
+
+SOURCE_DIR = os.path.abspath(
+    os.environ.get("IMGTOOL_SOURCE_DIR")
+    or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+TOOLS_DIR = os.path.join(SOURCE_DIR, "tools")
+TEST_TMP = os.path.abspath(
+    os.environ.get("IMGTOOL_TEST_TMP") or os.path.join(SOURCE_DIR, "build", "test-tmp"))
+GENERATOR = os.path.join(TOOLS_DIR, "gen_images.py")
+TREECMP = os.path.join(TOOLS_DIR, "treecmp.py")
+BUSYBOX = "/bin/busybox"
+
+if TOOLS_DIR not in sys.path:
+    sys.path.insert(0, TOOLS_DIR)
+import gen_images  # noqa: E402  (the generator's model is the source of expectations)
+import treecmp  # noqa: E402
+
+# Debian package providing each external tool the tests drive.
+PACKAGES = {
+    "skopeo": "skopeo",
+    "umoci": "umoci",
+    "unshare": "util-linux",
+    "mount": "mount",
+    "zstd": "zstd",
+}
+
+
+class SetupError(AssertionError):
+    """Something the test script should have installed is missing: a failure, never a skip."""
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise SetupError("the integration tests drive overlayfs, mknod and chown: run them as root")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise SetupError(f"{name} not found in PATH: install the Debian package "
+                         f"{PACKAGES.get(name, name)} (tools/test.sh installs it)")
+    return path
+
+
+def imgtool_binary() -> str:
+    path = os.environ.get("IMGTOOL") or os.path.join(SOURCE_DIR, "build", "src", "imgtool")
+    if not os.access(path, os.X_OK):
+        raise SetupError(f"imgtool binary {path} not found or not executable: build it "
+                         f"(ninja -C build imgtool) or set IMGTOOL")
+    return os.path.abspath(path)
+
+
+# --------------------------------------------------------------------------
+# Test images (generated once, shared by every test process)
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _images_stamp() -> str:
+    # Inputs that decide the generator's output: its source, the busybox payload, the host arch.
+    if not os.path.isfile(BUSYBOX):
+        raise SetupError(f"{BUSYBOX} missing: install the Debian package busybox-static")
+    return json.dumps({"generator": _sha256_file(GENERATOR), "busybox": _sha256_file(BUSYBOX),
+                       "arch": platform.machine()}, sort_keys=True)
+
+
+_images_cache: dict | None = None
+
+
+def images_dir() -> str:
+    return os.path.join(TEST_TMP, "images")
+
+
+def images() -> dict:
+    """images.json of the generated test images (generating them first if needed)."""
+    global _images_cache
+    if _images_cache is not None:
+        return _images_cache
+    require_tool("zstd")
+    os.makedirs(TEST_TMP, exist_ok=True)
+    out = images_dir()
+    stamp_path = os.path.join(TEST_TMP, "images.stamp")
+    stamp = _images_stamp()
+    with open(os.path.join(TEST_TMP, "images.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        try:
+            with open(stamp_path) as fh:
+                fresh = fh.read() == stamp and os.path.isfile(os.path.join(out, "images.json"))
+        except FileNotFoundError:
+            fresh = False
+        if not fresh:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(stamp_path)
+            shutil.rmtree(out, ignore_errors=True)
+            proc = subprocess.run([sys.executable, GENERATOR, out, "--busybox", BUSYBOX],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if proc.returncode != 0:
+                raise SetupError(f"gen_images.py failed ({proc.returncode}): {proc.stderr}")
+            with open(stamp_path + ".tmp", "w") as fh:
+                fh.write(stamp)
+            os.replace(stamp_path + ".tmp", stamp_path)
+    with open(os.path.join(out, "images.json")) as fh:
+        index = json.load(fh)
+    if index["skipped"]:
+        # The generator skips busybox only when /bin/busybox is not a static binary.
+        raise SetupError(f"gen_images.py skipped {index['skipped']}: install busybox-static")
+    _images_cache = index
+    return index
+
+
+def image_record(name: str, fmt: str) -> dict:
+    for rec in images()["images"]:
+        if rec["name"] == name and rec["format"] == fmt:
+            return rec
+    raise KeyError(f"images.json has no {name} in format {fmt}")
+
+
+def image_path(rec_or_name, fmt: str | None = None) -> str:
+    rec = rec_or_name if isinstance(rec_or_name, dict) else image_record(rec_or_name, fmt)
+    return os.path.join(images_dir(), rec["path"])
+
+
+def host_platform() -> str:
+    return "linux/" + gen_images.host_arch()
+
+
+# --------------------------------------------------------------------------
+# Running imgtool
+
+
+@dataclass
+class Result:
+    argv: list
+    rc: int
+    out: str
+    err: str
+
+    def __str__(self) -> str:
+        return (f"$ {' '.join(self.argv)}\nexit {self.rc}\n--- stdout\n{self.out}"
+                f"--- stderr\n{self.err}")
+
+
+def base_env(**extra) -> dict:
+    env = dict(os.environ)
+    # Never let an inherited IMGTOOL_ROOT (or the default /var/lib/imgtool) catch a test's writes.
+    env.pop("IMGTOOL_ROOT", None)
+    env.update(extra)
+    return env
+
+
+def imgtool_argv(root: str | None, *args) -> list:
+    argv = [imgtool_binary()]
+    if root is not None:
+        argv += ["--root", root]
+    return argv + [str(a) for a in args]
+
+
+def run(root: str | None, *args, env: dict | None = None, timeout: float = 120) -> Result:
+    """Run `imgtool [--root ROOT] ARGS...` with stdin closed, capturing both streams."""
+    argv = imgtool_argv(root, *args)
+    if root is None and (env is None or "IMGTOOL_ROOT" not in env):
+        raise ValueError("refusing to run imgtool on the default store /var/lib/imgtool")
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, env=env or base_env(), timeout=timeout)
+    return Result(argv, proc.returncode, proc.stdout.decode(errors="replace"),
+                  proc.stderr.decode(errors="replace"))
+
+
+def popen(root: str, *args, **kwargs) -> subprocess.Popen:
+    kwargs.setdefault("stdin", subprocess.DEVNULL)
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    kwargs.setdefault("env", base_env())
+    return subprocess.Popen(imgtool_argv(root, *args), **kwargs)
+
+
+def scratch_dir(tc: unittest.TestCase, prefix: str = "t-") -> str:
+    """A fresh directory under IMGTOOL_TEST_TMP, removed after the test."""
+    os.makedirs(os.path.join(TEST_TMP, "work"), exist_ok=True)
+    path = tempfile.mkdtemp(prefix=prefix, dir=os.path.join(TEST_TMP, "work"))
+    if not os.environ.get("IMGTOOL_TEST_KEEP"):
+        tc.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
+def new_store(tc: unittest.TestCase) -> str:
+    """Path of a store root that does not exist yet (imgtool creates it)."""
+    return os.path.join(scratch_dir(tc, "store-"), "root")
+
+
+def pull(tc: unittest.TestCase, root: str, source: str, *args) -> str:
+    """pull-local that must succeed; returns the single printed ID."""
+    res = run(root, "pull-local", source, *args)
+    tc.assertEqual(res.rc, 0, str(res))
+    lines = res.out.splitlines()
+    tc.assertEqual(len(lines), 1, str(res))
+    return lines[0]
+
+
+def inspect(tc: unittest.TestCase, root: str, *refs) -> list:
+    res = run(root, "inspect", *refs)
+    tc.assertEqual(res.rc, 0, str(res))
+    return json.loads(res.out)
+
+
+def images_json(tc: unittest.TestCase, root: str) -> list:
+    res = run(root, "images", "--format", "json")
+    tc.assertEqual(res.rc, 0, str(res))
+    return json.loads(res.out)
+
+
+def tag_map(tc: unittest.TestCase, root: str) -> dict:
+    """'repo:tag' -> ID for every tagged row of `images --format json`."""
+    return {f"{row['Repository']}:{row['Tag']}": row["ID"] for row in images_json(tc, root)
+            if row["Repository"] != "<none>"}
+
+
+def assert_one_error_line(tc: unittest.TestCase, res: Result, verb: str) -> str:
+    """exit 1, nothing on stdout, exactly one stderr line 'imgtool: VERB: ...'; returns it."""
+    tc.assertEqual(res.rc, 1, str(res))
+    tc.assertEqual(res.out, "", str(res))
+    lines = res.err.splitlines()
+    tc.assertEqual(len(lines), 1, f"expected exactly one error line\n{res}")
+    tc.assertTrue(res.err.endswith("\n"), str(res))
+    tc.assertTrue(lines[0].startswith(f"imgtool: {verb}: "), str(res))
+    return lines[0]
+
+
+# --------------------------------------------------------------------------
+# Looking at a store
+
+
+def layer_hexes(root: str) -> list:
+    return sorted(os.listdir(os.path.join(root, "layers")))
+
+
+def tmp_entries(root: str) -> list:
+    return sorted(os.listdir(os.path.join(root, "tmp")))
+
+
+def store_listing(root: str) -> dict:
+    """Every path below the store (tmp/ included) with type, mode, owner, size, content
+    hash, link target, device number and xattrs; mtimes are left out."""
+    return treecmp.snapshot(root, mtimes=False)
+
+
+def inode_map(path: str) -> dict:
+    """relative path -> (inode, mtime_ns, ctime_ns) for everything below path."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [""] + dirnames + filenames:
+            full = os.path.join(dirpath, name) if name else dirpath
+            st = os.lstat(full)
+            out[os.path.relpath(full, path)] = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+def listing_diff(before: dict, after: dict) -> str:
+    return "\n".join(treecmp.compare(before, after)[:40])
+
+
+class Sentinel:
+    """A directory outside the store whose full state (mtimes too) must not change."""
+
+    def __init__(self, tc: unittest.TestCase):
+        self.path = os.path.join(scratch_dir(tc, "sentinel-"), "tree")
+        os.makedirs(os.path.join(self.path, "sub"))
+        with open(os.path.join(self.path, "file.txt"), "w") as fh:
+            fh.write("must stay as it is\n")
+        with open(os.path.join(self.path, "sub", "x"), "wb") as fh:
+            fh.write(b"\0\1\2")
+        os.chmod(os.path.join(self.path, "sub", "x"), 0o600)
+        os.symlink("../file.txt", os.path.join(self.path, "sub", "link"))
+        self.hash = treecmp.tree_hash(self.path)
+
+    def unchanged(self) -> bool:
+        return treecmp.tree_hash(self.path) == self.hash
+
+
+# --------------------------------------------------------------------------
+# Kernel features and reference unpackers
+
+_overlay_probe: tuple | None = None
+
+
+def _run_in_private_mount_ns(script: str, *args) -> subprocess.CompletedProcess:
+    require_tool("unshare")
+    # A private mount namespace: the mount vanishes with the child, even if a test dies.
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script,
+                           "sh", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=300)
+
+
+def overlay_unavailable() -> str | None:
+    """None if a read-only multi-lower overlay mount works here, else why not."""
+    global _overlay_probe
+    if _overlay_probe is None:
+        base = tempfile.mkdtemp(prefix="overlay-probe-", dir=TEST_TMP)
+        try:
+            for d in ("l1", "l2", "m"):
+                os.mkdir(os.path.join(base, d))
+            proc = _run_in_private_mount_ns(
+                'mount -t overlay overlay -o "ro,lowerdir=$1/l1:$1/l2" "$1/m"', base)
+            _overlay_probe = (None if proc.returncode == 0 else
+                              f"overlayfs mount failed: {proc.stderr.strip()}",)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    return _overlay_probe[0]
+
+
+@contextlib.contextmanager
+def overlay_view(lowerdirs):
+    """Snapshot (treecmp) of the read-only overlay of lowerdirs (TOP FIRST, as in
+    GraphDriver.Data.LowerDir; a list or a colon-separated string).
+
+    The mount lives in a child's private mount namespace and is gone before this
+    yields.  Mount options are limited to one page, so use it with few layers."""
+    if isinstance(lowerdirs, str):
+        lowerdirs = lowerdirs.split(":")
+    options = "ro,lowerdir=" + ":".join(lowerdirs)
+    if len(options) >= 4000:
+        raise ValueError(f"overlay options of {len(options)} bytes exceed one page")
+    work = tempfile.mkdtemp(prefix="overlay-view-", dir=TEST_TMP)
+    try:
+        mnt, out = os.path.join(work, "m"), os.path.join(work, "snap.json")
+        os.mkdir(mnt)
+        if len(lowerdirs) == 1:
+            # Without an upper dir overlayfs wants two lower layers; an empty one adds nothing.
+            os.mkdir(os.path.join(work, "empty"))
+            options += ":" + os.path.join(work, "empty")
+        proc = _run_in_private_mount_ns(
+            'mount -t overlay overlay -o "$1" "$2" && exec "$3" "$4" snapshot "$2" -o "$5"',
+            options, mnt, sys.executable, TREECMP, out)
+        if proc.returncode != 0:
+            raise AssertionError(f"overlay view of {options} failed: {proc.stderr.strip()}")
+        yield treecmp.load(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+_umoci_dir: str | None = None
+_umoci_cache: dict = {}
+
+
+def _oci_layout_ref(layout: str) -> str:
+    with open(os.path.join(layout, "index.json")) as fh:
+        index = json.load(fh)
+    for desc in index.get("manifests", []):
+        ref = desc.get("annotations", {}).get(gen_images.ANN_REF_NAME)
+        if ref:
+            return ref
+    raise AssertionError(f"{layout}/index.json has no {gen_images.ANN_REF_NAME} annotation")
+
+
+def umoci_rootfs(image: str, fmt: str) -> str:
+    """Root filesystem of `image` (path in format fmt, as in images.json) unpacked by umoci.
+
+    skopeo first copies it into an OCI layout with gzip layers: umoci 0.4.7 cannot
+    read zstd layers.  Results are cached for the lifetime of this process."""
+    global _umoci_dir
+    key = (os.path.abspath(image), fmt)
+    if key in _umoci_cache:
+        return _umoci_cache[key]
+    skopeo, umoci = require_tool("skopeo"), require_tool("umoci")
+    if _umoci_dir is None:
+        os.makedirs(TEST_TMP, exist_ok=True)
+        _umoci_dir = tempfile.mkdtemp(prefix="umoci-", dir=TEST_TMP)
+        atexit.register(shutil.rmtree, _umoci_dir, True)
+    if fmt in ("docker-archive", "docker-archive-new"):
+        src = f"docker-archive:{image}"
+    elif fmt == "oci-archive":
+        src = f"oci-archive:{image}"
+    elif fmt == "oci-layout":
+        src = f"oci:{image}:{_oci_layout_ref(image)}"
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    work = os.path.join(_umoci_dir, str(len(_umoci_cache)))
+    os.makedirs(work)
+    layout, bundle = os.path.join(work, "oci"), os.path.join(work, "bundle")
+    for argv in ([skopeo, "--insecure-policy", "copy", "-q", "--dest-compress",
+                  "--dest-compress-format", "gzip", src, f"oci:{layout}:img"],
+                 [umoci, "unpack", "--image", f"{layout}:img", bundle]):
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=300)
+        if proc.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr}")
+    _umoci_cache[key] = os.path.join(bundle, "rootfs")
+    return _umoci_cache[key]
+
+
+def file_type(mode: int) -> str:
+    return treecmp._file_type(mode)  # one vocabulary for "dir", "file", "chr", ...
+
+
+def is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
