@@ -20,7 +20,7 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
     auto args = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("pull-local", "import a docker-save tar, OCI archive tar or OCI layout directory");
     cmd->add_option("SOURCE", args->source, "image archive or OCI layout directory")->required();
-    cmd->add_option("--tag,-t", args->tags, "also tag the image with NAME[:TAG]");
+    cmd->add_option("--tag,-t", args->tags, "also tag the image with NAME[:TAG]")->allow_extra_args(false);
     cmd->add_option("--platform", args->platform, "os/arch[/variant] to select from a multi-platform index");
     cmd->add_flag("--quiet,-q", args->quiet, "print only the image ID");
     cmd->add_option("--jobs,-j", args->jobs, "layers to unpack in parallel (default: number of cores)");

@@ -93,7 +93,7 @@ int run(const Globals& globals, RunArgs& a) {
     spec.interactive = a.interactive;
     spec.init = a.init;
     spec.privileged = a.privileged;
-    spec.capabilities = a.privileged ? launch::all_capabilities(63)
+    spec.capabilities = a.privileged ? launch::all_capabilities()
                                      : launch::adjust_capabilities(launch::default_capabilities(), a.cap_add, a.cap_drop);
     for (const auto& v : a.volumes) spec.volumes.push_back(parse_volume(v));
     for (const auto& t : a.tmpfs) {
@@ -148,8 +148,8 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_flag("--rm", a->rm, "remove the container's changes on exit (always done)");
     cmd->add_flag("-i,--interactive", a->interactive, "keep stdin attached");
     cmd->add_flag("-t,--tty", a->tty, "allocate a pseudo-terminal");
-    cmd->add_option("-e,--env", a->env, "set an environment variable (KEY=VALUE, or KEY from the host)");
-    cmd->add_option("--env-file", a->env_files, "read environment variables from a file");
+    cmd->add_option("-e,--env", a->env, "set an environment variable (KEY=VALUE, or KEY from the host)")->allow_extra_args(false);
+    cmd->add_option("--env-file", a->env_files, "read environment variables from a file")->allow_extra_args(false);
     cmd->add_option("-w,--workdir", a->workdir, "working directory inside the container");
     cmd->add_option("-u,--user", a->user, "user[:group] (names from the image's /etc/passwd and /etc/group)");
     cmd->add_option("--hostname", a->hostname, "container host name (default: short image ID)");
@@ -159,12 +159,13 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_option("--upper", a->upper, "keep the container's changes in DIR");
     cmd->add_flag("--init", a->init, "run a tiny init as PID 1 that reaps zombies and forwards signals");
     cmd->add_flag("--privileged", a->privileged, "keep all capabilities, no masked paths");
-    cmd->add_option("--cap-add", a->cap_add, "add a capability");
-    cmd->add_option("--cap-drop", a->cap_drop, "drop a capability");
-    cmd->add_option("-v,--volume", a->volumes, "bind mount HOST:CONTAINER[:ro]");
-    cmd->add_option("--tmpfs", a->tmpfs, "mount a tmpfs at PATH");
+    cmd->add_option("--cap-add", a->cap_add, "add a capability")->allow_extra_args(false);
+    cmd->add_option("--cap-drop", a->cap_drop, "drop a capability")->allow_extra_args(false);
+    cmd->add_option("-v,--volume", a->volumes, "bind mount HOST:CONTAINER[:ro]")->allow_extra_args(false);
+    cmd->add_option("--tmpfs", a->tmpfs, "mount a tmpfs at PATH")->allow_extra_args(false);
     cmd->add_option("--driver", a->driver, "root filesystem driver: overlay (default) or copy")
         ->check(CLI::IsMember({"overlay", "copy"}));
+    // Repeatable options take one value per occurrence (else "-e K IMAGE" would swallow IMAGE).
     // Everything from IMAGE on belongs to the container, options included.
     cmd->prefix_command();
     cmd->callback([&globals, &action, a, cmd] {

@@ -221,6 +221,11 @@ void mask_paths() {
 // ---- identity and privileges ---------------------------------------------------------------------
 
 void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
+    // capset refuses bits the kernel does not know or that we do not hold ourselves.
+    struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct held[2] {};
+    if (::syscall(SYS_capget, &header, held) != 0) throw_errno("capget", "");
+    caps &= all_capabilities(cap_last) & (held[0].permitted | (static_cast<std::uint64_t>(held[1].permitted) << 32));
     // Bounding set first: whatever is not in it can never come back, even through setuid binaries.
     for (int c = 0; c <= cap_last; ++c) {
         if (!(caps & (1ULL << c)) && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL) {
@@ -234,7 +239,6 @@ void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
     // For uid 0 the kernel kept every capability: narrow effective/permitted/inheritable to the set.
     // For other users setuid already cleared them, as docker does for non-root users.
     if (user.uid == 0) {
-        struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
         struct __user_cap_data_struct data[2] {};
         data[0].effective = data[0].permitted = data[0].inheritable = static_cast<std::uint32_t>(caps);
         data[1].effective = data[1].permitted = data[1].inheritable = static_cast<std::uint32_t>(caps >> 32);
@@ -295,6 +299,9 @@ void init_forward(int sig) {
         exec_command(spec, env, error_pipe);
     }
     g_init_child = child;
+    // This process is imgtool's image, not an exec'd program: non-dumpable, so the container cannot
+    // open /proc/1/exe (the host binary) or its memory (runc CVE-2019-5736).
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     struct sigaction sa {};
     sa.sa_handler = init_forward;
     for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) ::sigaction(sig, &sa, nullptr);

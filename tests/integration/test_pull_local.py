@@ -720,11 +720,16 @@ class CrashTest(unittest.TestCase):
         harness.pull(self, reference, source)
         duration = time.monotonic() - start
         want = harness.store_listing(reference)
-        # Kill points spread over a whole pull (about 0.05-0.3 s on the reference machine).
+        # Kill points spread over a whole pull (about 0.03-0.3 s on the reference machine).
+        # Pull times vary with the machine's load: a pull that finishes before its kill
+        # shortens the later delays instead of failing the test.
+        fractions = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
         hits = leftovers_seen = committed_seen = 0
-        for fraction in (0.1, 0.25, 0.4, 0.55, 0.7, 0.85):
-            delay = duration * fraction
-            with self.subTest(delay=f"{delay:.3f}s"):
+        for attempt in range(12):
+            if hits == 6:
+                break
+            delay = duration * fractions[attempt % len(fractions)]
+            with self.subTest(attempt=attempt, delay=f"{delay:.3f}s"):
                 root = harness.new_store(self)
                 proc = harness.popen(root, "pull-local", source)
                 time.sleep(delay)
@@ -732,7 +737,8 @@ class CrashTest(unittest.TestCase):
                 out, err = proc.communicate()
                 if proc.returncode != -signal.SIGKILL:
                     self.assertEqual(proc.returncode, 0, err)
-                    continue  # finished before the kill: nothing to check here
+                    duration = delay  # finished before the kill: nothing to check here
+                    continue
                 hits += 1
                 self.assertEqual(os.listdir(os.path.join(root, "images")), [],
                                  "no image record after a killed pull")
@@ -751,10 +757,8 @@ class CrashTest(unittest.TestCase):
                 got = harness.store_listing(root)
                 self.assertEqual(got, want, "store after crash + re-pull differs from a clean "
                                  "pull:\n" + harness.listing_diff(want, got))
-        print(f"\nCRASHDEBUG duration={duration:.3f} hits={hits} leftovers={leftovers_seen} committed={committed_seen}")
         # Otherwise the kills did not land mid-pull and tested nothing.
-        self.assertGreaterEqual(hits, 3, f"only {hits} kills landed mid-pull "
-                                         f"(a whole pull takes {duration:.3f}s)")
+        self.assertGreaterEqual(hits, 4, "too few kills landed mid-pull")
         self.assertGreater(leftovers_seen, 0, "no kill left anything in tmp/")
         self.assertGreater(committed_seen, 0, "no kill happened after a layer was committed")
 
