@@ -18,3 +18,15 @@ run() { echo "\$ imgtool $*"; "$IMGTOOL" --root "$STORE" "$@"; echo; }
 run pull-local "$DEMO/images/demo.oci.tar"
 run images
 run inspect imgtool-demo
+
+# Mount the merged root read-only, list it, unmount.
+MNT="$DEMO/mnt"
+mkdir -p "$MNT"
+run mount imgtool-demo "$MNT"
+echo "\$ ls $MNT"; ls "$MNT"; echo
+run mounts
+run umount "$MNT"
+
+# Run the image's default command, then one of ours, in new namespaces.
+run run imgtool-demo
+run run imgtool-demo sh -c 'echo "pid $$ on $(hostname) as $(id -un) in $(pwd)"'

@@ -720,15 +720,16 @@ class CrashTest(unittest.TestCase):
         harness.pull(self, reference, source)
         duration = time.monotonic() - start
         want = harness.store_listing(reference)
-        # Kill points spread over a whole pull (about 0.03-0.3 s on the reference machine).
-        # Pull times vary with the machine's load: a pull that finishes before its kill
-        # shortens the later delays instead of failing the test.
-        fractions = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85)
+        # Kill points 0.05-0.3 s into the pull, spread over its whole length if it is
+        # shorter.  Pull times vary with the machine's I/O load: a pull that finishes
+        # before its kill shortens the later delays instead of failing the test.
+        points = ((0.05, 0.1), (0.1, 0.25), (0.15, 0.4), (0.2, 0.55), (0.25, 0.7), (0.3, 0.85))
         hits = leftovers_seen = committed_seen = 0
         for attempt in range(12):
-            if hits == 6:
+            if hits == len(points):
                 break
-            delay = duration * fractions[attempt % len(fractions)]
+            seconds, fraction = points[attempt % len(points)]
+            delay = min(seconds, duration * fraction)
             with self.subTest(attempt=attempt, delay=f"{delay:.3f}s"):
                 root = harness.new_store(self)
                 proc = harness.popen(root, "pull-local", source)

@@ -41,37 +41,30 @@ const unsigned char kGzipHello[] = {
     0xe1, 0x02, 0x00, 0x4d, 0x63, 0x82, 0xca, 0x0f, 0x00, 0x00, 0x00,
 };
 const unsigned char kGzipSecond[] = {
-    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x2b, 0x4e,
-    0x4d, 0xce, 0xcf, 0x4b, 0x51, 0xc8, 0x4d, 0xcd, 0x4d, 0x4a, 0x2d, 0xe2,
-    0x02, 0x00, 0x36, 0x18, 0x4b, 0x0e, 0x0e, 0x00, 0x00, 0x00,
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0x2b, 0x4e, 0x4d, 0xce, 0xcf, 0x4b, 0x51,
+    0xc8, 0x4d, 0xcd, 0x4d, 0x4a, 0x2d, 0xe2, 0x02, 0x00, 0x36, 0x18, 0x4b, 0x0e, 0x0e, 0x00, 0x00, 0x00,
 };
 const unsigned char kGzipZeros[] = {
-    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed, 0xc1,
-    0x31, 0x01, 0x00, 0x00, 0x00, 0xc2, 0xa0, 0xf5, 0x4f, 0x6d, 0x0d, 0x0f,
-    0xa0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x80, 0x57, 0x03, 0x7d, 0x95, 0x11, 0xd4, 0xa0, 0x86, 0x01, 0x00,
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xed, 0xc1, 0x31, 0x01, 0x00, 0x00, 0x00,
+    0xc2, 0xa0, 0xf5, 0x4f, 0x6d, 0x0d, 0x0f, 0xa0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x80, 0x57, 0x03, 0x7d, 0x95, 0x11, 0xd4, 0xa0, 0x86, 0x01, 0x00,
 };
 const unsigned char kZstdHello[] = {
-    0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x68, 0x61, 0x00, 0x00, 0x68, 0x65, 0x6c,
-    0x6c, 0x6f, 0x2c, 0x20, 0x7a, 0x73, 0x74, 0x64, 0x0a, 0x84, 0x58, 0x5c,
-    0xa0,
+    0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x68, 0x61, 0x00, 0x00, 0x68, 0x65, 0x6c, 0x6c,
+    0x6f, 0x2c, 0x20, 0x7a, 0x73, 0x74, 0x64, 0x0a, 0x84, 0x58, 0x5c, 0xa0,
 };
 const unsigned char kZstdZeros[] = {
-    0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x68, 0x4c, 0x00, 0x00, 0x08, 0x00, 0x01,
-    0x00, 0xfc, 0xff, 0x39, 0x10, 0x02, 0x02, 0x00, 0x10, 0x00, 0x03, 0x9f,
-    0x04, 0x00, 0x2d, 0x28, 0xde, 0x26,
+    0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x68, 0x4c, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00, 0xfc, 0xff,
+    0x39, 0x10, 0x02, 0x02, 0x00, 0x10, 0x00, 0x03, 0x9f, 0x04, 0x00, 0x2d, 0x28, 0xde, 0x26,
 };
 const unsigned char kZstdZerosNoCheck[] = {
-    0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x68, 0x4c, 0x00, 0x00, 0x08, 0x00, 0x01,
-    0x00, 0xfc, 0xff, 0x39, 0x10, 0x02, 0x02, 0x00, 0x10, 0x00, 0x03, 0x9f,
-    0x04, 0x00,
+    0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x68, 0x4c, 0x00, 0x00, 0x08, 0x00, 0x01, 0x00,
+    0xfc, 0xff, 0x39, 0x10, 0x02, 0x02, 0x00, 0x10, 0x00, 0x03, 0x9f, 0x04, 0x00,
 };
 
 template <std::size_t N>
@@ -88,8 +81,9 @@ const std::string kZsZerosNoCheck = bytes(kZstdZerosNoCheck);
 
 // Serves a string, at most `chunk` bytes per read.
 class MemoryReader final : public imgtool::sys::Reader {
-public:
-    explicit MemoryReader(std::string data, std::size_t chunk = SIZE_MAX) : data_(std::move(data)), chunk_(chunk) {}
+  public:
+    explicit MemoryReader(std::string data, std::size_t chunk = SIZE_MAX)
+        : data_(std::move(data)), chunk_(chunk) {}
     std::size_t read(void* buffer, std::size_t size) override {
         std::size_t n = std::min({size, chunk_, data_.size() - offset_});
         std::memcpy(buffer, data_.data() + offset_, n);
@@ -97,7 +91,7 @@ public:
         return n;
     }
 
-private:
+  private:
     std::string data_;
     std::size_t chunk_;
     std::size_t offset_ = 0;
@@ -146,10 +140,10 @@ void put_le(std::string& out, std::uint32_t value, int n) {
     for (int i = 0; i < n; ++i) out += static_cast<char>((value >> (8 * i)) & 0xff);
 }
 
-// A gzip member of any size without a compressor: the deflate stream is a run of stored blocks
-// (RFC 1951 3.2.4: a 3-bit block header padded to a byte, LEN, ~LEN, then LEN raw bytes).
-std::string gzip_stored(std::string_view data) {
-    std::string out("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10);
+// A deflate stream of any size without a compressor: a run of stored blocks (RFC 1951 3.2.4: a 3-bit
+// block header padded to a byte, LEN, ~LEN, then LEN raw bytes).
+std::string deflate_stored(std::string_view data) {
+    std::string out;
     std::size_t pos = 0;
     do {
         std::size_t n = std::min<std::size_t>(65535, data.size() - pos);
@@ -160,13 +154,44 @@ std::string gzip_stored(std::string_view data) {
         out.append(data.substr(pos, n));
         pos += n;
     } while (pos < data.size());
+    return out;
+}
+
+// A gzip member (RFC 1952) around deflate_stored(data), after the given 10+-byte header.
+std::string gzip_member(std::string header, std::string_view data) {
+    std::string out = std::move(header);
+    out += deflate_stored(data);
     put_le(out, crc32(data), 4);
     put_le(out, static_cast<std::uint32_t>(data.size()), 4);
     return out;
 }
 
+std::string gzip_stored(std::string_view data) {
+    return gzip_member(std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10), data);
+}
+
+// A header with the optional fields of RFC 1952 2.3.1 that `gzip file` and other tools write.
+std::string gzip_header_with(std::string_view extra, std::string_view name, std::string_view comment,
+                             bool hcrc) {
+    std::uint8_t flags = (hcrc ? 0x02 : 0) | (extra.empty() ? 0 : 0x04) | (name.empty() ? 0 : 0x08) |
+                         (comment.empty() ? 0 : 0x10);
+    std::string h("\x1f\x8b\x08", 3);
+    h += static_cast<char>(flags);
+    h += std::string("\x00\x00\x00\x00\x00\x03", 6);
+    if (!extra.empty()) {
+        put_le(h, static_cast<std::uint32_t>(extra.size()), 2);
+        h += extra;
+    }
+    if (!name.empty()) (h += name) += '\0';
+    if (!comment.empty()) (h += comment) += '\0';
+    if (hcrc) put_le(h, crc32(h) & 0xffff, 2);
+    return h;
+}
+
 // The size gzip_stored() gives n bytes: header 10 + trailer 8 + 5 per block of at most 65535 bytes.
-std::size_t gzip_stored_size(std::size_t n) { return 18 + 5 * std::max<std::size_t>(1, (n + 65534) / 65535) + n; }
+std::size_t gzip_stored_size(std::size_t n) {
+    return 18 + 5 * std::max<std::size_t>(1, (n + 65534) / 65535) + n;
+}
 
 std::string pattern(std::size_t n) {
     std::string s(n, '\0');
@@ -205,7 +230,8 @@ TEST_CASE("compression_for_media_type") {
     CHECK(compression_for_media_type("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip") ==
           Compression::Gzip);
     CHECK(compression_for_media_type("application/vnd.docker.image.rootfs.diff.tar") == Compression::None);
-    CHECK(compression_for_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip") == Compression::Gzip);
+    CHECK(compression_for_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip") ==
+          Compression::Gzip);
     CHECK(compression_for_media_type("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip") ==
           Compression::Gzip);
     CHECK(compression_for_media_type("application/vnd.oci.image.config.v1+json") == std::nullopt);
@@ -281,7 +307,8 @@ TEST_SUITE("gzip decoding" * doctest::skip()) {
         CHECK(decompress(Compression::Gzip, kGzHello + kGzSecond, 1) == "hello, imgtool\nsecond member\n");
         CHECK(decompress(Compression::Gzip, kGzSecond + kGzHello + kGzSecond) ==
               "second member\nhello, imgtool\nsecond member\n");
-        CHECK(decompress(Compression::Gzip, kGzZeros + kGzHello) == std::string(100000, '\0') + "hello, imgtool\n");
+        CHECK(decompress(Compression::Gzip, kGzZeros + kGzHello) ==
+              std::string(100000, '\0') + "hello, imgtool\n");
     }
 
     TEST_CASE("gzip: stored-block members built by the test decode (the helper is sound)") {
@@ -290,6 +317,25 @@ TEST_SUITE("gzip decoding" * doctest::skip()) {
         std::string big = pattern(200000);  // four stored blocks
         CHECK(decompress(Compression::Gzip, gzip_stored(big), 65536) == big);
         CHECK(decompress(Compression::Gzip, gzip_stored("a") + gzip_stored(big)) == "a" + big);
+    }
+
+    TEST_CASE("gzip: optional header fields (name, comment, extra, header CRC) are skipped") {
+        const std::string data = "payload\n";
+        CHECK(decompress(Compression::Gzip,
+                         gzip_member(gzip_header_with("", "layer.tar", "", false), data)) == data);
+        CHECK(decompress(Compression::Gzip,
+                         gzip_member(gzip_header_with("AB\x02\x00xy", "layer.tar", "made by a test", true),
+                                     data)) == data);
+        // Long fields, longer than any fixed buffer a decoder might keep for them.
+        std::string long_name(5000, 'n');
+        std::string long_extra = "XY" + std::string("\xf0\x0f", 2) + std::string(4080, 'e');
+        CHECK(decompress(Compression::Gzip,
+                         gzip_member(gzip_header_with(long_extra, long_name, long_name, true), data)) ==
+              data);
+        CHECK(
+            decompress(Compression::Gzip,
+                       gzip_member(gzip_header_with("", long_name, "", false), data) + gzip_stored("second"),
+                       4096, 1) == data + "second");
     }
 
     TEST_CASE("gzip: members and trailers that straddle the decoder's input chunk") {
@@ -305,7 +351,8 @@ TEST_SUITE("gzip decoding" * doctest::skip()) {
             std::string data = pattern(n);
             std::string first = gzip_stored(data);
             REQUIRE(first.size() == target);
-            CHECK(decompress(Compression::Gzip, first, 1 << 16) == data);  // single member, trailer at the edge
+            CHECK(decompress(Compression::Gzip, first, 1 << 16) ==
+                  data);  // single member, trailer at the edge
             std::string both = decompress(Compression::Gzip, first + gzip_stored(tail), 1 << 16);
             CHECK(both.size() == n + tail.size());
             CHECK(both == data + tail);
@@ -315,7 +362,8 @@ TEST_SUITE("gzip decoding" * doctest::skip()) {
     TEST_CASE("gzip: every truncation is Corrupt") {
         for (std::size_t n = 0; n < kGzHello.size(); ++n) {
             CAPTURE(n);
-            CHECK(decompress_code(Compression::Gzip, kGzHello.substr(0, n)) == make_error_code(Errc::Corrupt));
+            CHECK(decompress_code(Compression::Gzip, kGzHello.substr(0, n)) ==
+                  make_error_code(Errc::Corrupt));
         }
         // A truncated second member, too.
         for (std::size_t n = 1; n < kGzSecond.size(); ++n) {
@@ -326,9 +374,10 @@ TEST_SUITE("gzip decoding" * doctest::skip()) {
     }
 
     TEST_CASE("gzip: trailing garbage is Corrupt") {
-        for (const std::string& garbage : {std::string("x"), std::string(1, '\0'), std::string(8, '\0'),
-                                           std::string("\x1f"), std::string("\x1f\x8b"), std::string("\x1f\x8b\x08"),
-                                           std::string("\x1fXXXXXXXXXXXXXXXXXX"), std::string("PK\x03\x04")}) {
+        for (const std::string& garbage :
+             {std::string("x"), std::string(1, '\0'), std::string(8, '\0'), std::string("\x1f"),
+              std::string("\x1f\x8b"), std::string("\x1f\x8b\x08"), std::string("\x1fXXXXXXXXXXXXXXXXXX"),
+              std::string("PK\x03\x04")}) {
             CAPTURE(garbage);
             CHECK(decompress_code(Compression::Gzip, kGzHello + garbage) == make_error_code(Errc::Corrupt));
         }
@@ -381,7 +430,8 @@ TEST_CASE("zstd: decoded bytes buffered inside zstd are flushed through small ou
         CHECK(decompress(Compression::Zstd, kZsZerosNoCheck, buffer_size) == std::string(300000, '\0'));
         CHECK(decompress(Compression::Zstd, kZsZerosNoCheck, buffer_size, 1) == std::string(300000, '\0'));
     }
-    CHECK(decompress(Compression::Zstd, kZsZeros + kZsHello, 4096) == std::string(300000, '\0') + "hello, zstd\n");
+    CHECK(decompress(Compression::Zstd, kZsZeros + kZsHello, 4096) ==
+          std::string(300000, '\0') + "hello, zstd\n");
     CHECK(decompress(Compression::Zstd, kZsZerosNoCheck + kZsHello, 4096) ==
           std::string(300000, '\0') + "hello, zstd\n");
 }
@@ -417,8 +467,8 @@ TEST_CASE("zstd: an empty stream is Corrupt" * doctest::skip()) {
 }
 
 TEST_CASE("zstd: trailing garbage and corruption are Corrupt") {
-    for (const std::string& garbage : {std::string("x"), std::string(8, '\0'), std::string("garbage!"),
-                                       kGzHello, kZsHello.substr(0, 4)}) {
+    for (const std::string& garbage :
+         {std::string("x"), std::string(8, '\0'), std::string("garbage!"), kGzHello, kZsHello.substr(0, 4)}) {
         CAPTURE(garbage);
         CHECK(decompress_code(Compression::Zstd, kZsHello + garbage) == make_error_code(Errc::Corrupt));
     }
@@ -444,5 +494,9 @@ void* operator new(std::size_t size) {
     std::memset(p, 0xa5, size);
     return p;
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}

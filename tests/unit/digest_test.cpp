@@ -49,19 +49,19 @@ TEST_CASE("Digest::parse rejects malformed digests with InvalidArgument") {
     std::string with_nul = kAbcHex;
     with_nul[63] = '\0';
     const std::string cases[] = {
-        "",                                  // empty
-        kAbcHex,                             // no algorithm, no colon
-        "sha256:../../x",                    // path traversal attempt
-        "sha256:",                           // empty hex
-        "sha256:" + hex63,                   // one digit short
-        "sha256:" + kAbcHex + "0",           // one digit long
-        "sha256:" + kAbcHex + "\n",          // trailing newline
-        "sha256:" + upper,                   // upper-case hex
+        "",                                                            // empty
+        kAbcHex,                                                       // no algorithm, no colon
+        "sha256:../../x",                                              // path traversal attempt
+        "sha256:",                                                     // empty hex
+        "sha256:" + hex63,                                             // one digit short
+        "sha256:" + kAbcHex + "0",                                     // one digit long
+        "sha256:" + kAbcHex + "\n",                                    // trailing newline
+        "sha256:" + upper,                                             // upper-case hex
         "sha256:" + kAbcHex.substr(0, 32) + "A" + kAbcHex.substr(33),  // one upper-case digit
-        "sha256:" + non_hex,                 // non-hex letter
-        "sha256:" + with_nul,                // embedded NUL
-        "sha256:" + kAbcHex.substr(0, 62) + "/x",  // separator inside
-        "sha256::" + hex63,                  // second colon
+        "sha256:" + non_hex,                                           // non-hex letter
+        "sha256:" + with_nul,                                          // embedded NUL
+        "sha256:" + kAbcHex.substr(0, 62) + "/x",                      // separator inside
+        "sha256::" + hex63,                                            // second colon
     };
     for (const std::string& text : cases) {
         CAPTURE(text);
@@ -92,8 +92,10 @@ TEST_CASE("Digest error messages quote the offending text without raw control by
 TEST_CASE("Digest::sha256_hex validates the raw hex") {
     CHECK(Digest::sha256_hex(kEmptyHex).str() == "sha256:" + kEmptyHex);
     CHECK(thrown_code([] { Digest::sha256_hex(""); }) == make_error_code(Errc::InvalidArgument));
-    CHECK(thrown_code([&] { Digest::sha256_hex("sha256:" + kEmptyHex); }) == make_error_code(Errc::InvalidArgument));
-    CHECK(thrown_code([&] { Digest::sha256_hex(kEmptyHex.substr(1)); }) == make_error_code(Errc::InvalidArgument));
+    CHECK(thrown_code([&] { Digest::sha256_hex("sha256:" + kEmptyHex); }) ==
+          make_error_code(Errc::InvalidArgument));
+    CHECK(thrown_code([&] { Digest::sha256_hex(kEmptyHex.substr(1)); }) ==
+          make_error_code(Errc::InvalidArgument));
 }
 
 TEST_CASE("Digest compares by value") {

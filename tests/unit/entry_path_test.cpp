@@ -16,7 +16,9 @@ using imgtool::layer::WhiteoutKind;
 namespace {
 
 // clean_entry_path with "<refused>" for nullopt, so a failing CHECK prints both sides.
-std::string cleaned(std::string_view name) { return clean_entry_path(name).value_or("<refused>"); }
+std::string cleaned(std::string_view name) {
+    return clean_entry_path(name).value_or("<refused>");
+}
 
 }  // namespace
 
@@ -44,7 +46,8 @@ TEST_CASE("clean_entry_path: the root itself is the empty path") {
 }
 
 TEST_CASE("clean_entry_path refuses names that climb above the root") {
-    for (const std::string name : {"..", "../x", "/../x", "./../x", "a/../../x", "a/b/../../..", "a/../..", "../"}) {
+    for (const std::string name :
+         {"..", "../x", "/../x", "./../x", "a/../../x", "a/b/../../..", "a/../..", "../"}) {
         CAPTURE(name);
         CHECK(cleaned(name) == "<refused>");
     }

@@ -31,7 +31,9 @@ std::error_code parse_code(const std::string& text) {
     return thrown_code([&] { parse_json_strict(text, "test.json"); });
 }
 
-std::string nested_arrays(std::size_t depth) { return std::string(depth, '[') + std::string(depth, ']'); }
+std::string nested_arrays(std::size_t depth) {
+    return std::string(depth, '[') + std::string(depth, ']');
+}
 
 }  // namespace
 
@@ -99,8 +101,8 @@ TEST_CASE("parse_json_strict rejects a NUL byte and anything after it" * doctest
 }
 
 TEST_CASE("parse_json_strict rejects malformed JSON") {
-    for (const std::string text : {"", " ", "{'a': 1}", "{a: 1}", "[1,]", "{\"a\":1,}", "NaN", "[Infinity]", "01",
-                             "\"\\x41\"", "\"tab\there\"", "/* c */ {}", "{} // c"}) {
+    for (const std::string text : {"", " ", "{'a': 1}", "{a: 1}", "[1,]", "{\"a\":1,}", "NaN", "[Infinity]",
+                                   "01", "\"\\x41\"", "\"tab\there\"", "/* c */ {}", "{} // c"}) {
         CAPTURE(text);
         CHECK(parse_code(text) == make_error_code(Errc::Corrupt));
     }
@@ -110,10 +112,10 @@ TEST_CASE("parse_json_strict rejects malformed JSON") {
 }
 
 TEST_CASE("parse_json_strict rejects duplicate keys at any depth") {
-    for (const std::string text : {R"({"a": 1, "a": 2})", R"({"a": 1, "a": 1})", R"({"a": null, "a": 1})",
-                             R"({"a": {}, "a": {}})", R"({"x": {"a": 1, "b": 0, "a": 2}})",
-                             R"([{"ok": 1}, {"a": 1, "a": 2}])", R"({"l": [[{"k": [{"z": 1, "z": 2}]}]]})",
-                             R"({"a": 1, "\u0061": 2})"}) {
+    for (const std::string text :
+         {R"({"a": 1, "a": 2})", R"({"a": 1, "a": 1})", R"({"a": null, "a": 1})", R"({"a": {}, "a": {}})",
+          R"({"x": {"a": 1, "b": 0, "a": 2}})", R"([{"ok": 1}, {"a": 1, "a": 2}])",
+          R"({"l": [[{"k": [{"z": 1, "z": 2}]}]]})", R"({"a": 1, "\u0061": 2})"}) {
         CAPTURE(text);
         CHECK(parse_code(text) == make_error_code(Errc::Corrupt));
     }

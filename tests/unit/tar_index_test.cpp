@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <stdexcept>
 #include <ostream>  // std::error_code printing in failed CHECKs
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -81,7 +81,7 @@ std::string pax_record(std::string_view key, std::string_view value) {
 
 // Builds an archive block by block, remembering where each member's data starts.
 class TarBuilder {
-public:
+  public:
     // A member with its data; returns the offset of the data.
     std::uint64_t file(std::string_view name, std::string_view data, char type = '0') {
         bytes_ += header(name, type, data.size());
@@ -103,7 +103,7 @@ public:
     void raw(std::string_view block) { bytes_ += block; }
     std::string finish() const { return bytes_ + std::string(2 * kBlock, '\0'); }
 
-private:
+  private:
     std::string bytes_;
 };
 
@@ -115,9 +115,13 @@ TarIndex::ReadAt reader_over(const std::string& archive) {
 }
 
 // normalize_member_name with "<refused>" for nullopt, so a failing CHECK prints both sides.
-std::string normalized(std::string_view name) { return normalize_member_name(name).value_or("<refused>"); }
+std::string normalized(std::string_view name) {
+    return normalize_member_name(name).value_or("<refused>");
+}
 
-TarIndex index_of(const std::string& archive) { return TarIndex::build(reader_over(archive), "test.tar"); }
+TarIndex index_of(const std::string& archive) {
+    return TarIndex::build(reader_over(archive), "test.tar");
+}
 
 std::error_code build_code(const std::string& archive) {
     return thrown_code([&] { index_of(archive); });
@@ -473,8 +477,9 @@ TEST_CASE("TarIndex: oversized extended headers throw Corrupt without reading th
 
 TEST_CASE("TarIndex: malformed PAX records throw Corrupt") {
     for (const std::string& records :
-         {std::string("x1 path=a\n"), std::string("99 path=a\n"), std::string("2 \n"), std::string("10 path=a\n12 s"),
-          pax_record("size", "12a"), pax_record("size", "-1"), pax_record("size", "99999999999999999999999")}) {
+         {std::string("x1 path=a\n"), std::string("99 path=a\n"), std::string("2 \n"),
+          std::string("10 path=a\n12 s"), pax_record("size", "12a"), pax_record("size", "-1"),
+          pax_record("size", "99999999999999999999999")}) {
         CAPTURE(records);
         TarBuilder b;
         b.pax(records);

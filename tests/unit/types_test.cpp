@@ -92,9 +92,10 @@ std::error_code docker_code(const std::string& doc) {
 // ---- parse_index ----
 
 TEST_CASE("parse_index reads manifests with platform, annotations and urls") {
-    const std::string first_desc = descriptor(media::kOciManifest, kDigestA, "7143",
-                                              R"("platform":{"architecture":"arm64","os":"linux","variant":"v8"},)"
-                                              R"("annotations":{"org.opencontainers.image.ref.name":"1.0"})");
+    const std::string first_desc =
+        descriptor(media::kOciManifest, kDigestA, "7143",
+                   R"("platform":{"architecture":"arm64","os":"linux","variant":"v8"},)"
+                   R"("annotations":{"org.opencontainers.image.ref.name":"1.0"})");
     const std::string second_desc =
         descriptor(media::kDockerManifest, kDigestB, "18446744073709551615", R"("urls":["https://x/y"])");
     std::string doc = index_doc(array_of(first_desc + "," + second_desc));
@@ -121,9 +122,9 @@ TEST_CASE("parse_index reads manifests with platform, annotations and urls") {
 TEST_CASE("parse_index accepts an empty list, no schemaVersion, no mediaType and null optionals") {
     CHECK(image::parse_index(R"({"schemaVersion":2,"manifests":[]})", "i").manifests.empty());
     CHECK(image::parse_index(R"({"manifests":[]})", "i", media::kOciIndex).manifests.empty());
-    auto index = image::parse_index(
-        index_doc(array_of(descriptor(media::kOciManifest, kDigestA, "1", R"("platform":null,"annotations":null)"))),
-        "i");
+    auto index = image::parse_index(index_doc(array_of(descriptor(media::kOciManifest, kDigestA, "1",
+                                                                  R"("platform":null,"annotations":null)"))),
+                                    "i");
     REQUIRE(index.manifests.size() == 1);
     CHECK_FALSE(index.manifests[0].platform.has_value());
     CHECK(index.manifests[0].annotations.empty());
@@ -134,22 +135,22 @@ TEST_CASE("parse_index rejects wrong types and missing fields") {
     const std::string cases[] = {
         "[]",
         "\"index\"",
-        R"({"schemaVersion":2})",                                      // no manifests
-        R"({"schemaVersion":2,"manifests":{}})",                       // manifests not an array
+        R"({"schemaVersion":2})",                 // no manifests
+        R"({"schemaVersion":2,"manifests":{}})",  // manifests not an array
         R"({"schemaVersion":2,"manifests":null})",
-        R"({"schemaVersion":2,"manifests":[1]})",                      // entry not an object
-        R"({"schemaVersion":"2","manifests":[]})",                     // schemaVersion not a number
+        R"({"schemaVersion":2,"manifests":[1]})",   // entry not an object
+        R"({"schemaVersion":"2","manifests":[]})",  // schemaVersion not a number
         R"({"schemaVersion":2.0,"manifests":[]})",
         R"({"schemaVersion":3,"manifests":[]})",
-        R"({"schemaVersion":2,"mediaType":7,"manifests":[]})",         // mediaType not a string
-        index_doc(R"([{"digest":")" + kDigestA + R"(","size":1}])"),   // descriptor without mediaType
-        index_doc(R"([{"mediaType":"x","size":1}])"),                  // descriptor without digest
-        index_doc(R"([{"mediaType":"x","digest":5,"size":1}])"),       // digest not a string
-        index_doc(array_of(descriptor("x", kDigestA, "null"))),       // size null
+        R"({"schemaVersion":2,"mediaType":7,"manifests":[]})",               // mediaType not a string
+        index_doc(R"([{"digest":")" + kDigestA + R"(","size":1}])"),         // descriptor without mediaType
+        index_doc(R"([{"mediaType":"x","size":1}])"),                        // descriptor without digest
+        index_doc(R"([{"mediaType":"x","digest":5,"size":1}])"),             // digest not a string
+        index_doc(array_of(descriptor("x", kDigestA, "null"))),              // size null
         index_doc(R"([{"mediaType":"x","digest":")" + kDigestA + R"("}])"),  // size missing
-        index_doc(array_of(descriptor("x", kDigestA, "\"12\""))),     // size a string
-        index_doc(array_of(descriptor("x", kDigestA, "1.5"))),        // size fractional
-        index_doc(array_of(descriptor("x", kDigestA, "-1"))),         // negative size
+        index_doc(array_of(descriptor("x", kDigestA, "\"12\""))),            // size a string
+        index_doc(array_of(descriptor("x", kDigestA, "1.5"))),               // size fractional
+        index_doc(array_of(descriptor("x", kDigestA, "-1"))),                // negative size
         index_doc(array_of(descriptor("x", kDigestA, "-9223372036854775808"))),
         index_doc(array_of(descriptor("x", kDigestA, "1", R"("platform":"linux/amd64")"))),
         index_doc(array_of(descriptor("x", kDigestA, "1", R"("platform":{"os":1})"))),
@@ -157,7 +158,7 @@ TEST_CASE("parse_index rejects wrong types and missing fields") {
         index_doc(array_of(descriptor("x", kDigestA, "1", R"("annotations":{"a":1})"))),
         index_doc(array_of(descriptor("x", kDigestA, "1", R"("urls":"https://x")"))),
         index_doc(array_of(descriptor("x", kDigestA, "1", R"("urls":[1])"))),
-        index_doc("[" + ok + "," + ok + "]", R"("manifests":[])"),        // duplicate key
+        index_doc("[" + ok + "," + ok + "]", R"("manifests":[])"),  // duplicate key
     };
     for (const std::string& doc : cases) {
         CAPTURE(doc);
@@ -191,8 +192,9 @@ TEST_CASE("parse_index: schemaVersion 1 is Unsupported") {
 }
 
 TEST_CASE("parse_index: invalid digests inside descriptors are refused") {
-    for (const std::string& digest : {std::string("sha256:../../../etc/passwd"), std::string("sha256:") + kHexA.substr(1),
-                                      "sha256:" + std::string(64, 'A'), std::string(""), kHexA}) {
+    for (const std::string& digest :
+         {std::string("sha256:../../../etc/passwd"), std::string("sha256:") + kHexA.substr(1),
+          "sha256:" + std::string(64, 'A'), std::string(""), kHexA}) {
         CAPTURE(digest);
         CHECK(index_code(index_doc(array_of(descriptor(media::kOciManifest, digest)))) ==
               make_error_code(Errc::InvalidArgument));
@@ -238,17 +240,20 @@ TEST_CASE("parse_manifest rejects wrong types and missing fields") {
     const std::string layer = descriptor("application/vnd.oci.image.layer.v1.tar", kDigestB);
     const std::string cases[] = {
         "[]",
-        "{\"config\":" + config + ",\"layers\":[]}",                                 // no schemaVersion
-        "{\"schemaVersion\":2,\"layers\":[" + layer + "]}",                          // no config
-        "{\"schemaVersion\":2,\"config\":" + config + "}",                           // no layers
-        "{\"schemaVersion\":2,\"config\":[" + config + "],\"layers\":[]}",           // config not an object
+        "{\"config\":" + config + ",\"layers\":[]}",                        // no schemaVersion
+        "{\"schemaVersion\":2,\"layers\":[" + layer + "]}",                 // no config
+        "{\"schemaVersion\":2,\"config\":" + config + "}",                  // no layers
+        "{\"schemaVersion\":2,\"config\":[" + config + "],\"layers\":[]}",  // config not an object
         "{\"schemaVersion\":2,\"config\":null,\"layers\":[]}",
         "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":" + layer + "}",  // layers not an array
         "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":[\"" + kDigestB + "\"]}",
         "{\"schemaVersion\":2,\"config\":" + descriptor("x", kDigestA, "-5") + ",\"layers\":[]}",
-        "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":[" + descriptor("x", kDigestB, "-1") + "]}",
-        "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":[" + descriptor("x", kDigestB, "1e3") + "]}",
-        "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":[" + layer + "," + layer + "]",  // truncated
+        "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":[" + descriptor("x", kDigestB, "-1") +
+            "]}",
+        "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":[" + descriptor("x", kDigestB, "1e3") +
+            "]}",
+        "{\"schemaVersion\":2,\"config\":" + config + ",\"layers\":[" + layer + "," + layer +
+            "]",  // truncated
     };
     for (const std::string& doc : cases) {
         CAPTURE(doc);
@@ -265,7 +270,8 @@ TEST_CASE("parse_manifest checks the document's mediaType against its descriptor
     CHECK(manifest_code(manifest_doc(), media::kDockerManifest) == kCorrupt);
     CHECK(manifest_code(manifest_doc(), media::kOciIndex) == kCorrupt);
     CHECK(manifest_code(manifest_doc("", media::kOciIndex), media::kOciManifest) == kCorrupt);
-    CHECK(manifest_code(manifest_doc("", media::kDockerManifest), media::kDockerManifest) == std::error_code());
+    CHECK(manifest_code(manifest_doc("", media::kDockerManifest), media::kDockerManifest) ==
+          std::error_code());
 }
 
 TEST_CASE("parse_manifest: schemaVersion 1 is Unsupported, other versions Corrupt") {
@@ -277,8 +283,8 @@ TEST_CASE("parse_manifest: schemaVersion 1 is Unsupported, other versions Corrup
 }
 
 TEST_CASE("parse_manifest: invalid digests inside descriptors are refused") {
-    std::string bad_config = "{\"schemaVersion\":2,\"config\":" + descriptor(media::kOciConfig, "sha256:..") +
-                             ",\"layers\":[]}";
+    std::string bad_config =
+        "{\"schemaVersion\":2,\"config\":" + descriptor(media::kOciConfig, "sha256:..") + ",\"layers\":[]}";
     CHECK(manifest_code(bad_config) == make_error_code(Errc::InvalidArgument));
     std::string bad_layer = "{\"schemaVersion\":2,\"config\":" + descriptor(media::kOciConfig, kDigestA) +
                             ",\"layers\":[" + descriptor("x", "sha256:" + kHexB.substr(0, 40)) + "]}";
@@ -315,20 +321,20 @@ TEST_CASE("parse_config: a missing or null config becomes an empty object; no la
 TEST_CASE("parse_config rejects bad shapes") {
     const std::string cases[] = {
         "[]",
-        R"({})",                                                                   // no rootfs
+        R"({})",  // no rootfs
         R"({"rootfs":[]})",
-        R"({"rootfs":{"diff_ids":[]}})",                                           // no type
-        R"({"rootfs":{"type":"layer","diff_ids":[]}})",                            // wrong type
+        R"({"rootfs":{"diff_ids":[]}})",                 // no type
+        R"({"rootfs":{"type":"layer","diff_ids":[]}})",  // wrong type
         R"({"rootfs":{"type":"Layers","diff_ids":[]}})",
         R"({"rootfs":{"type":1,"diff_ids":[]}})",
-        R"({"rootfs":{"type":"layers"}})",                                         // no diff_ids
+        R"({"rootfs":{"type":"layers"}})",  // no diff_ids
         R"({"rootfs":{"type":"layers","diff_ids":null}})",
         R"({"rootfs":{"type":"layers","diff_ids":"sha256:aa"}})",
         R"({"rootfs":{"type":"layers","diff_ids":[1]}})",
-        R"({"os":7,"rootfs":{"type":"layers","diff_ids":[]}})",                    // os not a string
+        R"({"os":7,"rootfs":{"type":"layers","diff_ids":[]}})",  // os not a string
         R"({"architecture":["amd64"],"rootfs":{"type":"layers","diff_ids":[]}})",
         R"({"created":0,"rootfs":{"type":"layers","diff_ids":[]}})",
-        R"({"config":[],"rootfs":{"type":"layers","diff_ids":[]}})",               // config not an object
+        R"({"config":[],"rootfs":{"type":"layers","diff_ids":[]}})",  // config not an object
         R"({"config":"sh","rootfs":{"type":"layers","diff_ids":[]}})",
     };
     for (const std::string& doc : cases) {
@@ -349,11 +355,13 @@ TEST_CASE("parse_config: invalid diff_ids are refused") {
 // ---- parse_docker_manifest ----
 
 TEST_CASE("parse_docker_manifest reads docker save's manifest.json") {
-    auto entries = image::parse_docker_manifest(
-        R"([{"Config":")" + kHexA + R"(.json","RepoTags":["busybox:latest","busybox:1"],)"
-        R"("Layers":[")" + kHexB + R"(/layer.tar","blobs/sha256/)" + kHexC + R"("]},)"
-        R"({"Config":"c2.json","RepoTags":null,"Layers":[]}])",
-        "manifest.json");
+    auto entries = image::parse_docker_manifest(R"([{"Config":")" + kHexA +
+                                                    R"(.json","RepoTags":["busybox:latest","busybox:1"],)"
+                                                    R"("Layers":[")" +
+                                                    kHexB + R"(/layer.tar","blobs/sha256/)" + kHexC +
+                                                    R"("]},)"
+                                                    R"({"Config":"c2.json","RepoTags":null,"Layers":[]}])",
+                                                "manifest.json");
     REQUIRE(entries.size() == 2);
     CHECK(entries[0].config == kHexA + ".json");
     REQUIRE(entries[0].repo_tags.size() == 2);
@@ -369,11 +377,11 @@ TEST_CASE("parse_docker_manifest reads docker save's manifest.json") {
 TEST_CASE("parse_docker_manifest rejects bad shapes") {
     const std::string cases[] = {
         "{}",
-        "[]",                                                      // lists no image
+        "[]",  // lists no image
         "[1]",
-        R"([{"Layers":[]}])",                                      // no Config
+        R"([{"Layers":[]}])",  // no Config
         R"([{"Config":1,"Layers":[]}])",
-        R"([{"Config":"c.json"}])",                                // no Layers
+        R"([{"Config":"c.json"}])",  // no Layers
         R"([{"Config":"c.json","Layers":"l.tar"}])",
         R"([{"Config":"c.json","Layers":[1]}])",
         R"([{"Config":"c.json","Layers":[],"RepoTags":"a:b"}])",
@@ -415,7 +423,8 @@ TEST_CASE("Platform::parse splits os/arch[/variant]") {
 }
 
 TEST_CASE("Platform::parse rejects malformed platforms") {
-    for (const std::string text : {"", "linux", "/", "linux/", "/amd64", "//v7", "linux/arm/v7/x", "linux//v7"}) {
+    for (const std::string text :
+         {"", "linux", "/", "linux/", "/amd64", "//v7", "linux/arm/v7/x", "linux//v7"}) {
         CAPTURE(text);
         CHECK(thrown_code([&] { Platform::parse(text); }) == make_error_code(Errc::InvalidArgument));
     }

@@ -25,8 +25,9 @@ namespace {
 
 // Serves a string, at most `chunk` bytes per read (to exercise callers that must loop).
 class MemoryReader final : public imgtool::sys::Reader {
-public:
-    explicit MemoryReader(std::string data, std::size_t chunk = SIZE_MAX) : data_(std::move(data)), chunk_(chunk) {}
+  public:
+    explicit MemoryReader(std::string data, std::size_t chunk = SIZE_MAX)
+        : data_(std::move(data)), chunk_(chunk) {}
     std::size_t read(void* buffer, std::size_t size) override {
         std::size_t n = std::min({size, chunk_, data_.size() - offset_});
         std::memcpy(buffer, data_.data() + offset_, n);
@@ -34,7 +35,7 @@ public:
         return n;
     }
 
-private:
+  private:
     std::string data_;
     std::size_t chunk_;
     std::size_t offset_ = 0;
@@ -121,7 +122,8 @@ TEST_CASE("VerifyingReader reports the mismatch only at end of stream") {
     VerifyingReader reader(source, Sha256::of(kBlob), kBlob.size());
     std::vector<char> buffer(kBlob.size());
     CHECK(reader.read(buffer.data(), buffer.size()) == kBlob.size());  // all data, no verdict yet
-    CHECK(thrown_code([&] { reader.read(buffer.data(), buffer.size()); }) == make_error_code(Errc::DigestMismatch));
+    CHECK(thrown_code([&] { reader.read(buffer.data(), buffer.size()); }) ==
+          make_error_code(Errc::DigestMismatch));
 }
 
 TEST_CASE("VerifyingReader without an expected digest checks nothing") {
