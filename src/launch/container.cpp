@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -258,10 +259,61 @@ std::string read_image_file(int root_fd, const std::string& path) {
 struct ChildArgs {
     const LaunchSpec* spec;
     int error_pipe;
-    int tty_slave;  // -1 without -t
+    int console_socket;  // -t: the child sends its pty master here; -1 otherwise
     int null_fd;
     int cap_last;
 };
+
+// -t: the pty comes from the container's own devpts instance (so `tty` and /dev/pts/N work inside),
+// and its master goes to the parent over a unix socket, as runc's console socket does.
+void send_fd(int socket, int fd) {
+    char dummy = 'm';
+    struct iovec iov {&dummy, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    if (::sendmsg(socket, &msg, MSG_NOSIGNAL) < 0) throw_errno("send pty master", "");
+}
+
+UniqueFd receive_fd(int socket) {
+    char dummy;
+    struct iovec iov {&dummy, 1};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do {
+        n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return {};  // the child failed before sending
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return {};
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return UniqueFd(fd);
+}
+
+void attach_container_tty(int root_fd, int console_socket) {
+    UniqueFd master = sys::open_beneath(root_fd, "dev/pts/ptmx", O_RDWR | O_NOCTTY);
+    if (::unlockpt(master.get()) != 0) throw_errno("unlockpt", "/dev/pts/ptmx");
+    int slave = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_CLOEXEC);
+    if (slave < 0) throw_errno("open pty peer", "/dev/pts");
+    UniqueFd slave_fd(slave);
+    if (::ioctl(slave_fd.get(), TIOCSCTTY, 0) != 0) throw_errno("TIOCSCTTY", "");
+    for (int fd = 0; fd < 3; ++fd) ::dup2(slave_fd.get(), fd);
+    send_fd(console_socket, master.get());
+}
 
 [[noreturn]] void exec_command(const LaunchSpec& spec, const std::vector<std::string>& env, int error_pipe) {
     std::vector<char*> argv;
@@ -331,12 +383,7 @@ int child_main(void* raw) {
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
         // into the user's shell (bubblewrap CVE-2017-5226).
         if (::setsid() < 0) throw_errno("setsid", "");
-        if (args->tty_slave >= 0) {
-            if (::ioctl(args->tty_slave, TIOCSCTTY, 0) != 0) throw_errno("TIOCSCTTY", "");
-            for (int fd = 0; fd < 3; ++fd) ::dup2(args->tty_slave, fd);
-        } else if (!spec.interactive) {
-            ::dup2(args->null_fd, 0);
-        }
+        if (args->console_socket < 0 && !spec.interactive) ::dup2(args->null_fd, 0);
         // Before anything is mounted: no mount event may reach the host's namespace.
         if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) throw_errno("make / private", "/");
 
@@ -348,6 +395,7 @@ int child_main(void* raw) {
         sys::mount_fs_at("proc", {{"source", "proc"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
                          proc.get(), "/proc");
         setup_dev(root.get());
+        if (args->console_socket >= 0) attach_container_tty(root.get(), args->console_socket);
         setup_sys(root.get(), spec.new_network);
         for (const auto& v : spec.volumes) {
             UniqueFd host = sys::open_at(AT_FDCWD, v.host, O_PATH, 0, v.host);
@@ -487,17 +535,15 @@ RunOutcome run_container(const LaunchSpec& spec) {
     UniqueFd err_read(pipefd[0]), err_write(pipefd[1]);
     UniqueFd null_fd = sys::open_at(AT_FDCWD, "/dev/null", O_RDWR);
 
-    UniqueFd master, slave;
+    UniqueFd console_parent, console_child;
     if (spec.tty) {
-        int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (m < 0 || ::grantpt(m) != 0 || ::unlockpt(m) != 0) throw_errno("open pty", "/dev/ptmx");
-        master.reset(m);
-        char name[128];
-        if (::ptsname_r(m, name, sizeof name) != 0) throw_errno("ptsname", "");
-        slave = sys::open_at(AT_FDCWD, name, O_RDWR | O_NOCTTY, 0, name);
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair", "");
+        console_parent.reset(sv[0]);
+        console_child.reset(sv[1]);
     }
 
-    ChildArgs args{&spec, err_write.get(), slave ? slave.get() : -1, null_fd.get(), last_cap()};
+    ChildArgs args{&spec, err_write.get(), console_child ? console_child.get() : -1, null_fd.get(), last_cap()};
     int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
     if (spec.new_network) flags |= CLONE_NEWNET;
     constexpr std::size_t kStack = 1 << 20;
@@ -508,7 +554,9 @@ RunOutcome run_container(const LaunchSpec& spec) {
     ::munmap(stack, kStack);
     if (child < 0) throw_errno(clone_errno, "clone", "namespaces");
     err_write.reset();
-    slave.reset();
+    console_child.reset();
+    UniqueFd master;
+    if (spec.tty) master = receive_fd(console_parent.get());
 
     g_child = child;
     struct sigaction sa {};
@@ -534,7 +582,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
     }
 
     int status = 0;
-    if (spec.tty && failure.empty()) {
+    if (master && failure.empty()) {
         relay_pty(master.get(), child, status);
     } else {
         while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
