@@ -227,9 +227,8 @@ std::vector<std::string> compose_argv(const std::vector<std::string>& image_entr
 std::vector<std::string> exec_candidates(const std::string& program, std::string_view path) {
     if (program.find('/') != std::string::npos) return {program};
     std::vector<std::string> out;
-    for (auto dir : split(path, ':')) {
-        if (dir.empty()) dir = ".";
-        out.push_back(dir + "/" + program);
+    for (const auto& dir : split(path, ':')) {
+        out.push_back((dir.empty() ? std::string(".") : dir) + "/" + program);  // empty entry: cwd
     }
     return out;
 }

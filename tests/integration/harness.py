@@ -317,7 +317,8 @@ class Sentinel:
 # --------------------------------------------------------------------------
 # Kernel features and reference unpackers
 
-_overlay_probe: tuple | None = None
+_UNPROBED = object()
+_overlay_probe = _UNPROBED  # None (works) or the reason why not, once probed
 
 
 def _run_in_private_mount_ns(script: str, *args) -> subprocess.CompletedProcess:
@@ -331,7 +332,7 @@ def _run_in_private_mount_ns(script: str, *args) -> subprocess.CompletedProcess:
 def overlay_unavailable() -> str | None:
     """None if a read-only multi-lower overlay mount works here, else why not."""
     global _overlay_probe
-    if _overlay_probe is None:
+    if _overlay_probe is _UNPROBED:
         base = tempfile.mkdtemp(prefix="overlay-probe-", dir=TEST_TMP)
         try:
             for d in ("l1", "l2", "m"):
@@ -339,10 +340,10 @@ def overlay_unavailable() -> str | None:
             proc = _run_in_private_mount_ns(
                 'mount -t overlay overlay -o "ro,lowerdir=$1/l1:$1/l2" "$1/m"', base)
             _overlay_probe = (None if proc.returncode == 0 else
-                              f"overlayfs mount failed: {proc.stderr.strip()}",)
+                              f"kernel cannot mount overlayfs here: {proc.stderr.strip()}")
         finally:
             shutil.rmtree(base, ignore_errors=True)
-    return _overlay_probe[0]
+    return _overlay_probe
 
 
 @contextlib.contextmanager

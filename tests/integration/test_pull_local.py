@@ -14,7 +14,6 @@ import json
 import os
 import posixpath
 import pty
-import re
 import select
 import signal
 import stat
@@ -25,7 +24,7 @@ import unittest
 import harness
 from harness import gen_images, treecmp
 
-FORMATS = ("docker-archive", "docker-archive-new", "oci-archive", "oci-layout")
+FORMATS = gen_images.ALL_FORMATS
 
 
 def setUpModule():
@@ -185,8 +184,9 @@ class PullLocalImportTest(unittest.TestCase):
                     self.assertEqual((res.rc, res.out, res.err), (0, rec["id"] + "\n", ""),
                                      str(res))
             with self.subTest(image=name):
-                self.assertEqual(len(recs), len(FORMATS if name not in ("multiarch", "layers200")
-                                                 else ("oci-archive", "oci-layout")))
+                multi = name in ("multiarch", "layers200")  # OCI only in the generator
+                self.assertEqual(sorted(r["format"] for r in recs),
+                                 sorted(gen_images.OCI_FORMATS if multi else FORMATS))
                 rows = harness.images_json(self, root)
                 self.assertEqual({r["ID"] for r in rows}, {recs[0]["id"]},
                                  "all formats give one image")
@@ -360,7 +360,7 @@ class MergedViewTest(unittest.TestCase):
                     self.assertEqual(harness.pull(self, root, harness.image_path(rec)), rec["id"])
                     [info] = harness.inspect(self, root, rec["id"])
                     lower = info["GraphDriver"]["Data"]["LowerDir"]
-                    reference = harness.treecmp.load(
+                    reference = treecmp.load(
                         harness.umoci_rootfs(harness.image_path(rec), fmt))
                     with harness.overlay_view(lower) as merged:
                         for probe, present in self.PROBES[name].items():
@@ -452,7 +452,7 @@ class BrokenInputTest(unittest.TestCase):
 
     def assert_rejected(self, root, source, reason, sentinel):
         before = harness.store_listing(root)
-        source_hash = sha256_path(source)
+        source_hash = sha256_path(source) if os.path.lexists(source) else None
         res = harness.run(root, "pull-local", source)
         line = harness.assert_one_error_line(self, res, "pull-local")
         self.assertIn(os.path.basename(source), line)
@@ -461,7 +461,10 @@ class BrokenInputTest(unittest.TestCase):
         self.assertEqual(after, before, "store changed:\n" + harness.listing_diff(before, after))
         self.assertEqual(harness.tmp_entries(root), [])
         self.assertTrue(sentinel.unchanged(), f"{sentinel.path} changed")
-        self.assertEqual(sha256_path(source), source_hash, f"{source} changed")
+        if source_hash is None:
+            self.assertFalse(os.path.lexists(source), f"{source} was created")
+        else:
+            self.assertEqual(sha256_path(source), source_hash, f"{source} changed")
 
     def test_broken_images(self):
         broken = [r for r in harness.images()["images"] if r["broken"]]
@@ -505,14 +508,6 @@ class BrokenInputTest(unittest.TestCase):
         for source, reason in cases.items():
             for store_name, root in stores.items():
                 with self.subTest(source=os.path.basename(source), store=store_name):
-                    if not os.path.lexists(source):
-                        before = harness.store_listing(root)
-                        res = harness.run(root, "pull-local", source)
-                        line = harness.assert_one_error_line(self, res, "pull-local")
-                        self.assertIn(os.path.basename(source), line)
-                        self.assertRegex(line, reason)
-                        self.assertEqual(harness.store_listing(root), before)
-                        continue
                     self.assert_rejected(root, source, reason, sentinel)
 
 
@@ -713,7 +708,7 @@ class CrashTest(unittest.TestCase):
     def test_sigkill_mid_pull(self):
         rec = harness.image_record("layers200", "oci-archive")
         source = harness.image_path(rec)
-        layers = {l.diff_id: l for l in gen_images.layers200_job().images[0].layers}
+        layers = {layer.diff_id: layer for layer in gen_images.layers200_job().images[0].layers}
         self.assertEqual(sorted(layers), sorted(rec["diff_ids"]))
         reference = harness.new_store(self)
         start = time.monotonic()
