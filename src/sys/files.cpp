@@ -174,52 +174,60 @@ void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok) {
 
 namespace {
 
-// Depth-first removal with an explicit stack of directory fds, so hostile 10,000-deep trees cannot
-// overflow the call stack. Each level is opened O_NOFOLLOW|O_DIRECTORY relative to its parent.
+// Depth-first removal holding one directory fd at a time (a stack of names, not fds), so hostile
+// thousands-deep trees neither overflow the call stack nor exhaust file descriptors. Children are
+// entered with O_NOFOLLOW|O_DIRECTORY; we climb back with "..", which inside trees that only imgtool
+// writes (staging, store) is the directory we came from.
 void remove_children(int top_fd, const std::string& shown) {
-    struct Level {
-        UniqueFd fd;
-        DIR* dir;
-    };
-    std::vector<Level> stack;
-    auto push = [&](UniqueFd fd) {
-        int dup_fd = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0);
+    auto open_dir = [&](int fd) {
+        int dup_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (dup_fd < 0) throw_errno("dup", shown);
         DIR* dir = ::fdopendir(dup_fd);
         if (dir == nullptr) {
             ::close(dup_fd);
             throw_errno("opendir", shown);
         }
-        stack.push_back(Level{std::move(fd), dir});
+        return dir;
     };
-    auto pop = [&] {
-        ::closedir(stack.back().dir);
-        stack.pop_back();
-    };
-    push(UniqueFd(::fcntl(top_fd, F_DUPFD_CLOEXEC, 0)));
+    std::vector<std::string> names;  // path from the top to the current directory
+    UniqueFd current(::fcntl(top_fd, F_DUPFD_CLOEXEC, 0));
+    if (!current) throw_errno("dup", shown);
+    DIR* dir = open_dir(current.get());
     try {
-        while (!stack.empty()) {
-            Level& level = stack.back();
+        while (true) {
             errno = 0;
-            struct dirent* ent = ::readdir(level.dir);
+            struct dirent* ent = ::readdir(dir);
             if (ent == nullptr) {
                 if (errno != 0) throw_errno("readdir", shown);
-                pop();
-                if (!stack.empty()) ::rewinddir(stack.back().dir);  // revisit: the emptied child can now go
+                ::closedir(dir);
+                dir = nullptr;
+                if (names.empty()) return;
+                int parent = ::openat(current.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (parent < 0) throw_errno("open", shown + "/..");
+                current.reset(parent);
+                if (::unlinkat(current.get(), names.back().c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+                    throw_errno("rmdir", shown + "/" + names.back());
+                }
+                names.pop_back();
+                dir = open_dir(current.get());
                 continue;
             }
-            std::string name = ent->d_name;
-            if (name == "." || name == "..") continue;
-            if (::unlinkat(level.fd.get(), name.c_str(), 0) == 0 || errno == ENOENT) continue;
+            const char* name = ent->d_name;
+            if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
+            if (::unlinkat(current.get(), name, 0) == 0 || errno == ENOENT) continue;
             if (errno != EISDIR && errno != EPERM) throw_errno("unlink", shown + "/" + name);
-            if (::unlinkat(level.fd.get(), name.c_str(), AT_REMOVEDIR) == 0) continue;
+            if (::unlinkat(current.get(), name, AT_REMOVEDIR) == 0) continue;
             if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("rmdir", shown + "/" + name);
-            int child = ::openat(level.fd.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int child = ::openat(current.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (child < 0) throw_errno("open", shown + "/" + name);
-            push(UniqueFd(child));
+            names.emplace_back(name);
+            ::closedir(dir);
+            dir = nullptr;
+            current.reset(child);
+            dir = open_dir(current.get());
         }
     } catch (...) {
-        while (!stack.empty()) pop();
+        if (dir != nullptr) ::closedir(dir);
         throw;
     }
 }
