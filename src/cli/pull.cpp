@@ -16,6 +16,7 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/digest/verifying_reader.hpp"
 #include "imgtool/image/source.hpp"
+#include "imgtool/layer/chunk_pipe.hpp"
 #include "imgtool/layer/compression.hpp"
 #include "imgtool/layer/unpack.hpp"
 
@@ -49,43 +50,77 @@ std::string read_head(sys::Reader& reader, std::size_t n) {
     return head;
 }
 
-// A corrupt stream is usually a corrupted blob: when the blob's digest (or, for docker archives that
-// state none, the diff_id) is wrong, that is the better diagnosis, so throw it instead.
-void explain_failure(digest::VerifyingReader& blob, digest::HashingReader& tar, const image::LayerPlan& plan) {
-    auto is_mismatch = [](const Error& e) {
-        return e.code() == make_error_code(Errc::DigestMismatch) || e.code() == make_error_code(Errc::SizeMismatch);
-    };
+bool is_mismatch(const Error& e) {
+    return e.code() == make_error_code(Errc::DigestMismatch) || e.code() == make_error_code(Errc::SizeMismatch);
+}
+
+bool is_mismatch(const std::exception_ptr& error) {
     try {
-        if (plan.digest) {
-            blob.drain();
-            return;
-        }
-        tar.drain();
+        std::rethrow_exception(error);
     } catch (const Error& e) {
-        if (is_mismatch(e)) throw;
-        return;  // the stream itself is unreadable: keep the original error
-    }
-    if (!plan.digest) {
-        Digest got = tar.finish();
-        if (got != plan.diff_id) {
-            throw Error(Errc::DigestMismatch,
-                        "diff_id mismatch: config says " + plan.diff_id.str() + ", uncompressed layer is " + got.str());
-        }
+        return is_mismatch(e);
+    } catch (...) {
+        return false;
     }
 }
 
-// One pass over the blob: read -> sha256 of the blob -> decompress -> sha256 of the tar -> unpack.
+// Fills `chunk` from `reader`; fewer bytes only at end of stream.
+std::size_t fill(sys::Reader& reader, std::vector<char>& chunk) {
+    std::size_t used = 0;
+    while (used < chunk.size()) {
+        std::size_t n = reader.read(chunk.data() + used, chunk.size() - used);
+        if (n == 0) break;
+        used += n;
+    }
+    return used;
+}
+
+// Producer thread of one layer: read -> sha256 of the blob -> decompress, into the pipe. When the
+// stream cannot be decompressed, or the consumer gave up, the rest of the blob is still read and hashed:
+// if the blob itself is corrupt, its digest mismatch is the error to report.
+void produce(const image::Source& source, const image::LayerPlan& plan, layer::ChunkPipe& pipe,
+             const std::atomic<bool>& cancel, layer::Compression& compression, std::exception_ptr& error) {
+    try {
+        auto member = source.open_member(plan.member);
+        digest::VerifyingReader blob(*member, plan.digest, plan.size);
+        std::string head = read_head(blob, 8);
+        compression = layer::detect_compression(head);
+        layer::PrefixReader replay(std::move(head), blob);
+        auto tar_stream = layer::make_decompressor(compression, replay);
+        try {
+            while (std::vector<char>* chunk = pipe.acquire()) {
+                if (cancel.load(std::memory_order_relaxed)) throw Error(Errc::Busy, "cancelled");
+                std::size_t used = fill(*tar_stream, *chunk);
+                bool end = used < chunk->size();
+                pipe.commit(chunk, used);
+                if (end) break;
+            }
+        } catch (const Error& e) {
+            if (e.code() == make_error_code(Errc::Busy)) throw;
+            blob.drain();  // throws the digest/size mismatch if the blob is what is wrong
+            throw;
+        }
+        blob.drain();
+        pipe.close();
+    } catch (...) {
+        error = std::current_exception();
+        pipe.fail(error);
+    }
+}
+
+// One pass over the blob, on two threads: the producer reads, hashes and decompresses; this thread
+// hashes the tar stream (diff_id, including bytes after its end-of-archive blocks) and extracts it.
 void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const std::atomic<bool>& cancel) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
-    auto member = source.open_member(plan.member);
-    digest::VerifyingReader blob(*member, plan.digest, plan.size);
-    std::string head = read_head(blob, 8);
-    layer::Compression compression = layer::detect_compression(head);
-    layer::PrefixReader replay(std::move(head), blob);
-    auto tar_stream = layer::make_decompressor(compression, replay);
-    digest::HashingReader tar(*tar_stream);
+    layer::ChunkPipe pipe;
+    layer::Compression compression = layer::Compression::None;
+    std::exception_ptr producer_error;
+    std::thread producer(
+        [&] { produce(source, plan, pipe, cancel, compression, producer_error); });
 
+    layer::PipeReader piped(pipe);
+    digest::HashingReader tar(piped);
     layer::UnpackOptions options;
     options.cancel = &cancel;
     options.progress = [&job, &tar](const layer::UnpackStats& s) {
@@ -93,15 +128,31 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
         job.bytes.store(tar.bytes(), std::memory_order_relaxed);
     };
     layer::UnpackStats stats;
+    std::exception_ptr consumer_error;
     try {
         stats = layer::unpack_layer(tar, job.staging->diff_fd(), options);
-        tar.drain();  // the diff_id covers bytes after the tar's end-of-archive blocks too
-        blob.drain();
-    } catch (const Error& e) {
-        if (e.code() == make_error_code(Errc::Busy)) throw;  // cancelled because another layer failed
-        explain_failure(blob, tar, plan);
-        throw;
+        tar.drain();
+    } catch (...) {
+        consumer_error = std::current_exception();
+        // Docker archives state no blob digest: then a corrupt tar is best explained by its diff_id.
+        if (!plan.digest) {
+            try {
+                tar.drain();
+                Digest got = tar.finish();
+                if (got != plan.diff_id) {
+                    consumer_error = std::make_exception_ptr(Error(
+                        Errc::DigestMismatch,
+                        "diff_id mismatch: config says " + plan.diff_id.str() + ", uncompressed layer is " + got.str()));
+                }
+            } catch (...) {
+            }
+        }
+        pipe.abandon();
     }
+    producer.join();
+    if (producer_error && (!consumer_error || is_mismatch(producer_error))) std::rethrow_exception(producer_error);
+    if (consumer_error) std::rethrow_exception(consumer_error);
+
     Digest diff_id = tar.finish();
     if (diff_id != plan.diff_id) {
         throw Error(Errc::DigestMismatch, "diff_id mismatch: config says " + plan.diff_id.str() +

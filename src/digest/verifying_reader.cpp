@@ -41,16 +41,21 @@ void VerifyingReader::drain() {
 }
 
 void VerifyingReader::check() {
-    if (checked_ || !expected_) return;
-    checked_ = true;
-    if (bytes_ != expected_size_) {
-        throw Error(Errc::SizeMismatch, "size mismatch: expected " + std::to_string(expected_size_) + " bytes, got " +
-                                            std::to_string(bytes_));
+    if (verified_ || !expected_) return;
+    if (mismatch_.empty()) {
+        if (bytes_ != expected_size_) {
+            size_mismatch_ = true;
+            mismatch_ = "size mismatch: expected " + std::to_string(expected_size_) + " bytes, got " + std::to_string(bytes_);
+        } else {
+            Digest got = hash_.finish();
+            if (got == *expected_) {
+                verified_ = true;
+                return;
+            }
+            mismatch_ = "digest mismatch: expected " + expected_->str() + ", got " + got.str();
+        }
     }
-    Digest got = hash_.finish();
-    if (got != *expected_) {
-        throw Error(Errc::DigestMismatch, "digest mismatch: expected " + expected_->str() + ", got " + got.str());
-    }
+    throw Error(size_mismatch_ ? Errc::SizeMismatch : Errc::DigestMismatch, mismatch_);
 }
 
 }  // namespace imgtool::digest

@@ -87,6 +87,11 @@ nlohmann::json parse_json_strict(std::string_view text, std::string_view what) {
         throw Error(Errc::Corrupt, std::string(what) + ": JSON document too large (" + std::to_string(text.size()) +
                                        " bytes, limit " + std::to_string(kMaxJsonBytes) + ")");
     }
+    // nlohmann stops at a NUL byte; JSON text never contains one, and bytes a parser skips are bytes
+    // another tool may read differently.
+    if (text.find('\0') != std::string_view::npos) {
+        throw Error(Errc::Corrupt, std::string(what) + ": invalid JSON: NUL byte in document");
+    }
     json root;
     StrictBuilder builder(root);
     bool ok = json::sax_parse(text.begin(), text.end(), &builder, json::input_format_t::json, true);

@@ -136,6 +136,8 @@ TarIndex TarIndex::build(const ReadAt& read_at, std::string_view shown) {
         }
         first = false;
         auto size = parse_number(h.data() + 124, 12);
+        // Bounded so offsets cannot wrap around (a crafted size would loop back to this header).
+        if (size && *size > (1ULL << 56)) size.reset();
         if (!size) throw Error(Errc::Corrupt, std::string(shown) + ": bad size in tar header at " + std::to_string(pos));
         char type = h[156];
         std::uint64_t data_at = pos + kBlock;
@@ -161,12 +163,14 @@ TarIndex TarIndex::build(const ReadAt& read_at, std::string_view shown) {
             name = *next_path;
         } else {
             name = field_string(h, 0, 100);
-            if (std::memcmp(h.data() + 257, "ustar", 5) == 0) {
+            // POSIX ustar ("ustar\0") has a name prefix at 345; GNU ("ustar  \0") keeps times there.
+            if (std::memcmp(h.data() + 257, "ustar\0", 6) == 0) {
                 std::string prefix = field_string(h, 345, 155);
                 if (!prefix.empty()) name = prefix + "/" + name;
             }
         }
         std::uint64_t member_size = has_next_size ? next_size : *size;
+        if (member_size > (1ULL << 56)) throw Error(Errc::Corrupt, std::string(shown) + ": bad size in tar header");
         next_path.reset();
         has_next_size = false;
         bool regular = type == '0' || type == '\0' || type == '7';

@@ -2,6 +2,8 @@
 
 #include <sys/utsname.h>
 
+#include <cctype>
+
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
 #include "imgtool/image/json.hpp"
@@ -243,25 +245,42 @@ std::vector<DockerManifestEntry> parse_docker_manifest(std::string_view bytes, s
 }
 
 std::string normalize_tag(std::string_view name) {
-    if (name.empty() || name.size() > 255) {
-        throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\"");
-    }
-    for (char c : name) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                  c == '-' || c == '_' || c == '/' || c == ':' || c == '@';
-        if (!ok) throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\"");
-    }
-    if (name.find('@') != std::string_view::npos) {
-        throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\": digests are not tags");
-    }
-    // A ':' after the last '/' separates the tag; one before it is a registry port.
+    auto invalid = [&](const std::string& why) {
+        return Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\"" + (why.empty() ? "" : ": " + why));
+    };
+    if (name.empty() || name.size() > 255) throw invalid("");
+    if (name.find('@') != std::string_view::npos) throw invalid("digests are not tags");
+    // docker's grammar, simplified: [host[:port]/]component(/component)*[:tag], where components are
+    // lower-case alphanumerics joined by '.', '_', '__' or '-' runs, and a tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
+    std::string_view repo = name;
+    std::string_view tag;
     auto slash = name.rfind('/');
     auto colon = name.rfind(':');
-    bool has_tag = colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash);
-    if (has_tag && colon + 1 == name.size()) {
-        throw Error(Errc::InvalidArgument, "invalid image name \"" + printable(name) + "\": empty tag");
+    if (colon != std::string_view::npos && (slash == std::string_view::npos || colon > slash)) {
+        repo = name.substr(0, colon);
+        tag = name.substr(colon + 1);
+        if (tag.empty() || tag.size() > 128) throw invalid("bad tag");
+        for (std::size_t i = 0; i < tag.size(); ++i) {
+            char c = tag[i];
+            bool word = std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+            if (!(word || (i > 0 && (c == '.' || c == '-')))) throw invalid("bad tag");
+        }
     }
-    return has_tag ? std::string(name) : std::string(name) + ":latest";
+    auto parts = split(repo, '/');
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        const std::string& part = parts[i];
+        if (part.empty()) throw invalid("empty path component");
+        bool is_host = i == 0 && parts.size() > 1 &&
+                       (part.find('.') != std::string::npos || part.find(':') != std::string::npos || part == "localhost");
+        for (std::size_t k = 0; k < part.size(); ++k) {
+            char c = part[k];
+            bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (is_host && c >= 'A' && c <= 'Z');
+            bool sep = c == '.' || c == '_' || c == '-' || (is_host && c == ':');
+            if (!alnum && !sep) throw invalid(c >= 'A' && c <= 'Z' ? "repository names must be lower-case" : "");
+            if (sep && (k == 0 || k + 1 == part.size())) throw invalid("bad path component");
+        }
+    }
+    return tag.empty() ? std::string(name) + ":latest" : std::string(name);
 }
 
 }  // namespace imgtool::image

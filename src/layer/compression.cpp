@@ -15,7 +15,7 @@ constexpr std::size_t kInputChunk = 1 << 20;
 
 class GzipReader final : public sys::Reader {
 public:
-    explicit GzipReader(sys::Reader& source) : source_(source), input_(kInputChunk), state_(new inflate_state) {
+    explicit GzipReader(sys::Reader& source) : source_(source), input_(kInputChunk), state_(new inflate_state()) {
         start_member();
     }
 
@@ -91,8 +91,10 @@ public:
                 std::size_t n = source_.read(input_.data(), input_.size());
                 if (n == 0) {
                     if (frame_open_) throw Error(Errc::Corrupt, "corrupt zstd stream: truncated");
+                    if (!seen_input_) throw Error(Errc::Corrupt, "corrupt zstd stream: empty");
                     return 0;
                 }
+                seen_input_ = true;
                 in_ = ZSTD_inBuffer{input_.data(), n, 0};
             }
             std::size_t rc = ZSTD_decompressStream(stream_, &out, &in_);
@@ -108,6 +110,7 @@ private:
     ZSTD_inBuffer in_{nullptr, 0, 0};
     ZSTD_DStream* stream_;
     bool frame_open_ = false;
+    bool seen_input_ = false;
 };
 
 class PassThrough final : public sys::Reader {

@@ -96,6 +96,11 @@ TEST_CASE("Digest::sha256_hex validates the raw hex") {
           make_error_code(Errc::InvalidArgument));
     CHECK(thrown_code([&] { Digest::sha256_hex(kEmptyHex.substr(1)); }) ==
           make_error_code(Errc::InvalidArgument));
+    std::string upper = kEmptyHex;
+    upper[0] = 'E';
+    CHECK(thrown_code([&] { Digest::sha256_hex(upper); }) == make_error_code(Errc::InvalidArgument));
+    CHECK(thrown_code([] { Digest::sha256_hex(std::string(62, 'a') + "/x"); }) ==
+          make_error_code(Errc::InvalidArgument));
 }
 
 TEST_CASE("Digest compares by value") {

@@ -88,12 +88,12 @@ TEST_CASE("parse_json_strict rejects trailing garbage") {
     }
 }
 
-// BUG: nlohmann's lexer treats a NUL byte as end of input, so everything from the first NUL after a
+// Regression (fixed): nlohmann's lexer treats a NUL byte as end of input, so everything from the first NUL after a
 // complete value on is ignored: std::string("{}\0", 3) and "{\"a\":1}\0{\"a\":2, ...anything}" parse as
 // {} and {"a":1}. A blob can thus carry bytes the strict parser never sees while other parsers (Go's
 // encoding/json) reject it: the parser differential this function exists to prevent. Observed: no
 // error. Expected: Errc::Corrupt ("trailing garbage"); e.g. reject any NUL byte in the text up front.
-TEST_CASE("parse_json_strict rejects a NUL byte and anything after it" * doctest::skip()) {
+TEST_CASE("parse_json_strict rejects a NUL byte and anything after it") {
     CHECK(parse_code(std::string("{}\0", 3)) == make_error_code(Errc::Corrupt));
     const std::string smuggled = std::string(R"({"a":1})") + '\0' + R"({"a":2,"layers":[]} not JSON)";
     CHECK(parse_code(smuggled) == make_error_code(Errc::Corrupt));

@@ -505,11 +505,11 @@ TEST_CASE("normalize_tag rejects empty names, digests, empty tags and bad charac
     CHECK(image::normalize_tag(std::string(255, 'a')) == std::string(255, 'a') + ":latest");
 }
 
-// BUG: normalize_tag checks characters but not structure, so references docker refuses ("invalid
+// Regression (fixed): normalize_tag checks characters but not structure, so references docker refuses ("invalid
 // reference format") become tags: ":x" -> ":x" (empty repository), "a/" -> "a/:latest", "/a" ->
 // "/a:latest", "a//b" -> "a//b:latest", "a:b:c" -> "a:b:c" (tag "c" on repository "a:b"). Expected:
 // Errc::InvalidArgument for each.
-TEST_CASE("normalize_tag rejects malformed repository names" * doctest::skip()) {
+TEST_CASE("normalize_tag rejects malformed repository names") {
     for (const std::string name : {":x", "a/", "/a", "a//b", "a:b:c", "/", ":"}) {
         CAPTURE(name);
         CHECK(thrown_code([&] { image::normalize_tag(name); }) == make_error_code(Errc::InvalidArgument));

@@ -46,7 +46,9 @@ private:
     std::uint64_t expected_size_;
     Sha256 hash_;
     std::uint64_t bytes_ = 0;
-    bool checked_ = false;
+    bool verified_ = false;
+    std::string mismatch_;  // once found, every later read at end of stream reports it again
+    bool size_mismatch_ = false;
 };
 
 }  // namespace imgtool::digest
