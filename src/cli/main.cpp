@@ -1,5 +1,7 @@
 // imgtool: turns container images into root filesystems. This file only parses the command line and
 // turns failures into one line on stderr and an exit status.
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -10,6 +12,9 @@
 
 int main(int argc, char** argv) {
     using namespace imgtool;
+    // Every file imgtool creates gets an explicit mode; the unpacker relies on a zero umask to create
+    // entries with their final permissions in one syscall.
+    ::umask(0);
     CLI::App app{"imgtool: daemonless container image store, mounter and launcher", "imgtool"};
     app.require_subcommand(1, 1);
     app.set_version_flag("--version", "imgtool 0.1.0");

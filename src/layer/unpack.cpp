@@ -70,7 +70,8 @@ struct DeferredDir {
 
 class Unpacker {
 public:
-    Unpacker(int root_fd, const UnpackOptions& options) : root_fd_(root_fd), options_(options) {}
+    Unpacker(int root_fd, const UnpackOptions& options)
+        : root_fd_(root_fd), options_(options), euid_(::geteuid()), egid_(::getegid()) {}
 
     void entry(struct archive* a, struct archive_entry* e) {
         const char* raw = archive_entry_pathname(e);
@@ -119,12 +120,11 @@ public:
             make_hardlink(dir, base, link);
             return;
         }
-        auto existing = sys::lstat_at(dir, base);
-        if (existing && !(S_ISDIR(existing->st_mode) && type == AE_IFDIR)) remove_existing(dir, base);
-
+        // Each maker creates first and deals with an existing entry only on EEXIST: most entries are
+        // new, so this saves a stat per entry.
         switch (type) {
             case AE_IFREG: make_file(a, dir, base, e); break;
-            case AE_IFDIR: make_dir(dir, base, *path, e, existing && S_ISDIR(existing->st_mode)); break;
+            case AE_IFDIR: make_dir(dir, base, *path, e); break;
             case AE_IFLNK: make_symlink(dir, base, e); break;
             case AE_IFCHR:
             case AE_IFBLK:
@@ -206,6 +206,23 @@ private:
         if (S_ISDIR(st->st_mode)) cached_parent_fd_.reset();
     }
 
+    // Runs `create` (a *at syscall returning 0/-1 or an fd); on EEXIST removes what is there (a
+    // duplicate entry or a type change within the layer) and tries once more.
+    template <typename Create>
+    int create_replacing(int dir, const std::string& base, const char* what, Create create) {
+        int rc = create();
+        if (rc < 0 && errno == EEXIST) {
+            remove_existing(dir, base);
+            rc = create();
+        }
+        if (rc < 0) throw_errno(what, shown());
+        return rc;
+    }
+
+    bool needs_chown(struct archive_entry* e) const {
+        return archive_entry_uid(e) != static_cast<la_int64_t>(euid_) || archive_entry_gid(e) != static_cast<la_int64_t>(egid_);
+    }
+
     static void check_id(la_int64_t id, const std::string& what) {
         if (id < 0 || id > 0xfffffffeLL) throw Error(Errc::Corrupt, what + ": owner id out of range");
     }
@@ -230,7 +247,8 @@ private:
     void apply_owner_and_xattrs_fd(int fd, struct archive_entry* e) {
         check_id(archive_entry_uid(e), shown());
         check_id(archive_entry_gid(e), shown());
-        if (::fchown(fd, static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))) != 0) {
+        // New entries already belong to us: chown only when the tar says otherwise.
+        if (needs_chown(e) && ::fchown(fd, static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))) != 0) {
             throw_errno("chown", shown());
         }
         set_xattrs(e, [fd](const char* n, const void* v, size_t s) { return ::fsetxattr(fd, n, v, s, 0); });
@@ -248,9 +266,12 @@ private:
     }
 
     void make_file(struct archive* a, int dir, const std::string& base, struct archive_entry* e) {
-        int raw = ::openat(dir, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (raw < 0) throw_errno("create", shown());
-        UniqueFd fd(raw);
+        // Created with its final permissions (the process umask is 0), except the setuid/setgid bits,
+        // which chown or a write could clear: those are set by fchmod at the end.
+        mode_t perm = archive_entry_perm(e) & 07777;
+        UniqueFd fd(create_replacing(dir, base, "create", [&] {
+            return ::openat(dir, base.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm & 01777);
+        }));
         const void* block;
         size_t size;
         la_int64_t offset;
@@ -279,16 +300,21 @@ private:
         if (logical > end && ::ftruncate(fd.get(), logical) != 0) throw_errno("truncate", shown());
         stats_.file_bytes += static_cast<std::uint64_t>(std::max<la_int64_t>(logical, end));
         apply_owner_and_xattrs_fd(fd.get(), e);
-        // chmod after chown: chown clears setuid/setgid.
-        if (::fchmod(fd.get(), archive_entry_perm(e) & 07777) != 0) throw_errno("chmod", shown());
+        if ((perm & 06000) && ::fchmod(fd.get(), perm) != 0) throw_errno("chmod", shown());
         struct timespec times[2];
         entry_times(e, times);
         if (::futimens(fd.get(), times) != 0) throw_errno("utimes", shown());
     }
 
-    void make_dir(int dir, const std::string& base, const std::string& path, struct archive_entry* e,
-                  bool exists) {
-        if (!exists && ::mkdirat(dir, base.c_str(), 0700) != 0) throw_errno("mkdir", shown());
+    void make_dir(int dir, const std::string& base, const std::string& path, struct archive_entry* e) {
+        if (::mkdirat(dir, base.c_str(), 0700) != 0) {
+            if (errno != EEXIST) throw_errno("mkdir", shown());
+            auto st = sys::lstat_at(dir, base);
+            if (!st || !S_ISDIR(st->st_mode)) {  // a non-directory of that name: replaced
+                remove_existing(dir, base);
+                if (::mkdirat(dir, base.c_str(), 0700) != 0) throw_errno("mkdir", shown());
+            }
+        }
         int raw = ::openat(dir, base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (raw < 0) throw_errno("open", shown());
         UniqueFd fd(raw);
@@ -307,8 +333,8 @@ private:
     void apply_by_name(int dir, const std::string& base, struct archive_entry* e, bool is_symlink) {
         check_id(archive_entry_uid(e), shown());
         check_id(archive_entry_gid(e), shown());
-        if (::fchownat(dir, base.c_str(), static_cast<uid_t>(archive_entry_uid(e)),
-                       static_cast<gid_t>(archive_entry_gid(e)), AT_SYMLINK_NOFOLLOW) != 0) {
+        if (needs_chown(e) && ::fchownat(dir, base.c_str(), static_cast<uid_t>(archive_entry_uid(e)),
+                                         static_cast<gid_t>(archive_entry_gid(e)), AT_SYMLINK_NOFOLLOW) != 0) {
             throw_errno("chown", shown());
         }
         if (!is_symlink) {
@@ -325,7 +351,7 @@ private:
     void make_symlink(int dir, const std::string& base, struct archive_entry* e) {
         const char* target = archive_entry_symlink(e);
         if (target == nullptr) target = "";
-        if (::symlinkat(target, dir, base.c_str()) != 0) throw_errno("symlink", shown());
+        create_replacing(dir, base, "symlink", [&] { return ::symlinkat(target, dir, base.c_str()); });
         apply_by_name(dir, base, e, true);
     }
 
@@ -344,7 +370,7 @@ private:
             dev = makedev(major, minor);
         }
         mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
-        if (::mknodat(dir, base.c_str(), kind | 0600, dev) != 0) throw_errno("mknod", shown());
+        create_replacing(dir, base, "mknod", [&] { return ::mknodat(dir, base.c_str(), kind | 0600, dev); });
         apply_by_name(dir, base, e, false);
     }
 
@@ -372,6 +398,8 @@ private:
 
     int root_fd_;
     const UnpackOptions& options_;
+    uid_t euid_;  // owner of what we create: no chown needed when the tar says the same
+    gid_t egid_;
     UnpackStats stats_;
     std::string name_;
     std::string cached_parent_;

@@ -10,7 +10,8 @@
 // trusted.overlay.opaque=y on its directory. Overlay xattrs inside the tar and raw 0/0 character devices
 // are refused: only ".wh." names create whiteouts.
 //
-// Nothing here is shared between calls, so layers unpack in parallel threads.
+// Nothing here is shared between calls, so layers unpack in parallel threads. Files are created with
+// their final permissions: the process umask must be 0 (imgtool's main sets it).
 #pragma once
 
 #include <atomic>
