@@ -1,6 +1,7 @@
 // imgtool: turns container images into root filesystems. This file only parses the command line and
 // turns failures into one line on stderr and an exit status.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <exception>
@@ -42,6 +43,12 @@ int main(int argc, char** argv) {
     std::string verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
     // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
     int failure = verb == "run" ? 125 : 1;
+    // Unpacking (owners, device nodes, whiteouts), mounting and namespaces need root today; say so
+    // plainly instead of failing halfway with EPERM.
+    if (::geteuid() != 0 && (verb == "pull-local" || verb == "mount" || verb == "umount" || verb == "run")) {
+        std::fprintf(stderr, "imgtool: %s: needs root (rootless operation is not supported yet)\n", verb.c_str());
+        return failure;
+    }
     try {
         return action();
     } catch (const Error& e) {

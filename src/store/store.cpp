@@ -195,7 +195,11 @@ void Store::remove_mount(const MountRecord& record) {
 
 std::string Store::default_root() {
     if (const char* env = std::getenv("IMGTOOL_ROOT"); env != nullptr && *env != '\0') return env;
-    return "/var/lib/imgtool";
+    if (::geteuid() == 0) return "/var/lib/imgtool";
+    // Ordinary users get their own store, as podman does: root and rootless stores never mix.
+    if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg == '/') return std::string(xdg) + "/imgtool";
+    if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') return std::string(home) + "/.local/share/imgtool";
+    throw Error(Errc::InvalidArgument, "no store location: set --root, IMGTOOL_ROOT or HOME");
 }
 
 Store::Store(const std::string& root, Access access) : root_(root), access_(access) {

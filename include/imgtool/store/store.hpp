@@ -93,6 +93,8 @@ private:
 
 class Store {
 public:
+    // --root's default: $IMGTOOL_ROOT, else /var/lib/imgtool for root, else $XDG_DATA_HOME/imgtool or
+    // ~/.local/share/imgtool.
     static std::string default_root();
 
     Store(const std::string& root, Access access = Access::Shared);
