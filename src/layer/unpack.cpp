@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <exception>
 #include <string>
 #include <vector>
@@ -79,6 +80,7 @@ public:
         name_ = raw;
         auto path = clean_entry_path(name_);
         if (!path) throw Error(Errc::UnsafePath, printable(name_) + ": path escapes the layer root");
+        if (path->size() >= PATH_MAX) throw Error(Errc::Corrupt, printable(name_) + ": path longer than PATH_MAX");
         ++stats_.entries;
         mode_t type = archive_entry_filetype(e);
 
@@ -172,6 +174,13 @@ private:
     // happens inside the layer root, so symlinks in the path can never lead out of it.
     int parent_dir(const std::string& parent) {
         if (cached_parent_fd_ && parent == cached_parent_) return cached_parent_fd_.get();
+        // Tars list a directory right before its children: the directory just made is the next parent.
+        if (last_dir_fd_ && parent == last_dir_) {
+            cached_parent_ = std::move(last_dir_);
+            cached_parent_fd_ = std::move(last_dir_fd_);
+            last_dir_.clear();
+            return cached_parent_fd_.get();
+        }
         int err = 0;
         UniqueFd fd = sys::open_in_root(root_fd_, parent, O_RDONLY | O_DIRECTORY, err);
         if (!fd && err == ENOENT) fd = create_parents(parent);
@@ -202,8 +211,11 @@ private:
         auto st = sys::lstat_at(dir, base);
         if (!st) return;
         sys::remove_tree_at(dir, base);
-        // A removed directory may have been the cached parent (or above it).
-        if (S_ISDIR(st->st_mode)) cached_parent_fd_.reset();
+        // A removed directory may have been a cached parent (or above one).
+        if (S_ISDIR(st->st_mode)) {
+            cached_parent_fd_.reset();
+            last_dir_fd_.reset();
+        }
     }
 
     // Runs `create` (a *at syscall returning 0/-1 or an fd); on EEXIST removes what is there (a
@@ -320,6 +332,8 @@ private:
         UniqueFd fd(raw);
         apply_owner_and_xattrs_fd(fd.get(), e);
         defer_dir(path, e);
+        last_dir_ = path;
+        last_dir_fd_ = std::move(fd);
     }
 
     void defer_dir(const std::string& path, struct archive_entry* e) {
@@ -404,6 +418,8 @@ private:
     std::string name_;
     std::string cached_parent_;
     UniqueFd cached_parent_fd_;
+    std::string last_dir_;  // the directory entry made last, still open
+    UniqueFd last_dir_fd_;
     std::vector<DeferredDir> deferred_;
 
 };
