@@ -136,12 +136,18 @@ void add_umount(CLI::App& app, Globals& globals, Action& action) {
     cmd->callback([&globals, &action, target] {
         action = [&globals, target] {
             store::Store store(globals.store_root());
-            clean_stale_mounts(store);
             std::string canonical = canonical_path(*target);
             auto record = find_mount(store, canonical);
-            if (!record) throw Error(Errc::NotFound, canonical + ": not mounted by imgtool");
-            auto lock = store.lock_mount(record->name, true);
-            undo_mount(store, *record);
+            if (!record) {
+                clean_stale_mounts(store);
+                throw Error(Errc::NotFound, canonical + ": not mounted by imgtool");
+            }
+            {
+                // Also the record of a crashed `mount` on this target: undoing it is what was asked.
+                auto lock = store.lock_mount(record->name, true);
+                undo_mount(store, *record);
+            }
+            clean_stale_mounts(store);
             return 0;
         };
     });
@@ -152,6 +158,7 @@ void add_mounts(CLI::App& app, Globals& globals, Action& action) {
     cmd->callback([&globals, &action] {
         action = [&globals] {
             store::Store store(globals.store_root());
+            clean_stale_mounts(store);  // never list a mount that is gone
             std::printf("%-14s %-8s %-9s %s\n", "IMAGE ID", "DRIVER", "MODE", "TARGET");
             for (const auto& r : store.mounts()) {
                 if (!r.active) continue;

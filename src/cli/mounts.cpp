@@ -59,12 +59,18 @@ void clean_stale_mounts(store::Store& store) {
     std::string ns = sys::mount_namespace_id();
     for (const auto& r : store.mounts()) {
         if (r.mount_namespace != ns) continue;  // another namespace's mount: not ours to judge
-        bool live = r.driver == "overlay" ? is_imgtool_overlay(r.target) : r.active;
-        if (live) continue;
         auto lock = store.lock_mount(r.name, false);
         if (!lock.locked()) continue;  // being set up right now
-        log::debug("removing stale mount record for " + r.target);
-        undo_mount(store, r);
+        // Judged again under the lock, from a fresh read: it may have become active meanwhile.
+        std::optional<store::MountRecord> fresh;
+        for (auto& m : store.mounts()) {
+            if (m.name == r.name) fresh = m;
+        }
+        if (!fresh) continue;
+        bool live = fresh->driver == "overlay" ? is_imgtool_overlay(fresh->target) : fresh->active;
+        if (live) continue;
+        log::debug("removing stale mount record for " + fresh->target);
+        undo_mount(store, *fresh);
     }
 }
 

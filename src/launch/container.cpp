@@ -241,8 +241,10 @@ void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
     // For other users setuid already cleared them, as docker does for non-root users.
     if (user.uid == 0) {
         struct __user_cap_data_struct data[2] {};
-        data[0].effective = data[0].permitted = data[0].inheritable = static_cast<std::uint32_t>(caps);
-        data[1].effective = data[1].permitted = data[1].inheritable = static_cast<std::uint32_t>(caps >> 32);
+        // Inheritable stays empty (docker >= 20.10.14, CVE-2022-24769): otherwise a process that drops to
+        // another user could regain capabilities through files with inheritable file capabilities.
+        data[0].effective = data[0].permitted = static_cast<std::uint32_t>(caps);
+        data[1].effective = data[1].permitted = static_cast<std::uint32_t>(caps >> 32);
         if (::syscall(SYS_capset, &header, data) != 0) throw_errno("capset", "");
     }
 }
@@ -344,10 +346,17 @@ void init_forward(int sig) {
 }
 
 [[noreturn]] void run_init(const LaunchSpec& spec, const std::vector<std::string>& env, int error_pipe) {
+    // Signals are blocked across fork and only unblocked once the forwarding handlers are installed:
+    // PID 1 ignores signals it has no handler for, so one arriving in between would be lost.
+    static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+    sigset_t block, previous;
+    sigemptyset(&block);
+    for (int sig : forwarded) sigaddset(&block, sig);
+    ::sigprocmask(SIG_BLOCK, &block, &previous);
     pid_t child = ::fork();
     if (child < 0) child_fail(error_pipe, 125, std::string("fork: ") + std::strerror(errno));
     if (child == 0) {
-        ::signal(SIGTERM, SIG_DFL);
+        ::sigprocmask(SIG_SETMASK, &previous, nullptr);
         exec_command(spec, env, error_pipe);
     }
     g_init_child = child;
@@ -356,7 +365,8 @@ void init_forward(int sig) {
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     struct sigaction sa {};
     sa.sa_handler = init_forward;
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) ::sigaction(sig, &sa, nullptr);
+    for (int sig : forwarded) ::sigaction(sig, &sa, nullptr);
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
     ::close(error_pipe);  // the command's exec reports through its own copy
     while (true) {
         int status = 0;

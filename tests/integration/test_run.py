@@ -1,0 +1,849 @@
+"""Integration tests for `imgtool run`, driving the built binary as root.
+
+Most tests use the busybox test image (tools/gen_images.py): /bin/busybox with applet links,
+/etc/passwd with root, user (1000:1000, /home/user) and nobody, Env PATH + GREETING=hello,
+Cmd ["/bin/sh","-c","echo $GREETING from $(pwd)"], WorkingDir /srv, /srv/hello.txt in layer 2.
+Hostile variants of it (symlinked /proc, /dev, workdirs through symlinks and magic links) are
+built here from the generator's own model, written as OCI layouts and pulled.
+
+Every `run` goes through RunTest.run_ctr, which also checks that the host's mount table (the
+mountinfo lines about the test scratch space) is the same before and after and that nothing is
+left in the store's tmp/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+import unittest
+import uuid
+
+import harness
+from harness import gen_images, treecmp
+
+FMT = "oci-archive"
+IMAGE = "imgtool-test/busybox"
+HELLO = "hello from the second layer\n"
+# docker's default capability set (CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID
+# SETFCAP SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE).
+DOCKER_DEFAULT_CAPS = "00000000a80425fb"
+
+
+def setUpModule():
+    harness.require_root()
+    harness.imgtool_binary()
+    harness.require_tool("unshare")
+    harness.images()
+
+
+# --------------------------------------------------------------------------
+# Host-side helpers
+
+
+def mountinfo_lines() -> list:
+    with open("/proc/self/mountinfo") as fh:
+        return fh.read().splitlines()
+
+
+def host_mount_lines() -> list:
+    """The lines of this mount namespace's mountinfo that concern the test scratch space
+    (IMGTOOL_TEST_TMP): its mount point or a source/option path lies below it.  Every mount
+    imgtool makes for these tests (targets, stores, container roots, upper dirs, sentinels) is
+    there; lines elsewhere are ignored because other processes on the machine may mount at any
+    time."""
+    tmp = os.path.realpath(harness.TEST_TMP) + "/"
+    return [line for line in mountinfo_lines() if tmp in line]
+
+
+@contextlib.contextmanager
+def host_mount_lock():
+    """Serialises host mount-table counting with test_mount (which mounts on the host)."""
+    os.makedirs(harness.TEST_TMP, exist_ok=True)
+    with open(os.path.join(harness.TEST_TMP, "host-mounts.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.01):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def descendants(pid: int) -> list:
+    """PIDs (host view) of every descendant of pid."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:  # gone meanwhile (ENOENT or ESRCH)
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    kids = [int(x) for x in fh.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def proc_comm(pid: int):
+    try:
+        with open(f"/proc/{pid}/comm") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def proc_state(pid: int):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def catches(pid: int, sig: int) -> bool:
+    """True if pid has a handler installed for sig (SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            fields = status_fields(fh.read())
+    except OSError:
+        return False
+    return bool(int(fields.get("SigCgt", "0"), 16) & (1 << (sig - 1)))
+
+
+def descendant_named(pid: int, comm: str):
+    for p in descendants(pid):
+        if proc_comm(p) == comm:
+            return p
+    return None
+
+
+def status_fields(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def env_dict(text: str) -> dict:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+class Tmux:
+    """A tmux server on its own socket (tmux -S), killed in the test's cleanup."""
+
+    def __init__(self, tc: unittest.TestCase, workdir: str):
+        harness.require_tool("tmux")
+        # A socket of our own (not in the shared /tmp/tmux-UID), removed with workdir.
+        self.socket = os.path.join(workdir, f"tmux-{uuid.uuid4().hex[:8]}.sock")
+        self.tc = tc
+        tc.addCleanup(self.kill)
+
+    def tmux(self, *args, check=True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["tmux", "-S", self.socket, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=30)
+        if check:
+            self.tc.assertEqual(proc.returncode, 0, f"tmux {args}: {proc.stderr}")
+        return proc
+
+    def start(self, command: str, name: str = "s"):
+        self.tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "30", command)
+
+    def screen(self, name: str = "s") -> str:
+        proc = self.tmux("capture-pane", "-p", "-t", name, check=False)
+        return proc.stdout if proc.returncode == 0 else ""
+
+    def type(self, text: str, name: str = "s"):
+        self.tmux("send-keys", "-t", name, "-l", text)
+        self.tmux("send-keys", "-t", name, "Enter")
+
+    def alive(self, name: str = "s") -> bool:
+        return self.tmux("has-session", "-t", name, check=False).returncode == 0
+
+    def kill(self):
+        self.tmux("kill-server", check=False)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.socket)
+
+
+# --------------------------------------------------------------------------
+# Hostile images: the busybox image with one thing changed
+
+def _busybox_binary() -> bytes:
+    with open(harness.BUSYBOX, "rb") as fh:
+        return fh.read()
+
+
+def hostile_image(outdir: str, name: str, *, drop=(), extra=(), workdir="/srv",
+                  cmd=("/bin/sh", "-c", "pwd")) -> str:
+    """Write an OCI layout of busybox's layer 1 minus `drop` plus `extra` entries; returns path."""
+    binary = _busybox_binary()
+    base = gen_images.busybox_layers(binary)[0].entries
+    entries = [e for e in base if e.name not in drop] + list(extra)
+    runtime = gen_images.runtime(list(cmd), env=(gen_images.DEFAULT_PATH,), workdir=workdir,
+                                 labels={"org.example.test": "hostile-" + name})
+    img = gen_images.Image([gen_images.Layer(entries, "gzip", f"hostile {name}")], runtime,
+                           arch=gen_images.static_elf_arch(binary))
+    job = gen_images.Job(name, [f"imgtool-test/hostile-{name}:latest"], [img], ("oci-layout",))
+    gen_images.emit(job, outdir)
+    return os.path.join(outdir, name + ".oci")
+
+
+# --------------------------------------------------------------------------
+
+
+class RunTest(unittest.TestCase):
+    """Fresh store with the busybox image per test."""
+
+    def setUp(self):
+        self.root = harness.new_store(self)
+        self.image_id = harness.pull(self, self.root, harness.image_path("busybox", FMT))
+        self.work = os.path.realpath(harness.scratch_dir(self, "run-"))
+
+    # ---- running ----------------------------------------------------------
+
+    def run_ctr(self, *args, env=None, pass_fds=(), timeout=60, stdin=subprocess.DEVNULL,
+                check_tmp=True) -> harness.Result:
+        """`imgtool --root R run ARGS...`; checks mount table and tmp/ around it."""
+        argv = harness.imgtool_argv(self.root, "run", *args)
+        with host_mount_lock():
+            before = host_mount_lines()
+            proc = subprocess.run(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env or harness.base_env(),
+                                  pass_fds=pass_fds, timeout=timeout)
+            after = host_mount_lines()
+        res = harness.Result(argv, proc.returncode, proc.stdout.decode(errors="replace"),
+                             proc.stderr.decode(errors="replace"))
+        self.assertEqual(after, before, f"host mount table changed by run\n{res}")
+        if check_tmp:
+            self.assertEqual(harness.tmp_entries(self.root), [], f"left in tmp/\n{res}")
+        return res
+
+    def sh(self, script: str, *opts, image: str = IMAGE, **kw) -> harness.Result:
+        return self.run_ctr(*opts, image, "sh", "-c", script, **kw)
+
+    def ok(self, script: str, *opts, **kw) -> str:
+        res = self.sh(script, *opts, **kw)
+        self.assertEqual((res.rc, res.err), (0, ""), str(res))
+        return res.out
+
+    def assert_run_error(self, res: harness.Result, rc: int, *needles) -> str:
+        self.assertEqual(res.rc, rc, str(res))
+        self.assertEqual(res.out, "", str(res))
+        lines = res.err.splitlines()
+        self.assertEqual(len(lines), 1, f"expected one error line\n{res}")
+        self.assertTrue(lines[0].startswith("imgtool: run: "), str(res))
+        for needle in needles:
+            self.assertIn(needle, lines[0], str(res))
+        return lines[0]
+
+    def popen_run(self, *args, **kw) -> subprocess.Popen:
+        proc = harness.popen(self.root, "run", *args, **kw)
+
+        def reap():
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+        self.addCleanup(reap)
+        return proc
+
+    def layer_hashes(self, image: str = IMAGE) -> dict:
+        [info] = harness.inspect(self, self.root, image)
+        dirs = info["GraphDriver"]["Data"]["LowerDir"].split(":")
+        return {d: treecmp.tree_hash(d) for d in dirs}
+
+
+# --------------------------------------------------------------------------
+
+
+class CommandTest(RunTest):
+
+    def test_default_command_from_entrypoint_and_cmd(self):
+        res = self.run_ctr(IMAGE)
+        self.assertEqual((res.rc, res.out, res.err), (0, "hello from /srv\n", ""), str(res))
+        res = self.run_ctr(self.image_id[len("sha256:"):][:12])  # an ID prefix works as well
+        self.assertEqual((res.rc, res.out), (0, "hello from /srv\n"), str(res))
+        res = self.run_ctr(IMAGE, "echo", "a", "b  c")
+        self.assertEqual((res.rc, res.out), (0, "a b  c\n"), str(res))
+        res = self.run_ctr("--entrypoint", "/bin/echo", IMAGE, "x", "y")
+        self.assertEqual((res.rc, res.out), (0, "x y\n"), str(res))
+
+    def test_exit_status_passthrough(self):
+        for code in (0, 1, 42, 255):
+            with self.subTest(code=code):
+                res = self.sh(f"exit {code}")
+                self.assertEqual((res.rc, res.out, res.err), (code, "", ""), str(res))
+
+    def test_missing_command_is_127(self):
+        res = self.run_ctr(IMAGE, "no-such-command", "arg")
+        self.assert_run_error(res, 127, "no-such-command")
+        res = self.run_ctr(IMAGE, "/no/such/path")
+        self.assert_run_error(res, 127, "/no/such/path")
+
+    def test_not_executable_is_126(self):
+        res = self.run_ctr(IMAGE, "/etc/passwd")
+        self.assert_run_error(res, 126, "/etc/passwd")
+        res = self.run_ctr(IMAGE, "/srv")  # a directory
+        self.assert_run_error(res, 126, "/srv")
+
+    def test_killed_by_signal(self):
+        # With --init the shell is not PID 1, so it can kill itself: init reports 128+9.
+        res = self.sh("kill -9 $$", "--init")
+        self.assertEqual((res.rc, res.err), (137, ""), str(res))
+        # Without --init the command is PID 1 and immune to its own signals (as in docker);
+        # a SIGKILL from the host kills it and imgtool reports 128+9.
+        proc = self.popen_run(IMAGE, "sleep", "30")
+        pid = wait_for(lambda: descendant_named(proc.pid, "sleep"), timeout=20)
+        self.assertTrue(pid, "the container's sleep never started")
+        os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 137, err)
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+    def test_unknown_image_is_125(self):
+        res = self.run_ctr("no-such-image:latest")
+        self.assert_run_error(res, 125, "no-such-image")
+
+
+class EnvironmentTest(RunTest):
+
+    def test_env_sources_and_precedence(self):
+        env_file = os.path.join(self.work, "env")
+        with open(env_file, "w") as fh:
+            fh.write("# a comment\n\nFROM_FILE=file value\n  INDENTED=yes\nGREETING=from file\n"
+                     "OVERRIDDEN=by file\n")
+        env = harness.base_env(IMGTOOL_TEST_HOST_VAR="host value",
+                               IMGTOOL_TEST_NOT_PASSED="must not leak")
+        env.pop("IMGTOOL_TEST_UNSET", None)
+        res = self.run_ctr("--env-file", env_file, "-e", "OVERRIDDEN=by cli", "-e",
+                           "IMGTOOL_TEST_HOST_VAR", "-e", "IMGTOOL_TEST_UNSET", "-e", "EMPTY=",
+                           IMAGE, "env", env=env)
+        self.assertEqual((res.rc, res.err), (0, ""), str(res))
+        got = env_dict(res.out)
+        self.assertEqual(got, {
+            "PATH": gen_images.DEFAULT_PATH.split("=", 1)[1],
+            "GREETING": "from file",
+            "FROM_FILE": "file value",
+            "INDENTED": "yes",
+            "OVERRIDDEN": "by cli",
+            "IMGTOOL_TEST_HOST_VAR": "host value",
+            "EMPTY": "",
+            "HOSTNAME": self.image_id.split(":")[1][:12],
+            "HOME": "/root",
+        }, res.out)
+        # The image's own value when nothing overrides it; -e replaces it.
+        self.assertEqual(self.run_ctr(IMAGE).out, "hello from /srv\n")
+        res = self.run_ctr("-e", "GREETING=bye", IMAGE)
+        self.assertEqual((res.rc, res.out), (0, "bye from /srv\n"), str(res))
+
+    def test_working_directory(self):
+        self.assertEqual(self.ok("pwd"), "/srv\n")
+        self.assertEqual(self.ok("pwd", "-w", "/etc"), "/etc\n")
+        # A missing directory is created (in the container's writable layer only).
+        hashes = self.layer_hashes()
+        self.assertEqual(self.ok("pwd; ls -ld . | busybox cut -c1", "-w", "/new/dir"),
+                         "/new/dir\nd\n")
+        self.assertEqual(self.layer_hashes(), hashes)
+        self.assertEqual(self.ok("ls -a /"), self.ok("ls -a /", "-w", "/srv"))
+        res = self.run_ctr("-w", "relative", IMAGE, "pwd")
+        self.assert_run_error(res, 125, "relative")
+
+    def test_user(self):
+        self.assertEqual(self.ok('id -u; id -g; echo "$HOME"'), "0\n0\n/root\n")
+        self.assertEqual(self.ok('id -u; id -g; id -G; echo "$HOME"', "-u", "user"),
+                         "1000\n1000\n1000\n/home/user\n")
+        self.assertEqual(self.ok("id -u; id -g", "-u", "1000:65534"), "1000\n65534\n")
+        self.assertEqual(self.ok("id -u; id -g", "-u", "user:nogroup"), "1000\n65534\n")
+        self.assertEqual(self.ok('id -u; id -g; echo "$HOME"', "-u", "4242"), "4242\n0\n/\n")
+        self.assertEqual(self.ok('echo "$HOME"', "-u", "user", "-e", "HOME=/x"), "/x\n")
+        res = self.sh("id", "-u", "nosuchuser")
+        self.assert_run_error(res, 125, "nosuchuser")
+        res = self.sh("id", "-u", "user:nosuchgroup")
+        self.assert_run_error(res, 125, "nosuchgroup")
+
+
+class NamespaceTest(RunTest):
+
+    def test_pid_namespace(self):
+        # "; true": otherwise sh execs ps, the last command, in its own place.
+        out = self.ok("echo $$; ps -o pid,comm; true")
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "1", "the command must be PID 1")
+        self.assertEqual(lines[1].split(), ["PID", "COMMAND"], out)
+        procs = sorted((int(pid), comm) for pid, comm in (ln.split(None, 1) for ln in lines[2:]))
+        self.assertEqual(len(procs), 2, f"only sh and ps may be visible:\n{out}")
+        self.assertEqual(procs[0], (1, "sh"), out)
+        self.assertEqual(procs[1][1], "ps", out)
+        host_pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        self.assertGreater(len(host_pids), 5, "host sanity check")
+        # /proc is the container's own.
+        out = self.ok("ls /proc | busybox grep -c '^[0-9]'")
+        self.assertLessEqual(int(out), 3, out)
+
+    def test_hostname(self):
+        host = socket.gethostname()
+        short = self.image_id.split(":")[1][:12]
+        self.assertEqual(self.ok("hostname; echo $HOSTNAME"), f"{short}\n{short}\n")
+        self.assertNotEqual(short, host)
+        self.assertEqual(self.ok("hostname", "--hostname", "box-x"), "box-x\n")
+        # Changing it inside touches only the container's UTS namespace.
+        self.assertEqual(self.ok("hostname changed-inside; hostname", "--privileged"),
+                         "changed-inside\n")
+        self.assertEqual(socket.gethostname(), host)
+
+    def test_container_mounts_stay_inside(self):
+        out = self.ok("mkdir -p /mnt && mount -t tmpfs inner-tmpfs /mnt && "
+                      "busybox grep -c ' /mnt .* inner-tmpfs ' /proc/self/mountinfo",
+                      "--privileged")
+        self.assertEqual(out, "1\n")
+        # While the container is alive, its mounts are not in the host's table.
+        sync = os.path.join(self.work, "sync")
+        os.mkdir(sync)
+        with host_mount_lock():
+            before = host_mount_lines()
+            proc = self.popen_run("--privileged", "-v", f"{sync}:/sync", IMAGE, "sh", "-c",
+                                  "mkdir -p /mnt && mount -t tmpfs inner-tmpfs /mnt && "
+                                  "touch /sync/ready && "
+                                  "while [ ! -e /sync/go ]; do sleep 0.05; done")
+            ready = wait_for(lambda: os.path.exists(os.path.join(sync, "ready")) or
+                             proc.poll() is not None, timeout=20)
+            self.assertTrue(ready)
+            self.assertIsNone(proc.poll(), "the container exited early")
+            during = host_mount_lines()
+            open(os.path.join(sync, "go"), "w").close()
+            proc.communicate(timeout=20)
+            after = host_mount_lines()
+        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(during, before, "container mounts visible on the host")
+        self.assertEqual(after, before)
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+    def test_mounts_do_not_propagate_to_a_shared_parent(self):
+        # systemd makes / shared: copies of it in the container would propagate mounts back
+        # unless the container's tree is made private first.  Counted: mountinfo lines about
+        # the test scratch space (where the container's root and all its mounts live).
+        sync = os.path.join(self.work, "sync")
+        os.mkdir(sync)
+        script = (
+            'mount --make-rshared / || exit 90\n'
+            'before=$(grep -c -F "$5" /proc/self/mountinfo)\n'
+            '"$1" --root "$2" run --privileged -v "$3:/sync" "$4" sh -c '
+            '"mkdir -p /mnt && mount -t tmpfs inner-tmpfs /mnt && touch /sync/ready && '
+            'while [ ! -e /sync/go ]; do sleep 0.05; done" &\n'
+            'pid=$!\n'
+            'n=0; while [ ! -e "$3/ready" ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done\n'
+            'during=$(grep -c -F "$5" /proc/self/mountinfo)\n'
+            'inner=$(grep -c inner-tmpfs /proc/self/mountinfo)\n'
+            'touch "$3/go"; wait $pid; rc=$?\n'
+            'after=$(grep -c -F "$5" /proc/self/mountinfo)\n'
+            'echo "$rc $before $during $after $inner"\n')
+        proc = subprocess.run(["unshare", "-m", "--propagation", "shared", "sh", "-c", script,
+                               "sh", harness.imgtool_binary(), self.root, sync, IMAGE,
+                               os.path.realpath(harness.TEST_TMP) + "/"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertTrue(os.path.exists(os.path.join(sync, "ready")), proc.stderr)
+        rc, before, during, after, inner = proc.stdout.split()
+        self.assertEqual(rc, "0", proc.stderr)
+        self.assertEqual((during, after, inner), (before, before, "0"),
+                         "container mounts propagated to the parent namespace")
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+
+class FilesystemTest(RunTest):
+
+    def test_writes_vanish(self):
+        hashes = self.layer_hashes()
+        self.ok("echo x > /srv/new; rm /srv/hello.txt; echo changed > /etc/hostname; "
+                "mkdir /newdir; ls /srv")
+        out = self.ok("cat /srv/hello.txt; ls -a /srv; cat /etc/hostname; "
+                      "[ -e /newdir ] && echo newdir; true")
+        self.assertEqual(out, HELLO + ".\n..\nhello.txt\nbusybox\n")
+        self.assertEqual(self.layer_hashes(), hashes, "a container write reached a layer dir")
+        with open(os.path.join(list(hashes)[0], "srv/hello.txt")) as fh:
+            self.assertEqual(fh.read(), HELLO)
+
+    def test_upper_keeps_changes(self):
+        hashes = self.layer_hashes()
+        upper = os.path.join(self.work, "upper")
+        self.ok("echo x > /srv/new; rm /srv/hello.txt", "--upper", upper)
+        with open(os.path.join(upper, "srv/new")) as fh:
+            self.assertEqual(fh.read(), "x\n")
+        self.assertTrue(harness.is_whiteout(os.lstat(os.path.join(upper, "srv/hello.txt"))),
+                        "the deletion must be a whiteout in the upper dir")
+        self.assertEqual(self.ok("ls /srv; cat /srv/new", "--upper", upper), "new\nx\n")
+        self.assertEqual(self.ok("ls /srv"), "hello.txt\n", "without --upper: the image")
+        self.assertEqual(self.layer_hashes(), hashes)
+
+    def test_read_only_root(self):
+        res = self.sh("touch /x", "--read-only")
+        self.assertNotEqual(res.rc, 0, str(res))
+        self.assertIn("Read-only file system", res.err)
+        self.assertEqual(self.ok("touch /x && echo ok"), "ok\n", "control: writable by default")
+        self.assertEqual(self.ok("touch /scratch/x && echo ok", "--read-only", "--tmpfs",
+                                 "/scratch"), "ok\n")
+
+    def test_volumes(self):
+        data = os.path.join(self.work, "vol")
+        os.mkdir(data)
+        with open(os.path.join(data, "in.txt"), "w") as fh:
+            fh.write("from host\n")
+        out = self.ok("cat /data/in.txt; echo back > /data/out.txt", "-v", f"{data}:/data")
+        self.assertEqual(out, "from host\n")
+        with open(os.path.join(data, "out.txt")) as fh:
+            self.assertEqual(fh.read(), "back\n")
+        res = self.sh("echo no > /data/ro.txt", "-v", f"{data}:/data:ro")
+        self.assertNotEqual(res.rc, 0, str(res))
+        self.assertIn("Read-only file system", res.err)
+        self.assertFalse(os.path.exists(os.path.join(data, "ro.txt")))
+
+
+class SecurityTest(RunTest):
+
+    def test_masked_proc_paths(self):
+        script = ('for f in /proc/kcore /proc/keys /proc/timer_list; do '
+                  'if [ -e $f ]; then echo "$f $(busybox cat $f 2>/dev/null | busybox wc -c)"; '
+                  'else echo "$f absent"; fi; done')
+        for line in self.ok(script).splitlines():
+            path, what = line.split(" ", 1)
+            self.assertIn(what, ("0", "absent"), f"{path} readable with content: {line}")
+        # Control: the host's timer_list has content, and --privileged does not mask it.
+        with open("/proc/timer_list", "rb") as fh:
+            self.assertGreater(len(fh.read()), 0)
+        out = self.ok("busybox cat /proc/timer_list | busybox wc -c", "--privileged")
+        self.assertGreater(int(out), 0, "control: --privileged must not mask /proc/timer_list")
+
+    def test_proc_sys_is_read_only(self):
+        res = self.sh("echo x > /proc/sys/kernel/domainname")
+        self.assertNotEqual(res.rc, 0, str(res))
+        self.assertIn("Read-only file system", res.err)
+        res = self.sh("echo h > /proc/sysrq-trigger")
+        self.assertNotEqual(res.rc, 0, str(res))
+        # Control: writable with --privileged (in the container's own UTS namespace).
+        self.assertEqual(self.ok("echo inner > /proc/sys/kernel/domainname && "
+                                 "cat /proc/sys/kernel/domainname", "--privileged"), "inner\n")
+
+    def test_mount_needs_privileged(self):
+        res = self.sh("mkdir -p /mnt && mount -t tmpfs none /mnt")
+        self.assertNotEqual(res.rc, 0, str(res))
+        self.assertEqual(self.ok("mkdir -p /mnt && mount -t tmpfs none /mnt && "
+                                 "busybox grep -c ' /mnt ' /proc/self/mountinfo",
+                                 "--privileged"), "1\n")
+        self.assertEqual(self.ok("mkdir -p /mnt && mount -t tmpfs none /mnt && echo ok",
+                                 "--cap-add", "SYS_ADMIN"), "ok\n")
+
+    def _caps(self, *opts) -> dict:
+        return status_fields(self.ok("busybox grep ^Cap /proc/self/status", *opts))
+
+    def test_default_capabilities(self):
+        caps = self._caps()
+        self.assertEqual(caps["CapEff"], DOCKER_DEFAULT_CAPS, caps)
+        self.assertEqual(caps["CapPrm"], DOCKER_DEFAULT_CAPS, caps)
+        self.assertEqual(caps["CapBnd"], DOCKER_DEFAULT_CAPS, caps)
+        self.assertEqual(caps["CapAmb"], "0000000000000000", caps)
+        caps = self._caps("--cap-drop", "ALL")
+        self.assertEqual((caps["CapEff"], caps["CapPrm"], caps["CapBnd"]), ("0" * 16,) * 3, caps)
+        caps = self._caps("--cap-drop", "CHOWN", "--cap-add", "NET_ADMIN")
+        want = format((int(DOCKER_DEFAULT_CAPS, 16) & ~(1 << 0)) | (1 << 12), "016x")
+        self.assertEqual(caps["CapEff"], want, caps)
+        caps = self._caps("-u", "user")
+        self.assertEqual((caps["CapEff"], caps["CapPrm"]), ("0" * 16,) * 2, caps)
+        self.assertEqual(caps["CapBnd"], DOCKER_DEFAULT_CAPS, caps)
+        res = self.sh("true", "--cap-add", "NO_SUCH_CAP")
+        self.assert_run_error(res, 125, "NO_SUCH_CAP")
+
+    def test_inheritable_capabilities_are_empty(self):
+        # docker/moby CVE-2022-24769: a non-empty inheritable set lets a process that changes
+        # to a non-root user regain capabilities through file-inheritable binaries.
+        caps = self._caps()
+        self.assertEqual(caps["CapInh"], "0000000000000000", caps)
+
+    def test_only_standard_fds(self):
+        # imgtool itself gets an extra inheritable fd: it must not reach the container.
+        leak_r, leak_w = os.pipe()
+        os.set_inheritable(leak_w, True)
+        try:
+            res = self.sh("sleep 5 & sleep 0.2; busybox ls -1 /proc/$!/fd", pass_fds=(leak_w,))
+        finally:
+            os.close(leak_r)
+            os.close(leak_w)
+        self.assertEqual((res.rc, res.out, res.err), (0, "0\n1\n2\n", ""), str(res))
+        leak_r, leak_w = os.pipe()
+        os.set_inheritable(leak_w, True)
+        try:
+            res = self.sh("sleep 5 & sleep 0.2; busybox ls -1 /proc/$!/fd", "--init",
+                          pass_fds=(leak_w,))
+        finally:
+            os.close(leak_r)
+            os.close(leak_w)
+        self.assertEqual((res.rc, res.out, res.err), (0, "0\n1\n2\n", ""), str(res))
+
+    def test_dev(self):
+        out = self.ok("ls -1 /dev; stat -c '%n %F %t:%T %a' /dev/null /dev/zero /dev/full "
+                      "/dev/random /dev/urandom /dev/tty")
+        names = set(out.splitlines()[:-6])
+        self.assertLessEqual({"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts",
+                              "shm"}, names, out)
+        self.assertEqual(out.splitlines()[-6:], [
+            "/dev/null character special file 1:3 666",
+            "/dev/zero character special file 1:5 666",
+            "/dev/full character special file 1:7 666",
+            "/dev/random character special file 1:8 666",
+            "/dev/urandom character special file 1:9 666",
+            "/dev/tty character special file 5:0 666",
+        ])
+        self.assertEqual(self.ok("busybox head -c 5 /dev/zero | busybox wc -c; "
+                                 "echo gone > /dev/null && echo written"), "5\nwritten\n")
+
+    def test_device_nodes_in_the_root_are_inert(self):
+        # One made in the container (CAP_MKNOD is in the default set)...
+        res = self.sh("busybox mknod /srv/null2 c 1 3 && echo made; "
+                      "echo x > /srv/null2 && echo WROTE; busybox cat /srv/null2 && echo READ; "
+                      "true")
+        self.assertEqual((res.rc, res.out), (0, "made\n"),
+                         f"a device node on the root filesystem worked\n{res}")
+        self.assertIn("Permission denied", res.err)
+        # ...and one shipped in an image layer.
+        path = hostile_image(self.work, "devnode",
+                             extra=[gen_images.chardev("srv/zero", 1, 5),
+                                    gen_images.chardev("srv/null", 1, 3)])
+        harness.pull(self, self.root, path)
+        res = self.sh("busybox head -c 1 /srv/zero && echo READ; echo x > /srv/null && "
+                      "echo WROTE; ls -l /srv/zero | busybox cut -c1",
+                      image="imgtool-test/hostile-devnode")
+        self.assertEqual((res.rc, res.out), (0, "c\n"), str(res))
+        self.assertIn("Permission denied", res.err)
+
+    def test_network_none(self):
+        self.assertEqual(self.ok("ls /sys/class/net", "--net", "none"), "lo\n")
+        # Control: the default shares the host's network.
+        self.assertEqual(self.ok("ls /sys/class/net").split(), sorted(os.listdir("/sys/class/net")))
+
+
+class SignalTest(RunTest):
+
+    def test_sigterm_with_init(self):
+        proc = self.popen_run("--init", IMAGE, "sleep", "30")
+        sleep = wait_for(lambda: descendant_named(proc.pid, "sleep"), timeout=20)
+        self.assertTrue(sleep, "the container's sleep never started")
+        # PID 1 of a namespace ignores SIGTERM until it has a handler: wait for init's.
+        with open(f"/proc/{sleep}/stat") as fh:
+            init = int(fh.read().rsplit(")", 1)[1].split()[1])
+        self.assertEqual(proc_comm(init), "imgtool", "--init: imgtool's init is sleep's parent")
+        self.assertTrue(wait_for(lambda: catches(init, signal.SIGTERM), timeout=20),
+                        "init never installed its SIGTERM handler")
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 143, err)  # -15 would be imgtool dying of it
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+    def test_sigterm_forwarded_without_init(self):
+        proc = self.popen_run(IMAGE, "sh", "-c",
+                              'trap "exit 7" TERM; echo ready; while :; do sleep 0.1; done')
+        self.assertEqual(proc.stdout.readline(), b"ready\n")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 7, err)
+
+    def test_init_reaps_zombies(self):
+        # An orphan dies after 0.1 s; PID 1 (sleep without --init, imgtool's init with it)
+        # inherits it; ps looks for zombies after 0.5 s.
+        script = "(sleep 0.1 &); (sleep 0.6; ps -o pid,stat,comm) & exec sleep 1.2"
+        out = self.ok(script)
+        self.assertRegex(out, r"(?m)^\s*\d+\s+Z", "control: a non-reaping PID 1 keeps a zombie")
+        out = self.ok(script, "--init")
+        self.assertIn("sleep", out)
+        self.assertNotRegex(out, r"(?m)^\s*\d+\s+Z", f"zombie left with --init:\n{out}")
+
+    def test_sigkill_of_imgtool_kills_the_container(self):
+        with host_mount_lock():
+            before = host_mount_lines()
+            proc = self.popen_run(IMAGE, "sleep", "30")
+            pid = wait_for(lambda: descendant_named(proc.pid, "sleep"), timeout=20)
+            self.assertTrue(pid, "the container's sleep never started")
+            proc.kill()
+            proc.communicate(timeout=20)
+            gone = wait_for(lambda: proc_comm(pid) != "sleep" or proc_state(pid) == "Z",
+                            timeout=10)
+            self.assertTrue(gone, "the container outlived imgtool")
+            after = host_mount_lines()
+        self.assertEqual(after, before)
+        # The next imgtool clears what the killed one left in tmp/.
+        harness.images_json(self, self.root)
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+
+class TerminalTest(RunTest):
+
+    def _shell_cmd(self, *run_args, out=None, rc_file) -> str:
+        argv = harness.imgtool_argv(self.root, "run", *run_args)
+        cmd = " ".join(shlex.quote(a) for a in argv)
+        if out:
+            cmd += f" >{shlex.quote(out)} 2>&1"
+        return f"{cmd}; echo $? >{shlex.quote(rc_file)}.tmp; mv {shlex.quote(rc_file)}.tmp " \
+               f"{shlex.quote(rc_file)}"
+
+    def _wait_file(self, path: str, timeout: float = 20) -> str:
+        self.assertTrue(wait_for(lambda: os.path.exists(path), timeout), f"{path} never appeared")
+        with open(path) as fh:
+            return fh.read()
+
+    def test_interactive_tty_shell(self):
+        tmux = Tmux(self, self.work)
+        rc_file = os.path.join(self.work, "rc")
+        tmux.start(self._shell_cmd("-it", IMAGE, "sh", rc_file=rc_file))
+        self.assertTrue(wait_for(lambda: re.search(r"(?m)^/srv # ?$", tmux.screen()), 20),
+                        f"no prompt:\n{tmux.screen()}")
+        tmux.type("echo $((6*7))")
+        self.assertTrue(wait_for(lambda: re.search(r"(?m)^42\s*$", tmux.screen()), 20),
+                        f"no 42:\n{tmux.screen()}")
+        tmux.type("exit 3")
+        self.assertEqual(self._wait_file(rc_file).strip(), "3")
+        self.assertTrue(wait_for(lambda: not tmux.alive(), 10), "session still alive")
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+    def test_no_controlling_terminal_without_t(self):
+        probe = ("busybox tty; echo probe 2>/dev/null >/dev/tty && echo HAVE_CTTY || "
+                 "echo NO_CTTY")
+        results = {}
+        for i, opts in enumerate(((), ("-i",), ("-t",))):
+            out, rc_file = os.path.join(self.work, f"out{i}"), os.path.join(self.work, f"rc{i}")
+            Tmux(self, self.work).start(self._shell_cmd(*opts, IMAGE, "sh", "-c", probe, out=out,
+                                             rc_file=rc_file))
+            rc = self._wait_file(rc_file).strip()
+            with open(out) as fh:
+                results[opts] = (rc, fh.read().replace("\r", ""))
+        for opts in ((), ("-i",)):
+            self.assertEqual(results[opts], ("0", "not a tty\nNO_CTTY\n"),
+                             f"run {opts} from a terminal")
+        self.assertIn("HAVE_CTTY", results[("-t",)][1], f"control: -t gives a terminal {results}")
+
+    def test_tty_is_the_containers_own_pty(self):
+        tmux = Tmux(self, self.work)
+        out, rc_file = os.path.join(self.work, "out"), os.path.join(self.work, "rc")
+        tmux.start(self._shell_cmd("-t", IMAGE, "sh", "-c", "tty; ls /dev/pts", out=out,
+                                   rc_file=rc_file))
+        rc = self._wait_file(rc_file).strip()
+        with open(out) as fh:
+            text = fh.read().replace("\r", "")
+        # As in docker: the terminal is /dev/pts/0 of the container's own devpts.
+        self.assertEqual((rc, text.split()), ("0", ["/dev/pts/0", "0", "ptmx"]), text)
+
+
+class HostileImageTest(RunTest):
+    """Images that try to make imgtool touch host paths: the host and the store stay intact."""
+
+    def setUp(self):
+        super().setUp()
+        self.sentinel = harness.Sentinel(self)
+        self.etc_before = sorted(os.listdir("/etc"))
+        self.hashes_before = None
+
+    def build(self, name: str, **kw) -> str:
+        path = hostile_image(self.work, name, **kw)
+        harness.pull(self, self.root, path)
+        ref = f"imgtool-test/hostile-{name}"
+        self.hashes_before = self.layer_hashes(ref)
+        return ref
+
+    def assert_host_and_store_intact(self, ref: str):
+        self.assertEqual(sorted(os.listdir("/etc")), self.etc_before, "host /etc changed")
+        self.assertFalse(os.path.lexists("/etc/sub"))
+        self.assertFalse(os.path.lexists("/etc/newsub"))
+        self.assertTrue(self.sentinel.unchanged(), "host sentinel tree changed")
+        self.assertEqual(self.layer_hashes(ref), self.hashes_before, "layer dirs changed")
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+    def test_workdir_through_magic_links(self):
+        for i, wd in enumerate(("/proc/self/fd/3", "/proc/self/cwd", "/proc/1/root/etc",
+                                "/proc/self/root/etc/sub", "/proc/thread-self/cwd")):
+            with self.subTest(workdir=wd):
+                ref = self.build(f"wd-magic{i}", workdir=wd,
+                                 cmd=("/bin/sh", "-c", "pwd; busybox ls -a"))
+                for opts in ((), ("-w", wd)):
+                    res = self.run_ctr(*opts, ref)
+                    if res.rc == 125:
+                        self.assert_run_error(res, 125)
+                    else:
+                        # Allowed only if the command runs inside the container.
+                        self.assertEqual(res.rc, 0, str(res))
+                        cwd, *listing = res.out.splitlines()
+                        self.assertFalse(cwd.startswith(harness.TEST_TMP), str(res))
+                        inside = self.sh(f"busybox ls -a {shlex.quote(cwd)}", image=ref)
+                        self.assertEqual(inside.out.splitlines(), listing, str(res))
+                self.assert_host_and_store_intact(ref)
+
+    def test_workdir_with_dotdot_stays_inside(self):
+        ref = self.build("wd-dotdot", workdir="/../../../../../etc/sub",
+                         cmd=("/bin/sh", "-c", "pwd; ls /etc/passwd"))
+        res = self.run_ctr(ref)
+        self.assertEqual((res.rc, res.out), (0, "/etc/sub\n/etc/passwd\n"), str(res))
+        self.assert_host_and_store_intact(ref)
+
+    def test_workdir_through_a_symlink(self):
+        for target in ("/etc", self.sentinel.path):
+            with self.subTest(symlink_to=target):
+                ref = self.build("wd-link" + str(len(target)),
+                                 extra=[gen_images.sym("w", target)], workdir="/w/newsub",
+                                 cmd=("/bin/sh", "-c", "pwd; ls -d " + target + "/newsub"))
+                res = self.run_ctr(ref)
+                if target == self.sentinel.path and res.rc == 125:
+                    # Dangling inside the container: refusing is fine, following it out is not.
+                    self.assert_run_error(res, 125, "/w")
+                else:
+                    self.assertEqual((res.rc, res.out, res.err),
+                                     (0, f"{target}/newsub\n{target}/newsub\n", ""), str(res))
+                self.assertFalse(os.path.lexists(os.path.join(target, "newsub")),
+                                 "the working directory was created on the host")
+                self.assert_host_and_store_intact(ref)
+
+    def test_system_dirs_replaced_by_symlinks(self):
+        for name in ("proc", "dev", "sys"):
+            for target in ("/etc", self.sentinel.path):
+                with self.subTest(dir=name, symlink_to=target):
+                    ref = self.build(f"{name}-link{len(target)}", drop=(name,),
+                                     extra=[gen_images.sym(name, target)])
+                    res = self.run_ctr(ref, "sh", "-c", "echo ran")
+                    self.assert_run_error(res, 125, f"/{name}", "not a directory")
+                    self.assert_host_and_store_intact(ref)
+
+    def test_dev_null_symlink_in_image(self):
+        ref = self.build("devnull-link", extra=[gen_images.sym("dev/null", "/etc/passwd")],
+                         cmd=("/bin/sh", "-c",
+                              "stat -c '%F %t:%T' /dev/null; echo junk > /dev/null; "
+                              "cat /etc/passwd | busybox md5sum; "
+                              "busybox cat /proc/keys | busybox wc -c"))
+        res = self.run_ctr(ref)
+        self.assertEqual(res.rc, 0, str(res))
+        lines = res.out.splitlines()
+        self.assertEqual(lines[0], "character special file 1:3", str(res))
+        passwd = next(e.data for e in gen_images.busybox_layers(_busybox_binary())[0].entries
+                      if e.name == "etc/passwd")
+        self.assertEqual(lines[1].split()[0], hashlib.md5(passwd).hexdigest(),
+                         "the image's /etc/passwd was written through /dev/null")
+        self.assertEqual(lines[2], "0", "masked /proc/keys must be the real null device")
+        self.assert_host_and_store_intact(ref)
+
+
+if __name__ == "__main__":
+    unittest.main()
