@@ -83,8 +83,15 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
     try {
         auto member = source.open_member(plan.member);
         digest::VerifyingReader blob(*member, plan.digest, plan.size);
+        // An uncompressed blob whose digest is its diff_id is the tar stream itself: the consumer's
+        // diff_id hash verifies it, so hashing it here as well would only double the work.
+        bool blob_is_tar = plan.digest && *plan.digest == plan.diff_id;
+        if (blob_is_tar) blob.check_size_only();
         std::string head = read_head(blob, 8);
         compression = layer::detect_compression(head);
+        if (blob_is_tar && compression != layer::Compression::None) {
+            throw Error(Errc::DigestMismatch, "blob digest equals the diff_id but the blob is compressed");
+        }
         layer::PrefixReader replay(std::move(head), blob);
         auto tar_stream = layer::make_decompressor(compression, replay);
         try {

@@ -29,7 +29,7 @@ std::size_t VerifyingReader::read(void* buffer, std::size_t size) {
         check();
         return 0;
     }
-    hash_.update(buffer, n);
+    if (!size_only_) hash_.update(buffer, n);
     bytes_ += n;
     return n;
 }
@@ -46,6 +46,9 @@ void VerifyingReader::check() {
         if (bytes_ != expected_size_) {
             size_mismatch_ = true;
             mismatch_ = "size mismatch: expected " + std::to_string(expected_size_) + " bytes, got " + std::to_string(bytes_);
+        } else if (size_only_) {
+            verified_ = true;
+            return;
         } else {
             Digest got = hash_.finish();
             if (got == *expected_) {

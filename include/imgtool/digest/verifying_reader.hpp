@@ -37,6 +37,9 @@ public:
     std::size_t read(void* buffer, std::size_t size) override;
     std::uint64_t bytes() const noexcept { return bytes_; }
     void drain();
+    // Stop hashing, keep checking the size: for callers that verify the same bytes' digest elsewhere
+    // (an uncompressed layer whose blob digest is its diff_id). Call before the first read.
+    void check_size_only() { size_only_ = true; }
 
 private:
     void check();
@@ -47,6 +50,7 @@ private:
     Sha256 hash_;
     std::uint64_t bytes_ = 0;
     bool verified_ = false;
+    bool size_only_ = false;
     std::string mismatch_;  // once found, every later read at end of stream reports it again
     bool size_mismatch_ = false;
 };
