@@ -136,7 +136,7 @@ int run(const Globals& globals, RunArgs& a) {
         sys::bind_at(dir.get(), dir.get(), false, "root filesystem");  // pivot_root needs a mount point
     };
     launch::RunOutcome outcome = launch::run_container(spec);
-    if (!outcome.error.empty()) std::fprintf(stderr, "imgtool: run: %s\n", outcome.error.c_str());
+    if (!outcome.error.empty()) std::fprintf(stderr, "imgtool: run: %s\n", escape_control(outcome.error).c_str());
     return outcome.exit_status;
 }
 

@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
+#include "imgtool/core/strings.hpp"
 
 int main(int argc, char** argv) {
     using namespace imgtool;
@@ -52,9 +53,9 @@ int main(int argc, char** argv) {
     try {
         return action();
     } catch (const Error& e) {
-        std::fprintf(stderr, "imgtool: %s: %s\n", verb.c_str(), e.what());
+        std::fprintf(stderr, "imgtool: %s: %s\n", verb.c_str(), escape_control(e.what()).c_str());
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "imgtool: %s: internal error: %s\n", verb.c_str(), e.what());
+        std::fprintf(stderr, "imgtool: %s: internal error: %s\n", verb.c_str(), escape_control(e.what()).c_str());
     }
     return failure;
 }

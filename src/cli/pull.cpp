@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -249,41 +250,8 @@ void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const im
     if (first_error) std::rethrow_exception(first_error);
 }
 
-PullResult pull_one(store::Store& store, const image::Source& source, image::ImagePlan& plan,
-                    const PullOptions& options) {
-    PullResult result{.id = plan.id, .tags = {}, .layers_unpacked = 0, .layers_reused = 0};
-    for (const auto& tag : options.extra_tags) plan.tags.push_back(image::normalize_tag(tag));
-
-    // Lock every distinct layer in ascending order (deadlock-free), then unpack the missing ones.
-    std::set<Digest> distinct;
-    for (const auto& l : plan.layers) distinct.insert(l.diff_id);
-    std::vector<sys::RangeLock> locks;
-    for (const Digest& d : distinct) locks.push_back(store.lock_layer(d));
-
-    std::vector<std::unique_ptr<LayerJob>> owned;
-    std::vector<LayerJob*> jobs;
-    std::set<Digest> scheduled;
-    for (const auto& l : plan.layers) {
-        if (store.has_layer(l.diff_id) || !scheduled.insert(l.diff_id).second) continue;
-        owned.push_back(std::make_unique<LayerJob>());
-        owned.back()->plan = &l;
-        jobs.push_back(owned.back().get());
-    }
-    result.layers_unpacked = static_cast<unsigned>(jobs.size());
-    result.layers_reused = static_cast<unsigned>(distinct.size() - jobs.size());
-
-    if (!jobs.empty()) {
-        unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-        unsigned workers = std::min<unsigned>(options.jobs ? options.jobs : cores, static_cast<unsigned>(jobs.size()));
-        ProgressPrinter progress(jobs, options.progress);
-        run_parallel(jobs, workers, source, store);
-        progress.stop();
-        // Every layer verified: now, and only now, make them visible. One syncfs covers them all.
-        store.sync();
-        for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info);
-    }
-
-    // Image metadata last: blobs, record, then tags.
+// Image metadata last: blobs, record, then tags. Every layer is committed before this runs.
+PullResult commit_image(store::Store& store, const image::ImagePlan& plan) {
     if (plan.manifest_digest) store.put_blob(*plan.manifest_digest, plan.manifest_bytes);
     store.put_blob(plan.id, plan.config_bytes);
     store::ImageRecord record{.id = plan.id,
@@ -304,8 +272,24 @@ PullResult pull_one(store::Store& store, const image::Source& source, image::Ima
         for (const auto& t : plan.tags) tags.insert_or_assign(t, plan.id);
         store.save_tags(tags);
     }
-    result.tags = plan.tags;
-    return result;
+    return PullResult{.id = plan.id, .tags = plan.tags, .layers_unpacked = 0, .layers_reused = 0};
+}
+
+// The same image listed several times (one manifest under many names, or a hostile index repeating an
+// entry) is imported once, with all its names.
+std::vector<image::ImagePlan> dedupe(std::vector<image::ImagePlan> plans) {
+    std::vector<image::ImagePlan> out;
+    for (auto& plan : plans) {
+        auto same = std::find_if(out.begin(), out.end(), [&](const image::ImagePlan& p) { return p.id == plan.id; });
+        if (same == out.end()) {
+            out.push_back(std::move(plan));
+            continue;
+        }
+        for (auto& tag : plan.tags) {
+            if (std::find(same->tags.begin(), same->tags.end(), tag) == same->tags.end()) same->tags.push_back(tag);
+        }
+    }
+    return out;
 }
 
 }  // namespace
@@ -313,13 +297,55 @@ PullResult pull_one(store::Store& store, const image::Source& source, image::Ima
 std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options) {
     auto source = image::Source::open(source_path);
     return with_context(source->shown(), [&] {
-        auto plans = image::plan_images(*source, image::PlanOptions{options.platform});
+        auto plans = dedupe(image::plan_images(*source, image::PlanOptions{options.platform}));
         if (plans.size() > 1 && !options.extra_tags.empty()) {
             throw Error(Errc::InvalidArgument, "--tag needs an archive with a single image (this one has " +
                                                    std::to_string(plans.size()) + ")");
         }
+        for (auto& plan : plans) {
+            for (const auto& tag : options.extra_tags) plan.tags.push_back(image::normalize_tag(tag));
+        }
+
+        // The whole archive is one batch: every layer of every image is verified before anything is
+        // committed, so a bad second image leaves no trace of the first.
+        // Locks on every distinct layer in ascending order (deadlock-free); then unpack the missing.
+        std::set<Digest> distinct;
+        for (const auto& plan : plans) {
+            for (const auto& l : plan.layers) distinct.insert(l.diff_id);
+        }
+        std::vector<sys::RangeLock> locks;
+        for (const Digest& d : distinct) locks.push_back(store.lock_layer(d));
+
+        std::vector<std::unique_ptr<LayerJob>> owned;
+        std::vector<LayerJob*> jobs;
+        std::set<Digest> scheduled;
+        for (const auto& plan : plans) {
+            for (const auto& l : plan.layers) {
+                if (store.has_layer(l.diff_id) || !scheduled.insert(l.diff_id).second) continue;
+                owned.push_back(std::make_unique<LayerJob>());
+                owned.back()->plan = &l;
+                jobs.push_back(owned.back().get());
+            }
+        }
+        if (!jobs.empty()) {
+            unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+            unsigned workers = std::min<unsigned>(options.jobs ? options.jobs : cores, static_cast<unsigned>(jobs.size()));
+            ProgressPrinter progress(jobs, options.progress);
+            run_parallel(jobs, workers, *source, store);
+            progress.stop();
+            // Every layer verified: now, and only now, make them visible. One syncfs covers them all.
+            store.sync();
+            for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info);
+        }
+
         std::vector<PullResult> results;
-        for (auto& plan : plans) results.push_back(pull_one(store, *source, plan, options));
+        for (const auto& plan : plans) {
+            PullResult r = commit_image(store, plan);
+            std::set<Digest> own;
+            for (const auto& l : plan.layers) own.insert(l.diff_id);
+            for (const Digest& d : own) (scheduled.count(d) ? r.layers_unpacked : r.layers_reused)++;
+            results.push_back(std::move(r));
+        }
         return results;
     });
 }

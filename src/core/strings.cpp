@@ -40,6 +40,21 @@ std::string human_size(std::uint64_t bytes) {
     return buf;
 }
 
+std::string escape_control(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 std::string printable(std::string_view name) {
     std::string out;
     out.reserve(name.size());

@@ -94,7 +94,7 @@ public:
     std::unique_ptr<sys::Reader> open_member(const std::string& name) const override {
         auto norm = normalize_member_name(name);
         if (!norm) throw Error(Errc::UnsafePath, shown() + ": unsafe member name " + name);
-        auto fd = std::make_shared<sys::UniqueFd>(sys::open_beneath(dir_.get(), *norm, O_RDONLY));
+        auto fd = std::make_shared<sys::UniqueFd>(sys::open_beneath(dir_.get(), *norm, O_RDONLY | O_NONBLOCK));
         struct stat st = sys::fstat_fd(fd->get(), *norm);
         if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, shown() + ": " + *norm + " is not a regular file");
         return std::make_unique<sys::FileRangeReader>(fd, 0, static_cast<std::uint64_t>(st.st_size),
@@ -321,7 +321,8 @@ std::string Source::read_small(const std::string& name) const {
 
 std::unique_ptr<Source> Source::open(const std::string& path) {
     std::string shown = base_name(path);
-    sys::UniqueFd fd = sys::open_at(AT_FDCWD, path, O_RDONLY, 0, path);
+    // O_NONBLOCK: opening a FIFO must not block; regular files and directories ignore it.
+    sys::UniqueFd fd = sys::open_at(AT_FDCWD, path, O_RDONLY | O_NONBLOCK, 0, path);
     struct stat st = sys::fstat_fd(fd.get(), path);
     if (S_ISDIR(st.st_mode)) return std::make_unique<LayoutSource>(shown, std::move(fd));
     if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, path + ": not a regular file or directory");

@@ -251,7 +251,8 @@ void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
 
 std::string read_image_file(int root_fd, const std::string& path) {
     int err = 0;
-    UniqueFd fd = sys::open_in_root(root_fd, path, O_RDONLY, err);
+    // O_NONBLOCK: a FIFO planted in the image must not hang the launch (read_fd refuses non-files).
+    UniqueFd fd = sys::open_in_root(root_fd, path, O_RDONLY | O_NONBLOCK, err);
     if (!fd) return {};
     return sys::read_fd(fd.get(), path, 4 << 20);
 }

@@ -211,11 +211,9 @@ private:
         auto st = sys::lstat_at(dir, base);
         if (!st) return;
         sys::remove_tree_at(dir, base);
-        // A removed directory may have been a cached parent (or above one).
-        if (S_ISDIR(st->st_mode)) {
-            cached_parent_fd_.reset();
-            last_dir_fd_.reset();
-        }
+        // The cached parent is always the directory holding `base` (the caller's `dir`, still in use), so
+        // it stays valid; the last-made directory may have been `base` or below it.
+        if (S_ISDIR(st->st_mode)) last_dir_fd_.reset();
     }
 
     // Runs `create` (a *at syscall returning 0/-1 or an fd); on EEXIST removes what is there (a

@@ -14,5 +14,8 @@ bool is_lower_hex(std::string_view text) noexcept;
 std::string human_size(std::uint64_t bytes);
 // Quotes a name for an error message, escaping control bytes so one error stays one line.
 std::string printable(std::string_view name);
+// Escapes control bytes (newlines included) without shortening: one error stays one line, and names
+// from hostile images cannot forge extra lines or terminal escapes.
+std::string escape_control(std::string_view text);
 
 }  // namespace imgtool
