@@ -4,6 +4,7 @@
 
 #include "commands.hpp"
 #include "imgtool/image/types.hpp"
+#include "imgtool/overlay/plan.hpp"
 
 namespace imgtool::cli {
 
@@ -24,11 +25,15 @@ void add_inspect(CLI::App& app, Globals& globals, Action& action) {
                     if (id == img.id) repo_tags.push_back(name);
                 }
                 nlohmann::json layers = nlohmann::json::array();
-                std::string lower;
-                for (const auto& l : img.layers) layers.push_back(l.str());
-                for (auto it = img.layers.rbegin(); it != img.layers.rend(); ++it) {
-                    lower += (lower.empty() ? "" : ":") + store.layer_dir(*it);
+                std::vector<overlay::LayerRef> layer_refs;
+                for (const auto& l : img.layers) {
+                    layers.push_back(l.str());
+                    auto info = store.layer_info(l);
+                    layer_refs.push_back({store.layer_dir(l), info && info->root_opaque});
                 }
+                // The directories a mount stacks: layers under a root-opaque layer are hidden.
+                std::string lower;
+                for (const auto& dir : overlay::visible_lowers(layer_refs)) lower += (lower.empty() ? "" : ":") + dir;
                 nlohmann::json entry = {
                     {"Id", img.id.str()},
                     {"RepoTags", repo_tags},

@@ -266,6 +266,10 @@ PullResult commit_image(store::Store& store, const image::ImagePlan& plan) {
         if (auto info = store.layer_info(l.diff_id)) record.size += info->size;
     }
     auto metadata_lock = store.lock_metadata();
+    // The same image re-imported from a docker archive knows no manifest: keep the one we have.
+    if (!record.manifest_digest) {
+        if (auto existing = store.image(plan.id)) record.manifest_digest = existing->manifest_digest;
+    }
     store.save_image(record);
     if (!plan.tags.empty()) {
         auto tags = store.tags();

@@ -16,14 +16,20 @@ std::string escape(const std::string& path) {
 
 }  // namespace
 
+std::vector<std::string> visible_lowers(const std::vector<LayerRef>& layers) {
+    std::vector<std::string> lowers;
+    for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        lowers.push_back(it->dir);
+        if (it->root_opaque) break;  // everything below is hidden
+    }
+    return lowers;
+}
+
 MountSpec plan_overlay(const std::vector<LayerRef>& layers, const std::optional<UpperDirs>& upper,
                        const std::string& empty_dir) {
     if (layers.empty()) throw Error(Errc::InvalidArgument, "the image has no layers to mount");
     MountSpec spec;
-    for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
-        spec.lowers.push_back(it->dir);
-        if (it->root_opaque) break;  // everything below is hidden
-    }
+    spec.lowers = visible_lowers(layers);
     if (spec.lowers.size() > kMaxLowers) {
         throw Error(Errc::Unsupported, "the image has " + std::to_string(spec.lowers.size()) +
                                            " visible layers; overlayfs stacks at most " + std::to_string(kMaxLowers));

@@ -392,7 +392,18 @@ void Store::remove_image(const Digest& id) {
     sys::fsync_fd(images_dir.get(), root_ + "/images");
 
     std::set<Digest> still_used;
-    for (const auto& other : images()) still_used.insert(other.layers.begin(), other.layers.end());
+    std::set<Digest> blobs_used;
+    for (const auto& other : images()) {
+        still_used.insert(other.layers.begin(), other.layers.end());
+        blobs_used.insert(other.id);
+        if (other.manifest_digest) blobs_used.insert(*other.manifest_digest);
+    }
+    sys::UniqueFd blobs = sys::open_beneath(root_fd_.get(), "blobs/sha256", O_RDONLY | O_DIRECTORY);
+    for (const auto& blob : {std::optional<Digest>(record->id), record->manifest_digest}) {
+        if (blob && !blobs_used.count(*blob) && ::unlinkat(blobs.get(), blob->hex().c_str(), 0) != 0 && errno != ENOENT) {
+            throw_errno("unlink", root_ + "/blobs/sha256/" + blob->hex());
+        }
+    }
     sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);
     for (const Digest& layer : record->layers) {
         if (still_used.count(layer) || !has_layer(layer)) continue;

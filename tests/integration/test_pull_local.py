@@ -363,17 +363,21 @@ class MergedViewTest(unittest.TestCase):
                     reference = treecmp.load(
                         harness.umoci_rootfs(harness.image_path(rec), fmt))
                     with harness.overlay_view(lower) as merged:
-                        for probe, present in self.PROBES[name].items():
-                            self.assertEqual(probe in reference, present,
-                                             f"umoci reference: {probe}")
-                            self.assertEqual(probe in merged, present,
-                                             f"overlay of {lower}: {probe}")
-                        self.assertEqual(merged["/"]["type"], "dir")
-                        diffs = treecmp.compare({k: v for k, v in merged.items() if k != "/"},
+                        pass  # the snapshot outlives the mount
+                    for probe, present in self.PROBES[name].items():
+                        self.assertEqual(probe in reference, present, f"umoci reference: {probe}")
+                    problems = [f"{probe}: " + ("in umoci's tree, missing from the overlay"
+                                                if present else
+                                                "hidden in umoci's tree, visible in the overlay")
+                                for probe, present in self.PROBES[name].items()
+                                if (probe in merged) != present]
+                    self.assertEqual(merged["/"]["type"], "dir")
+                    # The root's own mode/mtime may differ between unpackers.
+                    problems += treecmp.compare({k: v for k, v in merged.items() if k != "/"},
                                                 {k: v for k, v in reference.items() if k != "/"})
-                    self.assertEqual(diffs, [], f"overlay of LowerDir (A) vs umoci (B), "
-                                                f"{len(diffs)} differences:\n" +
-                                     "\n".join(diffs[:40]))
+                    self.assertEqual(problems, [], f"overlay of LowerDir={lower} (A) vs umoci "
+                                     f"(B), {len(problems)} problems:\n" +
+                                     "\n".join(problems[:40]))
 
 
 class PlatformTest(unittest.TestCase):
@@ -716,32 +720,36 @@ class CrashTest(unittest.TestCase):
         duration = time.monotonic() - start
         want = harness.store_listing(reference)
         # Kill points 0.05-0.3 s into the pull, spread over its whole length if it is
-        # shorter.  Pull times vary with the machine's I/O load: a pull that finishes
-        # before its kill shortens the later delays instead of failing the test.
-        points = ((0.05, 0.1), (0.1, 0.25), (0.15, 0.4), (0.2, 0.55), (0.25, 0.7), (0.3, 0.85))
-        hits = leftovers_seen = committed_seen = 0
-        for attempt in range(12):
+        # shorter.  Pull times vary with the machine's load: a pull that finishes before
+        # its kill shortens the later delays (and starts a new store) instead of failing.
+        points = ((0.05, 0.1), (0.1, 0.3), (0.2, 0.5), (0.3, 0.75))
+        hits = leftovers_seen = 0
+        root = crashed = None
+        for attempt in range(3 * len(points)):
             if hits == len(points):
                 break
             seconds, fraction = points[attempt % len(points)]
             delay = min(seconds, duration * fraction)
+            root = root or harness.new_store(self)
             with self.subTest(attempt=attempt, delay=f"{delay:.3f}s"):
-                root = harness.new_store(self)
                 proc = harness.popen(root, "pull-local", source)
                 time.sleep(delay)
                 proc.send_signal(signal.SIGKILL)  # a no-op if it has already exited
                 out, err = proc.communicate()
                 if proc.returncode != -signal.SIGKILL:
                     self.assertEqual(proc.returncode, 0, err)
-                    duration = delay  # finished before the kill: nothing to check here
+                    duration, root = delay, None  # finished first: nothing to check here
                     continue
                 hits += 1
-                self.assertEqual(os.listdir(os.path.join(root, "images")), [],
-                                 "no image record after a killed pull")
-                leftovers_seen += bool(harness.tmp_entries(root))
-                committed = harness.layer_hexes(root)
-                committed_seen += bool(committed)
-                for hex_ in committed:  # every visible layer is complete
+                crashed = root
+
+                def names(sub):  # a kill may land before the store's skeleton exists
+                    path = os.path.join(root, sub)
+                    return sorted(os.listdir(path)) if os.path.isdir(path) else []
+
+                self.assertEqual(names("images"), [], "no image record after a killed pull")
+                leftovers_seen += bool(names("tmp"))
+                for hex_ in names("layers"):  # every visible layer is complete
                     with open(os.path.join(root, "layers", hex_, "layer.json")) as fh:
                         self.assertEqual(json.load(fh)["diff_id"], "sha256:" + hex_)
                     check_layer_dir(self, os.path.join(root, "layers", hex_, "diff"),
@@ -749,14 +757,14 @@ class CrashTest(unittest.TestCase):
                 self.assertEqual(harness.images_json(self, root), [])
                 self.assertEqual(harness.tmp_entries(root), [],
                                  "the next command clears a killed pull's leftovers")
-                self.assertEqual(harness.pull(self, root, source), rec["id"])
-                got = harness.store_listing(root)
-                self.assertEqual(got, want, "store after crash + re-pull differs from a clean "
-                                 "pull:\n" + harness.listing_diff(want, got))
-        # Otherwise the kills did not land mid-pull and tested nothing.
-        self.assertGreaterEqual(hits, 4, "too few kills landed mid-pull")
-        self.assertGreater(leftovers_seen, 0, "no kill left anything in tmp/")
-        self.assertGreater(committed_seen, 0, "no kill happened after a layer was committed")
+        # Otherwise the kills did not interrupt real work and tested nothing.
+        self.assertGreaterEqual(hits, 3, "too few kills landed mid-pull")
+        self.assertGreater(leftovers_seen, 0, "no kill left a staged layer in tmp/")
+        # The same pull then succeeds, ending exactly like a pull that never crashed.
+        self.assertEqual(harness.pull(self, crashed, source), rec["id"])
+        got = harness.store_listing(crashed)
+        self.assertEqual(got, want, "store after crashes + pull differs from a clean pull:\n"
+                         + harness.listing_diff(want, got))
 
 
 class StoreRootTest(unittest.TestCase):

@@ -40,6 +40,10 @@ struct MountSpec {
     bool read_only = true;
 };
 
+// The layers a merged view shows, top first: the stack stops at the first layer (from the top) whose
+// root is opaque. `layers` bottom first. Also what `inspect` reports as GraphDriver.Data.LowerDir.
+std::vector<std::string> visible_lowers(const std::vector<LayerRef>& layers);
+
 // `layers` bottom first (as images list them); `empty_dir` is an empty directory used as the bottom
 // lower when only one layer is visible and there is no upper. Throws Errc::InvalidArgument for no
 // layers and Errc::Unsupported for more than the kernel can stack.
