@@ -1,0 +1,425 @@
+"""The contenders: one small class per (case, tool), each with an untimed set-up, per-sample
+preparation and clean-up, and the command(s) that are timed.
+
+A sample is the commands of cmds() run back to back (mount then umount counts as one
+sample). Everything a contender writes lives under Ctx.fsdir, on the filesystem being measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from .system import clean, run
+
+UMOCI_NO_ZSTD = "umoci 0.4.7 cannot read zstd layers (no tar+zstd media type support)"
+
+
+class Unavailable(Exception):
+    """The contender cannot run on this machine; the message says why."""
+
+
+class Ctx:
+    """What the contenders of one filesystem share."""
+
+    def __init__(self, fs: str, fsdir: str, imgtool: str, images: dict, logdir: str):
+        self.fs, self.fsdir, self.imgtool = fs, fsdir, imgtool
+        self.images, self.logdir = images, logdir
+        self.podman_driver: str | None = None
+        self.podman_error: str | None = None
+        self._small_store: tuple[str, str] | None = None
+        self._bundle: str | None = None
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.fsdir, *parts)
+
+    def archive(self, form: str) -> str:
+        return self.images["archives"][form]
+
+    def layer_files(self, form: str) -> list[str]:
+        key = {"gzip": "gzip", "zstd": "zstd", "docker": "tar"}[form]
+        return [l[key] for l in self.images["big_layers"]]
+
+    # --- shared, untimed fixtures ---
+
+    def podman_argv(self, root: str, driver: str | None = None) -> list[str]:
+        return ["podman", "--root", f"{root}/graph", "--runroot", f"{root}/run",
+                "--tmpdir", f"{root}/libpod", "--storage-driver", driver or self.podman_driver,
+                "--events-backend", "file", "--cgroup-manager", "cgroupfs"]
+
+    def podman_env(self, root: str) -> dict:
+        # podman load unpacks an oci-archive into $TMPDIR first (image_copy_tmp_dir); keep that
+        # on the filesystem being measured rather than /var/tmp.
+        os.makedirs(f"{root}/tmp", exist_ok=True)
+        return dict(os.environ, TMPDIR=f"{root}/tmp")
+
+    def probe_podman(self) -> str:
+        """Pick the storage driver: overlay, else vfs, else Unavailable with both reasons."""
+        if self.podman_driver:
+            return self.podman_driver
+        if self.podman_error:
+            raise Unavailable(self.podman_error)
+        errors = []
+        for drv in ("overlay", "vfs"):
+            root = self.path("podman-probe")
+            clean(root)
+            try:
+                run([*self.podman_argv(root, drv), "load", "-q", "-i", self.archive("small")],
+                    env=self.podman_env(root))
+                self.podman_driver = drv
+                return drv
+            except RuntimeError as e:
+                errors.append(f"{drv}: {e}")
+            finally:
+                clean(root)
+        self.podman_error = "podman load fails: " + "; ".join(errors)
+        raise Unavailable(self.podman_error)
+
+    def small_store(self) -> tuple[str, str]:
+        """An imgtool store holding the small busybox image: (root, image id)."""
+        if not self._small_store:
+            root = self.path("lat", "imgtool-store")
+            clean(root)
+            r = run([self.imgtool, "--root", root, "pull-local", "-q", self.archive("small")],
+                    capture=True)
+            self._small_store = (root, r.stdout.strip().splitlines()[-1])
+        return self._small_store
+
+    def bundle(self) -> str:
+        """An OCI runtime bundle of the small image from `umoci unpack`, its config.json edited
+        to run /bin/true the way `imgtool run` does by default: no terminal, no cgroup settings
+        (cgroupsPath, resources, the cgroup mount), host network (imgtool's default, so no
+        network namespace); pid, ipc, uts and mount namespaces stay."""
+        if not self._bundle:
+            b = self.path("lat", "bundle")
+            clean(b)
+            run(["umoci", "unpack", "--image", f"{self.images['layouts']['small']}:bench", b])
+            cfg_path = os.path.join(b, "config.json")
+            with open(cfg_path) as f:
+                cfg = json.load(f)
+            cfg["process"]["terminal"] = False
+            cfg["process"]["args"] = ["/bin/true"]
+            cfg["linux"].pop("resources", None)
+            cfg["linux"].pop("cgroupsPath", None)
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"]
+                                          if n["type"] != "network"]
+            cfg["mounts"] = [m for m in cfg["mounts"] if m.get("type") != "cgroup"]
+            with open(cfg_path, "w") as f:
+                json.dump(cfg, f, indent=1)
+            self._bundle = b
+        return self._bundle
+
+    def teardown(self):
+        clean(self.path("lat"))
+        self._small_store = None
+        self._bundle = None
+
+
+class Contender:
+    group = ""        # case name, e.g. "pull gzip"
+    tool = ""         # short key: imgtool umoci podman tar floor crun runc spawn
+    label = ""        # what the table shows
+    latency = False   # reported in ms
+    measure_rss = False  # run under /usr/bin/time for the peak RSS (pull cases; not floors)
+    env: dict | None = None
+
+    def __init__(self, ctx: Ctx):
+        self.ctx = ctx
+        self.status = "ok"   # ok | n/a | failed
+        self.note = ""
+        self.samples = []
+        self.extra: dict = {}  # facts worth keeping in results.json
+
+    def setup(self):
+        pass
+
+    def before(self):
+        pass
+
+    def cmds(self) -> list[list[str]]:
+        raise NotImplementedError
+
+    def output(self) -> str | None:
+        return None
+
+    def after(self):
+        pass
+
+    def teardown(self):
+        pass
+
+    def display(self) -> str:
+        """The timed command for the docs, with paths shortened."""
+        try:
+            text = " ; ".join(" ".join(a) for a in self.cmds())
+        except Exception:  # noqa: BLE001 - display only
+            return ""
+        text = text.replace(self.ctx.fsdir, "$FS").replace(self.ctx.images["dir"], "$IMG")
+        return text.replace(self.ctx.imgtool, "imgtool")
+
+
+# --- pull-local and the tools it is compared with -------------------------------------------
+
+class ImgtoolPull(Contender):
+    tool = "imgtool"
+    measure_rss = True
+
+    def __init__(self, ctx, form):
+        super().__init__(ctx)
+        self.form, self.group, self.label = form, f"pull {form}", "imgtool pull-local"
+        self.out = ctx.path("imgtool-store")
+
+    def before(self):
+        clean(self.out)
+
+    def cmds(self):
+        return [[self.ctx.imgtool, "--root", self.out, "pull-local", "-q",
+                 self.ctx.archive(self.form)]]
+
+    def output(self):
+        return self.out
+
+    def after(self):
+        clean(self.out)
+
+
+class ImgtoolRepull(ImgtoolPull):
+    def __init__(self, ctx, form):
+        super().__init__(ctx, form)
+        self.group, self.label = f"re-pull {form}", "imgtool pull-local (image already stored)"
+        self.measure_rss = False  # a few ms of /usr/bin/time would matter here
+        self.out = ctx.path(f"imgtool-populated-{form}")
+
+    def setup(self):
+        clean(self.out)
+        run(self.cmds()[0])
+        # Sanity check that the pull did the work being timed: the layer trees in the store
+        # hold about as many entries as the layer tars.
+        n = 0
+        layers = os.path.join(self.out, "layers")
+        for l in os.listdir(layers):
+            for _, dirs, files in os.walk(os.path.join(layers, l, "diff")):
+                n += len(dirs) + len(files)
+        expected = sum(l["entries"] for l in self.ctx.images["big_layers"])
+        self.extra = {"store_entries": n, "tar_entries": expected}
+        if n < 0.95 * expected:
+            raise Unavailable(f"the store holds {n} entries after pull-local, the layers have "
+                              f"{expected}: not timing a pull that does not unpack")
+
+    def before(self):
+        pass
+
+    def output(self):
+        return None
+
+    def after(self):
+        pass
+
+    def teardown(self):
+        clean(self.out)
+
+
+class UmociUnpack(Contender):
+    tool = "umoci"
+    measure_rss = True
+    label = "umoci unpack"
+
+    def __init__(self, ctx, form):
+        super().__init__(ctx)
+        self.form, self.group = form, f"pull {form}"
+        self.out = ctx.path("umoci-bundle")
+
+    def setup(self):
+        if self.form == "zstd":
+            raise Unavailable(UMOCI_NO_ZSTD)
+
+    def before(self):
+        clean(self.out)
+
+    def cmds(self):
+        layout = self.ctx.images["layouts"]["docker" if self.form == "docker" else self.form]
+        return [["umoci", "unpack", "--image", f"{layout}:bench", self.out]]
+
+    def output(self):
+        return self.out
+
+    def after(self):
+        clean(self.out)
+
+
+class PodmanLoad(Contender):
+    tool = "podman"
+    measure_rss = True
+    label = "podman load"
+
+    def __init__(self, ctx, form):
+        super().__init__(ctx)
+        self.form, self.group = form, f"pull {form}"
+        self.root = ctx.path("podman-load")
+
+    def setup(self):
+        drv = self.ctx.probe_podman()
+        self.label = f"podman load ({drv})"
+
+    def before(self):
+        clean(self.root)
+        self.env = self.ctx.podman_env(self.root)
+
+    def cmds(self):
+        return [[*self.ctx.podman_argv(self.root, self.ctx.podman_driver or "overlay"),
+                 "load", "-q", "-i", self.ctx.archive(self.form)]]
+
+    def output(self):
+        return self.root
+
+    def after(self):
+        clean(self.root)
+
+
+class TarLoop(Contender):
+    tool = "tar"
+    measure_rss = True
+
+    def __init__(self, ctx, form):
+        super().__init__(ctx)
+        self.form, self.group = form, f"pull {form}"
+        self.flags = {"gzip": "-xzf", "zstd": "--zstd -xf", "docker": "-xf"}[form]
+        self.label = f"tar {self.flags} loop"
+        self.out = ctx.path("tar-out")
+
+    def before(self):
+        clean(self.out)
+        os.makedirs(self.out)
+
+    def cmds(self):
+        script = ('set -e; out=$1; shift; '
+                  f'for l; do tar --numeric-owner -C "$out" {self.flags} "$l"; done')
+        return [["/bin/sh", "-c", script, "sh", self.out, *self.ctx.layer_files(self.form)]]
+
+    def output(self):
+        return self.out
+
+    def after(self):
+        clean(self.out)
+
+
+class Floor(Contender):
+    tool = "floor"
+
+    def __init__(self, ctx, form):
+        super().__init__(ctx)
+        self.form, self.group = form, f"pull {form}"
+        self.prog = {"gzip": "igzip -dc", "zstd": "zstd -dcq", "docker": "cat"}[form]
+        self.label = f"{self.prog} layers > /dev/null (floor)"
+
+    def cmds(self):
+        return [["/bin/sh", "-c", f'{self.prog} "$@" > /dev/null', "sh",
+                 *self.ctx.layer_files(self.form)]]
+
+
+# --- latency: mount + umount, run /bin/true -------------------------------------------------
+
+class ImgtoolMount(Contender):
+    group, tool, label, latency = "mount+umount", "imgtool", "imgtool mount + umount", True
+
+    def setup(self):
+        self.store, self.id = self.ctx.small_store()
+        self.target = self.ctx.path("lat", "imgtool-mnt")
+        os.makedirs(self.target, exist_ok=True)
+
+    def cmds(self):
+        return [[self.ctx.imgtool, "--root", self.store, "mount", self.id, self.target],
+                [self.ctx.imgtool, "--root", self.store, "umount", self.target]]
+
+
+class PodmanMount(Contender):
+    group, tool, label, latency = "mount+umount", "podman", "podman image mount + umount", True
+
+    def setup(self):
+        drv = self.ctx.probe_podman()
+        self.label = f"podman image mount + umount ({drv})"
+        self.root = self.ctx.path("lat", "podman")
+        clean(self.root)
+        self.env = self.ctx.podman_env(self.root)
+        p = self.ctx.podman_argv(self.root)
+        run([*p, "load", "-q", "-i", self.ctx.archive("small")], env=self.env)
+        r = run([*p, "images", "-q", "--no-trunc"], env=self.env, capture=True)
+        self.id = r.stdout.split()[0]
+        try:
+            run(self.cmds()[0], env=self.env)
+            run(self.cmds()[1], env=self.env)
+        except RuntimeError as e:
+            raise Unavailable(f"podman image mount fails here: {e}") from None
+
+    def cmds(self):
+        p = self.ctx.podman_argv(getattr(self, "root", self.ctx.path("lat", "podman")))
+        return [[*p, "image", "mount", getattr(self, "id", "IMAGE")],
+                [*p, "image", "umount", getattr(self, "id", "IMAGE")]]
+
+
+class ImgtoolRun(Contender):
+    group, tool, label, latency = "run /bin/true", "imgtool", "imgtool run IMAGE /bin/true", True
+
+    def setup(self):
+        self.store, self.id = self.ctx.small_store()
+
+    def cmds(self):
+        return [[self.ctx.imgtool, "--root", self.store, "run", self.id, "/bin/true"]]
+
+
+class _OciRuntimeRun(Contender):
+    group, latency = "run /bin/true", True
+    runtime_flags: list[str] = []
+
+    def setup(self):
+        self.bundle = self.ctx.bundle()
+        self.state = self.ctx.path("lat", f"{self.tool}-state")
+        os.makedirs(self.state, exist_ok=True)
+        self.n = 0
+
+    def argv(self, cid):
+        raise NotImplementedError
+
+    def cmds(self):
+        self.n = getattr(self, "n", 0) + 1
+        return [self.argv(f"bench-{os.getpid()}-{self.n}")]
+
+
+class CrunRun(_OciRuntimeRun):
+    tool, label = "crun", "crun --cgroup-manager=disabled run (umoci bundle)"
+
+    def argv(self, cid):
+        return ["crun", "--root", getattr(self, "state", "$STATE"), "--cgroup-manager=disabled",
+                "run", "-b", getattr(self, "bundle", "$BUNDLE"), cid]
+
+
+class RuncRun(_OciRuntimeRun):
+    tool, label = "runc", "runc run (umoci bundle)"
+
+    def argv(self, cid):
+        return ["runc", "--root", getattr(self, "state", "$STATE"), "run", *self.runtime_flags,
+                "-b", getattr(self, "bundle", "$BUNDLE"), cid]
+
+
+class SpawnTrue(Contender):
+    group, tool, latency = "run /bin/true", "spawn", True
+    label = "host /bin/true (process spawn floor)"
+
+    def cmds(self):
+        return [["/bin/true"]]
+
+
+CRUN_HYBRID = re.compile(r"hybrid mode not supported")
+
+
+def pull_contenders(ctx: Ctx, with_podman: bool) -> list[list[Contender]]:
+    groups = []
+    for form in ("gzip", "zstd", "docker"):
+        g = [ImgtoolPull(ctx, form), UmociUnpack(ctx, form)]
+        if with_podman:
+            g.append(PodmanLoad(ctx, form))
+        g += [TarLoop(ctx, form), Floor(ctx, form)]
+        groups.append(g)
+    groups += [[ImgtoolRepull(ctx, f)] for f in ("gzip", "zstd", "docker")]
+    return groups
