@@ -56,17 +56,7 @@ std::string escape_control(std::string_view text) {
 }
 
 std::string printable(std::string_view name) {
-    std::string out;
-    out.reserve(name.size());
-    for (unsigned char c : name) {
-        if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", c);
-            out += buf;
-        } else {
-            out += static_cast<char>(c);
-        }
-    }
+    std::string out = escape_control(name);
     if (out.size() > 200) out = out.substr(0, 200) + "...";
     return out;
 }

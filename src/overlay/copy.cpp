@@ -28,22 +28,6 @@ bool is_overlay_xattr(std::string_view name) {
 
 bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
 
-std::vector<std::string> list_names(int dirfd, const std::string& shown) {
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw_errno("open", shown);
-    DIR* dir = ::fdopendir(fd);
-    if (dir == nullptr) {
-        ::close(fd);
-        throw_errno("opendir", shown);
-    }
-    std::vector<std::string> names;
-    while (struct dirent* e = ::readdir(dir)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..") names.push_back(n);
-    }
-    ::closedir(dir);
-    return names;
-}
 
 // Extended attributes are read by fd (regular files, directories) or by name under a parent fd with the
 // l* calls through "/proc/self/fd/<dir>/<name>" (symlinks, devices: never opened, last component not
@@ -121,9 +105,9 @@ public:
             // An opaque directory hides what lower layers put there: clear it before adding our entries.
             char v;
             if (::fgetxattr(f.src.get(), "trusted.overlay.opaque", &v, 1) == 1 && v == 'y') {
-                for (const auto& n : list_names(dst.get(), f.rel)) sys::remove_tree_at(dst.get(), n);
+                for (const auto& n : sys::list_directory(dst.get(), f.rel)) sys::remove_tree_at(dst.get(), n);
             }
-            for (const std::string& name : list_names(f.src.get(), layer_dir + "/" + f.rel)) {
+            for (const std::string& name : sys::list_directory(f.src.get(), layer_dir + "/" + f.rel)) {
                 std::string rel = f.rel.empty() ? name : f.rel + "/" + name;
                 auto st = sys::lstat_at(f.src.get(), name);
                 if (!st) continue;

@@ -37,23 +37,6 @@ std::uint64_t layer_lock_offset(const Digest& d) {
     return kLayerLockBase + std::stoull(d.hex().substr(0, 10), nullptr, 16);
 }
 
-std::vector<std::string> list_dir(int dirfd, const std::string& shown) {
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw_errno("open", shown);
-    DIR* dir = ::fdopendir(fd);
-    if (dir == nullptr) {
-        ::close(fd);
-        throw_errno("opendir", shown);
-    }
-    std::vector<std::string> names;
-    while (struct dirent* ent = ::readdir(dir)) {
-        std::string name = ent->d_name;
-        if (name != "." && name != "..") names.push_back(name);
-    }
-    ::closedir(dir);
-    std::sort(names.begin(), names.end());
-    return names;
-}
 
 json record_to_json(const ImageRecord& r) {
     json j = {{"id", r.id.str()},     {"created", r.created}, {"architecture", r.architecture},
@@ -174,7 +157,7 @@ void Store::save_mount(const MountRecord& record) {
 std::vector<MountRecord> Store::mounts() const {
     std::vector<MountRecord> out;
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
-    for (const std::string& name : list_dir(dir.get(), root_ + "/mounts")) {
+    for (const std::string& name : sys::list_directory(dir.get(), root_ + "/mounts")) {
         if (name.size() <= 5 || name.substr(name.size() - 5) != ".json") continue;
         json j = json::parse(sys::read_file_at(dir.get(), name, kMaxRecordBytes), nullptr, false);
         if (j.is_discarded()) throw Error(Errc::Corrupt, root_ + "/mounts/" + name + ": corrupt mount record");
@@ -233,7 +216,7 @@ Store::Store(const std::string& root, Access access) : root_(root), access_(acce
 }
 
 void Store::clean_leftovers() {
-    for (const std::string& name : list_dir(tmp_fd_.get(), root_ + "/tmp")) {
+    for (const std::string& name : sys::list_directory(tmp_fd_.get(), root_ + "/tmp")) {
         log::debug("removing leftover " + root_ + "/tmp/" + name);
         sys::remove_tree_at(tmp_fd_.get(), name);  // never follows symlinks
     }
@@ -315,7 +298,7 @@ sys::RangeLock Store::lock_metadata() {
 std::vector<ImageRecord> Store::images() const {
     std::vector<ImageRecord> out;
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
-    for (const std::string& name : list_dir(dir.get(), root_ + "/images")) {
+    for (const std::string& name : sys::list_directory(dir.get(), root_ + "/images")) {
         if (name.size() != 69 || name.substr(64) != ".json" || !is_lower_hex(name.substr(0, 64))) continue;
         if (auto r = image(Digest::sha256_hex(name.substr(0, 64)))) out.push_back(*r);
     }

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 #include <sys/stat.h>
 
 #include "imgtool/sys/unique_fd.hpp"
@@ -41,6 +42,8 @@ void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok);
 // Removes dirfd/name and everything below it without following symlinks. Missing is fine.
 void remove_tree_at(int dirfd, const std::string& name);
 bool directory_is_empty(int dirfd, const std::string& shown);
+// The names in directory dirfd (without "." and ".."), sorted.
+std::vector<std::string> list_directory(int dirfd, const std::string& shown);
 // Removes everything inside the directory dirfd (not the directory itself), never following symlinks.
 void remove_contents(int dirfd, const std::string& shown);
 void fsync_fd(int fd, std::string_view shown);
