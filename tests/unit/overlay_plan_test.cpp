@@ -1,0 +1,97 @@
+// overlay::plan_overlay and friends: the mount is built as data, so every rule is checked here
+// without privileges.
+#include <doctest/doctest.h>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/overlay/plan.hpp"
+#include "imgtool/sys/mountinfo.hpp"
+
+using namespace imgtool;
+using overlay::LayerRef;
+
+namespace {
+std::vector<LayerRef> layers(int n) {
+    std::vector<LayerRef> out;
+    for (int i = 1; i <= n; ++i) out.push_back({"/s/l" + std::to_string(i), false});
+    return out;
+}
+}  // namespace
+
+TEST_CASE("plan_overlay lists lowers top first and is read-only without an upper") {
+    auto spec = overlay::plan_overlay(layers(3), std::nullopt, "/s/empty");
+    CHECK(spec.fstype == "overlay");
+    CHECK(spec.source == "imgtool");
+    CHECK(spec.lowers == std::vector<std::string>{"/s/l3", "/s/l2", "/s/l1"});
+    CHECK(spec.read_only);
+    CHECK_FALSE(spec.upper.has_value());
+}
+
+TEST_CASE("a single visible layer without an upper gets the empty directory as second lower") {
+    auto spec = overlay::plan_overlay(layers(1), std::nullopt, "/s/empty");
+    CHECK(spec.lowers == std::vector<std::string>{"/s/l1", "/s/empty"});
+    auto writable = overlay::plan_overlay(layers(1), overlay::UpperDirs{"/u", "/w"}, "/s/empty");
+    CHECK(writable.lowers == std::vector<std::string>{"/s/l1"});
+    CHECK_FALSE(writable.read_only);
+}
+
+TEST_CASE("a root-opaque layer hides every layer below it") {
+    auto l = layers(4);
+    l[2].root_opaque = true;  // the third layer from the bottom
+    CHECK(overlay::visible_lowers(l) == std::vector<std::string>{"/s/l4", "/s/l3"});
+    l[3].root_opaque = true;  // the top layer itself: only it remains, plus the empty bottom
+    CHECK(overlay::plan_overlay(l, std::nullopt, "/e").lowers == std::vector<std::string>{"/s/l4", "/e"});
+}
+
+TEST_CASE("no layers and too many layers are clear errors") {
+    CHECK_THROWS_AS(overlay::plan_overlay({}, std::nullopt, "/e"), Error);
+    CHECK_NOTHROW(overlay::plan_overlay(layers(500), std::nullopt, "/e"));
+    try {
+        overlay::plan_overlay(layers(501), std::nullopt, "/e");
+        FAIL("501 layers accepted");
+    } catch (const Error& e) {
+        CHECK((e.code() == make_error_code(Errc::Unsupported)));
+    }
+}
+
+TEST_CASE("fsconfig parameters: source, one lowerdir+ per layer, then upper and work") {
+    auto spec = overlay::plan_overlay(layers(2), overlay::UpperDirs{"/u", "/w"}, "/e");
+    auto params = overlay::fsconfig_parameters(spec);
+    REQUIRE(params.size() == 5);
+    CHECK(params[0] == std::pair<std::string, std::string>{"source", "imgtool"});
+    CHECK(params[1] == std::pair<std::string, std::string>{"lowerdir+", "/s/l2"});
+    CHECK(params[2] == std::pair<std::string, std::string>{"lowerdir+", "/s/l1"});
+    CHECK(params[3] == std::pair<std::string, std::string>{"upperdir", "/u"});
+    CHECK(params[4] == std::pair<std::string, std::string>{"workdir", "/w"});
+}
+
+TEST_CASE("legacy mount data escapes separators and refuses more than a page") {
+    overlay::MountSpec spec;
+    spec.lowers = {"/a:b", "/c,d", "/e\\f"};
+    spec.upper = overlay::UpperDirs{"/u", "/w"};
+    CHECK(overlay::legacy_mount_data(spec) == std::optional<std::string>("lowerdir=/a\\:b:/c\\,d:/e\\\\f,upperdir=/u,workdir=/w"));
+    // 64-hex store paths: about 45 fit in a page, 200 do not.
+    std::vector<LayerRef> many;
+    for (int i = 0; i < 200; ++i) many.push_back({"/var/lib/imgtool/layers/" + std::string(64, 'a') + "/diff", false});
+    CHECK_FALSE(overlay::legacy_mount_data(overlay::plan_overlay(many, std::nullopt, "/e")).has_value());
+    many.resize(40);
+    CHECK(overlay::legacy_mount_data(overlay::plan_overlay(many, std::nullopt, "/e")).has_value());
+}
+
+TEST_CASE("parse_mountinfo reads fields after the optional-fields separator and unescapes paths") {
+    std::string text =
+        "22 1 0:21 / /proc rw,nosuid shared:5 - proc proc rw\n"
+        "101 22 0:50 / /mnt/with\\040space rw,relatime - overlay imgtool ro,lowerdir=/a:/b\n"
+        "garbage line\n"
+        "102 22 0:51 / /x rw master:1 shared:2 - tmpfs tmpfs rw\n";
+    auto m = sys::parse_mountinfo(text);
+    REQUIRE(m.size() == 3);
+    CHECK(m[0].mount_point == "/proc");
+    CHECK(m[0].fstype == "proc");
+    CHECK(m[1].id == 101);
+    CHECK(m[1].parent == 22);
+    CHECK(m[1].mount_point == "/mnt/with space");
+    CHECK(m[1].fstype == "overlay");
+    CHECK(m[1].source == "imgtool");
+    CHECK(m[1].super_options == "ro,lowerdir=/a:/b");
+    CHECK(m[2].fstype == "tmpfs");
+}
