@@ -2,6 +2,8 @@
 // good, multi-member, truncated and trailing-garbage streams.
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -24,6 +26,9 @@ using imgtool::layer::compression_name;
 using imgtool::layer::detect_compression;
 using imgtool::layer::make_decompressor;
 using imgtool::layer::PrefixReader;
+
+using test_support::thrown_code;
+using test_support::MemoryReader;
 
 namespace {
 
@@ -80,32 +85,7 @@ const std::string kZsZeros = bytes(kZstdZeros);
 const std::string kZsZerosNoCheck = bytes(kZstdZerosNoCheck);
 
 // Serves a string, at most `chunk` bytes per read.
-class MemoryReader final : public imgtool::sys::Reader {
-  public:
-    explicit MemoryReader(std::string data, std::size_t chunk = SIZE_MAX)
-        : data_(std::move(data)), chunk_(chunk) {}
-    std::size_t read(void* buffer, std::size_t size) override {
-        std::size_t n = std::min({size, chunk_, data_.size() - offset_});
-        std::memcpy(buffer, data_.data() + offset_, n);
-        offset_ += n;
-        return n;
-    }
 
-  private:
-    std::string data_;
-    std::size_t chunk_;
-    std::size_t offset_ = 0;
-};
-
-template <typename Fn>
-std::error_code thrown_code(Fn&& fn) {
-    try {
-        fn();
-    } catch (const imgtool::Error& e) {
-        return e.code();
-    }
-    return {};
-}
 
 std::string read_all(imgtool::sys::Reader& reader, std::size_t buffer_size) {
     std::string out;

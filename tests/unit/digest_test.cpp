@@ -1,6 +1,8 @@
 // Digest parsing (the gate that keeps untrusted digests out of store paths) and Sha256 known vectors.
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <ostream>  // std::error_code printing in failed CHECKs
 #include <string>
 #include <system_error>
@@ -14,19 +16,12 @@ using imgtool::make_error_code;
 using imgtool::digest::Digest;
 using imgtool::digest::Sha256;
 
+using test_support::thrown_code;
+
 namespace {
 
 // The code of the imgtool::Error that fn throws; a default (success) code if it returns normally.
 // std::error_code prints as "imgtool:6", so a failing CHECK shows what was thrown instead.
-template <typename Fn>
-std::error_code thrown_code(Fn&& fn) {
-    try {
-        fn();
-    } catch (const imgtool::Error& e) {
-        return e.code();
-    }
-    return {};
-}
 
 const std::string kEmptyHex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const std::string kAbcHex = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";

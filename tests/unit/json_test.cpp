@@ -2,6 +2,8 @@
 // Errc::Corrupt (never crash, never silently pick one of two values).
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <ostream>  // std::error_code printing in failed CHECKs
 #include <string>
 #include <system_error>
@@ -15,17 +17,10 @@ using imgtool::image::kMaxJsonBytes;
 using imgtool::image::kMaxJsonDepth;
 using imgtool::image::parse_json_strict;
 
+using test_support::thrown_code;
+
 namespace {
 
-template <typename Fn>
-std::error_code thrown_code(Fn&& fn) {
-    try {
-        fn();
-    } catch (const imgtool::Error& e) {
-        return e.code();
-    }
-    return {};
-}
 
 std::error_code parse_code(const std::string& text) {
     return thrown_code([&] { parse_json_strict(text, "test.json"); });

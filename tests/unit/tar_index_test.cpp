@@ -2,6 +2,8 @@
 // headers (traversal names, oversized extended headers, truncation, size overflow).
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -19,17 +21,10 @@ using imgtool::image::normalize_member_name;
 using imgtool::image::TarIndex;
 using imgtool::image::TarMember;
 
+using test_support::thrown_code;
+
 namespace {
 
-template <typename Fn>
-std::error_code thrown_code(Fn&& fn) {
-    try {
-        fn();
-    } catch (const imgtool::Error& e) {
-        return e.code();
-    }
-    return {};
-}
 
 constexpr std::size_t kBlock = 512;
 constexpr char kUstarMagic[8] = {'u', 's', 't', 'a', 'r', '\0', '0', '0'};  // POSIX: "ustar\0" "00"

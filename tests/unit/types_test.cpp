@@ -1,6 +1,8 @@
 // OCI / Docker metadata parsing from untrusted JSON, Platform matching and tag normalisation.
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <ostream>  // std::error_code printing in failed CHECKs
 #include <string>
 #include <system_error>
@@ -14,17 +16,10 @@ namespace image = imgtool::image;
 namespace media = imgtool::image::media;
 using image::Platform;
 
+using test_support::thrown_code;
+
 namespace {
 
-template <typename Fn>
-std::error_code thrown_code(Fn&& fn) {
-    try {
-        fn();
-    } catch (const imgtool::Error& e) {
-        return e.code();
-    }
-    return {};
-}
 
 const std::error_code kCorrupt = make_error_code(Errc::Corrupt);
 const std::string kHexA(64, 'a');

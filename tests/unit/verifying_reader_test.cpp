@@ -1,6 +1,8 @@
 // VerifyingReader / HashingReader over in-memory streams: pass-through, size and digest checks at EOF.
 #include <doctest/doctest.h>
 
+#include "test_support.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -21,35 +23,13 @@ using imgtool::digest::HashingReader;
 using imgtool::digest::Sha256;
 using imgtool::digest::VerifyingReader;
 
+using test_support::thrown_code;
+using test_support::MemoryReader;
+
 namespace {
 
 // Serves a string, at most `chunk` bytes per read (to exercise callers that must loop).
-class MemoryReader final : public imgtool::sys::Reader {
-  public:
-    explicit MemoryReader(std::string data, std::size_t chunk = SIZE_MAX)
-        : data_(std::move(data)), chunk_(chunk) {}
-    std::size_t read(void* buffer, std::size_t size) override {
-        std::size_t n = std::min({size, chunk_, data_.size() - offset_});
-        std::memcpy(buffer, data_.data() + offset_, n);
-        offset_ += n;
-        return n;
-    }
 
-  private:
-    std::string data_;
-    std::size_t chunk_;
-    std::size_t offset_ = 0;
-};
-
-template <typename Fn>
-std::error_code thrown_code(Fn&& fn) {
-    try {
-        fn();
-    } catch (const imgtool::Error& e) {
-        return e.code();
-    }
-    return {};
-}
 
 // Reads `reader` to EOF through a buffer of `buffer_size` bytes.
 std::string read_all(imgtool::sys::Reader& reader, std::size_t buffer_size = 7) {
