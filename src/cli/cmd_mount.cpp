@@ -61,12 +61,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
             clean_stale_mounts(store);
             store::ImageRecord img = store.resolve(args->image);
             std::string target = check_target(store, args->target);
-            std::vector<overlay::LayerRef> layers;
-            for (const auto& d : img.layers) {
-                auto info = store.layer_info(d);
-                if (!info) throw Error(Errc::NotFound, "layer " + d.str() + " of image " + img.id.str() + " is missing");
-                layers.push_back({store.layer_dir(d), info->root_opaque});
-            }
+            std::vector<overlay::LayerRef> layers = layer_refs(store, img);
 
             store::MountRecord record{.name = sys::unique_name("m-"), .target = target, .image = img.id,
                                       .driver = args->driver.empty() ? "overlay" : args->driver,

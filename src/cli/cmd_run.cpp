@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "mounts.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
 #include "imgtool/core/strings.hpp"
@@ -101,12 +102,7 @@ int run(const Globals& globals, RunArgs& a) {
         spec.tmpfs.push_back(t);
     }
 
-    std::vector<overlay::LayerRef> layers;
-    for (const auto& d : img.layers) {
-        auto info = store.layer_info(d);
-        if (!info) throw Error(Errc::NotFound, "layer " + d.str() + " of image " + img.id.str() + " is missing");
-        layers.push_back({store.layer_dir(d), info->root_opaque});
-    }
+    std::vector<overlay::LayerRef> layers = layer_refs(store, img);
     // The container's writable layer lives in the store's tmp/ and goes away with this process (a crash
     // leaves it for the next imgtool to clean). --upper keeps changes in the user's directory instead.
     store::Staging area = store.new_staging();

@@ -20,6 +20,16 @@ std::string canonical_path(const std::string& path) {
     return buf;
 }
 
+std::vector<overlay::LayerRef> layer_refs(const store::Store& store, const store::ImageRecord& image) {
+    std::vector<overlay::LayerRef> layers;
+    for (const auto& d : image.layers) {
+        auto info = store.layer_info(d);
+        if (!info) throw Error(Errc::NotFound, "layer " + d.str() + " of image " + image.id.str() + " is missing");
+        layers.push_back({store.layer_dir(d), info->root_opaque});
+    }
+    return layers;
+}
+
 bool is_imgtool_overlay(const std::string& target) {
     for (const auto& m : sys::read_mountinfo()) {
         if (m.mount_point == target && m.fstype == "overlay" && m.source == "imgtool") return true;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "imgtool/overlay/plan.hpp"
 #include "imgtool/store/store.hpp"
 
 namespace imgtool::cli {
@@ -16,6 +17,8 @@ void clean_stale_mounts(store::Store& store);
 std::optional<store::MountRecord> find_mount(const store::Store& store, const std::string& canonical_target);
 // Undoes one recorded mount: unmount (overlay) or empty the target (copy), then drop the record.
 void undo_mount(store::Store& store, const store::MountRecord& record);
+// The image's layer directories for overlay::plan_overlay (bottom first); a missing layer is an error.
+std::vector<overlay::LayerRef> layer_refs(const store::Store& store, const store::ImageRecord& image);
 // realpath(3), with a clear error.
 std::string canonical_path(const std::string& path);
 

@@ -62,27 +62,10 @@ int last_cap() {
     return std::atoi(text.c_str());
 }
 
-// Opens (creating as needed, owned by root) the directory `path` inside `root_fd`. Symlinks in the
-// image are followed only within the root (RESOLVE_IN_ROOT), so a mount target can never be a host path.
+// Mount targets: opened (created as needed) inside the root, so a symlink in the image can never make
+// one a host path.
 UniqueFd ensure_dir_in_root(int root_fd, const std::string& path) {
-    int err = 0;
-    UniqueFd fd = sys::open_in_root(root_fd, path, O_PATH | O_DIRECTORY, err);
-    if (fd) return fd;
-    if (err != ENOENT) throw_errno(err, "open", path);
-    UniqueFd current = sys::open_at(root_fd, ".", O_PATH | O_DIRECTORY);
-    std::string prefix;
-    for (const auto& part : split(path, '/')) {
-        if (part.empty()) continue;
-        prefix += "/" + part;
-        UniqueFd next = sys::open_in_root(root_fd, prefix, O_PATH | O_DIRECTORY, err);
-        if (!next && err == ENOENT) {
-            if (::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
-            next = sys::open_in_root(root_fd, prefix, O_PATH | O_DIRECTORY, err);
-        }
-        if (!next) throw_errno(err, "open", prefix);
-        current = std::move(next);
-    }
-    return current;
+    return sys::open_dirs_in_root(root_fd, path, O_PATH);
 }
 
 // Like ensure_dir_in_root for a file mount target (a bind of a host file).

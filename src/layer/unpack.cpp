@@ -183,28 +183,11 @@ private:
         }
         int err = 0;
         UniqueFd fd = sys::open_in_root(root_fd_, parent, O_RDONLY | O_DIRECTORY, err);
-        if (!fd && err == ENOENT) fd = create_parents(parent);
+        if (!fd && err == ENOENT) fd = sys::open_dirs_in_root(root_fd_, parent, O_RDONLY);
         if (!fd) throw_errno(err, "open parent of", shown());
         cached_parent_ = parent;
         cached_parent_fd_ = std::move(fd);
         return cached_parent_fd_.get();
-    }
-
-    UniqueFd create_parents(const std::string& parent) {
-        UniqueFd current = sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY);
-        std::string prefix;
-        for (const std::string& part : split(parent, '/')) {
-            prefix += (prefix.empty() ? "" : "/") + part;
-            int err = 0;
-            UniqueFd next = sys::open_in_root(root_fd_, prefix, O_RDONLY | O_DIRECTORY, err);
-            if (!next && err == ENOENT) {
-                if (::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
-                next = sys::open_in_root(root_fd_, prefix, O_RDONLY | O_DIRECTORY, err);
-            }
-            if (!next) throw_errno(err, "open parent of", shown());
-            current = std::move(next);
-        }
-        return current;
     }
 
     void remove_existing(int dir, const std::string& base) {

@@ -67,6 +67,32 @@ UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err) 
     return UniqueFd(fd < 0 ? -1 : fd);
 }
 
+UniqueFd open_dirs_in_root(int rootfd, const std::string& path, int flags) {
+    int err = 0;
+    UniqueFd fd = open_in_root(rootfd, path, flags | O_DIRECTORY, err);
+    if (fd) return fd;
+    if (err != ENOENT) throw_errno(err, "open", path);
+    UniqueFd current = open_at(rootfd, ".", O_PATH | O_DIRECTORY);
+    // Prefixes keep the caller's spelling ("/a/b" or "a/b") so errors name the path as it was given.
+    std::string prefix = !path.empty() && path[0] == '/' ? "/" : "";
+    for (std::size_t pos = 0; pos <= path.size();) {
+        std::size_t end = std::min(path.find('/', pos), path.size());
+        std::string part = path.substr(pos, end - pos);
+        pos = end + 1;
+        if (part.empty() || part == ".") continue;
+        prefix += (prefix.empty() || prefix == "/" ? "" : "/") + part;
+        // Each prefix is resolved afresh inside the root; mkdirat goes into the directory it resolved to.
+        UniqueFd next = open_in_root(rootfd, prefix, flags | O_DIRECTORY, err);
+        if (!next && err == ENOENT) {
+            if (::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
+            next = open_in_root(rootfd, prefix, flags | O_DIRECTORY, err);
+        }
+        if (!next) throw_errno(err, "open", prefix);
+        current = std::move(next);
+    }
+    return current;
+}
+
 std::optional<struct stat> lstat_at(int dirfd, const std::string& name) {
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return st;

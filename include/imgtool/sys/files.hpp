@@ -25,6 +25,10 @@ UniqueFd open_beneath(int dirfd, const std::string& path, int flags, mode_t mode
 // result is always inside dirfd. Returns -errno in `err` instead of throwing (callers decide).
 UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err);
 
+// Opens directory `path` inside rootfd (RESOLVE_IN_ROOT: symlinks in the path resolve inside the root),
+// creating missing components (mode 0755, owned by the caller) as it goes. Throws with the failing prefix.
+UniqueFd open_dirs_in_root(int rootfd, const std::string& path, int flags);
+
 std::optional<struct stat> lstat_at(int dirfd, const std::string& name);
 struct stat fstat_fd(int fd, std::string_view shown);
 
