@@ -10,6 +10,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -76,16 +77,25 @@ std::size_t fill(sys::Reader& reader, std::vector<char>& chunk) {
     return used;
 }
 
-// Producer thread of one layer: read -> sha256 of the blob -> decompress, into the pipe. When the
-// stream cannot be decompressed, or the consumer gave up, the rest of the blob is still read and hashed:
-// if the blob itself is corrupt, its digest mismatch is the error to report.
-void produce(const image::Source& source, const image::LayerPlan& plan, layer::ChunkPipe& pipe,
-             const std::atomic<bool>& cancel, layer::Compression& compression, std::exception_ptr& error) {
+// What the producer learnt about the tar stream: its diff_id, complete only when every byte was hashed.
+struct TarDigest {
+    std::optional<Digest> digest;
+    std::uint64_t bytes = 0;
+};
+
+// Producer thread of one layer: read -> sha256 of the blob -> decompress -> sha256 of the tar (diff_id,
+// including bytes after the end-of-archive blocks), into the pipe. Both hashes run here so the consumer's
+// thread, busy with the filesystem, does nothing else: the two threads carry about equal work.
+// When the stream cannot be decompressed, or the consumer gave up, the rest of the blob is still read
+// and hashed: if the blob itself is corrupt, its digest mismatch is the error to report.
+void produce(const image::Source& source, const image::LayerPlan& plan, layer::ChunkPipe& pipe, LayerJob& job,
+             const std::atomic<bool>& cancel, layer::Compression& compression, TarDigest& tar_digest,
+             std::exception_ptr& error) {
     try {
         auto member = source.open_member(plan.member);
         digest::VerifyingReader blob(*member, plan.digest, plan.size);
-        // An uncompressed blob whose digest is its diff_id is the tar stream itself: the consumer's
-        // diff_id hash verifies it, so hashing it here as well would only double the work.
+        // An uncompressed blob whose digest is its diff_id is the tar stream itself: the diff_id hash
+        // verifies it, so hashing it twice would only double the work.
         bool blob_is_tar = plan.digest && *plan.digest == plan.diff_id;
         if (blob_is_tar) blob.check_size_only();
         std::string head = read_head(blob, 8);
@@ -94,14 +104,17 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
             throw Error(Errc::DigestMismatch, "blob digest equals the diff_id but the blob is compressed");
         }
         layer::PrefixReader replay(std::move(head), blob);
-        auto tar_stream = layer::make_decompressor(compression, replay);
+        auto decompressed = layer::make_decompressor(compression, replay);
+        digest::HashingReader tar(*decompressed);
+        bool complete = false;
         try {
             while (std::vector<char>* chunk = pipe.acquire()) {
                 if (cancel.load(std::memory_order_relaxed)) throw Error(Errc::Busy, "cancelled");
-                std::size_t used = fill(*tar_stream, *chunk);
-                bool end = used < chunk->size();
+                std::size_t used = fill(tar, *chunk);
+                job.bytes.store(tar.bytes(), std::memory_order_relaxed);
+                complete = used < chunk->size();
                 pipe.commit(chunk, used);
-                if (end) break;
+                if (complete) break;
             }
         } catch (const Error& e) {
             if (e.code() == make_error_code(Errc::Busy)) throw;
@@ -109,6 +122,7 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
             throw;
         }
         blob.drain();
+        if (complete) tar_digest = TarDigest{tar.finish(), tar.bytes()};
         pipe.close();
     } catch (...) {
         error = std::current_exception();
@@ -116,42 +130,45 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
     }
 }
 
-// One pass over the blob, on two threads: the producer reads, hashes and decompresses; this thread
-// hashes the tar stream (diff_id, including bytes after its end-of-archive blocks) and extracts it.
+// Reads what is left of the pipe (bytes after the tar's end-of-archive blocks), without copying.
+void drain(layer::PipeReader& piped) {
+    while (!piped.next().empty()) {
+    }
+}
+
+Error diff_id_mismatch(const Digest& expected, const Digest& got) {
+    return Error(Errc::DigestMismatch,
+                 "diff_id mismatch: config says " + expected.str() + ", uncompressed layer is " + got.str());
+}
+
+// One pass over the blob, on two threads: the producer reads, hashes and decompresses and hashes again;
+// this thread extracts.
 void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const std::atomic<bool>& cancel) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
     layer::ChunkPipe pipe;
     layer::Compression compression = layer::Compression::None;
+    TarDigest tar;
     std::exception_ptr producer_error;
     std::thread producer(
-        [&] { produce(source, plan, pipe, cancel, compression, producer_error); });
+        [&] { produce(source, plan, pipe, job, cancel, compression, tar, producer_error); });
 
     layer::PipeReader piped(pipe);
-    digest::HashingReader tar(piped);
     layer::UnpackOptions options;
     options.cancel = &cancel;
-    options.progress = [&job, &tar](const layer::UnpackStats& s) {
-        job.entries.store(s.entries, std::memory_order_relaxed);
-        job.bytes.store(tar.bytes(), std::memory_order_relaxed);
-    };
+    options.progress = [&job](const layer::UnpackStats& s) { job.entries.store(s.entries, std::memory_order_relaxed); };
     layer::UnpackStats stats;
     std::exception_ptr consumer_error;
     try {
-        stats = layer::unpack_layer(tar, job.staging->diff_fd(), options);
-        tar.drain();
+        stats = layer::unpack_layer(static_cast<sys::ViewReader&>(piped), job.staging->diff_fd(), options);
+        drain(piped);
     } catch (...) {
         consumer_error = std::current_exception();
-        // Docker archives state no blob digest: then a corrupt tar is best explained by its diff_id.
+        // Docker archives state no blob digest: then a corrupt tar is best explained by its diff_id,
+        // once the producer has hashed all of it.
         if (!plan.digest) {
             try {
-                tar.drain();
-                Digest got = tar.finish();
-                if (got != plan.diff_id) {
-                    consumer_error = std::make_exception_ptr(Error(
-                        Errc::DigestMismatch,
-                        "diff_id mismatch: config says " + plan.diff_id.str() + ", uncompressed layer is " + got.str()));
-                }
+                drain(piped);
             } catch (...) {
             }
         }
@@ -159,21 +176,20 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
     }
     producer.join();
     if (producer_error && (!consumer_error || is_mismatch(producer_error))) std::rethrow_exception(producer_error);
-    if (consumer_error) std::rethrow_exception(consumer_error);
-
-    Digest diff_id = tar.finish();
-    if (diff_id != plan.diff_id) {
-        throw Error(Errc::DigestMismatch, "diff_id mismatch: config says " + plan.diff_id.str() +
-                                              ", uncompressed layer is " + diff_id.str());
+    if (consumer_error) {
+        if (!plan.digest && tar.digest && *tar.digest != plan.diff_id) throw diff_id_mismatch(plan.diff_id, *tar.digest);
+        std::rethrow_exception(consumer_error);
     }
+    if (!tar.digest) throw Error(Errc::Corrupt, "layer stream ended early");  // not reached: the pipe was drained
+    if (*tar.digest != plan.diff_id) throw diff_id_mismatch(plan.diff_id, *tar.digest);
     job.info = store::LayerInfo{.diff_id = plan.diff_id,
-                                .size = tar.bytes(),
+                                .size = tar.bytes,
                                 .entries = stats.entries,
                                 .blob_digest = plan.digest,
                                 .compression = layer::compression_name(compression),
                                 .root_opaque = stats.root_opaque};
     job.entries = stats.entries;
-    job.bytes = tar.bytes();
+    job.bytes = tar.bytes;
     job.done = true;
 }
 

@@ -47,8 +47,33 @@ void ChunkPipe::fail(std::exception_ptr error) {
     changed_.notify_all();
 }
 
+std::span<const char> ChunkPipe::next() {
+    std::unique_lock lock(mutex_);
+    bool freed = release_held();
+    if (freed) changed_.notify_all();
+    changed_.wait(lock, [&] { return abandoned_ || closed_ || !filled_.empty(); });
+    if (filled_.empty()) {
+        if (error_ && !abandoned_) std::rethrow_exception(error_);
+        return {};
+    }
+    Filled front = filled_.front();
+    filled_.pop_front();
+    std::size_t offset = offset_;
+    offset_ = 0;
+    held_ = front.chunk;
+    return {front.chunk->data() + offset, front.used - offset};
+}
+
+bool ChunkPipe::release_held() {
+    if (held_ == nullptr) return false;
+    free_.push_back(held_);
+    held_ = nullptr;
+    return true;
+}
+
 std::size_t ChunkPipe::read(void* buffer, std::size_t size) {
     std::unique_lock lock(mutex_);
+    if (release_held()) changed_.notify_all();
     changed_.wait(lock, [&] { return abandoned_ || closed_ || !filled_.empty(); });
     if (filled_.empty()) {
         // Data already handed over is consumed before a producer failure is reported.

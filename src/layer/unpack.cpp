@@ -24,17 +24,15 @@ namespace {
 
 using sys::UniqueFd;
 
-constexpr std::size_t kReadChunk = 1 << 20;
-
 struct ArchiveDeleter {
     void operator()(struct archive* a) const { archive_read_free(a); }
 };
 
-// Feeds libarchive from our Reader; an exception is parked and rethrown after libarchive returns.
+// Feeds libarchive the stream's own buffers (no copy); an exception is parked and rethrown after
+// libarchive returns.
 struct CallbackContext {
-    sys::Reader* reader;
+    sys::ViewReader* reader;
     const std::atomic<bool>* cancel;
-    std::vector<char> buffer = std::vector<char>(kReadChunk);
     std::exception_ptr error;
 };
 
@@ -44,9 +42,9 @@ la_ssize_t read_callback(struct archive* a, void* opaque, const void** out) {
         if (ctx->cancel && ctx->cancel->load(std::memory_order_relaxed)) {
             throw Error(Errc::Busy, "cancelled");
         }
-        std::size_t n = ctx->reader->read(ctx->buffer.data(), ctx->buffer.size());
-        *out = ctx->buffer.data();
-        return static_cast<la_ssize_t>(n);
+        std::span<const char> view = ctx->reader->next();
+        *out = view.data();
+        return static_cast<la_ssize_t>(view.size());
     } catch (...) {
         ctx->error = std::current_exception();
         archive_set_error(a, EIO, "read failed");
@@ -408,10 +406,15 @@ private:
 }  // namespace
 
 UnpackStats unpack_layer(sys::Reader& tar_stream, int root_fd, const UnpackOptions& options) {
+    sys::BufferedViewReader view(tar_stream);
+    return unpack_layer(view, root_fd, options);
+}
+
+UnpackStats unpack_layer(sys::ViewReader& tar_stream, int root_fd, const UnpackOptions& options) {
     std::unique_ptr<struct archive, ArchiveDeleter> a(archive_read_new());
     if (!a) throw Error(Errc::Unsupported, "libarchive: out of memory");
     archive_read_support_format_tar(a.get());
-    CallbackContext ctx{&tar_stream, options.cancel, std::vector<char>(kReadChunk), nullptr};
+    CallbackContext ctx{&tar_stream, options.cancel, nullptr};
     Unpacker unpacker(root_fd, options);
     auto rethrow_parked = [&] {
         if (ctx.error) std::rethrow_exception(ctx.error);

@@ -12,6 +12,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "imgtool/sys/reader.hpp"
@@ -30,12 +31,17 @@ public:
 
     // Consumer side: copies up to `size` bytes; 0 at end of stream; rethrows the producer's failure.
     std::size_t read(void* buffer, std::size_t size);
+    // Consumer side, zero-copy: the rest of the next filled chunk (empty at end of stream), held until the
+    // next call to next() or read().
+    std::span<const char> next();
 
     // Either side gives up: wakes the other.
     void abandon();
     bool abandoned() const;
 
 private:
+    bool release_held();  // with mutex_ held
+
     struct Filled {
         std::vector<char>* chunk;
         std::size_t used;
@@ -44,6 +50,7 @@ private:
     std::vector<std::vector<char>*> free_;
     std::deque<Filled> filled_;
     std::size_t offset_ = 0;  // into filled_.front()
+    std::vector<char>* held_ = nullptr;  // returned by next(), freed by the consumer's next call
     bool closed_ = false;
     bool abandoned_ = false;
     std::exception_ptr error_;
@@ -51,11 +58,12 @@ private:
     std::condition_variable changed_;
 };
 
-// The consumer's view of a ChunkPipe as a Reader.
-class PipeReader final : public sys::Reader {
+// The consumer's view of a ChunkPipe as a Reader (copying) and a ViewReader (in place).
+class PipeReader final : public sys::Reader, public sys::ViewReader {
 public:
     explicit PipeReader(ChunkPipe& pipe) : pipe_(pipe) {}
     std::size_t read(void* buffer, std::size_t size) override { return pipe_.read(buffer, size); }
+    std::span<const char> next() override { return pipe_.next(); }
 
 private:
     ChunkPipe& pipe_;

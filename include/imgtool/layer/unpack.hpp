@@ -36,6 +36,8 @@ struct UnpackOptions {
 };
 
 // Reads the tar stream to its end-of-archive marker (the caller drains and hashes the rest).
+UnpackStats unpack_layer(sys::ViewReader& tar_stream, int root_fd, const UnpackOptions& options);
+// The same over a copying Reader, through a 1 MiB buffer.
 UnpackStats unpack_layer(sys::Reader& tar_stream, int root_fd, const UnpackOptions& options);
 
 }  // namespace imgtool::layer

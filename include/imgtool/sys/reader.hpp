@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "imgtool/sys/unique_fd.hpp"
 
@@ -15,6 +17,26 @@ public:
     virtual ~Reader() = default;
     // Reads up to `size` bytes; 0 means end of stream. Throws imgtool::Error on failure.
     virtual std::size_t read(void* buffer, std::size_t size) = 0;
+};
+
+// Zero-copy pull stream: next() returns the next bytes, empty only at end of stream. The view stays valid
+// until the following call, so a consumer such as libarchive reads the producer's buffer in place.
+class ViewReader {
+public:
+    virtual ~ViewReader() = default;
+    virtual std::span<const char> next() = 0;
+};
+
+// A Reader seen as a ViewReader, through one owned buffer.
+class BufferedViewReader final : public ViewReader {
+public:
+    explicit BufferedViewReader(Reader& source, std::size_t buffer_size = 1 << 20)
+        : source_(source), buffer_(buffer_size) {}
+    std::span<const char> next() override { return {buffer_.data(), source_.read(buffer_.data(), buffer_.size())}; }
+
+private:
+    Reader& source_;
+    std::vector<char> buffer_;
 };
 
 // Reads [offset, offset + length) of a file with pread, so many readers can share one fd across threads.
