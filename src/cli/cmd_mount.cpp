@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "imgtool/rootless/userns.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
 #include "imgtool/overlay/copy.hpp"
@@ -91,6 +92,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
             store.save_mount(record);
             try {
                 overlay::MountSpec spec = overlay::plan_overlay(layers, upper, store.empty_dir());
+                spec.user_xattr = rootless::active();
                 if (record.driver == "overlay") {
                     try {
                         sys::MountGuard guard = overlay::mount(spec, target);

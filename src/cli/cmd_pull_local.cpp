@@ -5,6 +5,7 @@
 #include "commands.hpp"
 #include "imgtool/core/log.hpp"
 #include "imgtool/image/types.hpp"
+#include "imgtool/rootless/userns.hpp"
 #include "pull.hpp"
 
 namespace imgtool::cli {
@@ -33,7 +34,18 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
             options.jobs = args->jobs;
             bool tty = ::isatty(STDERR_FILENO) == 1;
             options.progress = tty && !args->quiet;
-            auto results = pull_local(store, args->source, options);
+            options.rootless = rootless::active();
+            options.squash_owners = options.rootless && rootless::single_id_mapped();
+            PullLosses losses;
+            auto results = pull_local(store, args->source, options, &losses);
+            // Said once per pull, so a rootless user knows what the store does not hold.
+            auto note = [](std::uint64_t n, const char* what) {
+                if (n > 0) std::fprintf(stderr, "imgtool: pull-local: note: %llu %s\n", static_cast<unsigned long long>(n), what);
+            };
+            note(losses.skipped_devices, "device nodes skipped (rootless: making devices needs real root)");
+            note(losses.skipped_xattrs, "extended attributes skipped (rootless: trusted.* and the like need real root)");
+            note(losses.squashed_owners, "entries' owners squashed to yours (no subordinate ids: add ranges for you in "
+                                         "/etc/subuid and /etc/subgid and install uidmap to keep them)");
             for (const auto& r : results) {
                 if (options.progress) {
                     std::string tags;

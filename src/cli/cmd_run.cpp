@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "imgtool/rootless/userns.hpp"
 #include "mounts.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
@@ -115,6 +116,7 @@ int run(const Globals& globals, RunArgs& a) {
     }
     spec.root_dir = area.path() + "/root";
     overlay::MountSpec root = overlay::plan_overlay(layers, upper, store.empty_dir());
+    root.user_xattr = rootless::active();
     std::string driver = a.driver;
     spec.mount_root = [&root, &driver](int target_fd) {
         // nodev: device nodes in image layers are inert; only the fresh /dev works.

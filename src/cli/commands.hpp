@@ -3,6 +3,8 @@
 // errors to exit statuses.
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <string>
 
@@ -15,7 +17,8 @@ namespace imgtool::cli {
 struct Globals {
     std::string root;
     bool debug = false;
-    std::string store_root() const { return root.empty() ? store::Store::default_root() : root; }
+    mode_t user_umask = 022;  // the caller's, for commands imgtool hands the terminal to
+    std::string store_root() const;
 };
 
 using Action = std::function<int()>;
@@ -29,5 +32,6 @@ void add_mount(CLI::App& app, Globals& globals, Action& action);
 void add_umount(CLI::App& app, Globals& globals, Action& action);
 void add_mounts(CLI::App& app, Globals& globals, Action& action);
 void add_run(CLI::App& app, Globals& globals, Action& action);
+void add_unshare(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace imgtool::cli

@@ -11,16 +11,26 @@
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/rootless/userns.hpp"
+
+namespace imgtool::cli {
+
+std::string Globals::store_root() const {
+    return root.empty() ? store::Store::default_root(::geteuid() != 0 || rootless::active()) : root;
+}
+
+}  // namespace imgtool::cli
 
 int main(int argc, char** argv) {
     using namespace imgtool;
     // Every file imgtool creates gets an explicit mode; the unpacker relies on a zero umask to create
     // entries with their final permissions in one syscall.
-    ::umask(0);
+    const mode_t user_umask = ::umask(0);
     CLI::App app{"imgtool: daemonless container image store, mounter and launcher", "imgtool"};
     app.require_subcommand(1, 1);
     app.set_version_flag("--version", "imgtool 0.1.0");
     cli::Globals globals;
+    globals.user_umask = user_umask;
     app.add_option("--root", globals.root, "store directory (default: $IMGTOOL_ROOT, else /var/lib/imgtool)");
     app.add_flag("--debug", globals.debug, "print debugging detail");
 
@@ -34,6 +44,7 @@ int main(int argc, char** argv) {
     cli::add_umount(app, globals, action);
     cli::add_mounts(app, globals, action);
     cli::add_run(app, globals, action);
+    cli::add_unshare(app, globals, action);
 
     try {
         app.parse(argc, argv);
@@ -44,13 +55,17 @@ int main(int argc, char** argv) {
     std::string verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
     // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
     int failure = verb == "run" ? 125 : 1;
-    // Unpacking (owners, device nodes, whiteouts), mounting and namespaces need root today; say so
-    // plainly instead of failing halfway with EPERM.
-    if (::geteuid() != 0 && (verb == "pull-local" || verb == "mount" || verb == "umount" || verb == "run")) {
-        std::fprintf(stderr, "imgtool: %s: needs root (rootless operation is not supported yet)\n", verb.c_str());
-        return failure;
-    }
     try {
+        // Rootless: every command works as root of a user namespace mapped from the user's subordinate
+        // ids (owners in the store are those ids; only the namespace may remove them).
+        if (::geteuid() != 0) {
+            if (verb == "mount" || verb == "umount") {
+                throw Error(Errc::Unsupported,
+                            "as an ordinary user a mount exists only inside imgtool's user and mount namespace: "
+                            "start one with `imgtool unshare`, then run `imgtool " + verb + "` in it");
+            }
+            rootless::enter_user_namespace();
+        }
         return action();
     } catch (const Error& e) {
         std::fprintf(stderr, "imgtool: %s: %s\n", verb.c_str(), escape_control(e.what()).c_str());

@@ -31,6 +31,7 @@ struct LayerJob {
     const image::LayerPlan* plan;
     std::optional<store::Staging> staging;
     std::optional<store::LayerInfo> info;  // set once the layer is verified
+    layer::UnpackStats stats;
     // Progress, read by the progress printer.
     std::atomic<std::uint64_t> entries{0};
     std::atomic<std::uint64_t> bytes{0};
@@ -143,7 +144,8 @@ Error diff_id_mismatch(const Digest& expected, const Digest& got) {
 
 // One pass over the blob, on two threads: the producer reads, hashes and decompresses and hashes again;
 // this thread extracts.
-void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const std::atomic<bool>& cancel) {
+void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const PullOptions& pull,
+                      const std::atomic<bool>& cancel) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
     layer::ChunkPipe pipe;
@@ -156,6 +158,8 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
     layer::PipeReader piped(pipe);
     layer::UnpackOptions options;
     options.cancel = &cancel;
+    options.rootless = pull.rootless;
+    options.squash_owners = pull.squash_owners;
     options.progress = [&job](const layer::UnpackStats& s) { job.entries.store(s.entries, std::memory_order_relaxed); };
     layer::UnpackStats stats;
     std::exception_ptr consumer_error;
@@ -188,6 +192,7 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
                                 .blob_digest = plan.digest,
                                 .compression = layer::compression_name(compression),
                                 .root_opaque = stats.root_opaque};
+    job.stats = stats;
     job.entries = stats.entries;
     job.bytes = tar.bytes;
     job.done = true;
@@ -241,7 +246,7 @@ private:
 };
 
 void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const image::Source& source,
-                  store::Store& store) {
+                  store::Store& store, const PullOptions& options) {
     std::atomic<std::size_t> next{0};
     std::atomic<bool> cancel{false};
     std::exception_ptr first_error;
@@ -251,7 +256,7 @@ void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const im
             std::size_t i = next.fetch_add(1);
             if (i >= jobs.size() || cancel) return;
             try {
-                with_context(layer_label(*jobs[i]->plan), [&] { unpack_layer_job(source, store, *jobs[i], cancel); });
+                with_context(layer_label(*jobs[i]->plan), [&] { unpack_layer_job(source, store, *jobs[i], options, cancel); });
             } catch (...) {
                 std::lock_guard lock(error_mutex);
                 if (!first_error) first_error = std::current_exception();
@@ -314,7 +319,8 @@ std::vector<image::ImagePlan> dedupe(std::vector<image::ImagePlan> plans) {
 
 }  // namespace
 
-std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options) {
+std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options,
+                                   PullLosses* losses) {
     auto source = image::Source::open(source_path);
     return with_context(source->shown(), [&] {
         auto plans = dedupe(image::plan_images(*source, image::PlanOptions{options.platform}));
@@ -351,8 +357,15 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
             unsigned cores = std::max(1u, std::thread::hardware_concurrency());
             unsigned workers = std::min<unsigned>(options.jobs ? options.jobs : cores, static_cast<unsigned>(jobs.size()));
             ProgressPrinter progress(jobs, options.progress);
-            run_parallel(jobs, workers, *source, store);
+            run_parallel(jobs, workers, *source, store, options);
             progress.stop();
+            if (losses) {
+                for (LayerJob* job : jobs) {
+                    losses->skipped_devices += job->stats.skipped_devices;
+                    losses->skipped_xattrs += job->stats.skipped_xattrs;
+                    losses->squashed_owners += job->stats.squashed_owners;
+                }
+            }
             // Every layer verified: now, and only now, make them visible. One syncfs covers them all.
             store.sync();
             for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info);

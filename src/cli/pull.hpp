@@ -2,6 +2,7 @@
 // parallel, one pass per layer (layer module) -> commit layers, blobs, records, tags (store module).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,15 @@ struct PullOptions {
     std::vector<std::string> extra_tags;
     bool progress = false;  // live per-layer progress on stderr
     unsigned jobs = 0;      // parallel layers; 0 = number of cores
+    bool rootless = false;       // unpack for a user namespace (layer::UnpackOptions::rootless)
+    bool squash_owners = false;  // only our own id is mapped
+};
+
+// What a rootless pull could not keep, over all layers unpacked.
+struct PullLosses {
+    std::uint64_t skipped_devices = 0;
+    std::uint64_t skipped_xattrs = 0;
+    std::uint64_t squashed_owners = 0;
 };
 
 struct PullResult {
@@ -26,6 +36,7 @@ struct PullResult {
     unsigned layers_reused = 0;
 };
 
-std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options);
+std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options,
+                                   PullLosses* losses = nullptr);
 
 }  // namespace imgtool::cli

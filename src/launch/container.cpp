@@ -311,6 +311,7 @@ void attach_container_tty(int root_fd, int console_socket) {
     std::string path = env_value(env, "PATH").value_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     int status = 127;
     int first_error = ENOENT;
+    ::umask(022);  // the container's processes get docker's umask, not imgtool's working 0
     for (const auto& candidate : exec_candidates(spec.argv[0], path)) {
         ::execve(candidate.c_str(), argv.data(), envp.data());
         if (errno != ENOENT && errno != ENOTDIR) {

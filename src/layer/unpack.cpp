@@ -100,7 +100,8 @@ public:
                 throw Error(Errc::UnsafePath, printable(name_) + ": invalid whiteout name");
             case WhiteoutKind::Opaque: {
                 int dir = parent_dir(parent);
-                if (::fsetxattr(dir, "trusted.overlay.opaque", "y", 1, 0) != 0) throw_errno("setxattr", shown());
+                const char* opaque = options_.rootless ? "user.overlay.opaque" : "trusted.overlay.opaque";
+                if (::fsetxattr(dir, opaque, "y", 1, 0) != 0) throw_errno("setxattr", shown());
                 if (parent.empty()) stats_.root_opaque = true;
                 ++stats_.whiteouts;
                 return;
@@ -210,8 +211,25 @@ private:
         return rc;
     }
 
-    bool needs_chown(struct archive_entry* e) const {
-        return archive_entry_uid(e) != static_cast<la_int64_t>(euid_) || archive_entry_gid(e) != static_cast<la_int64_t>(egid_);
+    bool needs_chown(struct archive_entry* e) {
+        bool differs = archive_entry_uid(e) != static_cast<la_int64_t>(euid_) || archive_entry_gid(e) != static_cast<la_int64_t>(egid_);
+        if (differs && options_.squash_owners) {
+            ++stats_.squashed_owners;
+            return false;
+        }
+        return differs;
+    }
+
+    // EINVAL from chown in a user namespace: the id has no mapping there.
+    [[noreturn]] void throw_chown(struct archive_entry* e) {
+        int err = errno;
+        if (err == EINVAL && options_.rootless) {
+            throw Error(Errc::Unsupported, shown() + ": owner " + std::to_string(archive_entry_uid(e)) + ":" +
+                                               std::to_string(archive_entry_gid(e)) +
+                                               " is outside the ids mapped for you (add or widen your ranges in "
+                                               "/etc/subuid and /etc/subgid)");
+        }
+        throw_errno(err, "chown", shown());
     }
 
     static void check_id(la_int64_t id, const std::string& what) {
@@ -230,6 +248,10 @@ private:
             }
             if (set(xname, value, size) != 0) {
                 if (errno == ENOTSUP || errno == EOPNOTSUPP) continue;  // e.g. user.* on a symlink
+                if (options_.rootless && (errno == EPERM || errno == EACCES)) {
+                    ++stats_.skipped_xattrs;  // trusted.* and security.* other than capabilities need real root
+                    continue;
+                }
                 throw_errno("setxattr", shown() + " (" + printable(xname) + ")");
             }
         }
@@ -240,7 +262,7 @@ private:
         check_id(archive_entry_gid(e), shown());
         // New entries already belong to us: chown only when the tar says otherwise.
         if (needs_chown(e) && ::fchown(fd, static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))) != 0) {
-            throw_errno("chown", shown());
+            throw_chown(e);
         }
         set_xattrs(e, [fd](const char* n, const void* v, size_t s) { return ::fsetxattr(fd, n, v, s, 0); });
     }
@@ -328,7 +350,7 @@ private:
         check_id(archive_entry_gid(e), shown());
         if (needs_chown(e) && ::fchownat(dir, base.c_str(), static_cast<uid_t>(archive_entry_uid(e)),
                                          static_cast<gid_t>(archive_entry_gid(e)), AT_SYMLINK_NOFOLLOW) != 0) {
-            throw_errno("chown", shown());
+            throw_chown(e);
         }
         if (!is_symlink) {
             // The node was just created by mknodat in a directory only we can reach; it is not a link.
@@ -361,6 +383,10 @@ private:
                                                         "(use a .wh. name)");
             }
             dev = makedev(major, minor);
+        }
+        if (options_.rootless && type != AE_IFIFO) {
+            ++stats_.skipped_devices;  // mknod of a device needs real root (podman and umoci skip them too)
+            return;
         }
         mode_t kind = type == AE_IFCHR ? S_IFCHR : type == AE_IFBLK ? S_IFBLK : S_IFIFO;
         create_replacing(dir, base, "mknod", [&] { return ::mknodat(dir, base.c_str(), kind | 0600, dev); });

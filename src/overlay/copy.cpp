@@ -103,8 +103,10 @@ public:
                 at_root = false;
             }
             // An opaque directory hides what lower layers put there: clear it before adding our entries.
+            // Root stores mark it with trusted.*, rootless ones with user.* (tars cannot smuggle either).
             char v;
-            if (::fgetxattr(f.src.get(), "trusted.overlay.opaque", &v, 1) == 1 && v == 'y') {
+            auto opaque = [&](const char* name) { return ::fgetxattr(f.src.get(), name, &v, 1) == 1 && v == 'y'; };
+            if (opaque("trusted.overlay.opaque") || opaque("user.overlay.opaque")) {
                 for (const auto& n : sys::list_directory(dst.get(), f.rel)) sys::remove_tree_at(dst.get(), n);
             }
             for (const std::string& name : sys::list_directory(f.src.get(), layer_dir + "/" + f.rel)) {

@@ -48,6 +48,7 @@ std::vector<std::pair<std::string, std::string>> fsconfig_parameters(const Mount
         params.emplace_back("upperdir", spec.upper->upper);
         params.emplace_back("workdir", spec.upper->work);
     }
+    if (spec.user_xattr) params.emplace_back("userxattr", "");
     return params;
 }
 
@@ -58,6 +59,7 @@ std::optional<std::string> legacy_mount_data(const MountSpec& spec) {
         data += escape(spec.lowers[i]);
     }
     if (spec.upper) data += ",upperdir=" + escape(spec.upper->upper) + ",workdir=" + escape(spec.upper->work);
+    if (spec.user_xattr) data += ",userxattr";
     if (data.size() > kLegacyDataMax) return std::nullopt;
     return data;
 }

@@ -176,9 +176,9 @@ void Store::remove_mount(const MountRecord& record) {
     sys::fsync_fd(dir.get(), root_ + "/mounts");
 }
 
-std::string Store::default_root() {
+std::string Store::default_root(bool rootless) {
     if (const char* env = std::getenv("IMGTOOL_ROOT"); env != nullptr && *env != '\0') return env;
-    if (::geteuid() == 0) return "/var/lib/imgtool";
+    if (!rootless) return "/var/lib/imgtool";
     // Ordinary users get their own store, as podman does: root and rootless stores never mix.
     if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg == '/') return std::string(xdg) + "/imgtool";
     if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') return std::string(home) + "/.local/share/imgtool";

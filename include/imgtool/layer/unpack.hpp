@@ -7,7 +7,7 @@
 // final pass, re-resolved without following symlinks (a directory replaced by a symlink is skipped).
 //
 // Whiteouts: ".wh.NAME" becomes a 0/0 character device NAME; ".wh..wh..opq" sets
-// trusted.overlay.opaque=y on its directory. Overlay xattrs inside the tar and raw 0/0 character devices
+// trusted.overlay.opaque=y on its directory (user.overlay.opaque=y when rootless). Overlay xattrs inside the tar and raw 0/0 character devices
 // are refused: only ".wh." names create whiteouts.
 //
 // Nothing here is shared between calls, so layers unpack in parallel threads. Files are created with
@@ -27,10 +27,18 @@ struct UnpackStats {
     std::uint64_t file_bytes = 0;  // logical size of regular files written
     std::uint64_t whiteouts = 0;
     std::uint64_t dropped_xattrs = 0;
+    std::uint64_t skipped_devices = 0;   // rootless: device nodes cannot be made
+    std::uint64_t skipped_xattrs = 0;    // rootless: trusted.* and the like cannot be set
+    std::uint64_t squashed_owners = 0;   // entries whose owner was not kept (squash_owners)
     bool root_opaque = false;  // ".wh..wh..opq" at the layer root: this layer hides every layer below it
 };
 
 struct UnpackOptions {
+    // Rootless (inside a user namespace): opaque directories are marked with user.overlay.opaque (mount
+    // with "userxattr"), device nodes are skipped, xattrs the namespace may not set are skipped; all counted.
+    bool rootless = false;
+    // Only our own id is mapped: entries stay ours and their owners are counted as squashed.
+    bool squash_owners = false;
     const std::atomic<bool>* cancel = nullptr;                   // checked between reads
     std::function<void(const UnpackStats&)> progress;            // called every few thousand entries
 };

@@ -38,6 +38,7 @@ struct MountSpec {
     std::vector<std::string> lowers;  // top first
     std::optional<UpperDirs> upper;   // absent: a read-only view
     bool read_only = true;
+    bool user_xattr = false;  // rootless: layers carry user.overlay.* xattrs ("userxattr")
 };
 
 // The layers a merged view shows, top first: the stack stops at the first layer (from the top) whose

@@ -93,9 +93,9 @@ private:
 
 class Store {
 public:
-    // --root's default: $IMGTOOL_ROOT, else /var/lib/imgtool for root, else $XDG_DATA_HOME/imgtool or
-    // ~/.local/share/imgtool.
-    static std::string default_root();
+    // --root's default: $IMGTOOL_ROOT, else /var/lib/imgtool for root, else (rootless, including root of
+    // a user namespace) $XDG_DATA_HOME/imgtool or ~/.local/share/imgtool.
+    static std::string default_root(bool rootless);
 
     Store(const std::string& root, Access access = Access::Shared);
     const std::string& root() const { return root_; }
