@@ -64,6 +64,14 @@ TEST_CASE("fsconfig parameters: source, one lowerdir+ per layer, then upper and 
     CHECK(params[4] == std::pair<std::string, std::string>{"workdir", "/w"});
 }
 
+TEST_CASE("rootless views ask for userxattr, in both mount APIs") {
+    auto spec = overlay::plan_overlay(layers(2), std::nullopt, "/e");
+    CHECK(overlay::fsconfig_parameters(spec).back().first == "lowerdir+");
+    spec.user_xattr = true;
+    CHECK(overlay::fsconfig_parameters(spec).back() == std::pair<std::string, std::string>{"userxattr", ""});
+    CHECK(overlay::legacy_mount_data(spec) == std::optional<std::string>("lowerdir=/s/l2:/s/l1,userxattr"));
+}
+
 TEST_CASE("legacy mount data escapes separators and refuses more than a page") {
     overlay::MountSpec spec;
     spec.lowers = {"/a:b", "/c,d", "/e\\f"};
