@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "mounts.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/image/types.hpp"
 
@@ -31,6 +32,14 @@ void add_rm(CLI::App& app, Globals& globals, Action& action) {
                     store.save_tags(tags);
                     std::printf("Untagged: %s\n", as_tag.c_str());
                     continue;
+                }
+                // As podman: an image whose view is mounted stays until it is unmounted.
+                clean_stale_mounts(store);
+                for (const auto& m : store.mounts()) {
+                    if (m.image == img.id) {
+                        throw Error(Errc::Busy, "image " + img.id.short_hex() + " is mounted at " + m.target +
+                                                    ": run `imgtool umount " + m.target + "` first");
+                    }
                 }
                 store.remove_image(img.id);
                 std::printf("Deleted: %s\n", img.id.str().c_str());

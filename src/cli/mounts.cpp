@@ -44,8 +44,10 @@ std::optional<store::MountRecord> find_mount(const store::Store& store, const st
     return std::nullopt;
 }
 
-void undo_mount(store::Store& store, const store::MountRecord& record) {
-    if (record.driver == "overlay") {
+void undo_mount(store::Store& store, const store::MountRecord& record, bool namespace_gone) {
+    if (record.driver == "overlay" && namespace_gone) {
+        // Its mount died with its namespace; one at the same path here is somebody else's.
+    } else if (record.driver == "overlay") {
         if (is_imgtool_overlay(record.target)) {
             try {
                 sys::unmount(record.target);
@@ -68,7 +70,11 @@ void undo_mount(store::Store& store, const store::MountRecord& record) {
 void clean_stale_mounts(store::Store& store) {
     std::string ns = sys::mount_namespace_id();
     for (const auto& r : store.mounts()) {
-        if (r.mount_namespace != ns) continue;  // another namespace's mount: not ours to judge
+        // Another namespace's overlay is not ours to judge while that namespace lives (an `imgtool
+        // unshare` session); once nobody is in it, its mounts are gone and the record is stale.
+        // A copy made in another namespace is never judged here: its target path may mean another place.
+        bool elsewhere = r.mount_namespace != ns;
+        if (elsewhere && (r.driver != "overlay" || sys::mount_namespace_in_use(r.mount_namespace))) continue;
         auto lock = store.lock_mount(r.name, false);
         if (!lock.locked()) continue;  // being set up right now
         // Judged again under the lock, from a fresh read: it may have become active meanwhile.
@@ -77,10 +83,10 @@ void clean_stale_mounts(store::Store& store) {
             if (m.name == r.name) fresh = m;
         }
         if (!fresh) continue;
-        bool live = fresh->driver == "overlay" ? is_imgtool_overlay(fresh->target) : fresh->active;
+        bool live = elsewhere ? false : fresh->driver == "overlay" ? is_imgtool_overlay(fresh->target) : fresh->active;
         if (live) continue;
         log::debug("removing stale mount record for " + fresh->target);
-        undo_mount(store, *fresh);
+        undo_mount(store, *fresh, elsewhere);
     }
 }
 

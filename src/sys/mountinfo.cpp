@@ -70,4 +70,16 @@ std::string mount_namespace_id() {
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
+bool mount_namespace_in_use(const std::string& id) {
+    UniqueFd proc = open_at(AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY, 0, "/proc");
+    for (const std::string& name : list_directory(proc.get(), "/proc")) {
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        char buf[64];
+        // Processes we may not inspect (other users') cannot hold a namespace of ours without our ids.
+        ssize_t n = ::readlinkat(proc.get(), (name + "/ns/mnt").c_str(), buf, sizeof buf);
+        if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)) == id) return true;
+    }
+    return false;
+}
+
 }  // namespace imgtool::sys

@@ -574,6 +574,21 @@ class RefusalTest(MountTestCase):
         self.umount(target)
 
 
+    def test_rm_of_a_mounted_image_is_refused(self):
+        image = self.pull("busybox")
+        target = self.mkdir("t")
+        self.mount(image, target)
+        layers = self.layer_hashes(image)
+        res = self.imgtool("rm", image)
+        self.assert_error(res, "rm", "mounted at " + target, "umount")
+        self.assertEqual(self.layer_hashes(image), layers, "a refused rm changed the layers")
+        self.assertEqual(len(mounts_at(target)), 1)
+        self.umount(target)
+        res = self.imgtool("rm", image)
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(harness.layer_hexes(self.root), [])
+
+
 class StaleMountTest(MountTestCase):
 
     def _kill_copy_mid_way(self, image: str, target: str) -> dict:
@@ -681,6 +696,32 @@ class StaleMountTest(MountTestCase):
         self._writable_then_unmounted_behind_our_back(image, target)
         rows = self.mounts_rows()
         self.assertEqual(rows, set(), "`imgtool mounts` lists a mount that is no longer there")
+
+
+    def test_record_of_an_ended_mount_namespace_is_cleaned_a_live_one_kept(self):
+        # A mount made inside `unshare -m` lives as long as that namespace: while a process holds it,
+        # its record stays (and blocks rm); once the namespace is gone, the next command drops it.
+        image = self.pull("busybox")
+        target = self.mkdir("elsewhere")
+        ready = os.path.join(self.work, "ready")
+        holder = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c",
+             '"$0" --root "$1" mount "$2" "$3" >/dev/null && touch "$4" && exec sleep 600',
+             harness.imgtool_binary(), self.root, image, target, ready])
+        try:
+            self.assertTrue(wait_for(lambda: os.path.exists(ready) or holder.poll() is not None, timeout=60))
+            self.assertTrue(os.path.exists(ready), "mount inside unshare -m failed")
+            self.assertEqual(mounts_at(target), [], "the namespace's mount leaked into ours")
+            self.assertEqual([r["target"] for r in self.records()], [target])
+            self.assertEqual(self.mounts_rows(), {(short_id(image), "overlay", "ro", target)})
+            self.assert_error(self.imgtool("rm", image), "rm", "mounted at")
+        finally:
+            holder.kill()
+            holder.wait()
+        self.assertEqual(self.mounts_rows(), set(), "record of an ended namespace still listed")
+        self.assertEqual(self.records(), [])
+        res = self.imgtool("rm", image)
+        self.assertEqual(res.rc, 0, str(res))
 
 
 class MountsListingTest(MountTestCase):

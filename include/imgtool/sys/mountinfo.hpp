@@ -23,5 +23,8 @@ std::vector<MountInfo> parse_mountinfo(std::string_view text);
 std::vector<MountInfo> read_mountinfo();
 // The mount namespace of this process, as "mnt:[4026531841]".
 std::string mount_namespace_id();
+// Whether any process we may inspect is in mount namespace `id`: a namespace nobody is in is gone,
+// and its mounts with it.
+bool mount_namespace_in_use(const std::string& id);
 
 }  // namespace imgtool::sys
