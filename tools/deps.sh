@@ -3,8 +3,9 @@
 IMGTOOL_BUILD_PACKAGES="g++ cmake ninja-build pkg-config libarchive-dev libssl-dev nlohmann-json3-dev \
 libcli11-dev libisal-dev libzstd-dev doctest-dev"
 # Tests: reference implementations and payloads (umoci/skopeo to compare trees, busybox as a static
-# payload, zstd to generate zstd layers, util-linux for unshare, tmux for the terminal tests).
-IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr"
+# payload, zstd to generate zstd layers, util-linux for unshare, tmux for the terminal tests, uidmap for
+# the rootless tests: newuidmap/newgidmap).
+IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap"
 
 imgtool_install_packages() {
     local missing=()
