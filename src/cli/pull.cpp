@@ -354,6 +354,10 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
             }
         }
         if (!jobs.empty()) {
+            // Largest blobs first (longest-processing-time order): the last layer to start is a small
+            // one, so the cores finish together instead of one waiting on a big latecomer.
+            std::stable_sort(jobs.begin(), jobs.end(),
+                             [](const LayerJob* a, const LayerJob* b) { return a->plan->size > b->plan->size; });
             unsigned cores = std::max(1u, std::thread::hardware_concurrency());
             unsigned workers = std::min<unsigned>(options.jobs ? options.jobs : cores, static_cast<unsigned>(jobs.size()));
             ProgressPrinter progress(jobs, options.progress);

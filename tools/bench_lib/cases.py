@@ -318,6 +318,83 @@ class Floor(Contender):
                  *self.ctx.layer_files(self.form)]]
 
 
+# --- rootless: the same gzip pull as an ordinary user ----------------------------------------
+
+BENCH_USER = "imgtool-bench"
+
+
+def ensure_bench_user() -> None:
+    """An unprivileged user with subordinate ids (Debian's useradd adds a range when
+    /etc/subuid exists; add one if it did not)."""
+    if run(["id", "-u", BENCH_USER], check=False, quiet=True).returncode != 0:
+        run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", BENCH_USER])
+    for f, flag in (("/etc/subuid", "--add-subuids"), ("/etc/subgid", "--add-subgids")):
+        text = open(f).read() if os.path.exists(f) else ""
+        if not any(line.startswith(BENCH_USER + ":") for line in text.splitlines()):
+            run(["usermod", flag, "600000-665535", BENCH_USER])
+
+
+class _Rootless(Contender):
+    """Runs as BENCH_USER, writing under a directory it owns on the measured filesystem."""
+    measure_rss = True
+
+    def __init__(self, ctx, name):
+        super().__init__(ctx)
+        self.group = "pull gzip rootless"
+        self.home = ctx.path("rootless-home")
+        self.out = os.path.join(self.home, name)
+
+    def setup(self):
+        for tool in ("runuser", "newuidmap"):
+            if run(["sh", "-c", f"command -v {tool}"], check=False, quiet=True).returncode != 0:
+                raise Unavailable(f"{tool} missing (packages util-linux, uidmap)")
+        ensure_bench_user()
+        os.makedirs(self.home, exist_ok=True)
+        os.chown(self.home, *_ids(BENCH_USER))
+        os.chmod(self.home, 0o755)
+
+    def as_user(self, argv):
+        return ["runuser", "-u", BENCH_USER, "--", "env", f"HOME={self.home}", *argv]
+
+    def before(self):
+        clean(self.out)
+
+    def output(self):
+        return self.out
+
+    def after(self):
+        clean(self.out)
+
+
+def _ids(user: str) -> tuple[int, int]:
+    import pwd
+    pw = pwd.getpwnam(user)
+    return pw.pw_uid, pw.pw_gid
+
+
+class ImgtoolRootlessPull(_Rootless):
+    tool, label = "imgtool", "imgtool pull-local, as an ordinary user"
+
+    def __init__(self, ctx):
+        super().__init__(ctx, "imgtool-store")
+
+    def cmds(self):
+        return [self.as_user([self.ctx.imgtool, "--root", self.out, "pull-local", "-q",
+                              self.ctx.archive("gzip")])]
+
+
+class UmociRootlessUnpack(_Rootless):
+    tool, label = "umoci", "umoci unpack --rootless"
+
+    def __init__(self, ctx):
+        super().__init__(ctx, "umoci-bundle")
+
+    def cmds(self):
+        layout = self.ctx.images["layouts"]["gzip"]
+        return [self.as_user(["umoci", "unpack", "--rootless", "--image", f"{layout}:bench",
+                              self.out])]
+
+
 # --- latency: mount + umount, run /bin/true -------------------------------------------------
 
 class ImgtoolMount(Contender):
@@ -421,5 +498,6 @@ def pull_contenders(ctx: Ctx, with_podman: bool) -> list[list[Contender]]:
             g.append(PodmanLoad(ctx, form))
         g += [TarLoop(ctx, form), Floor(ctx, form)]
         groups.append(g)
+    groups.append([ImgtoolRootlessPull(ctx), UmociRootlessUnpack(ctx)])
     groups += [[ImgtoolRepull(ctx, f)] for f in ("gzip", "zstd", "docker")]
     return groups

@@ -29,6 +29,8 @@ TARGETS = [
      "tar", 0.5),
     ("docker-floor", "pull-local docker-archive <= 1.5x cat floor", "pull docker", "ratio",
      "floor", 1.5),
+    ("rootless-umoci", "rootless pull-local gzip <= 0.15x umoci unpack --rootless (issue 7: keep the speed)",
+     "pull gzip rootless", "ratio", "umoci", 0.15),
     ("repull-gzip", "re-pull (gzip OCI, already stored) <= 0.2 s", "re-pull gzip", "abs", None,
      0.2),
     ("repull-zstd", "re-pull (zstd OCI, already stored) <= 0.2 s", "re-pull zstd", "abs", None,
