@@ -204,6 +204,14 @@ void mask_paths() {
 
 // ---- identity and privileges ---------------------------------------------------------------------
 
+bool setgroups_denied() {
+    int raw = ::open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+    if (raw < 0) return false;
+    UniqueFd fd(raw);
+    char buf[16] = {};
+    return ::read(fd.get(), buf, sizeof buf - 1) > 0 && std::string_view(buf).substr(0, 4) == "deny";
+}
+
 void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
     // capset refuses bits the kernel does not know or that we do not hold ourselves.
     struct __user_cap_header_struct header {_LINUX_CAPABILITY_VERSION_3, 0};
@@ -217,9 +225,24 @@ void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
         }
     }
     ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-    if (::setgroups(user.groups.size(), user.groups.data()) != 0) throw_errno("setgroups", "");
-    if (::setresgid(user.gid, user.gid, user.gid) != 0) throw_errno("setgid", std::to_string(user.gid));
-    if (::setresuid(user.uid, user.uid, user.uid) != 0) throw_errno("setuid", std::to_string(user.uid));
+    // A user namespace mapped without newgidmap has setgroups denied for good: keep the groups we have.
+    if (::setgroups(user.groups.size(), user.groups.data()) != 0 && !(errno == EPERM && setgroups_denied())) {
+        throw_errno("setgroups", "");
+    }
+    // EINVAL: the id has no mapping in this (rootless) user namespace.
+    auto unmapped = [](const char* what, unsigned id) {
+        throw Error(Errc::InvalidArgument, std::string(what) + " " + std::to_string(id) +
+                                               " has no mapping in imgtool's user namespace (as an ordinary user, "
+                                               "only ids within your ranges in /etc/subuid and /etc/subgid exist)");
+    };
+    if (::setresgid(user.gid, user.gid, user.gid) != 0) {
+        if (errno == EINVAL) unmapped("gid", user.gid);
+        throw_errno("setgid", std::to_string(user.gid));
+    }
+    if (::setresuid(user.uid, user.uid, user.uid) != 0) {
+        if (errno == EINVAL) unmapped("uid", user.uid);
+        throw_errno("setuid", std::to_string(user.uid));
+    }
     // For uid 0 the kernel kept every capability: narrow effective/permitted/inheritable to the set.
     // For other users setuid already cleared them, as docker does for non-root users.
     if (user.uid == 0) {
