@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from dataclasses import dataclass
 
@@ -252,15 +253,28 @@ def tag_map(tc: unittest.TestCase, root: str) -> dict:
             if row["Repository"] != "<none>"}
 
 
-def assert_one_error_line(tc: unittest.TestCase, res: Result, verb: str) -> str:
-    """exit 1, nothing on stdout, exactly one stderr line 'imgtool: VERB: ...'; returns it."""
-    tc.assertEqual(res.rc, 1, str(res))
+def assert_one_error_line(tc: unittest.TestCase, res: Result, verb: str, *needles, rc: int = 1) -> str:
+    """exit `rc`, nothing on stdout, exactly one stderr line 'imgtool: VERB: ...' containing every
+    needle; returns it."""
+    tc.assertEqual(res.rc, rc, str(res))
     tc.assertEqual(res.out, "", str(res))
     lines = res.err.splitlines()
     tc.assertEqual(len(lines), 1, f"expected exactly one error line\n{res}")
     tc.assertTrue(res.err.endswith("\n"), str(res))
     tc.assertTrue(lines[0].startswith(f"imgtool: {verb}: "), str(res))
+    for needle in needles:
+        tc.assertIn(needle, lines[0], str(res))
     return lines[0]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.005):
+    """Polls predicate until it returns something truthy or timeout seconds pass; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------

@@ -123,13 +123,7 @@ def sections(text: str) -> dict:
     return out
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.005):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+wait_for = harness.wait_for
 
 
 # --------------------------------------------------------------------------

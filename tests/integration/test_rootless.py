@@ -320,13 +320,7 @@ def descendants(pid: int) -> list:
     return out
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+wait_for = harness.wait_for
 
 
 def sections(text: str) -> dict:
@@ -948,14 +942,7 @@ class RunTest(RootlessTestCase):
         return res.out
 
     def assert_run_error(self, res: harness.Result, rc: int, *needles) -> str:
-        self.assertEqual(res.rc, rc, str(res))
-        self.assertEqual(res.out, "", str(res))
-        lines = res.err.splitlines()
-        self.assertEqual(len(lines), 1, f"expected one error line\n{res}")
-        self.assertTrue(lines[0].startswith("imgtool: run: "), str(res))
-        for needle in needles:
-            self.assertIn(needle, lines[0], str(res))
-        return lines[0]
+        return harness.assert_one_error_line(self, res, "run", *needles, rc=rc)
 
     def test_users(self):
         out = self.ok("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map")

@@ -72,13 +72,7 @@ def host_mount_lock():
         yield
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.01):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+wait_for = harness.wait_for
 
 
 def descendants(pid: int) -> list:
@@ -245,14 +239,7 @@ class RunTest(unittest.TestCase):
         return res.out
 
     def assert_run_error(self, res: harness.Result, rc: int, *needles) -> str:
-        self.assertEqual(res.rc, rc, str(res))
-        self.assertEqual(res.out, "", str(res))
-        lines = res.err.splitlines()
-        self.assertEqual(len(lines), 1, f"expected one error line\n{res}")
-        self.assertTrue(lines[0].startswith("imgtool: run: "), str(res))
-        for needle in needles:
-            self.assertIn(needle, lines[0], str(res))
-        return lines[0]
+        return harness.assert_one_error_line(self, res, "run", *needles, rc=rc)
 
     def popen_run(self, *args, **kw) -> subprocess.Popen:
         proc = harness.popen(self.root, "run", *args, **kw)
