@@ -277,6 +277,39 @@ def wait_for(predicate, timeout: float, interval: float = 0.005):
         time.sleep(interval)
 
 
+def descendants(pid: int) -> list:
+    """Every process below pid (through /proc/PID/task/TID/children), children first."""
+    """PIDs (host view) of every descendant of pid."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{p}/task")
+        except OSError:  # gone meanwhile (ENOENT or ESRCH)
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{p}/task/{tid}/children") as fh:
+                    kids = [int(x) for x in fh.read().split()]
+            except OSError:
+                continue
+            out += kids
+            todo += kids
+    return out
+
+
+def sections(text: str) -> dict:
+    """Split output made of '@@NAME' header lines into {NAME: body}."""
+    out, name = {}, None
+    for line in text.splitlines(keepends=True):
+        if line.startswith("@@"):
+            name = line[2:].strip()
+            out[name] = ""
+        elif name is not None:
+            out[name] += line
+    return out
+
+
 # --------------------------------------------------------------------------
 # Looking at a store
 

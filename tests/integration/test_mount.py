@@ -111,16 +111,7 @@ def in_private_ns(script: str, *args, timeout: float = 120) -> subprocess.Comple
                           env=harness.base_env())
 
 
-def sections(text: str) -> dict:
-    """Split output made of '@@NAME' header lines into {NAME: body}."""
-    out, name = {}, None
-    for line in text.splitlines(keepends=True):
-        if line.startswith("@@"):
-            name = line[2:].strip()
-            out[name] = ""
-        elif name is not None:
-            out[name] += line
-    return out
+sections = harness.sections
 
 
 wait_for = harness.wait_for

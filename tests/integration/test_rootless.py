@@ -301,38 +301,13 @@ def user_processes(user: User) -> list:
     return found
 
 
-def descendants(pid: int) -> list:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{p}/task/{tid}/children") as fh:
-                    kids = [int(x) for x in fh.read().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
-    return out
+descendants = harness.descendants
 
 
 wait_for = harness.wait_for
 
 
-def sections(text: str) -> dict:
-    """Split output made of '@@NAME' header lines into {NAME: body}."""
-    out, name = {}, None
-    for line in text.splitlines(keepends=True):
-        if line.startswith("@@"):
-            name = line[2:].strip()
-            out[name] = ""
-        elif name is not None:
-            out[name] += line
-    return out
+sections = harness.sections
 
 
 _overlay_probe: list = []

@@ -75,24 +75,7 @@ def host_mount_lock():
 wait_for = harness.wait_for
 
 
-def descendants(pid: int) -> list:
-    """PIDs (host view) of every descendant of pid."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{p}/task")
-        except OSError:  # gone meanwhile (ENOENT or ESRCH)
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{p}/task/{tid}/children") as fh:
-                    kids = [int(x) for x in fh.read().split()]
-            except OSError:
-                continue
-            out += kids
-            todo += kids
-    return out
+descendants = harness.descendants
 
 
 def proc_comm(pid: int):
