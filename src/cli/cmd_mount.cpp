@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "rootless_store.hpp"
 #include "imgtool/rootless/userns.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
@@ -59,6 +60,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
     cmd->callback([&globals, &action, args] {
         action = [&globals, args] {
             store::Store store(globals.store_root());
+            check_rootless_id_map(store);
             clean_stale_mounts(store);
             store::ImageRecord img = store.resolve(args->image);
             std::string target = check_target(store, args->target);

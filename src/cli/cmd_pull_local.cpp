@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "rootless_store.hpp"
 #include "imgtool/core/log.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/rootless/userns.hpp"
@@ -28,6 +29,7 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
     cmd->callback([&globals, &action, args] {
         action = [&globals, args] {
             store::Store store(globals.store_root());
+            check_rootless_id_map(store);
             PullOptions options;
             if (!args->platform.empty()) options.platform = image::Platform::parse(args->platform);
             options.extra_tags = args->tags;

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
+#include "rootless_store.hpp"
 #include "imgtool/rootless/userns.hpp"
 #include "mounts.hpp"
 #include "imgtool/core/error.hpp"
@@ -62,6 +63,7 @@ launch::VolumeSpec parse_volume(const std::string& text) {
 int run(const Globals& globals, RunArgs& a) {
     if (a.rest.empty()) throw Error(Errc::InvalidArgument, "run needs an IMAGE");
     store::Store store(globals.store_root());
+    check_rootless_id_map(store);
     store::ImageRecord img = store.resolve(a.rest[0]);
     image::ImageConfig config = image::parse_config(store.read_blob(img.id), "config " + img.id.str());
     const nlohmann::json& cfg = config.config;

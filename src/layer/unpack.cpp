@@ -232,8 +232,12 @@ private:
         throw_errno(err, "chown", shown());
     }
 
-    static void check_id(la_int64_t id, const std::string& what) {
-        if (id < 0 || id > 0xfffffffeLL) throw Error(Errc::Corrupt, what + ": owner id out of range");
+    // The message is built only on failure: this runs for every entry.
+    void check_ids(struct archive_entry* e) const {
+        auto bad = [](la_int64_t id) { return id < 0 || id > 0xfffffffeLL; };
+        if (bad(archive_entry_uid(e)) || bad(archive_entry_gid(e))) {
+            throw Error(Errc::Corrupt, shown() + ": owner id out of range");
+        }
     }
 
     void set_xattrs(struct archive_entry* e, const std::function<int(const char*, const void*, size_t)>& set) {
@@ -258,8 +262,7 @@ private:
     }
 
     void apply_owner_and_xattrs_fd(int fd, struct archive_entry* e) {
-        check_id(archive_entry_uid(e), shown());
-        check_id(archive_entry_gid(e), shown());
+        check_ids(e);
         // New entries already belong to us: chown only when the tar says otherwise.
         if (needs_chown(e) && ::fchown(fd, static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))) != 0) {
             throw_chown(e);
@@ -346,8 +349,7 @@ private:
     // Metadata for entries that cannot be opened (symlinks, device nodes, fifos): by name in a parent
     // fd we own, never following the final component.
     void apply_by_name(int dir, const std::string& base, struct archive_entry* e, bool is_symlink) {
-        check_id(archive_entry_uid(e), shown());
-        check_id(archive_entry_gid(e), shown());
+        check_ids(e);
         if (needs_chown(e) && ::fchownat(dir, base.c_str(), static_cast<uid_t>(archive_entry_uid(e)),
                                          static_cast<gid_t>(archive_entry_gid(e)), AT_SYMLINK_NOFOLLOW) != 0) {
             throw_chown(e);

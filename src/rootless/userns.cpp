@@ -123,8 +123,15 @@ void write_proc(pid_t child, const char* file, const std::string& text) {
             continue;
         }
         int status = 0;
-        pid_t got = ::waitpid(child, &status, WNOHANG);
-        if (got == child) exit_like(status);
+        pid_t got = ::waitpid(child, &status, WNOHANG | WUNTRACED);
+        if (got != child) continue;
+        // Job control: the child stopped (^Z reached it through the terminal), so stop too and let the
+        // shell see it; the SIGCONT that resumes us is forwarded to it above.
+        if (WIFSTOPPED(status)) {
+            ::kill(::getpid(), SIGSTOP);
+            continue;
+        }
+        exit_like(status);
     }
 }
 
@@ -197,6 +204,8 @@ void enter_user_namespace() {
     }
     ready_w.reset();
     go_r.reset();
+    // The terminal's stop signals are the child's to obey; this parent mirrors its state instead.
+    for (int s : {SIGTSTP, SIGTTIN, SIGTTOU}) ::signal(s, SIG_IGN);
     auto abandon = [&] {
         ::kill(child, SIGKILL);
         while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {

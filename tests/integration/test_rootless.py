@@ -1066,6 +1066,27 @@ class NoSubordinateIdsTest(RootlessTestCase):
         self.assertIn("1000", lines[0], "the error must say which id cannot be used")
 
 
+    def test_store_made_under_another_id_map_is_refused(self):
+        # Owners in a rootless store are right only for the map they were unpacked under: gaining
+        # ranges later must not present the squashed layers as if they held the image's owners.
+        self.pull(image("busybox"), SQUASH_NOTE.format(1) + "\n")
+        listing = harness.store_listing(self.store)
+        start = _free_range_start("/etc/subuid")
+        rng = f"{start}-{start + 65535}"
+        _run_checked([require("usermod"), "--add-subuids", rng, "--add-subgids", rng, NOSUB_USER])
+        try:
+            for args in (("pull-local", image("basic")), ("run", "imgtool-test/busybox", "true"),):
+                with self.subTest(args=args[0]):
+                    res = self.imgtool(*args)
+                    harness.assert_one_error_line(self, res, args[0], "another id map", self.store,
+                                                  rc=125 if args[0] == "run" else 1)
+            self.assertEqual(harness.store_listing(self.store), listing, "a refused command changed the store")
+        finally:
+            _run_checked([require("usermod"), "--del-subuids", rng, "--del-subgids", rng, NOSUB_USER])
+        res = self.imgtool("run", "imgtool-test/busybox", "id", "-u")
+        self.assertEqual((res.rc, res.out, res.err), (0, "0\n", ""), str(res))
+
+
 # --------------------------------------------------------------------------
 
 

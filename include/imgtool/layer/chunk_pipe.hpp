@@ -21,7 +21,9 @@ namespace imgtool::layer {
 
 class ChunkPipe {
 public:
-    explicit ChunkPipe(std::size_t chunk_size = 1 << 20, std::size_t chunks = 8);
+    // 8 x 256 KiB: large enough that handing chunks over costs nothing measurable, small enough that the
+    // fresh pages every layer's pipe faults in stay cheap (1 MiB chunks cost 7% more CPU in a pull).
+    explicit ChunkPipe(std::size_t chunk_size = 256 << 10, std::size_t chunks = 8);
 
     // Producer side. Returns a buffer to fill (nullptr once abandoned); commit() hands it over.
     std::vector<char>* acquire();
