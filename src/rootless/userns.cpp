@@ -47,15 +47,18 @@ std::string user_name(uid_t uid) {
     return std::to_string(uid);
 }
 
-bool helper_available(const char* name) {
+// The setuid helpers, by absolute path: PATH (which an `env -i` may have emptied) is not consulted.
+std::string helper_path(const char* name) {
     for (const char* dir : {"/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"}) {
-        if (::access((std::string(dir) + name).c_str(), X_OK) == 0) return true;
+        std::string path = std::string(dir) + name;
+        if (::access(path.c_str(), X_OK) == 0) return path;
     }
-    return false;
+    return {};
 }
 
 // Runs newuidmap/newgidmap; its complaint becomes part of our one-line error.
 void run_helper(const char* name, pid_t child, const std::vector<IdMapLine>& map) {
+    const std::string path = helper_path(name);
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) throw_errno("pipe", name);
     sys::UniqueFd read_end(out[0]), write_end(out[1]);
@@ -69,7 +72,7 @@ void run_helper(const char* name, pid_t child, const std::vector<IdMapLine>& map
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = 0;
-    int rc = ::posix_spawnp(&pid, name, &actions, nullptr, argv.data(), environ);
+    int rc = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw Error(std::error_code(rc, std::generic_category()), std::string("cannot run ") + name);
     write_end.reset();
@@ -153,10 +156,8 @@ std::string unshare_failure(int err) {
 std::vector<IdMapLine> own_uid_map() { return read_map("/proc/self/uid_map"); }
 std::vector<IdMapLine> own_gid_map() { return read_map("/proc/self/gid_map"); }
 
-bool active() {
-    static const bool in_userns = !is_initial_id_map(own_uid_map());
-    return in_userns;
-}
+// Not cached: the same process is outside before enter_user_namespace() and inside after it.
+bool active() { return !is_initial_id_map(own_uid_map()); }
 
 bool single_id_mapped() { return mapped_id_count(own_uid_map()) <= 1 || mapped_id_count(own_gid_map()) <= 1; }
 
@@ -167,8 +168,8 @@ void enter_user_namespace() {
     // Ranges are read here, in the initial namespace, where the files are the host's.
     auto uid_ranges = parse_subid_file(read_optional("/etc/subuid"), user, uid);
     auto gid_ranges = parse_subid_file(read_optional("/etc/subgid"), user, uid);
-    bool helpers = !uid_ranges.empty() && !gid_ranges.empty() && helper_available("newuidmap") &&
-                   helper_available("newgidmap");
+    bool helpers = !uid_ranges.empty() && !gid_ranges.empty() && !helper_path("newuidmap").empty() &&
+                   !helper_path("newgidmap").empty();
     auto uid_map = helpers ? plan_id_map(uid, uid_ranges) : std::vector<IdMapLine>{{0, uid, 1}};
     auto gid_map = helpers ? plan_id_map(gid, gid_ranges) : std::vector<IdMapLine>{{0, gid, 1}};
 

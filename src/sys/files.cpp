@@ -61,6 +61,13 @@ UniqueFd open_beneath(int dirfd, const std::string& path, int flags, mode_t mode
     return UniqueFd(fd);
 }
 
+UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags) {
+    int fd = raw_openat2(dirfd, path, flags, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0 && errno == ENOENT) return {};
+    if (fd < 0) throw_errno("open", path);
+    return UniqueFd(fd);
+}
+
 UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err) {
     int fd = raw_openat2(rootfd, path.empty() ? "." : path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
     err = fd < 0 ? errno : 0;

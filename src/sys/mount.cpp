@@ -68,28 +68,41 @@ MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& p
     return MountGuard(target);
 }
 
-void mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
-                 int target_fd, const std::string& shown) {
+bool try_mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
+                     int target_fd, FsMountError& failure) {
     auto fail = [&](int fd, const std::string& step) {
-        int err = errno;
-        std::string kernel = fd >= 0 ? drain_kernel_messages(fd) : "";
-        throw_errno(err, "mount " + fstype + " (" + step + (kernel.empty() ? "" : ": " + kernel) + ") on", shown);
+        failure.error = errno;
+        failure.step = step;
+        failure.kernel_message = fd >= 0 ? drain_kernel_messages(fd) : "";
+        return false;
     };
     int raw = ::fsopen(fstype.c_str(), FSOPEN_CLOEXEC);
-    if (raw < 0) fail(-1, "fsopen");
+    if (raw < 0) return fail(-1, "fsopen");
     UniqueFd fs(raw);
     for (const auto& [key, value] : parameters) {
         int rc = value.empty() ? ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
                                : ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
-        if (rc != 0) fail(fs.get(), key);
+        if (rc != 0) return fail(fs.get(), key);
     }
-    if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) fail(fs.get(), "create");
+    if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return fail(fs.get(), "create");
     int mnt = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attributes);
-    if (mnt < 0) fail(fs.get(), "fsmount");
+    if (mnt < 0) return fail(fs.get(), "fsmount");
     UniqueFd mount_fd(mnt);
     if (::move_mount(mount_fd.get(), "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
-        fail(-1, "move_mount");
+        return fail(-1, "move_mount");
     }
+    return true;
+}
+
+void throw_mount_failure(const std::string& fstype, const FsMountError& failure, const std::string& shown) {
+    std::string step = failure.step + (failure.kernel_message.empty() ? "" : ": " + failure.kernel_message);
+    throw_errno(failure.error, "mount " + fstype + " (" + step + ") on", shown);
+}
+
+void mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
+                 int target_fd, const std::string& shown) {
+    FsMountError failure;
+    if (!try_mount_fs_at(fstype, parameters, attributes, target_fd, failure)) throw_mount_failure(fstype, failure, shown);
 }
 
 void bind_at(int source_fd, int target_fd, bool read_only, const std::string& shown) {

@@ -21,6 +21,8 @@ UniqueFd open_at_if_exists(int dirfd, const std::string& path, int flags, std::s
 // openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: `path` must be a plain
 // path below dirfd. Used for store and OCI-layout paths, where a symlink is always hostile.
 UniqueFd open_beneath(int dirfd, const std::string& path, int flags, mode_t mode = 0);
+// The same, but an empty fd when the path does not exist (other failures still throw).
+UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags);
 // openat2(2) with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: symlinks resolve as if dirfd were "/", so the
 // result is always inside dirfd. Returns -errno in `err` instead of throwing (callers decide).
 UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err);

@@ -43,6 +43,12 @@ MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& p
 // `attributes` are MOUNT_ATTR_* flags (nodev, nosuid, noexec, rdonly).
 void mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
                  int target_fd, const std::string& shown);
+// The same without throwing, for callers that have a fallback: false with `failure` filled. (The
+// launcher's child runs on its own clone stack, where an exception that is caught again confuses ASan.)
+bool try_mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
+                     int target_fd, FsMountError& failure);
+// Throws the error mount_fs_at would have thrown for `failure`.
+[[noreturn]] void throw_mount_failure(const std::string& fstype, const FsMountError& failure, const std::string& shown);
 // Bind-mounts the tree at source_fd (recursively) onto target_fd, optionally read-only.
 void bind_at(int source_fd, int target_fd, bool read_only, const std::string& shown);
 // Makes the mount at fd (and below) read-only or sets other MOUNT_ATTR_* flags.
