@@ -55,11 +55,7 @@ SQUASH_NOTE = ("imgtool: pull-local: note: {} entries' owners squashed to yours 
 IMAGES = [("basic", "oci-archive"), ("basic", "docker-archive"), ("basic", "oci-layout"),
           ("busybox", "oci-archive"), ("rootopq", "oci-archive"), ("shared", "oci-archive"),
           ("demo", "oci-archive"), ("multiarch", "oci-archive"), ("layers200", "oci-archive")]
-# Hostile cases (tools/gen_hostile.py) that a rootless pull must refuse: path escape, symlink
-# escape, hardlink escapes, digest mismatch, truncated layers, malformed JSON.
-HOSTILE_CASES = ("dotdot-name", "dotdot-deep", "symlink-named-dotdot", "root-entry-symlink",
-                 "hardlink-outside-relative", "hardlink-through-symlink", "blob-byte-flipped",
-                 "truncated-tar", "truncated-gzip", "index-truncated")
+# Hostile cases: every pull-local case of tools/gen_hostile.py (the corpus test_hostile runs as root).
 # Debian package of each tool used here that harness.PACKAGES does not know.
 PACKAGES = {"newuidmap": "uidmap", "newgidmap": "uidmap", "setpriv": "util-linux",
             "useradd": "passwd", "usermod": "passwd"}
@@ -207,8 +203,7 @@ def setUpModule():
             shutil.copy(src, dst)
     proc = subprocess.run([sys.executable, os.path.join(harness.TOOLS_DIR, "gen_hostile.py"),
                            os.path.join(SCRATCH, "hostile"), "--sentinel-base",
-                           os.path.join(SCRATCH, "sentinels"), "--busybox", harness.BUSYBOX,
-                           "--only", *HOSTILE_CASES],
+                           os.path.join(SCRATCH, "sentinels"), "--busybox", harness.BUSYBOX],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode != 0:
         raise harness.SetupError(f"gen_hostile.py failed ({proc.returncode}): {proc.stderr}")
@@ -1137,31 +1132,41 @@ class HostileInputTest(RootlessTestCase):
             found += [os.path.join(d, n) for n in os.listdir(d) if gen_hostile.MARKER in n]
         return found
 
-    def test_hostile_pulls_are_refused(self):
-        for name in HOSTILE_CASES:
-            rec = HOSTILE[name]
-            with self.subTest(case=name, doc=rec["doc"]):
-                self.assertEqual((rec["verb"], rec["expect"]["outcome"]), ("pull-local", "error"))
+    def test_hostile_pulls(self):
+        # Every pull-local case of the corpus. "error" cases must be refused (as for root, with the
+        # same reason); "either"/"contained" ones may import, but a refusal is still one line with
+        # the store unchanged. Nothing may ever escape: sentinel, the user's files, planted names.
+        # Trees 10,000 deep (deep/big_tree) are left to test_hostile: the unpacker is the same, and
+        # Python's walks here cannot follow them.
+        cases = [r for n, r in sorted(HOSTILE.items())
+                 if n != "base" and r["verb"] == "pull-local" and not r.get("deep") and not r.get("big_tree")]
+        self.assertGreaterEqual(len(cases), 150, "the hostile corpus lost its pull-local cases")
+        for rec in cases:
+            with self.subTest(case=rec["name"], doc=rec["doc"]):
+                outcome = rec["expect"]["outcome"]
+                self.assertIn(outcome, ("error", "either", "contained"))
                 self.store = os.path.join(self.user_dir("hostile-"), "store")
                 self.pull(HOSTILE["base"]["path"])  # so that "unchanged" means something
                 self.make_sentinel(rec["sentinel"])
                 sentinel = self.fingerprint(rec["sentinel"])
                 homes = self.fingerprint(os.path.join(SCRATCH, "homes"), skip=self.store)
                 listing = harness.store_listing(self.store)
-                res = self.imgtool("pull-local", rec["path"])
-                line = harness.assert_one_error_line(self, res, "pull-local")
-                if rec["expect"].get("error"):
-                    self.assertIn(rec["expect"]["error"], line, str(res))
+                res = self.imgtool("pull-local", rec["path"], timeout=300)
+                if outcome == "error" or res.rc != 0:
+                    line = harness.assert_one_error_line(self, res, "pull-local")
+                    if outcome == "error" and rec["expect"].get("error"):
+                        self.assertIn(rec["expect"]["error"], line, str(res))
+                    after = harness.store_listing(self.store)
+                    self.assertEqual(after, listing, "store changed:\n"
+                                     + harness.listing_diff(listing, after))
                 self.assertEqual(harness.tmp_entries(self.store), [], f"left in tmp/\n{res}")
-                after = harness.store_listing(self.store)
-                self.assertEqual(after, listing, "store changed:\n"
-                                 + harness.listing_diff(listing, after))
                 self.assertEqual(self.fingerprint(rec["sentinel"]), sentinel,
                                  f"the sentinel {rec['sentinel']} changed")
                 self.assertEqual(self.fingerprint(os.path.join(SCRATCH, "homes"),
                                                   skip=self.store), homes,
                                  "files of the user outside the store changed")
                 self.assertEqual(self.strays(), [])
+                subprocess.run(["rm", "-rf", "--one-file-system", os.path.dirname(self.store)], check=True)
 
 
 # --------------------------------------------------------------------------
