@@ -38,6 +38,14 @@ std::string check_target(const store::Store& store, const std::string& target_ar
     return target;
 }
 
+// Outside `imgtool unshare`, an ordinary user's overlay would live in a namespace that ends with
+// this command: refuse it up front. A copy (--driver copy) is plain files and works anywhere.
+Error overlay_needs_unshare(const std::string& verb) {
+    return Error(Errc::Unsupported,
+                 "as an ordinary user an overlay mount exists only inside imgtool's user and mount namespace: "
+                 "start one with `imgtool unshare`, then run `imgtool " + verb + "` in it (or use --driver copy)");
+}
+
 std::string work_dir_beside(const std::string& upper) {
     auto slash = upper.rfind('/');
     return upper.substr(0, slash + 1) + "." + upper.substr(slash + 1) + ".imgtool-work";
@@ -59,6 +67,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_option("TARGET", args->target, "empty directory to mount on")->required();
     cmd->callback([&globals, &action, args] {
         action = [&globals, args] {
+            if (globals.fresh_user_namespace && args->driver != "copy") throw overlay_needs_unshare("mount");
             store::Store store(globals.store_root());
             check_rootless_id_map(store);
             clean_stale_mounts(store);
@@ -136,11 +145,13 @@ void add_umount(CLI::App& app, Globals& globals, Action& action) {
         action = [&globals, target] {
             store::Store store(globals.store_root());
             std::string canonical = canonical_path(*target);
+            if (globals.fresh_user_namespace) clean_stale_mounts(store);  // ended unshare sessions' records
             auto record = find_mount(store, canonical);
             if (!record) {
                 clean_stale_mounts(store);
                 throw Error(Errc::NotFound, canonical + ": not mounted by imgtool");
             }
+            if (globals.fresh_user_namespace && record->driver == "overlay") throw overlay_needs_unshare("umount");
             {
                 // Also the record of a crashed `mount` on this target: undoing it is what was asked.
                 auto lock = store.lock_mount(record->name, true);

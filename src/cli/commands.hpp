@@ -18,6 +18,9 @@ struct Globals {
     std::string root;
     bool debug = false;
     mode_t user_umask = 022;  // the caller's, for commands imgtool hands the terminal to
+    // This process entered a fresh user namespace itself (an ordinary user outside `imgtool unshare`):
+    // an overlay mount made here would vanish with it.
+    bool fresh_user_namespace = false;
     std::string store_root() const;
 };
 

@@ -59,12 +59,8 @@ int main(int argc, char** argv) {
         // Rootless: every command works as root of a user namespace mapped from the user's subordinate
         // ids (owners in the store are those ids; only the namespace may remove them).
         if (::geteuid() != 0) {
-            if (verb == "mount" || verb == "umount") {
-                throw Error(Errc::Unsupported,
-                            "as an ordinary user a mount exists only inside imgtool's user and mount namespace: "
-                            "start one with `imgtool unshare`, then run `imgtool " + verb + "` in it");
-            }
             rootless::enter_user_namespace();
+            globals.fresh_user_namespace = true;
         }
         return action();
     } catch (const Error& e) {

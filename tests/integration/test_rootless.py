@@ -810,15 +810,39 @@ class MountTest(RootlessTestCase):
 
     def test_mount_outside_unshare_is_refused(self):
         target = self.user_dir("target-")
-        for args in (("mount", self.image_id, target), ("mount", "--writable", self.image_id,
-                                                        target), ("umount", target)):
+        for args in (("mount", self.image_id, target), ("mount", "--writable", self.image_id, target),
+                     ("mount", "--driver", "overlay", self.image_id, target)):
             with self.subTest(args=args):
                 res = self.imgtool(*args)
                 line = harness.assert_one_error_line(self, res, args[0])
                 self.assertIn("`imgtool unshare`", line)
+                self.assertIn("--driver copy", line)
                 self.assertEqual(os.listdir(target), [])
                 self.assertEqual(self.host_mount_lines(target), [])
                 self.assert_store_unchanged()
+        harness.assert_one_error_line(self, self.imgtool("umount", target), "umount", "not mounted by imgtool")
+
+    def test_copy_driver_works_outside_unshare(self):
+        # A copy is plain files: it needs no mount namespace, and the host sees the mapped owners.
+        target = self.user_dir("copy-")
+        res = self.imgtool("mount", "--driver", "copy", self.image_id, target)
+        self.assertEqual((res.rc, res.out, res.err), (0, target + "\n", ""), str(res))
+        self.assertEqual(self.host_mount_lines(target), [])
+        rows = self.imgtool("mounts").out.splitlines()
+        self.assertIn(f"{self.image_id[7:19]:<14} {'copy':<8} {'copy':<9} {target}", rows)
+        view = treecmp.snapshot(target)
+        self.assertIn("/bin/busybox", view)
+        for path, entry in view.items():
+            if path == "/":
+                continue
+            self.assertTrue(self.user.owns_uid(entry["uid"]) and self.user.owns_gid(entry["gid"]),
+                            f"{path} owned by {entry['uid']}:{entry['gid']}, outside the user's ids")
+        self.assertEqual(view["/bin/busybox"]["uid"], self.user.host_uid(0))
+        res = self.imgtool("umount", target)
+        self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
+        self.assertEqual(os.listdir(target), [])
+        self.assertEqual(self.imgtool("mounts").out.splitlines(), [MOUNTS_HEADER])
+        self.assert_store_unchanged()
 
     def test_mount_mounts_umount_inside_unshare(self):
         target = self.user_dir("target-")
