@@ -270,38 +270,40 @@ struct ChildArgs {
 
 // -t: the pty comes from the container's own devpts instance (so `tty` and /dev/pts/N work inside),
 // and its master goes to the parent over a unix socket, as runc's console socket does.
-void send_fd(int socket, int fd) {
-    char dummy = 'm';
-    struct iovec iov {&dummy, 1};
+// One byte of payload plus room for one SCM_RIGHTS fd: what both ends of the console socket use.
+struct FdMessage {
+    char byte = 'm';
+    struct iovec iov {&byte, 1};
     alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] {};
     struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    FdMessage() {
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+    }
+    FdMessage(const FdMessage&) = delete;  // msg points into this object
+    FdMessage& operator=(const FdMessage&) = delete;
+};
+
+void send_fd(int socket, int fd) {
+    FdMessage m;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    if (::sendmsg(socket, &msg, MSG_NOSIGNAL) < 0) throw_errno("send pty master", "");
+    if (::sendmsg(socket, &m.msg, MSG_NOSIGNAL) < 0) throw_errno("send pty master", "");
 }
 
 UniqueFd receive_fd(int socket) {
-    char dummy;
-    struct iovec iov {&dummy, 1};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] {};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    FdMessage m;
     ssize_t n;
     do {
-        n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+        n = ::recvmsg(socket, &m.msg, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
     if (n <= 0) return {};  // the child failed before sending
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return {};
     int fd;
     std::memcpy(&fd, CMSG_DATA(c), sizeof fd);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -208,21 +209,40 @@ void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok) {
 
 namespace {
 
+// A directory stream on a fresh open of directory `fd`: its own read position, so the caller's fd
+// (and any other stream on it) is unaffected.
+DIR* open_dir_stream(int fd, const std::string& shown) {
+    int own = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (own < 0) throw_errno("open", shown);
+    DIR* dir = ::fdopendir(own);
+    if (dir == nullptr) {
+        ::close(own);
+        throw_errno("opendir", shown);
+    }
+    return dir;
+}
+
+struct DirCloser {
+    void operator()(DIR* d) const { ::closedir(d); }
+};
+using DirStream = std::unique_ptr<DIR, DirCloser>;
+
+// Calls `visit(name)` for each entry but "." and ".." until it returns false.
+template <typename Visit>
+void for_each_entry(int dirfd, const std::string& shown, Visit visit) {
+    DirStream dir(open_dir_stream(dirfd, shown));
+    while (struct dirent* e = ::readdir(dir.get())) {
+        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+        if (!visit(e->d_name)) return;
+    }
+}
+
 // Depth-first removal holding one directory fd at a time (a stack of names, not fds), so hostile
 // thousands-deep trees neither overflow the call stack nor exhaust file descriptors. Children are
 // entered with O_NOFOLLOW|O_DIRECTORY; we climb back with "..", which inside trees that only imgtool
 // writes (staging, store) is the directory we came from.
 void remove_children(int top_fd, const std::string& shown) {
-    auto open_dir = [&](int fd) {
-        int dup_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (dup_fd < 0) throw_errno("dup", shown);
-        DIR* dir = ::fdopendir(dup_fd);
-        if (dir == nullptr) {
-            ::close(dup_fd);
-            throw_errno("opendir", shown);
-        }
-        return dir;
-    };
+    auto open_dir = [&](int fd) { return open_dir_stream(fd, shown); };
     std::vector<std::string> names;  // path from the top to the current directory
     UniqueFd current(::fcntl(top_fd, F_DUPFD_CLOEXEC, 0));
     if (!current) throw_errno("dup", shown);
@@ -269,38 +289,18 @@ void remove_children(int top_fd, const std::string& shown) {
 }  // namespace
 
 std::vector<std::string> list_directory(int dirfd, const std::string& shown) {
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw_errno("open", shown);
-    DIR* dir = ::fdopendir(fd);
-    if (dir == nullptr) {
-        ::close(fd);
-        throw_errno("opendir", shown);
-    }
     std::vector<std::string> names;
-    while (struct dirent* e = ::readdir(dir)) {
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-    }
-    ::closedir(dir);
+    for_each_entry(dirfd, shown, [&](const char* name) {
+        names.emplace_back(name);
+        return true;
+    });
     std::sort(names.begin(), names.end());
     return names;
 }
 
 bool directory_is_empty(int dirfd, const std::string& shown) {
-    int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) throw_errno("open", shown);
-    DIR* dir = ::fdopendir(fd);
-    if (dir == nullptr) {
-        ::close(fd);
-        throw_errno("opendir", shown);
-    }
     bool empty = true;
-    while (struct dirent* e = ::readdir(dir)) {
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-            empty = false;
-            break;
-        }
-    }
-    ::closedir(dir);
+    for_each_entry(dirfd, shown, [&](const char*) { return empty = false; });
     return empty;
 }
 
