@@ -86,7 +86,7 @@ def imgtool_binary() -> str:
 # Test images (generated once, shared by every test process)
 
 
-def _sha256_file(path: str) -> str:
+def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -98,7 +98,7 @@ def _images_stamp() -> str:
     # Inputs that decide the generator's output: its source, the busybox payload, the host arch.
     if not os.path.isfile(BUSYBOX):
         raise SetupError(f"{BUSYBOX} missing: install the Debian package busybox-static")
-    return json.dumps({"generator": _sha256_file(GENERATOR), "busybox": _sha256_file(BUSYBOX),
+    return json.dumps({"generator": sha256_file(GENERATOR), "busybox": sha256_file(BUSYBOX),
                        "arch": platform.machine()}, sort_keys=True)
 
 
@@ -109,6 +109,40 @@ def images_dir() -> str:
     return os.path.join(TEST_TMP, "images")
 
 
+def generate_once(name: str, out: str, index_file: str, stamp: str, argv: list) -> None:
+    """Runs a generator (argv) into `out` unless TEST_TMP/NAME.stamp already holds `stamp` and
+    out/index_file exists. Several ctest processes may get here at once: NAME.lock serialises them,
+    and the stamp is written last, so a killed generation is redone."""
+    stamp_path = os.path.join(TEST_TMP, f"{name}.stamp")
+    with open(os.path.join(TEST_TMP, f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        try:
+            with open(stamp_path) as fh:
+                fresh = fh.read() == stamp and os.path.isfile(os.path.join(out, index_file))
+        except FileNotFoundError:
+            fresh = False
+        if fresh:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stamp_path)
+        shutil.rmtree(out, ignore_errors=True)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            raise SetupError(f"{os.path.basename(argv[1])} failed ({proc.returncode}): {proc.stderr}")
+        with open(stamp_path + ".tmp", "w") as fh:
+            fh.write(stamp)
+        os.replace(stamp_path + ".tmp", stamp_path)
+
+
+@contextlib.contextmanager
+def host_mount_lock():
+    """Serialises the tests (test_mount, test_run) that count the host's mountinfo lines."""
+    os.makedirs(TEST_TMP, exist_ok=True)
+    with open(os.path.join(TEST_TMP, "host-mounts.lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def images() -> dict:
     """images.json of the generated test images (generating them first if needed)."""
     global _images_cache
@@ -117,26 +151,8 @@ def images() -> dict:
     require_tool("zstd")
     os.makedirs(TEST_TMP, exist_ok=True)
     out = images_dir()
-    stamp_path = os.path.join(TEST_TMP, "images.stamp")
-    stamp = _images_stamp()
-    with open(os.path.join(TEST_TMP, "images.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
-        try:
-            with open(stamp_path) as fh:
-                fresh = fh.read() == stamp and os.path.isfile(os.path.join(out, "images.json"))
-        except FileNotFoundError:
-            fresh = False
-        if not fresh:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stamp_path)
-            shutil.rmtree(out, ignore_errors=True)
-            proc = subprocess.run([sys.executable, GENERATOR, out, "--busybox", BUSYBOX],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            if proc.returncode != 0:
-                raise SetupError(f"gen_images.py failed ({proc.returncode}): {proc.stderr}")
-            with open(stamp_path + ".tmp", "w") as fh:
-                fh.write(stamp)
-            os.replace(stamp_path + ".tmp", stamp_path)
+    generate_once("images", out, "images.json", _images_stamp(),
+                  [sys.executable, GENERATOR, out, "--busybox", BUSYBOX])
     with open(os.path.join(out, "images.json")) as fh:
         index = json.load(fh)
     if index["skipped"]:
@@ -309,6 +325,30 @@ def sections(text: str) -> dict:
             out[name] += line
     return out
 
+
+def reap_at_cleanup(tc: unittest.TestCase, proc: subprocess.Popen) -> subprocess.Popen:
+    """Kills proc (if still running) and collects its output when the test ends; returns proc."""
+    def reap():
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    tc.addCleanup(reap)
+    return proc
+
+
+def mountinfo_lines() -> list:
+    with open("/proc/self/mountinfo") as fh:
+        return fh.read().splitlines()
+
+
+def host_mount_lines() -> list:
+    """The lines of this mount namespace's mountinfo that concern the test scratch space
+    (IMGTOOL_TEST_TMP): its mount point or a source/option path lies below it.  Every mount
+    imgtool makes for these tests (targets, stores, container roots, upper dirs, sentinels) is
+    there; lines elsewhere are ignored because other processes on the machine may mount at any
+    time."""
+    tmp = os.path.realpath(TEST_TMP) + "/"
+    return [line for line in mountinfo_lines() if tmp in line]
 
 # --------------------------------------------------------------------------
 # Looking at a store

@@ -26,8 +26,6 @@ $IMGTOOL_TEST_TMP/hostile; the sentinels live in $IMGTOOL_TEST_TMP/sentinel-<cas
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -89,13 +87,6 @@ def tearDownModule():
 # --------------------------------------------------------------------------
 # The corpus (generated once per generator source, shared by concurrent test processes)
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
 
 _corpus: dict | None = None
 
@@ -107,33 +98,14 @@ def corpus() -> dict:
     os.makedirs(harness.TEST_TMP, exist_ok=True)
     if not os.path.isfile(harness.BUSYBOX):
         raise harness.SetupError(f"{harness.BUSYBOX} missing: install busybox-static")
-    stamp = json.dumps({"gen_hostile": _sha256_file(GEN_HOSTILE),
-                        "gen_images": _sha256_file(harness.GENERATOR),
-                        "busybox": _sha256_file(harness.BUSYBOX),
+    stamp = json.dumps({"gen_hostile": harness.sha256_file(GEN_HOSTILE),
+                        "gen_images": harness.sha256_file(harness.GENERATOR),
+                        "busybox": harness.sha256_file(harness.BUSYBOX),
                         "sentinel_base": harness.TEST_TMP, "arch": platform.machine()},
                        sort_keys=True)
-    stamp_path = os.path.join(harness.TEST_TMP, "hostile.stamp")
-    with open(os.path.join(harness.TEST_TMP, "hostile.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with open(stamp_path) as fh:
-                fresh = (fh.read() == stamp
-                         and os.path.isfile(os.path.join(CORPUS_DIR, "hostile.json")))
-        except FileNotFoundError:
-            fresh = False
-        if not fresh:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(stamp_path)
-            shutil.rmtree(CORPUS_DIR, ignore_errors=True)
-            proc = subprocess.run([sys.executable, GEN_HOSTILE, CORPUS_DIR, "--sentinel-base",
-                                   harness.TEST_TMP, "--busybox", harness.BUSYBOX],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            if proc.returncode != 0:
-                raise harness.SetupError(f"gen_hostile.py failed ({proc.returncode}): "
-                                         f"{proc.stderr}")
-            with open(stamp_path + ".tmp", "w") as fh:
-                fh.write(stamp)
-            os.replace(stamp_path + ".tmp", stamp_path)
+    harness.generate_once("hostile", CORPUS_DIR, "hostile.json", stamp,
+                          [sys.executable, GEN_HOSTILE, CORPUS_DIR, "--sentinel-base", harness.TEST_TMP,
+                           "--busybox", harness.BUSYBOX])
     with open(os.path.join(CORPUS_DIR, "hostile.json")) as fh:
         _corpus = json.load(fh)
     _corpus["by_name"] = {c["name"]: c for c in _corpus["cases"]}
@@ -193,7 +165,7 @@ def host_state() -> dict:
              + inode_state("/etc")[9:]}
     for path in HOST_FILES:
         if os.path.exists(path):
-            state[path] = (_sha256_file(path),) + inode_state(path)
+            state[path] = (harness.sha256_file(path),) + inode_state(path)
     with open("/proc/sys/kernel/core_pattern") as fh:
         state["core_pattern"] = fh.read()
     return state
@@ -306,12 +278,7 @@ def leaked_mounts(before: set, after: set, roots: tuple) -> list:
                   or any(m[0] == r or m[0].startswith(r + "/") or r in m[3] for r in roots))
 
 
-@contextlib.contextmanager
-def host_mount_lock():
-    """Serialises mount-table counting with test_run/test_mount (same lock file)."""
-    with open(os.path.join(harness.TEST_TMP, "host-mounts.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+host_mount_lock = harness.host_mount_lock
 
 
 # --------------------------------------------------------------------------
@@ -426,19 +393,26 @@ class HostileTest(unittest.TestCase):
 
     # ---- pull-local --------------------------------------------------------------
 
+    def finished(self, rec: dict, what: str, outcome: str, res, secs: float, rss: float,
+                 timed_out: bool) -> str:
+        """Records a measured command's timing; checks it finished and left nothing in tmp/ (right
+        away: the next imgtool command would clear what a crash left there). Returns the context
+        for later assertion messages."""
+        TIMINGS[rec["name"]][:3] = [outcome, secs, rss]
+        TIMINGS[rec["name"]].append(res.err.splitlines()[:2])
+        info = f"{rec['name']}: {rec['doc']}\n{res}\npeak RSS {rss:.1f} MiB, {secs:.2f} s"
+        timeout = rec["limits"].get("timeout", 60)
+        self.assertFalse(timed_out, f"{what} did not finish in {timeout} s\n{info}")
+        self.assertEqual(harness.tmp_entries(self.root), [], f"left in tmp/\n{info}")
+        return info
+
     def pull_case(self, rec: dict, source: str) -> None:
         expect, limits = rec["expect"], rec["limits"]
         listing_before = harness.store_listing(self.root)
         res, secs, rss, timed_out = run_measured(
             harness.imgtool_argv(self.root, "pull-local", source), limits.get("timeout", 60))
         outcome = "ok" if res.rc == 0 else "error"
-        TIMINGS[rec["name"]][:3] = [outcome, secs, rss]
-        TIMINGS[rec["name"]].append(res.err.splitlines()[:2])
-        info = f"{rec['name']}: {rec['doc']}\n{res}\npeak RSS {rss:.1f} MiB, {secs:.2f} s"
-        self.assertFalse(timed_out, f"imgtool did not finish in {limits.get('timeout', 60)} s\n"
-                                    f"{info}")
-        # Right away: the next imgtool command would clear what a crash left in tmp/.
-        self.assertEqual(harness.tmp_entries(self.root), [], f"left in tmp/\n{info}")
+        info = self.finished(rec, "imgtool", outcome, res, secs, rss, timed_out)
         self.check_limits(limits, secs, rss, info)
 
         allowed = {"error": ("error",), "contained": ("ok",), "either": ("ok", "error")}
@@ -570,7 +544,7 @@ class HostileTest(unittest.TestCase):
     def run_case(self, rec: dict, source: str) -> None:
         expect, limits = rec["expect"], rec["limits"]
         image_id = harness.pull(self, self.root, source)
-        busybox_hash = _sha256_file(harness.BUSYBOX)
+        busybox_hash = harness.sha256_file(harness.BUSYBOX)
         layer_hashes = {d: treecmp.tree_hash(self.layer_dir(rec, i))
                         for i, d in enumerate(rec["diff_ids"])}
         argv = harness.imgtool_argv(self.root, *[image_id if a == "{image}" else a
@@ -580,17 +554,12 @@ class HostileTest(unittest.TestCase):
             res, secs, rss, timed_out = run_measured(argv, limits.get("timeout", 60))
             mounts_after = mount_points()
         outcome = "error" if res.rc == 125 else "ran"
-        TIMINGS[rec["name"]][:3] = [outcome, secs, rss]
-        TIMINGS[rec["name"]].append(res.err.splitlines()[:2])
-        info = f"{rec['name']}: {rec['doc']}\n{res}\npeak RSS {rss:.1f} MiB, {secs:.2f} s"
-        self.assertFalse(timed_out, f"imgtool run did not finish in "
-                                    f"{limits.get('timeout', 60)} s\n{info}")
-        self.assertEqual(harness.tmp_entries(self.root), [], f"left in tmp/\n{info}")
+        info = self.finished(rec, "imgtool run", outcome, res, secs, rss, timed_out)
         leaked = leaked_mounts(mounts_before, mounts_after,
                                (os.path.dirname(self.root), rec["sentinel"], harness.TEST_TMP))
         self.assertEqual(leaked, [], f"mounts left on the host\n{info}")
         self.check_limits(limits, secs, rss, info)
-        self.assertEqual(_sha256_file(harness.BUSYBOX), busybox_hash,
+        self.assertEqual(harness.sha256_file(harness.BUSYBOX), busybox_hash,
                          "the host's busybox was written to")
         with open(harness.imgtool_binary(), "rb") as fh:
             fh.seek(-64, os.SEEK_END)

@@ -14,9 +14,7 @@ Expectations:
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import glob
 import json
 import os
@@ -59,19 +57,8 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def mountinfo_lines() -> list:
-    with open("/proc/self/mountinfo") as fh:
-        return fh.read().splitlines()
-
-
-def host_mount_lines() -> list:
-    """The lines of this mount namespace's mountinfo that concern the test scratch space
-    (IMGTOOL_TEST_TMP): its mount point or a source/option path lies below it.  Every mount
-    imgtool makes for these tests (targets, stores, container roots, upper dirs, sentinels) is
-    there; lines elsewhere are ignored because other processes on the machine may mount at any
-    time."""
-    tmp = os.path.realpath(harness.TEST_TMP) + "/"
-    return [line for line in mountinfo_lines() if tmp in line]
+mountinfo_lines = harness.mountinfo_lines
+host_mount_lines = harness.host_mount_lines
 
 
 def mountinfo() -> list:
@@ -90,13 +77,7 @@ def mounts_at(path: str) -> list:
     return [m for m in mountinfo() if m["mount_point"] == path]
 
 
-@contextlib.contextmanager
-def host_mount_lock():
-    """Serialises tests (of this module and test_run) that count the host's mountinfo lines."""
-    os.makedirs(harness.TEST_TMP, exist_ok=True)
-    with open(os.path.join(harness.TEST_TMP, "host-mounts.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+host_mount_lock = harness.host_mount_lock
 
 
 def short_id(image_id: str) -> str:

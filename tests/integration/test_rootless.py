@@ -435,12 +435,7 @@ class RootlessTestCase(unittest.TestCase):
         proc = subprocess.Popen(as_user(self.user, [BINARY, *args], home=self.home,
                                         env=self.env()), cwd="/", **kwargs)
 
-        def reap():
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
-        self.addCleanup(reap)
-        return proc
+        return harness.reap_at_cleanup(self, proc)
 
     def pull(self, source: str, err: str = "") -> str:
         """Rootless pull-local that must succeed with exactly `err` on stderr; returns the ID."""

@@ -14,7 +14,6 @@ left in the store's tmp/.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -48,28 +47,10 @@ def setUpModule():
 # Host-side helpers
 
 
-def mountinfo_lines() -> list:
-    with open("/proc/self/mountinfo") as fh:
-        return fh.read().splitlines()
+host_mount_lines = harness.host_mount_lines
 
 
-def host_mount_lines() -> list:
-    """The lines of this mount namespace's mountinfo that concern the test scratch space
-    (IMGTOOL_TEST_TMP): its mount point or a source/option path lies below it.  Every mount
-    imgtool makes for these tests (targets, stores, container roots, upper dirs, sentinels) is
-    there; lines elsewhere are ignored because other processes on the machine may mount at any
-    time."""
-    tmp = os.path.realpath(harness.TEST_TMP) + "/"
-    return [line for line in mountinfo_lines() if tmp in line]
-
-
-@contextlib.contextmanager
-def host_mount_lock():
-    """Serialises host mount-table counting with test_mount (which mounts on the host)."""
-    os.makedirs(harness.TEST_TMP, exist_ok=True)
-    with open(os.path.join(harness.TEST_TMP, "host-mounts.lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
+host_mount_lock = harness.host_mount_lock
 
 
 wait_for = harness.wait_for
@@ -227,12 +208,7 @@ class RunTest(unittest.TestCase):
     def popen_run(self, *args, **kw) -> subprocess.Popen:
         proc = harness.popen(self.root, "run", *args, **kw)
 
-        def reap():
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate()
-        self.addCleanup(reap)
-        return proc
+        return harness.reap_at_cleanup(self, proc)
 
     def layer_hashes(self, image: str = IMAGE) -> dict:
         [info] = harness.inspect(self, self.root, image)

@@ -161,7 +161,21 @@ class Contender:
 
 # --- pull-local and the tools it is compared with -------------------------------------------
 
-class ImgtoolPull(Contender):
+class _FreshOutput(Contender):
+    """Writes one output tree, self.out: removed before and after every sample."""
+    out = ""
+
+    def before(self):
+        clean(self.out)
+
+    def output(self):
+        return self.out
+
+    def after(self):
+        clean(self.out)
+
+
+class ImgtoolPull(_FreshOutput):
     tool = "imgtool"
     measure_rss = True
 
@@ -170,18 +184,9 @@ class ImgtoolPull(Contender):
         self.form, self.group, self.label = form, f"pull {form}", "imgtool pull-local"
         self.out = ctx.path("imgtool-store")
 
-    def before(self):
-        clean(self.out)
-
     def cmds(self):
         return [[self.ctx.imgtool, "--root", self.out, "pull-local", "-q",
                  self.ctx.archive(self.form)]]
-
-    def output(self):
-        return self.out
-
-    def after(self):
-        clean(self.out)
 
 
 class ImgtoolRepull(ImgtoolPull):
@@ -220,7 +225,7 @@ class ImgtoolRepull(ImgtoolPull):
         clean(self.out)
 
 
-class UmociUnpack(Contender):
+class UmociUnpack(_FreshOutput):
     tool = "umoci"
     measure_rss = True
     label = "umoci unpack"
@@ -234,18 +239,9 @@ class UmociUnpack(Contender):
         if self.form == "zstd":
             raise Unavailable(UMOCI_NO_ZSTD)
 
-    def before(self):
-        clean(self.out)
-
     def cmds(self):
         layout = self.ctx.images["layouts"]["docker" if self.form == "docker" else self.form]
         return [["umoci", "unpack", "--image", f"{layout}:bench", self.out]]
-
-    def output(self):
-        return self.out
-
-    def after(self):
-        clean(self.out)
 
 
 class PodmanLoad(Contender):
@@ -277,7 +273,7 @@ class PodmanLoad(Contender):
         clean(self.root)
 
 
-class TarLoop(Contender):
+class TarLoop(_FreshOutput):
     tool = "tar"
     measure_rss = True
 
@@ -289,19 +285,13 @@ class TarLoop(Contender):
         self.out = ctx.path("tar-out")
 
     def before(self):
-        clean(self.out)
+        super().before()
         os.makedirs(self.out)
 
     def cmds(self):
         script = ('set -e; out=$1; shift; '
                   f'for l; do tar --numeric-owner -C "$out" {self.flags} "$l"; done')
         return [["/bin/sh", "-c", script, "sh", self.out, *self.ctx.layer_files(self.form)]]
-
-    def output(self):
-        return self.out
-
-    def after(self):
-        clean(self.out)
 
 
 class Floor(Contender):
@@ -334,7 +324,7 @@ def ensure_bench_user() -> None:
             run(["usermod", flag, "600000-665535", BENCH_USER])
 
 
-class _Rootless(Contender):
+class _Rootless(_FreshOutput):
     """Runs as BENCH_USER, writing under a directory it owns on the measured filesystem."""
     measure_rss = True
 
@@ -355,15 +345,6 @@ class _Rootless(Contender):
 
     def as_user(self, argv):
         return ["runuser", "-u", BENCH_USER, "--", "env", f"HOME={self.home}", *argv]
-
-    def before(self):
-        clean(self.out)
-
-    def output(self):
-        return self.out
-
-    def after(self):
-        clean(self.out)
 
 
 def _ids(user: str) -> tuple[int, int]:
