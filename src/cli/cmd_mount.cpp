@@ -145,10 +145,11 @@ void add_umount(CLI::App& app, Globals& globals, Action& action) {
         action = [&globals, target] {
             store::Store store(globals.store_root());
             std::string canonical = canonical_path(*target);
-            if (globals.fresh_user_namespace) clean_stale_mounts(store);  // ended unshare sessions' records
+            // Rootless: first drop the records of ended unshare sessions (their mounts are gone).
+            if (globals.fresh_user_namespace) clean_stale_mounts(store);
             auto record = find_mount(store, canonical);
             if (!record) {
-                clean_stale_mounts(store);
+                if (!globals.fresh_user_namespace) clean_stale_mounts(store);
                 throw Error(Errc::NotFound, canonical + ": not mounted by imgtool");
             }
             if (globals.fresh_user_namespace && record->driver == "overlay") throw overlay_needs_unshare("umount");

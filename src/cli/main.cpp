@@ -16,7 +16,8 @@
 namespace imgtool::cli {
 
 std::string Globals::store_root() const {
-    return root.empty() ? store::Store::default_root(::geteuid() != 0 || rootless::active()) : root;
+    // An ordinary user's commands run in the user namespace main() entered: rootless::active() says so.
+    return root.empty() ? store::Store::default_root(rootless::active()) : root;
 }
 
 }  // namespace imgtool::cli

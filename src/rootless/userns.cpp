@@ -33,6 +33,7 @@ std::vector<IdMapLine> read_map(const char* path) {
     return parse_id_map(sys::read_fd(fd.get(), path, 1 << 16));
 }
 
+// A missing or unreadable file means no ranges: the single-id fallback still works (and says so).
 std::string read_optional(const char* path) {
     int raw = ::open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (raw < 0) return {};
