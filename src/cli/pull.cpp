@@ -16,6 +16,7 @@
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/digest/sha256.hpp"
 #include "imgtool/digest/verifying_reader.hpp"
 #include "imgtool/image/source.hpp"
 #include "imgtool/layer/chunk_pipe.hpp"
@@ -78,20 +79,23 @@ std::size_t fill(sys::Reader& reader, std::vector<char>& chunk) {
     return used;
 }
 
-// What the producer learnt about the tar stream: its diff_id, complete only when every byte was hashed.
+// What the hasher learnt about the tar stream: its diff_id, complete only when every byte was hashed.
 struct TarDigest {
     std::optional<Digest> digest;
     std::uint64_t bytes = 0;
 };
 
-// Producer thread of one layer: read -> sha256 of the blob -> decompress -> sha256 of the tar (diff_id,
-// including bytes after the end-of-archive blocks), into the pipe. Both hashes run here so the consumer's
-// thread, busy with the filesystem, does nothing else: the two threads carry about equal work.
-// When the stream cannot be decompressed, or the consumer gave up, the rest of the blob is still read
+// The pipe's readers: the extractor, and the thread that hashes the tar stream for its diff_id.
+constexpr std::size_t kExtractor = 0;
+constexpr std::size_t kTarHasher = 1;
+
+// Producer thread of one layer: read -> sha256 of the blob -> decompress, into the pipe. The diff_id is
+// hashed by a third thread reading the same chunks, so a single big layer keeps both cores busy however
+// its time splits between inflate, hashing and the filesystem.
+// When the stream cannot be decompressed, or the readers gave up, the rest of the blob is still read
 // and hashed: if the blob itself is corrupt, its digest mismatch is the error to report.
-void produce(const image::Source& source, const image::LayerPlan& plan, layer::ChunkPipe& pipe, LayerJob& job,
-             const std::atomic<bool>& cancel, layer::Compression& compression, TarDigest& tar_digest,
-             std::exception_ptr& error) {
+void produce(const image::Source& source, const image::LayerPlan& plan, layer::ChunkPipe& pipe,
+             const std::atomic<bool>& cancel, layer::Compression& compression, std::exception_ptr& error) {
     try {
         auto member = source.open_member(plan.member);
         digest::VerifyingReader blob(*member, plan.digest, plan.size);
@@ -106,14 +110,11 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
         }
         layer::PrefixReader replay(std::move(head), blob);
         auto decompressed = layer::make_decompressor(compression, replay);
-        digest::HashingReader tar(*decompressed);
-        bool complete = false;
         try {
             while (std::vector<char>* chunk = pipe.acquire()) {
                 if (cancel.load(std::memory_order_relaxed)) throw Error(Errc::Busy, "cancelled");
-                std::size_t used = fill(tar, *chunk);
-                job.bytes.store(tar.bytes(), std::memory_order_relaxed);
-                complete = used < chunk->size();
+                std::size_t used = fill(*decompressed, *chunk);
+                bool complete = used < chunk->size();
                 pipe.commit(chunk, used);
                 if (complete) break;
             }
@@ -123,12 +124,31 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
             throw;
         }
         blob.drain();
-        if (complete) tar_digest = TarDigest{tar.finish(), tar.bytes()};
         pipe.close();
     } catch (...) {
         error = std::current_exception();
         pipe.fail(error);
     }
+}
+
+// Hasher thread: the diff_id of everything the producer decompressed, including bytes after the tar's
+// end-of-archive blocks. Left empty when the stream did not arrive whole.
+void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarDigest& out) {
+    try {
+        digest::Sha256 hash;
+        std::uint64_t bytes = 0;
+        while (true) {
+            std::span<const char> view = pipe.next(kTarHasher);
+            if (view.empty()) break;
+            hash.update(view.data(), view.size());
+            bytes += view.size();
+            job.bytes.store(bytes, std::memory_order_relaxed);
+        }
+        if (!pipe.abandoned()) out = TarDigest{hash.finish(), bytes};
+    } catch (...) {
+        // The producer's failure: it reports it itself.
+    }
+    pipe.leave(kTarHasher);
 }
 
 // Reads what is left of the pipe (bytes after the tar's end-of-archive blocks), without copying.
@@ -142,20 +162,20 @@ Error diff_id_mismatch(const Digest& expected, const Digest& got) {
                  "diff_id mismatch: config says " + expected.str() + ", uncompressed layer is " + got.str());
 }
 
-// One pass over the blob, on two threads: the producer reads, hashes and decompresses and hashes again;
-// this thread extracts.
+// One pass over the blob, on three threads: the producer reads, hashes and decompresses; the hasher
+// hashes the tar; this thread extracts.
 void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const PullOptions& pull,
                       const std::atomic<bool>& cancel) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
-    layer::ChunkPipe pipe;
+    layer::ChunkPipe pipe(256 << 10, 8, 2);
     layer::Compression compression = layer::Compression::None;
     TarDigest tar;
     std::exception_ptr producer_error;
-    std::thread producer(
-        [&] { produce(source, plan, pipe, job, cancel, compression, tar, producer_error); });
+    std::thread producer([&] { produce(source, plan, pipe, cancel, compression, producer_error); });
+    std::thread hasher([&] { hash_tar(pipe, job, tar); });
 
-    layer::PipeReader piped(pipe);
+    layer::PipeReader piped(pipe, kExtractor);
     layer::UnpackOptions options;
     options.cancel = &cancel;
     options.rootless = pull.rootless;
@@ -169,16 +189,12 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
     } catch (...) {
         consumer_error = std::current_exception();
         // Docker archives state no blob digest: then a corrupt tar is best explained by its diff_id,
-        // once the producer has hashed all of it.
-        if (!plan.digest) {
-            try {
-                drain(piped);
-            } catch (...) {
-            }
-        }
-        pipe.abandon();
+        // so the hasher reads on to the end. Otherwise the blob digest says it: stop decompressing.
+        if (plan.digest) pipe.abandon();
     }
+    piped.leave();
     producer.join();
+    hasher.join();
     if (producer_error && (!consumer_error || is_mismatch(producer_error))) std::rethrow_exception(producer_error);
     if (consumer_error) {
         if (!plan.digest && tar.digest && *tar.digest != plan.diff_id) throw diff_id_mismatch(plan.diff_id, *tar.digest);

@@ -5,14 +5,15 @@
 
 namespace imgtool::layer {
 
-ChunkPipe::ChunkPipe(std::size_t chunk_size, std::size_t chunks) : storage_(chunks, std::vector<char>(chunk_size)) {
+ChunkPipe::ChunkPipe(std::size_t chunk_size, std::size_t chunks, std::size_t readers)
+    : storage_(chunks, std::vector<char>(chunk_size)), readers_(readers), active_readers_(readers) {
     for (auto& c : storage_) free_.push_back(&c);
 }
 
 std::vector<char>* ChunkPipe::acquire() {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return abandoned_ || !free_.empty(); });
-    if (abandoned_) return nullptr;
+    changed_.wait(lock, [&] { return abandoned_ || active_readers_ == 0 || !free_.empty(); });
+    if (abandoned_ || active_readers_ == 0) return nullptr;
     std::vector<char>* chunk = free_.back();
     free_.pop_back();
     return chunk;
@@ -21,11 +22,11 @@ std::vector<char>* ChunkPipe::acquire() {
 void ChunkPipe::commit(std::vector<char>* chunk, std::size_t used) {
     {
         std::lock_guard lock(mutex_);
-        if (used == 0) {
+        if (used == 0 || active_readers_ == 0) {
             free_.push_back(chunk);
             return;
         }
-        filled_.push_back({chunk, used});
+        filled_.push_back({chunk, used, active_readers_});
     }
     changed_.notify_all();
 }
@@ -47,51 +48,84 @@ void ChunkPipe::fail(std::exception_ptr error) {
     changed_.notify_all();
 }
 
-std::span<const char> ChunkPipe::next() {
-    std::unique_lock lock(mutex_);
-    bool freed = release_held();
-    if (freed) changed_.notify_all();
-    changed_.wait(lock, [&] { return abandoned_ || closed_ || !filled_.empty(); });
-    if (filled_.empty()) {
-        if (error_ && !abandoned_) std::rethrow_exception(error_);
-        return {};
+bool ChunkPipe::release(std::uint64_t sequence) {
+    Filled& f = filled_[static_cast<std::size_t>(sequence - first_)];
+    if (--f.pending > 0) return false;
+    // Readers go in order, so chunks are released front first; free every fully released one.
+    bool freed = false;
+    while (!filled_.empty() && filled_.front().pending == 0) {
+        free_.push_back(filled_.front().chunk);
+        filled_.pop_front();
+        ++first_;
+        freed = true;
     }
-    Filled front = filled_.front();
-    filled_.pop_front();
-    std::size_t offset = offset_;
-    offset_ = 0;
-    held_ = front.chunk;
-    return {front.chunk->data() + offset, front.used - offset};
+    return freed;
 }
 
-bool ChunkPipe::release_held() {
-    if (held_ == nullptr) return false;
-    free_.push_back(held_);
-    held_ = nullptr;
+bool ChunkPipe::release_held(ReaderState& r) {
+    if (!r.holding) return false;
+    r.holding = false;
+    return release(r.position - 1);
+}
+
+bool ChunkPipe::wait_for_chunk(std::unique_lock<std::mutex>& lock, ReaderState& r) {
+    changed_.wait(lock, [&] { return abandoned_ || closed_ || r.position < first_ + filled_.size(); });
+    if (abandoned_ || r.position >= first_ + filled_.size()) {
+        // Data already handed over is consumed before a producer failure is reported.
+        if (error_ && !abandoned_) std::rethrow_exception(error_);
+        return false;
+    }
     return true;
 }
 
-std::size_t ChunkPipe::read(void* buffer, std::size_t size) {
+std::span<const char> ChunkPipe::next(std::size_t reader) {
     std::unique_lock lock(mutex_);
-    if (release_held()) changed_.notify_all();
-    changed_.wait(lock, [&] { return abandoned_ || closed_ || !filled_.empty(); });
-    if (filled_.empty()) {
-        // Data already handed over is consumed before a producer failure is reported.
-        if (error_ && !abandoned_) std::rethrow_exception(error_);
+    ReaderState& r = readers_[reader];
+    if (release_held(r)) changed_.notify_all();
+    if (r.left || !wait_for_chunk(lock, r)) return {};
+    Filled& f = filled_[static_cast<std::size_t>(r.position - first_)];
+    std::size_t offset = r.offset;
+    r.offset = 0;
+    ++r.position;
+    r.holding = true;
+    return {f.chunk->data() + offset, f.used - offset};
+}
+
+std::size_t ChunkPipe::read(std::size_t reader, void* buffer, std::size_t size) {
+    std::unique_lock lock(mutex_);
+    ReaderState& r = readers_[reader];
+    bool freed = release_held(r);
+    if (r.left || !wait_for_chunk(lock, r)) {
+        if (freed) changed_.notify_all();
         return 0;
     }
-    Filled& front = filled_.front();
-    std::size_t n = std::min(size, front.used - offset_);
-    std::memcpy(buffer, front.chunk->data() + offset_, n);
-    offset_ += n;
-    if (offset_ == front.used) {
-        free_.push_back(front.chunk);
-        filled_.pop_front();
-        offset_ = 0;
-        lock.unlock();
-        changed_.notify_all();
+    Filled& f = filled_[static_cast<std::size_t>(r.position - first_)];
+    std::size_t n = std::min(size, f.used - r.offset);
+    std::memcpy(buffer, f.chunk->data() + r.offset, n);
+    r.offset += n;
+    if (r.offset == f.used) {
+        r.offset = 0;
+        freed = release(r.position++) || freed;
     }
+    lock.unlock();
+    if (freed) changed_.notify_all();
     return n;
+}
+
+void ChunkPipe::leave(std::size_t reader) {
+    {
+        std::lock_guard lock(mutex_);
+        ReaderState& r = readers_[reader];
+        if (r.left) return;
+        release_held(r);
+        // Give up the claim on every chunk not yet read.
+        // (Releasing may pop chunks off the front, but first_ + filled_.size() stays the same.)
+        for (std::uint64_t s = r.position; s < first_ + filled_.size(); ++s) release(s);
+        r.left = true;
+        r.position = UINT64_MAX;
+        --active_readers_;
+    }
+    changed_.notify_all();
 }
 
 void ChunkPipe::abandon() {

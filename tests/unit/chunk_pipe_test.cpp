@@ -1,4 +1,4 @@
-// ChunkPipe between two threads: bytes arrive in order through read() and next(), a bounded pool of
+// ChunkPipe between threads: bytes arrive in order through read() and next() to every reader, a bounded pool of
 // chunks is recycled, and a producer failure reaches the consumer after the data handed over before it.
 #include <doctest/doctest.h>
 
@@ -92,4 +92,57 @@ TEST_CASE("ChunkPipe::abandon releases a producer waiting for a free chunk") {
     CHECK(reader.next().size() == 8);  // holds the only chunk
     pipe.abandon();
     producer.join();
+}
+
+TEST_CASE("ChunkPipe with two readers: each sees every byte, and the pool is recycled only when both passed") {
+    const std::string data = pattern(20 * 16 + 3);  // 21 chunks through a pool of 3
+    ChunkPipe pipe(16, 3, 2);
+    std::thread producer([&] { produce(pipe, data, 16); });
+    std::string by_copy;
+    std::thread copier([&] {
+        PipeReader reader(pipe, 1);
+        std::vector<char> buffer(7);  // odd size: chunks are released part way through read()s
+        while (std::size_t n = reader.read(buffer.data(), buffer.size())) by_copy.append(buffer.data(), n);
+    });
+    PipeReader reader(pipe, 0);
+    std::string in_place;
+    while (true) {
+        auto view = reader.next();
+        if (view.empty()) break;
+        in_place.append(view.data(), view.size());
+    }
+    producer.join();
+    copier.join();
+    CHECK(in_place == data);
+    CHECK(by_copy == data);
+}
+
+TEST_CASE("ChunkPipe::leave lets the other reader go on alone; the last one to leave stops the producer") {
+    const std::string data = pattern(12 * 8);
+    ChunkPipe pipe(8, 2, 2);
+    std::thread producer([&] { produce(pipe, data, 8); });
+    PipeReader first(pipe, 0), second(pipe, 1);
+    CHECK(first.next().size() == 8);
+    first.leave();  // holds a chunk and has unread ones: all are given up
+    CHECK(first.next().empty());
+    std::string got;
+    while (true) {
+        auto view = second.next();
+        if (view.empty()) break;
+        got.append(view.data(), view.size());
+    }
+    producer.join();
+    CHECK(got == data);
+
+    ChunkPipe stopped(8, 1, 2);
+    std::thread blocked([&] {
+        std::vector<char>* chunk = stopped.acquire();
+        stopped.commit(chunk, 8);
+        CHECK(stopped.acquire() == nullptr);  // blocks until both readers have left
+    });
+    PipeReader a(stopped, 0), b(stopped, 1);
+    CHECK(a.next().size() == 8);
+    a.leave();
+    b.leave();
+    blocked.join();
 }
