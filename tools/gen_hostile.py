@@ -2385,6 +2385,21 @@ def _(ctx):
     return docker_case(ctx, error("diff_id mismatch"), config_hook=hook)
 
 
+@case("docker", "docker-layer-bitrot")
+def _(ctx):
+    """A layer.tar damaged after the config was written: its first header no longer checks out. Docker
+    archives state no blob digest, so the error must come from hashing the whole damaged stream: the
+    layer is larger than the unpacker's pipe (2 MiB), so the stream must be read on after the failure."""
+    t = Tar().dir("etc").file("etc/big", b"\x5a" * (3 << 20)).bytes()
+
+    def files_hook(files):
+        name = _layer_name(files)
+        data = bytearray(files[name])
+        data[0] ^= 0x20  # the first entry's name: the header checksum fails
+        files[name] = bytes(data)
+    return docker_case(ctx, error("diff_id mismatch"), files_hook=files_hook, layer_tars=[t])
+
+
 @case("docker", "docker-manifest-not-array")
 def _(ctx):
     """manifest.json is an object."""
