@@ -26,6 +26,7 @@ class Ctx:
     def __init__(self, fs: str, fsdir: str, imgtool: str, images: dict, logdir: str):
         self.fs, self.fsdir, self.imgtool = fs, fsdir, imgtool
         self.images, self.logdir = images, logdir
+        self.external: dict[str, dict] = {}  # form "image NAME" -> external.prepare()'s description
         self.podman_driver: str | None = None
         self.podman_error: str | None = None
         self._small_store: tuple[str, str] | None = None
@@ -35,11 +36,20 @@ class Ctx:
         return os.path.join(self.fsdir, *parts)
 
     def archive(self, form: str) -> str:
+        if form in self.external:
+            return self.external[form]["path"]
         return self.images["archives"][form]
 
     def layer_files(self, form: str) -> list[str]:
+        if form in self.external:
+            return [l["blob"] for l in self.external[form]["layers"]]
         key = {"gzip": "gzip", "zstd": "zstd", "docker": "tar"}[form]
         return [l[key] for l in self.images["big_layers"]]
+
+    def layer_compressions(self, form: str) -> list[str]:
+        if form in self.external:
+            return [l["compression"] for l in self.external[form]["layers"]]
+        return [{"gzip": "gzip", "zstd": "zstd", "docker": "tar"}[form]] * len(self.images["big_layers"])
 
     # --- shared, untimed fixtures ---
 
@@ -236,10 +246,13 @@ class UmociUnpack(_FreshOutput):
         self.out = ctx.path("umoci-bundle")
 
     def setup(self):
-        if self.form == "zstd":
+        if "zstd" in self.ctx.layer_compressions(self.form):
             raise Unavailable(UMOCI_NO_ZSTD)
 
     def cmds(self):
+        if self.form in self.ctx.external:
+            ext = self.ctx.external[self.form]
+            return [["umoci", "unpack", "--image", f"{ext['layout']}:{ext['ref']}", self.out]]
         layout = self.ctx.images["layouts"]["docker" if self.form == "docker" else self.form]
         return [["umoci", "unpack", "--image", f"{layout}:bench", self.out]]
 
@@ -255,6 +268,8 @@ class PodmanLoad(Contender):
         self.root = ctx.path("podman-load")
 
     def setup(self):
+        if self.form in self.ctx.external and self.ctx.external[self.form]["form"] == "oci-layout":
+            raise Unavailable("podman load reads archives, not OCI layout directories")
         drv = self.ctx.probe_podman()
         self.label = f"podman load ({drv})"
 
@@ -273,6 +288,15 @@ class PodmanLoad(Contender):
         clean(self.root)
 
 
+TAR_FLAGS = {"gzip": "-xzf", "zstd": "--zstd -xf", "tar": "-xf"}
+FLOOR_PROGS = {"gzip": "igzip -dc", "zstd": "zstd -dcq", "tar": "cat"}
+
+
+def _per_layer(kinds: list[str], table: dict) -> str:
+    """The one program (or flags) for every layer, or each distinct one joined with '/'."""
+    return "/".join(dict.fromkeys(table[k] for k in kinds))
+
+
 class TarLoop(_FreshOutput):
     tool = "tar"
     measure_rss = True
@@ -280,8 +304,7 @@ class TarLoop(_FreshOutput):
     def __init__(self, ctx, form):
         super().__init__(ctx)
         self.form, self.group = form, f"pull {form}"
-        self.flags = {"gzip": "-xzf", "zstd": "--zstd -xf", "docker": "-xf"}[form]
-        self.label = f"tar {self.flags} loop"
+        self.label = f"tar {_per_layer(ctx.layer_compressions(form), TAR_FLAGS)} loop"
         self.out = ctx.path("tar-out")
 
     def before(self):
@@ -289,9 +312,12 @@ class TarLoop(_FreshOutput):
         os.makedirs(self.out)
 
     def cmds(self):
+        # Pairs of (flags, layer): each layer with the flags for its own compression.
         script = ('set -e; out=$1; shift; '
-                  f'for l; do tar --numeric-owner -C "$out" {self.flags} "$l"; done')
-        return [["/bin/sh", "-c", script, "sh", self.out, *self.ctx.layer_files(self.form)]]
+                  'while [ $# -gt 0 ]; do tar --numeric-owner -C "$out" $1 "$2"; shift 2; done')
+        pairs = [x for c, f in zip(self.ctx.layer_compressions(self.form), self.ctx.layer_files(self.form))
+                 for x in (TAR_FLAGS[c], f)]
+        return [["/bin/sh", "-c", script, "sh", self.out, *pairs]]
 
 
 class Floor(Contender):
@@ -300,12 +326,13 @@ class Floor(Contender):
     def __init__(self, ctx, form):
         super().__init__(ctx)
         self.form, self.group = form, f"pull {form}"
-        self.prog = {"gzip": "igzip -dc", "zstd": "zstd -dcq", "docker": "cat"}[form]
-        self.label = f"{self.prog} layers > /dev/null (floor)"
+        self.label = f"{_per_layer(ctx.layer_compressions(form), FLOOR_PROGS)} layers > /dev/null (floor)"
 
     def cmds(self):
-        return [["/bin/sh", "-c", f'{self.prog} "$@" > /dev/null', "sh",
-                 *self.ctx.layer_files(self.form)]]
+        script = 'while [ $# -gt 0 ]; do $1 "$2"; shift 2; done > /dev/null'
+        pairs = [x for c, f in zip(self.ctx.layer_compressions(self.form), self.ctx.layer_files(self.form))
+                 for x in (FLOOR_PROGS[c], f)]
+        return [["/bin/sh", "-c", script, "sh", *pairs]]
 
 
 # --- rootless: the same gzip pull as an ordinary user ----------------------------------------
@@ -471,14 +498,15 @@ class SpawnTrue(Contender):
 CRUN_HYBRID = re.compile(r"hybrid mode not supported")
 
 
-def pull_contenders(ctx: Ctx, with_podman: bool) -> list[list[Contender]]:
+def pull_contenders(ctx: Ctx, with_podman: bool, builtin: bool = True) -> list[list[Contender]]:
     groups = []
-    for form in ("gzip", "zstd", "docker"):
+    for form in [*(("gzip", "zstd", "docker") if builtin else ()), *ctx.external]:
         g = [ImgtoolPull(ctx, form), UmociUnpack(ctx, form)]
         if with_podman:
             g.append(PodmanLoad(ctx, form))
         g += [TarLoop(ctx, form), Floor(ctx, form)]
         groups.append(g)
-    groups.append([ImgtoolRootlessPull(ctx), UmociRootlessUnpack(ctx)])
-    groups += [[ImgtoolRepull(ctx, f)] for f in ("gzip", "zstd", "docker")]
+    if builtin:
+        groups.append([ImgtoolRootlessPull(ctx), UmociRootlessUnpack(ctx)])
+        groups += [[ImgtoolRepull(ctx, f)] for f in ("gzip", "zstd", "docker")]
     return groups

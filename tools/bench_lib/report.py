@@ -68,9 +68,9 @@ def _find(records, fs, group, tool):
     return None
 
 
-def evaluate_targets(records: list[dict], fss: list[str]) -> list[dict]:
+def evaluate_targets(records: list[dict], fss: list[str], extra: list[tuple] = ()) -> list[dict]:
     out = []
-    for tid, text, group, kind, other, limit in TARGETS:
+    for tid, text, group, kind, other, limit in [*TARGETS, *extra]:
         row = {"id": tid, "target": text, "limit": limit, "by_fs": {}}
         for fs in fss:
             res = {"verdict": "n/a", "value": None, "why": ""}
@@ -257,6 +257,10 @@ def markdown(doc: dict) -> str:
         f"zstd layers: `{doc['images']['zstd_tool']}`.",
         "",
     ]
+    if doc.get("external_layer_rows"):
+        parts += ["Layers of the `--image` images:", "",
+                  table(["layer", "compression", "entries", "tar MiB", "blob MiB"],
+                        doc["external_layer_rows"]), ""]
     for fs in fss:
         parts += [f"## Results on {fs} ({m['filesystems'][fs]})", "",
                   results_table(doc["records"], fs), ""]
