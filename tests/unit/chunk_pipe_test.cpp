@@ -27,6 +27,16 @@ void produce(ChunkPipe& pipe, const std::string& data, std::size_t chunk_size) {
     pipe.close();
 }
 
+// Everything the reader sees through next(), to the end of the stream.
+std::string read_views(PipeReader& reader) {
+    std::string got;
+    while (true) {
+        auto view = reader.next();
+        if (view.empty()) return got;
+        got.append(view.data(), view.size());
+    }
+}
+
 std::string pattern(std::size_t n) {
     std::string s(n, '\0');
     for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + (i * 7) % 26);
@@ -40,12 +50,7 @@ TEST_CASE("ChunkPipe::next hands over every chunk in order, recycling a pool sma
     ChunkPipe pipe(16, 2);
     std::thread producer([&] { produce(pipe, data, 16); });
     PipeReader reader(pipe);
-    std::string got;
-    while (true) {
-        auto view = reader.next();
-        if (view.empty()) break;
-        got.append(view.data(), view.size());
-    }
+    std::string got = read_views(reader);
     producer.join();
     CHECK(got == data);
 }
@@ -105,12 +110,7 @@ TEST_CASE("ChunkPipe with two readers: each sees every byte, and the pool is rec
         while (std::size_t n = reader.read(buffer.data(), buffer.size())) by_copy.append(buffer.data(), n);
     });
     PipeReader reader(pipe, 0);
-    std::string in_place;
-    while (true) {
-        auto view = reader.next();
-        if (view.empty()) break;
-        in_place.append(view.data(), view.size());
-    }
+    std::string in_place = read_views(reader);
     producer.join();
     copier.join();
     CHECK(in_place == data);
@@ -125,12 +125,7 @@ TEST_CASE("ChunkPipe::leave lets the other reader go on alone; the last one to l
     CHECK(first.next().size() == 8);
     first.leave();  // holds a chunk and has unread ones: all are given up
     CHECK(first.next().empty());
-    std::string got;
-    while (true) {
-        auto view = second.next();
-        if (view.empty()) break;
-        got.append(view.data(), view.size());
-    }
+    std::string got = read_views(second);
     producer.join();
     CHECK(got == data);
 
