@@ -675,14 +675,18 @@ class PullTest(RootlessTestCase):
 # --------------------------------------------------------------------------
 
 
-class MergedTreeTest(RootlessTestCase):
-    """The merged tree in `imgtool unshare` equals a root mount and umoci's rootless unpack."""
+class OverlayTestCase(RootlessTestCase):
+    """Tests that mount a rootless overlay: skipped, with the reason, where the kernel cannot."""
 
     def setUp(self):
         reason = rootless_overlay_unavailable()
         if reason:
             self.skipTest(reason)
         super().setUp()
+
+
+class MergedTreeTest(OverlayTestCase):
+    """The merged tree in `imgtool unshare` equals a root mount and umoci's rootless unpack."""
 
     def rootless_snapshot(self, image_id: str) -> dict:
         target, out = self.user_dir("mnt-"), os.path.join(self.home, f"snap-{image_id[7:19]}")
@@ -782,12 +786,9 @@ class MergedTreeTest(RootlessTestCase):
 # --------------------------------------------------------------------------
 
 
-class MountTest(RootlessTestCase):
+class MountTest(OverlayTestCase):
 
     def setUp(self):
-        reason = rootless_overlay_unavailable()
-        if reason:
-            self.skipTest(reason)
         super().setUp()
         self.image_id = self.pull(image("busybox"))
         res = self.imgtool("images")
@@ -795,8 +796,7 @@ class MountTest(RootlessTestCase):
         self.listing = harness.store_listing(self.store)
 
     def host_mount_lines(self, path: str) -> list:
-        with open("/proc/self/mountinfo") as fh:
-            return [line for line in fh if path in line]
+        return [line for line in harness.mountinfo_lines() if path in line]
 
     def assert_store_unchanged(self):
         after = harness.store_listing(self.store)
