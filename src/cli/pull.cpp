@@ -85,42 +85,46 @@ struct TarDigest {
     std::uint64_t bytes = 0;
 };
 
-// Who hashes the tar stream. A compressed layer's producer already inflates and hashes the blob, so the
-// tar is hashed by a thread of its own (a single big gzip layer then keeps two cores busy). An
-// uncompressed layer's producer only reads, so it hashes the tar itself: a third thread would only add
-// hand-overs (measured 5% slower on the uncompressed benchmark image).
-struct TarHashing {
-    std::atomic<bool> by_producer{false};  // set before the first chunk is committed
-    TarDigest digest;
-};
-
-// The pipe's readers: the extractor, and the thread that hashes the tar stream for its diff_id.
+// The pipe's readers: the extractor, and (compressed layers only) the thread that hashes the tar.
 constexpr std::size_t kExtractor = 0;
 constexpr std::size_t kTarHasher = 1;
 
-// Producer thread of one layer: read -> sha256 of the blob -> decompress (-> sha256 of the tar, when
-// uncompressed; see TarHashing), into the pipe.
-// When the stream cannot be decompressed, or the readers gave up, the rest of the blob is still read
-// and hashed: if the blob itself is corrupt, its digest mismatch is the error to report.
-void produce(const image::Source& source, const image::LayerPlan& plan, layer::ChunkPipe& pipe,
-             const std::atomic<bool>& cancel, layer::Compression& compression, TarHashing& tar_hashing,
-             LayerJob& job, std::exception_ptr& error) {
-    try {
-        auto member = source.open_member(plan.member);
-        digest::VerifyingReader blob(*member, plan.digest, plan.size);
+// A layer blob, opened, with its compression detected from the magic bytes: that decides who hashes
+// the tar. A compressed layer's producer already inflates and hashes the blob, so the tar gets a
+// hasher thread of its own (a single big gzip layer then keeps two cores busy). An uncompressed
+// layer's producer only reads, so it hashes the tar itself: a third thread there only added
+// hand-overs (measured 5% slower on the uncompressed benchmark image).
+struct OpenedBlob {
+    OpenedBlob(const image::Source& source, const image::LayerPlan& plan)
+        : member(source.open_member(plan.member)), blob(*member, plan.digest, plan.size) {
         // An uncompressed blob whose digest is its diff_id is the tar stream itself: the diff_id hash
         // verifies it, so hashing it twice would only double the work.
         bool blob_is_tar = plan.digest && *plan.digest == plan.diff_id;
         if (blob_is_tar) blob.check_size_only();
-        std::string head = read_head(blob, 8);
+        head = read_head(blob, 8);
         compression = layer::detect_compression(head);
         if (blob_is_tar && compression != layer::Compression::None) {
             throw Error(Errc::DigestMismatch, "blob digest equals the diff_id but the blob is compressed");
         }
-        layer::PrefixReader replay(std::move(head), blob);
-        auto decompressed = layer::make_decompressor(compression, replay);
-        bool hash_here = compression == layer::Compression::None;
-        tar_hashing.by_producer = hash_here;
+    }
+    bool producer_hashes_tar() const { return compression == layer::Compression::None; }
+
+    std::unique_ptr<sys::Reader> member;
+    digest::VerifyingReader blob;
+    std::string head;  // read to detect the compression, replayed to the decompressor
+    layer::Compression compression = layer::Compression::None;
+};
+
+// Producer thread of one layer: read -> sha256 of the blob -> decompress (-> sha256 of the tar, when
+// uncompressed; see OpenedBlob), into the pipe.
+// When the stream cannot be decompressed, or the readers gave up, the rest of the blob is still read
+// and hashed: if the blob itself is corrupt, its digest mismatch is the error to report.
+void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>& cancel, TarDigest& tar_digest,
+             LayerJob& job, std::exception_ptr& error) {
+    try {
+        layer::PrefixReader replay(std::move(opened.head), opened.blob);
+        auto decompressed = layer::make_decompressor(opened.compression, replay);
+        bool hash_here = opened.producer_hashes_tar();
         digest::HashingReader tar(*decompressed);
         sys::Reader& stream = hash_here ? static_cast<sys::Reader&>(tar) : *decompressed;
         bool complete = false;
@@ -135,11 +139,11 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
             }
         } catch (const Error& e) {
             if (e.code() == make_error_code(Errc::Busy)) throw;
-            blob.drain();  // throws the digest/size mismatch if the blob is what is wrong
+            opened.blob.drain();  // throws the digest/size mismatch if the blob is what is wrong
             throw;
         }
-        blob.drain();
-        if (hash_here && complete) tar_hashing.digest = TarDigest{tar.finish(), tar.bytes()};
+        opened.blob.drain();
+        if (hash_here && complete) tar_digest = TarDigest{tar.finish(), tar.bytes()};
         pipe.close();
     } catch (...) {
         error = std::current_exception();
@@ -147,20 +151,20 @@ void produce(const image::Source& source, const image::LayerPlan& plan, layer::C
     }
 }
 
-// Hasher thread: the diff_id of everything the producer decompressed, including bytes after the tar's
-// end-of-archive blocks. Left empty when the stream did not arrive whole.
-void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarHashing& tar_hashing) {
+// Hasher thread of a compressed layer: the diff_id of everything the producer decompressed, including
+// bytes after the tar's end-of-archive blocks. Left empty when the stream did not arrive whole.
+void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarDigest& out) {
     try {
         digest::Sha256 hash;
         std::uint64_t bytes = 0;
         while (true) {
             std::span<const char> view = pipe.next(kTarHasher);
-            if (view.empty() || tar_hashing.by_producer) break;
+            if (view.empty()) break;
             hash.update(view.data(), view.size());
             bytes += view.size();
             job.bytes.store(bytes, std::memory_order_relaxed);
         }
-        if (!pipe.abandoned() && !tar_hashing.by_producer) tar_hashing.digest = TarDigest{hash.finish(), bytes};
+        if (!pipe.abandoned()) out = TarDigest{hash.finish(), bytes};
     } catch (...) {
         // The producer's failure: it reports it itself.
     }
@@ -179,18 +183,19 @@ Error diff_id_mismatch(const Digest& expected, const Digest& got) {
 }
 
 // One pass over the blob, on two or three threads: the producer reads, hashes and decompresses; the
-// tar is hashed by the producer or a hasher thread (TarHashing); this thread extracts.
+// tar is hashed by the producer or a hasher thread (see OpenedBlob); this thread extracts.
 void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const PullOptions& pull,
                       const std::atomic<bool>& cancel) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
-    layer::ChunkPipe pipe(256 << 10, 8, 2);
-    layer::Compression compression = layer::Compression::None;
-    TarHashing tar_hashing;
-    const TarDigest& tar = tar_hashing.digest;
+    OpenedBlob opened(source, plan);
+    bool hasher_thread = !opened.producer_hashes_tar();
+    layer::ChunkPipe pipe(256 << 10, 8, hasher_thread ? 2 : 1);
+    TarDigest tar;
     std::exception_ptr producer_error;
-    std::thread producer([&] { produce(source, plan, pipe, cancel, compression, tar_hashing, job, producer_error); });
-    std::thread hasher([&] { hash_tar(pipe, job, tar_hashing); });
+    std::thread producer([&] { produce(opened, pipe, cancel, tar, job, producer_error); });
+    std::optional<std::thread> hasher;
+    if (hasher_thread) hasher.emplace([&] { hash_tar(pipe, job, tar); });
 
     layer::PipeReader piped(pipe, kExtractor);
     layer::UnpackOptions options;
@@ -219,7 +224,7 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
     }
     piped.leave();
     producer.join();
-    hasher.join();
+    if (hasher) hasher->join();
     if (producer_error && (!consumer_error || is_mismatch(producer_error))) std::rethrow_exception(producer_error);
     if (consumer_error) {
         if (!plan.digest && tar.digest && *tar.digest != plan.diff_id) throw diff_id_mismatch(plan.diff_id, *tar.digest);
@@ -231,7 +236,7 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
                                 .size = tar.bytes,
                                 .entries = stats.entries,
                                 .blob_digest = plan.digest,
-                                .compression = layer::compression_name(compression),
+                                .compression = layer::compression_name(opened.compression),
                                 .root_opaque = stats.root_opaque};
     job.stats = stats;
     job.entries = stats.entries;
