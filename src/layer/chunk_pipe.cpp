@@ -94,18 +94,17 @@ std::span<const char> ChunkPipe::next(std::size_t reader) {
 std::size_t ChunkPipe::read(std::size_t reader, void* buffer, std::size_t size) {
     std::unique_lock lock(mutex_);
     ReaderState& r = readers_[reader];
-    bool freed = release_held(r);
-    if (r.left || !wait_for_chunk(lock, r)) {
-        if (freed) changed_.notify_all();
-        return 0;
-    }
+    // A chunk freed here must reach the producer before this reader waits for the next one.
+    if (release_held(r)) changed_.notify_all();
+    if (r.left || !wait_for_chunk(lock, r)) return 0;
     Filled& f = filled_[static_cast<std::size_t>(r.position - first_)];
     std::size_t n = std::min(size, f.used - r.offset);
     std::memcpy(buffer, f.chunk->data() + r.offset, n);
     r.offset += n;
+    bool freed = false;
     if (r.offset == f.used) {
         r.offset = 0;
-        freed = release(r.position++) || freed;
+        freed = release(r.position++);
     }
     lock.unlock();
     if (freed) changed_.notify_all();

@@ -141,3 +141,16 @@ TEST_CASE("ChunkPipe::leave lets the other reader go on alone; the last one to l
     b.leave();
     blocked.join();
 }
+
+TEST_CASE("ChunkPipe::read after next() hands the held chunk back to a producer waiting for it") {
+    const std::string data = pattern(16);
+    ChunkPipe pipe(8, 1);  // one chunk: the producer waits until the reader gives it back
+    std::thread producer([&] { produce(pipe, data, 8); });
+    PipeReader reader(pipe);
+    auto view = reader.next();
+    std::string got(view.data(), view.size());
+    std::vector<char> rest(16);
+    while (std::size_t n = reader.read(rest.data(), rest.size())) got.append(rest.data(), n);
+    producer.join();
+    CHECK(got == data);
+}
