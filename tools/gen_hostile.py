@@ -1203,9 +1203,10 @@ def _(ctx):
 
 @case("whiteout", "wh-of-symlink-in-layer")
 def _(ctx):
-    """s -> sentinel, then .wh.s: the link is replaced by a whiteout, its target untouched."""
+    """s -> sentinel, then .wh.s: a whiteout hides lower layers only (image-spec; umoci, containerd):
+    the layer's own link stays, and nothing is done through it."""
     t = Tar().symlink("s", ctx.S).file(".wh.s", "")
-    return one_layer(ctx, t, contained(C("s", "0:0")))
+    return one_layer(ctx, t, contained(L("s", ctx.S)))
 
 
 @case("whiteout", "wh-typed-symlink")

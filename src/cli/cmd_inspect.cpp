@@ -5,6 +5,7 @@
 #include "commands.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/overlay/plan.hpp"
+#include "mounts.hpp"
 
 namespace imgtool::cli {
 
@@ -25,15 +26,12 @@ void add_inspect(CLI::App& app, Globals& globals, Action& action) {
                     if (id == img.id) repo_tags.push_back(name);
                 }
                 nlohmann::json layers = nlohmann::json::array();
-                std::vector<overlay::LayerRef> layer_refs;
-                for (const auto& l : img.layers) {
-                    layers.push_back(l.str());
-                    auto info = store.layer_info(l);
-                    layer_refs.push_back({store.layer_dir(l), info && info->root_opaque});
-                }
+                for (const auto& l : img.layers) layers.push_back(l.str());
                 // The directories a mount stacks: layers under a root-opaque layer are hidden.
                 std::string lower;
-                for (const auto& dir : overlay::visible_lowers(layer_refs)) lower += (lower.empty() ? "" : ":") + dir;
+                for (const auto& dir : overlay::visible_lowers(layer_paths(store, img))) {
+                    lower += (lower.empty() ? "" : ":") + dir;
+                }
                 nlohmann::json entry = {
                     {"Id", img.id.str()},
                     {"RepoTags", repo_tags},

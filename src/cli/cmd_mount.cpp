@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include "imgtool/overlay/plan.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mountinfo.hpp"
+#include "imgtool/sys/space.hpp"
 #include "mounts.hpp"
 
 namespace imgtool::cli {
@@ -53,27 +55,76 @@ std::string work_dir_beside(const std::string& upper) {
 
 }  // namespace
 
+namespace {
+
+struct MountArgs {
+    std::string image, target, driver, upper, min_free;
+    bool writable = false, suid = false, dev = false;
+};
+
+// Fills the view with the copy driver. As root (or inside `imgtool unshare`) the tree is built in the
+// store (mode 0700 above it, so nobody reaches its setuid files) and bind-mounted on the target with
+// the view's flags; an ordinary user outside `imgtool unshare` cannot keep a mount, so the tree is made
+// in the target itself, with setuid/setgid bits stripped unless --suid (they would belong to the user).
+void copy_view(store::Store& store, store::MountRecord& record, const LayerStack& layers, const MountArgs& args,
+               unsigned attributes, bool in_place) {
+    std::vector<std::string> bottom_first = overlay::visible_layer_dirs(layers.refs);
+    sys::SpaceReserve reserve(store.root_fd(), sys::space_limits_for(store.root_fd(), min_free_option(args.min_free)),
+                              store.root());
+    overlay::CopyOptions options;
+    options.reserve = &reserve;
+    record.mode = args.writable ? "copy-rw" : "copy";
+    if (in_place) {
+        sys::UniqueFd dir = sys::open_at(AT_FDCWD, record.target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, record.target);
+        struct stat st = sys::fstat_fd(dir.get(), record.target);
+        record.target_dev = st.st_dev;
+        record.target_ino = st.st_ino;
+        store.save_mount(record);
+        options.strip_setid = !args.suid;
+        options.skip_devices = true;  // a user namespace cannot make them anyway
+        overlay::materialize(bottom_first, dir.get(), options);
+        return;
+    }
+    record.tree_in_store = true;
+    store.save_mount(record);
+    sys::UniqueFd tree = store.make_copy_tree(record.name);
+    overlay::materialize(bottom_first, tree.get(), options);
+    sys::MountGuard bind = sys::bind_on_path(tree.get(), record.target, attributes, record.target);
+    sys::make_private(record.target);
+    bind.release();
+}
+
+}  // namespace
+
 void add_mount(CLI::App& app, Globals& globals, Action& action) {
-    struct Args {
-        std::string image, target, driver, upper;
-        bool writable = false;
-    };
-    auto args = std::make_shared<Args>();
+    auto args = std::make_shared<MountArgs>();
     CLI::App* cmd = app.add_subcommand("mount", "mount an image's merged root filesystem at TARGET");
     cmd->add_option("--driver", args->driver, "overlay (default) or copy")->check(CLI::IsMember({"overlay", "copy"}));
     auto* writable = cmd->add_flag("--writable", args->writable, "writable view; changes are discarded by umount");
     cmd->add_option("--upper", args->upper, "writable view whose changes go to DIR and are kept")->excludes(writable);
+    cmd->add_flag("--suid", args->suid,
+                  "DANGEROUS: honour setuid/setgid bits in the view (anyone who can reach TARGET may gain the "
+                  "owners' privileges); default nosuid");
+    cmd->add_flag("--dev", args->dev,
+                  "DANGEROUS: make the image's device nodes usable in the view (anyone who can reach TARGET may "
+                  "open them); default nodev");
+    cmd->add_option("--min-free", args->min_free,
+                    "copy driver: stop before the store's filesystem has less free than SIZE or PERCENT% "
+                    "(default: 5%, at most 1G; 0 disables)");
     cmd->add_option("IMAGE", args->image, "image ID, unique ID prefix, or tag")->required();
     cmd->add_option("TARGET", args->target, "empty directory to mount on")->required();
     cmd->callback([&globals, &action, args] {
         action = [&globals, args] {
             if (globals.fresh_user_namespace && args->driver != "copy") throw overlay_needs_unshare("mount");
+            min_free_option(args->min_free);  // refuse junk before anything is done
             store::Store store(globals.store_root());
             check_rootless_id_map(store);
             clean_stale_mounts(store);
             store::ImageRecord img = store.resolve(args->image);
             std::string target = check_target(store, args->target);
-            std::vector<overlay::LayerRef> layers = layer_refs(store, img);
+            LayerStack layers = open_layers(store, img);
+            // nosuid, nodev: a view is for looking at an image, and TARGET may be reachable by others.
+            unsigned attributes = (args->suid ? 0 : MOUNT_ATTR_NOSUID) | (args->dev ? 0 : MOUNT_ATTR_NODEV);
 
             store::MountRecord record{.name = sys::unique_name("m-"), .target = target, .image = img.id,
                                       .driver = args->driver.empty() ? "overlay" : args->driver,
@@ -81,12 +132,16 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                                       .mount_namespace = sys::mount_namespace_id(), .active = false};
             auto lock = store.lock_mount(record.name, true);
             std::optional<overlay::UpperDirs> upper;
-            if (args->writable) {
+            if (args->writable && record.driver != "copy") {
                 auto [u, w] = store.make_mount_area(record.name);
                 upper = overlay::UpperDirs{u, w};
                 record.mode = "writable";
                 record.owns_upper = true;
             } else if (!args->upper.empty()) {
+                if (record.driver == "copy") {
+                    throw Error(Errc::Unsupported, "--upper needs the overlay driver (the copy driver has no "
+                                                   "separate upper layer; use --writable for a throw-away copy)");
+                }
                 sys::mkdir_at(AT_FDCWD, args->upper, 0755, true);
                 std::string u = canonical_path(args->upper);
                 if (is_within(u, canonical_path(store.root())) || is_within(u, target) || is_within(target, u)) {
@@ -102,11 +157,11 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
             // Recorded before anything is mounted: a crash from here on leaves a record to clean up.
             store.save_mount(record);
             try {
-                overlay::MountSpec spec = overlay::plan_overlay(layers, upper, store.empty_dir());
+                overlay::MountSpec spec = overlay::plan_overlay(layers.refs, upper, layers.empty_dir);
                 spec.user_xattr = rootless::active();
                 if (record.driver == "overlay") {
                     try {
-                        sys::MountGuard guard = overlay::mount(spec, target);
+                        sys::MountGuard guard = overlay::mount(spec, target, attributes);
                         sys::make_private(target);
                         guard.release();
                     } catch (const Error& e) {
@@ -117,12 +172,8 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                     }
                 }
                 if (record.driver == "copy") {
-                    if (upper) throw Error(Errc::Unsupported, "--writable/--upper need the overlay driver");
-                    record.mode = "copy";
-                    std::vector<std::string> bottom_first(spec.lowers.rbegin(), spec.lowers.rend());  // incl. empty/
-                    store.save_mount(record);
-                    sys::UniqueFd dir = sys::open_at(AT_FDCWD, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, target);
-                    overlay::materialize(bottom_first, dir.get());
+                    if (!args->writable) attributes |= MOUNT_ATTR_RDONLY;
+                    copy_view(store, record, layers, *args, attributes, globals.fresh_user_namespace);
                 }
                 record.active = true;
                 store.save_mount(record);

@@ -18,6 +18,7 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
         std::string platform;
         bool quiet = false;
         unsigned jobs = 0;
+        std::string min_free;
     };
     auto args = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("pull-local", "import a docker-save tar, OCI archive tar or OCI layout directory");
@@ -26,6 +27,9 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_option("--platform", args->platform, "os/arch[/variant] to select from a multi-platform index");
     cmd->add_flag("--quiet,-q", args->quiet, "print only the image ID");
     cmd->add_option("--jobs,-j", args->jobs, "layers to unpack in parallel (default: number of cores)");
+    cmd->add_option("--min-free", args->min_free,
+                    "stop before the store's filesystem has less free than SIZE (e.g. 2G) or PERCENT% "
+                    "(default: 5%, at most 1G; 0 disables)");
     cmd->callback([&globals, &action, args] {
         action = [&globals, args] {
             store::Store store(globals.store_root());
@@ -34,6 +38,7 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
             if (!args->platform.empty()) options.platform = image::Platform::parse(args->platform);
             options.extra_tags = args->tags;
             options.jobs = args->jobs;
+            options.min_free = min_free_option(args->min_free);
             bool tty = ::isatty(STDERR_FILENO) == 1;
             options.progress = tty && !args->quiet;
             options.rootless = rootless::active();

@@ -105,7 +105,7 @@ int run(const Globals& globals, RunArgs& a) {
         spec.tmpfs.push_back(t);
     }
 
-    std::vector<overlay::LayerRef> layers = layer_refs(store, img);
+    LayerStack layers = open_layers(store, img);
     // The container's writable layer lives in the store's tmp/ and goes away with this process (a crash
     // leaves it for the next imgtool to clean). --upper keeps changes in the user's directory instead.
     store::Staging area = store.new_staging();
@@ -117,10 +117,14 @@ int run(const Globals& globals, RunArgs& a) {
         upper.upper = a.upper;
     }
     spec.root_dir = area.path() + "/root";
-    overlay::MountSpec root = overlay::plan_overlay(layers, upper, store.empty_dir());
-    root.user_xattr = rootless::active();
+    overlay::plan_overlay(layers.refs, upper, layers.empty_dir);  // refuse what cannot be stacked here
     std::string driver = a.driver;
-    spec.mount_root = [&root, &driver](int target_fd) {
+    spec.mount_root = [&upper, &driver, &layers](int target_fd) {
+        // In the container's mount namespace: the layers are opened again here (and checked to be the
+        // same directories), since overlayfs refuses layers whose mounts belong to another namespace.
+        LayerStack here = layers.reopened();
+        overlay::MountSpec root = overlay::plan_overlay(here.refs, upper, here.empty_dir);
+        root.user_xattr = rootless::active();
         // nodev: device nodes in image layers are inert; only the fresh /dev works.
         if (driver != "copy") {
             try {
@@ -130,7 +134,7 @@ int run(const Globals& globals, RunArgs& a) {
                 if (driver == "overlay") throw;
             }
         }
-        std::vector<std::string> bottom_first(root.lowers.rbegin(), root.lowers.rend());
+        std::vector<std::string> bottom_first = overlay::visible_layer_dirs(here.refs);
         sys::UniqueFd dir = sys::open_at(target_fd, ".", O_RDONLY | O_DIRECTORY);
         overlay::materialize(bottom_first, dir.get());
         sys::bind_at(dir.get(), dir.get(), false, "root filesystem");  // pivot_root needs a mount point

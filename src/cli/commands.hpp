@@ -6,11 +6,13 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
 #include "imgtool/store/store.hpp"
+#include "imgtool/sys/space.hpp"
 
 namespace imgtool::cli {
 
@@ -25,6 +27,9 @@ struct Globals {
 };
 
 using Action = std::function<int()>;
+
+// --min-free's value (empty: the default reserve); throws InvalidArgument for junk.
+std::optional<sys::MinFreeSetting> min_free_option(const std::string& text);
 
 void add_pull_local(CLI::App& app, Globals& globals, Action& action);
 void add_images(CLI::App& app, Globals& globals, Action& action);

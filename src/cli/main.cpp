@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
 
 #include "commands.hpp"
@@ -18,6 +19,16 @@ namespace imgtool::cli {
 std::string Globals::store_root() const {
     // An ordinary user's commands run in the user namespace main() entered: rootless::active() says so.
     return root.empty() ? store::Store::default_root(rootless::active()) : root;
+}
+
+std::optional<sys::MinFreeSetting> min_free_option(const std::string& text) {
+    if (text.empty()) return std::nullopt;
+    auto setting = sys::parse_min_free(text);
+    if (!setting) {
+        throw Error(Errc::InvalidArgument, "invalid --min-free \"" + printable(text) +
+                                               "\": expected a size such as 2G or 500M, a percentage such as 5%, or 0");
+    }
+    return setting;
 }
 
 }  // namespace imgtool::cli
@@ -60,12 +71,17 @@ int main(int argc, char** argv) {
         // Rootless: every command works as root of a user namespace mapped from the user's subordinate
         // ids (owners in the store are those ids; only the namespace may remove them).
         if (::geteuid() != 0) {
+            // Checked here too, with the user's real ids: inside the namespace the host's root and
+            // other users both show as the overflow id, so there the check cannot tell them apart.
+            if (verb != "unshare") store::Store::check_location(globals.root.empty() ? store::Store::default_root(true) : globals.root);
             rootless::enter_user_namespace();
             globals.fresh_user_namespace = true;
         }
         return action();
     } catch (const Error& e) {
         std::fprintf(stderr, "imgtool: %s: %s\n", verb.c_str(), escape_control(e.what()).c_str());
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "imgtool: %s: out of memory\n", verb.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "imgtool: %s: internal error: %s\n", verb.c_str(), escape_control(e.what()).c_str());
     }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 
 #include <climits>
 #include <cstdlib>
@@ -13,6 +14,36 @@
 #include "imgtool/sys/mountinfo.hpp"
 
 namespace imgtool::cli {
+namespace {
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+// The copy tree's bind is at `target` in this namespace: the directory there is the tree itself.
+bool tree_mounted_at(const store::Store& store, const store::MountRecord& record) {
+    sys::UniqueFd tree;
+    try {
+        tree = store.open_copy_tree(record.name);
+    } catch (const Error&) {
+        return false;
+    }
+    struct stat want = sys::fstat_fd(tree.get(), record.target);
+    struct stat got {};
+    if (::stat(record.target.c_str(), &got) != 0) return false;
+    return got.st_dev == want.st_dev && got.st_ino == want.st_ino;
+}
+
+void unmount_busy_clear(const std::string& target) {
+    try {
+        sys::unmount(target);
+    } catch (const Error& e) {
+        if (e.code() == std::errc::device_or_resource_busy) {
+            throw Error(Errc::Busy, target + ": target is busy (a process is using the mount)");
+        }
+        throw;
+    }
+}
+
+}  // namespace
 
 std::string canonical_path(const std::string& path) {
     char buf[PATH_MAX];
@@ -20,14 +51,64 @@ std::string canonical_path(const std::string& path) {
     return buf;
 }
 
-std::vector<overlay::LayerRef> layer_refs(const store::Store& store, const store::ImageRecord& image) {
-    std::vector<overlay::LayerRef> layers;
+LayerStack open_layers(const store::Store& store, const store::ImageRecord& image) {
+    LayerStack stack;
     for (const auto& d : image.layers) {
         auto info = store.layer_info(d);
         if (!info) throw Error(Errc::NotFound, "layer " + d.str() + " of image " + image.id.str() + " is missing");
-        layers.push_back({store.layer_dir(d), info->root_opaque});
+        stack.fds.push_back(store.open_layer(d));
+        stack.paths.push_back(store.layer_dir(d));
+        overlay::LayerRef ref{fd_path(stack.fds.back().get()), info->root_opaque, {}};
+        if (info->skeleton) {
+            stack.fds.push_back(store.open_layer(d, true));
+            stack.paths.push_back(store.skeleton_dir(d));
+            ref.skeleton = fd_path(stack.fds.back().get());
+        }
+        stack.refs.push_back(std::move(ref));
     }
-    return layers;
+    stack.empty_fd = store.open_empty();
+    stack.empty_dir = fd_path(stack.empty_fd.get());
+    stack.paths.push_back(store.empty_dir());
+    return stack;
+}
+
+LayerStack LayerStack::reopened() const {
+    LayerStack again;
+    std::vector<std::string> renamed;  // "/proc/self/fd/OLD" -> "/proc/self/fd/NEW"
+    auto reopen = [&](int old_fd, const std::string& path) {
+        sys::UniqueFd fd = sys::open_at(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, path);
+        struct stat want = sys::fstat_fd(old_fd, path), got = sys::fstat_fd(fd.get(), path);
+        if (want.st_dev != got.st_dev || want.st_ino != got.st_ino) {
+            throw Error(Errc::UnsafePath, path + ": changed while the container was being set up");
+        }
+        return fd;
+    };
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+        again.fds.push_back(reopen(fds[i].get(), paths[i]));
+        again.paths.push_back(paths[i]);
+    }
+    auto translate = [&](const std::string& ref) {
+        for (std::size_t i = 0; i < fds.size(); ++i) {
+            if (ref == fd_path(fds[i].get())) return fd_path(again.fds[i].get());
+        }
+        throw Error(Errc::InvalidArgument, "layer " + ref + " is not part of the stack");
+    };
+    for (const auto& ref : refs) {
+        again.refs.push_back({translate(ref.dir), ref.root_opaque, ref.skeleton.empty() ? "" : translate(ref.skeleton)});
+    }
+    again.empty_fd = reopen(empty_fd.get(), paths.back());
+    again.empty_dir = fd_path(again.empty_fd.get());
+    return again;
+}
+
+std::vector<overlay::LayerRef> layer_paths(const store::Store& store, const store::ImageRecord& image) {
+    std::vector<overlay::LayerRef> refs;
+    for (const auto& d : image.layers) {
+        auto info = store.layer_info(d);
+        refs.push_back({store.layer_dir(d), info && info->root_opaque,
+                        info && info->skeleton ? store.skeleton_dir(d) : std::string()});
+    }
+    return refs;
 }
 
 bool is_imgtool_overlay(const std::string& target) {
@@ -45,23 +126,26 @@ std::optional<store::MountRecord> find_mount(const store::Store& store, const st
 }
 
 void undo_mount(store::Store& store, const store::MountRecord& record, bool namespace_gone) {
-    if (record.driver == "overlay" && namespace_gone) {
-        // Its mount died with its namespace; one at the same path here is somebody else's.
+    if (namespace_gone) {
+        // Its mounts died with its namespace; one at the same path here is somebody else's.
     } else if (record.driver == "overlay") {
-        if (is_imgtool_overlay(record.target)) {
-            try {
-                sys::unmount(record.target);
-            } catch (const Error& e) {
-                if (e.code() == std::errc::device_or_resource_busy) {
-                    throw Error(Errc::Busy, record.target + ": target is busy (a process is using the mount)");
-                }
-                throw;
+        if (is_imgtool_overlay(record.target)) unmount_busy_clear(record.target);
+    } else if (record.tree_in_store) {
+        // Only our own tree is unmounted; whatever else is at the target is left alone.
+        if (tree_mounted_at(store, record)) unmount_busy_clear(record.target);
+    } else if (record.target_ino != 0) {
+        // A copy made in place (no mount possible): its contents are removed only if the directory is
+        // still the one that was filled (a record naming another directory removes nothing).
+        int raw = ::open(record.target.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (raw >= 0) {
+            sys::UniqueFd dir(raw);
+            struct stat st = sys::fstat_fd(dir.get(), record.target);
+            if (st.st_dev == record.target_dev && st.st_ino == record.target_ino) {
+                sys::remove_contents(dir.get(), record.target);
+            } else {
+                log::notice(record.target + ": not the directory imgtool filled; its contents were left alone");
             }
         }
-    } else if (sys::lstat_at(AT_FDCWD, record.target)) {
-        // The copy driver only ever writes into a target it found empty: all of it is ours.
-        sys::UniqueFd dir = sys::open_at(AT_FDCWD, record.target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, record.target);
-        sys::remove_contents(dir.get(), record.target);
     }
     if (record.mode == "upper" && !record.work.empty()) sys::remove_tree_at(AT_FDCWD, record.work);
     store.remove_mount(record);
@@ -70,11 +154,12 @@ void undo_mount(store::Store& store, const store::MountRecord& record, bool name
 void clean_stale_mounts(store::Store& store) {
     std::string ns = sys::mount_namespace_id();
     for (const auto& r : store.mounts()) {
-        // Another namespace's overlay is not ours to judge while that namespace lives (an `imgtool
-        // unshare` session); once nobody is in it, its mounts are gone and the record is stale.
-        // A copy made in another namespace is never judged here: its target path may mean another place.
+        // Another namespace's mounts are not ours to judge while that namespace lives (an `imgtool
+        // unshare` session); once nobody is in it, its mounts are gone and the record is stale. A copy
+        // made in place in another namespace is never judged here: its target path may mean another place.
         bool elsewhere = r.mount_namespace != ns;
-        if (elsewhere && (r.driver != "overlay" || sys::mount_namespace_in_use(r.mount_namespace))) continue;
+        bool in_place_copy = r.driver == "copy" && !r.tree_in_store;
+        if (elsewhere && (in_place_copy || sys::mount_namespace_in_use(r.mount_namespace))) continue;
         auto lock = store.lock_mount(r.name, false);
         if (!lock.locked()) continue;  // being set up right now
         // Judged again under the lock, from a fresh read: it may have become active meanwhile.
@@ -83,7 +168,16 @@ void clean_stale_mounts(store::Store& store) {
             if (m.name == r.name) fresh = m;
         }
         if (!fresh) continue;
-        bool live = elsewhere ? false : fresh->driver == "overlay" ? is_imgtool_overlay(fresh->target) : fresh->active;
+        bool live = false;
+        if (!elsewhere) {
+            if (fresh->driver == "overlay") {
+                live = is_imgtool_overlay(fresh->target);
+            } else if (fresh->tree_in_store) {
+                live = fresh->active && tree_mounted_at(store, *fresh);
+            } else {
+                live = fresh->active;
+            }
+        }
         if (live) continue;
         log::debug("removing stale mount record for " + fresh->target);
         undo_mount(store, *fresh, elsewhere);

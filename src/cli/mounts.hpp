@@ -1,25 +1,47 @@
-// Bookkeeping shared by mount, umount, mounts and rm: which recorded mounts are live, and removal of
-// what a crashed `imgtool mount` left behind.
+// Bookkeeping shared by mount, umount, mounts, rm and run: the image's layers opened for a mount,
+// which recorded mounts are live, and removal of what a crashed `imgtool mount` left behind. Records
+// are read from the store and treated as untrusted: nothing is unmounted or removed unless the mount
+// table (or the directory's identity) confirms it is what the record says.
 #pragma once
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "imgtool/overlay/plan.hpp"
 #include "imgtool/store/store.hpp"
+#include "imgtool/sys/unique_fd.hpp"
 
 namespace imgtool::cli {
 
+// An image's layer directories opened through Store::open_layer (no symlink below the store root can
+// redirect them); refs name them "/proc/self/fd/N", so the kernel mounts exactly what was checked.
+// Keep it alive until the mount (or the copy) is made.
+struct LayerStack {
+    std::vector<sys::UniqueFd> fds;
+    std::vector<std::string> paths;       // the store paths the fds were opened at (same order)
+    std::vector<overlay::LayerRef> refs;  // bottom first
+    sys::UniqueFd empty_fd;
+    std::string empty_dir;
+
+    // The same directories opened again in the calling process's mount namespace (a container's new
+    // one: overlayfs refuses layers whose mounts belong to another namespace), each checked to be the
+    // very directory opened before (device and inode), so nothing swapped in between is used.
+    LayerStack reopened() const;
+};
+LayerStack open_layers(const store::Store& store, const store::ImageRecord& image);
+// The same layers by their store paths, for people (inspect's GraphDriver data).
+std::vector<overlay::LayerRef> layer_paths(const store::Store& store, const store::ImageRecord& image);
+
 // True if `target` is an overlay mount made by imgtool in this mount namespace.
 bool is_imgtool_overlay(const std::string& target);
-// Removes records (and their store-owned uppers) left by crashed `mount`s in this mount namespace, and
-// overlay records of mount namespaces nobody is in any more (an ended `imgtool unshare` session).
+// Removes records (and their store-owned uppers and trees) left by crashed `mount`s in this mount
+// namespace, and records of mount namespaces nobody is in any more (an ended `imgtool unshare` session).
 void clean_stale_mounts(store::Store& store);
 std::optional<store::MountRecord> find_mount(const store::Store& store, const std::string& canonical_target);
-// Undoes one recorded mount: unmount (overlay) or empty the target (copy), then drop the record.
+// Undoes one recorded mount: unmount (overlay, or the bind of a copy tree) or empty the target (a
+// rootless copy made outside `imgtool unshare`), then drop the record and what the store holds for it.
 void undo_mount(store::Store& store, const store::MountRecord& record, bool namespace_gone = false);
-// The image's layer directories for overlay::plan_overlay (bottom first); a missing layer is an error.
-std::vector<overlay::LayerRef> layer_refs(const store::Store& store, const store::ImageRecord& image);
 // realpath(3), with a clear error.
 std::string canonical_path(const std::string& path);
 

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,8 @@
 #include "imgtool/image/source.hpp"
 #include "imgtool/layer/chunk_pipe.hpp"
 #include "imgtool/layer/compression.hpp"
+#include "imgtool/layer/merged.hpp"
+#include "imgtool/sys/files.hpp"
 #include "imgtool/layer/unpack.hpp"
 
 namespace imgtool::cli {
@@ -32,7 +35,7 @@ struct LayerJob {
     const image::LayerPlan* plan;
     std::optional<store::Staging> staging;
     std::optional<store::LayerInfo> info;  // set once the layer is verified
-    layer::UnpackStats stats;
+    layer::UnpackStats stats;             // implicit_dirs go to the store with the layer
     // Progress, read by the progress printer.
     std::atomic<std::uint64_t> entries{0};
     std::atomic<std::uint64_t> bytes{0};
@@ -184,8 +187,17 @@ Error diff_id_mismatch(const Digest& expected, const Digest& got) {
 
 // One pass over the blob, on two or three threads: the producer reads, hashes and decompresses; the
 // tar is hashed by the producer or a hasher thread (see OpenedBlob); this thread extracts.
+// The skeleton lower layer: the directories of the layer that hold whiteouts (see overlay::LayerRef).
+void make_skeleton(int staging_dir, const std::vector<std::string>& dirs) {
+    sys::mkdir_at(staging_dir, "skel", 0755, false);
+    sys::UniqueFd skel = sys::open_beneath(staging_dir, "skel", O_RDONLY | O_DIRECTORY);
+    for (const std::string& dir : dirs) {
+        if (!dir.empty()) sys::open_dirs_in_root(skel.get(), dir, O_PATH);
+    }
+}
+
 void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const PullOptions& pull,
-                      const std::atomic<bool>& cancel) {
+                      const std::atomic<bool>& cancel, sys::SpaceReserve* reserve) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
     OpenedBlob opened(source, plan);
@@ -202,6 +214,7 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
     options.cancel = &cancel;
     options.rootless = pull.rootless;
     options.squash_owners = pull.squash_owners;
+    options.reserve = reserve;
     options.progress = [&job](const layer::UnpackStats& s) { job.entries.store(s.entries, std::memory_order_relaxed); };
     layer::UnpackStats stats;
     std::exception_ptr consumer_error;
@@ -232,12 +245,15 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
     }
     if (!tar.digest) throw Error(Errc::Corrupt, "layer stream ended early");  // not reached: the pipe was drained
     if (*tar.digest != plan.diff_id) throw diff_id_mismatch(plan.diff_id, *tar.digest);
+    if (!stats.whiteout_dirs.empty()) make_skeleton(job.staging->dir_fd(), stats.whiteout_dirs);
     job.info = store::LayerInfo{.diff_id = plan.diff_id,
                                 .size = tar.bytes,
                                 .entries = stats.entries,
                                 .blob_digest = plan.digest,
                                 .compression = layer::compression_name(opened.compression),
-                                .root_opaque = stats.root_opaque};
+                                .root_opaque = stats.root_opaque,
+                                .skeleton = !stats.whiteout_dirs.empty(),
+                                .implicit_dirs = stats.implicit_dirs.size()};
     job.stats = stats;
     job.entries = stats.entries;
     job.bytes = tar.bytes;
@@ -328,7 +344,7 @@ private:
 };
 
 void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const image::Source& source,
-                  store::Store& store, const PullOptions& options) {
+                  store::Store& store, const PullOptions& options, sys::SpaceReserve& reserve) {
     std::atomic<std::size_t> next{0};
     std::atomic<bool> cancel{false};
     std::exception_ptr first_error;
@@ -338,7 +354,7 @@ void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const im
             std::size_t i = next.fetch_add(1);
             if (i >= jobs.size() || cancel) return;
             try {
-                with_context(layer_label(*jobs[i]->plan), [&] { unpack_layer_job(source, store, *jobs[i], options, cancel); });
+                with_context(layer_label(*jobs[i]->plan), [&] { unpack_layer_job(source, store, *jobs[i], options, cancel, &reserve); });
             } catch (...) {
                 std::lock_guard lock(error_mutex);
                 if (!first_error) first_error = std::current_exception();
@@ -353,12 +369,25 @@ void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const im
     if (first_error) std::rethrow_exception(first_error);
 }
 
+// A manifest is kept only if every layer blob it names was verified: read and hashed by this pull, or
+// recorded as the very blob an earlier pull unpacked. A re-pull that skips a present layer does not
+// read its blob, so a manifest naming another (maybe truncated) blob is not stored as this image's.
+bool manifest_verified(const store::Store& store, const image::ImagePlan& plan, const std::set<Digest>& unpacked) {
+    for (const auto& l : plan.layers) {
+        if (unpacked.count(l.diff_id) && l.digest) continue;
+        auto info = store.layer_info(l.diff_id);
+        if (!l.digest || !info || !info->blob_digest || *info->blob_digest != *l.digest) return false;
+    }
+    return true;
+}
+
 // Image metadata last: blobs, record, then tags. Every layer is committed before this runs.
-PullResult commit_image(store::Store& store, const image::ImagePlan& plan) {
-    if (plan.manifest_digest) store.put_blob(*plan.manifest_digest, plan.manifest_bytes);
+PullResult commit_image(store::Store& store, const image::ImagePlan& plan, const std::set<Digest>& unpacked) {
+    bool keep_manifest = plan.manifest_digest && manifest_verified(store, plan, unpacked);
+    if (keep_manifest) store.put_blob(*plan.manifest_digest, plan.manifest_bytes);
     store.put_blob(plan.id, plan.config_bytes);
     store::ImageRecord record{.id = plan.id,
-                              .manifest_digest = plan.manifest_digest,
+                              .manifest_digest = keep_manifest ? plan.manifest_digest : std::nullopt,
                               .layers = {},
                               .created = plan.config.created,
                               .architecture = plan.config.platform.architecture,
@@ -369,7 +398,7 @@ PullResult commit_image(store::Store& store, const image::ImagePlan& plan) {
         if (auto info = store.layer_info(l.diff_id)) record.size += info->size;
     }
     auto metadata_lock = store.lock_metadata();
-    // The same image re-imported from a docker archive knows no manifest: keep the one we have.
+    // The same image re-imported from a docker archive (or with an unverified manifest): keep ours.
     if (!record.manifest_digest) {
         if (auto existing = store.image(plan.id)) record.manifest_digest = existing->manifest_digest;
     }
@@ -397,6 +426,43 @@ std::vector<image::ImagePlan> dedupe(std::vector<image::ImagePlan> plans) {
         }
     }
     return out;
+}
+
+// Refuses an image where a layer's implicit directory (a parent its tar never lists) would cover a
+// non-directory of the layers below it. overlayfs would show the new empty directory and hide the
+// lower entry (a merged-/usr `bin -> usr/bin` would lose /bin/sh); containerd and umoci follow such a
+// symlink instead, which a layer stored once per diff_id, whatever its parents, cannot do. Runs before
+// anything is committed, so a refused image leaves the store as it was.
+void check_implicit_dirs(const store::Store& store, const image::ImagePlan& plan,
+                         const std::map<Digest, LayerJob*>& unpacked, bool rootless) {
+    std::vector<sys::UniqueFd> opened;
+    std::vector<layer::StackedLayer> stack;  // bottom first
+    std::vector<std::vector<std::string>> implicit;
+    for (const auto& l : plan.layers) {
+        if (auto it = unpacked.find(l.diff_id); it != unpacked.end()) {
+            stack.push_back({it->second->staging->diff_fd(), it->second->stats.root_opaque});
+            implicit.push_back(it->second->stats.implicit_dirs);
+            continue;
+        }
+        auto info = store.layer_info(l.diff_id);
+        opened.push_back(store.open_layer(l.diff_id));
+        stack.push_back({opened.back().get(), info && info->root_opaque});
+        implicit.push_back(info && info->implicit_dirs ? store.implicit_dirs(l.diff_id) : std::vector<std::string>{});
+    }
+    const char* opaque = rootless ? "user.overlay.opaque" : "trusted.overlay.opaque";
+    for (std::size_t n = 1; n < stack.size(); ++n) {
+        if (implicit[n].empty()) continue;
+        std::vector<layer::StackedLayer> below(stack.rend() - static_cast<std::ptrdiff_t>(n), stack.rend());
+        for (const std::string& dir : implicit[n]) {
+            layer::MergedEntry found = layer::merged_lookup(below, dir, opaque);
+            if (found.kind != layer::MergedKind::Other) continue;
+            throw Error(Errc::Unsupported,
+                        layer_label(plan.layers[n]) + ": " + printable(dir) + " has entries but no entry of its own, and " +
+                            "the layers below have a non-directory at " + printable(found.blocked_at) +
+                            " (such as merged /usr's bin -> usr/bin); imgtool cannot follow it into the lower " +
+                            "layers and refuses rather than hide it");
+        }
+    }
 }
 
 }  // namespace
@@ -435,6 +501,8 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
                 jobs.push_back(owned.back().get());
             }
         }
+        sys::SpaceReserve reserve(store.root_fd(), sys::space_limits_for(store.root_fd(), options.min_free), store.root());
+        std::map<Digest, LayerJob*> unpacked;
         if (!jobs.empty()) {
             // Largest blobs first (longest-processing-time order): the last layer to start is a small
             // one, so the cores finish together instead of one waiting on a big latecomer.
@@ -445,7 +513,7 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
             ProgressPrinter progress(jobs, options.progress);
             {
                 BackgroundWriteback writeback(store);
-                run_parallel(jobs, workers, *source, store, options);
+                run_parallel(jobs, workers, *source, store, options, reserve);
             }
             progress.stop();
             if (losses) {
@@ -455,14 +523,18 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
                     losses->squashed_owners += job->stats.squashed_owners;
                 }
             }
+            for (LayerJob* job : jobs) unpacked.emplace(job->plan->diff_id, job);
+        }
+        for (const auto& plan : plans) check_implicit_dirs(store, plan, unpacked, options.rootless);
+        if (!jobs.empty()) {
             // Every layer verified: now, and only now, make them visible. One syncfs covers them all.
             store.sync();
-            for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info);
+            for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info, job->stats.implicit_dirs);
         }
 
         std::vector<PullResult> results;
         for (const auto& plan : plans) {
-            PullResult r = commit_image(store, plan);
+            PullResult r = commit_image(store, plan, scheduled);
             std::set<Digest> own;
             for (const auto& l : plan.layers) own.insert(l.diff_id);
             for (const Digest& d : own) (scheduled.count(d) ? r.layers_unpacked : r.layers_reused)++;

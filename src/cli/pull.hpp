@@ -10,6 +10,7 @@
 #include "imgtool/digest/digest.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/store/store.hpp"
+#include "imgtool/sys/space.hpp"
 
 namespace imgtool::cli {
 
@@ -20,6 +21,7 @@ struct PullOptions {
     unsigned jobs = 0;      // parallel layers; 0 = number of cores
     bool rootless = false;       // unpack for a user namespace (layer::UnpackOptions::rootless)
     bool squash_owners = false;  // only our own id is mapped
+    std::optional<sys::MinFreeSetting> min_free;  // free-space reserve on the store's filesystem (default: sys's)
 };
 
 // What a rootless pull could not keep, over all layers unpacked.

@@ -23,7 +23,7 @@ bool store_has_layers(const store::Store& store) {
 
 }  // namespace
 
-void check_rootless_id_map(const store::Store& store) {
+void check_rootless_id_map(store::Store& store) {
     if (!rootless::active()) return;
     const std::string current = current_id_map();
     std::string recorded;
@@ -40,7 +40,7 @@ void check_rootless_id_map(const store::Store& store) {
                                    "owners would be wrong; remove it (imgtool unshare rm -rf " + store.root() +
                                    ") and pull again");
     }
-    sys::atomic_write_file(store.root_fd(), kIdMapFile, current, 0600);
+    store.write_root_file(kIdMapFile, current);
 }
 
 }  // namespace imgtool::cli

@@ -9,6 +9,6 @@
 namespace imgtool::cli {
 
 // No-op for root. Throws Errc::InvalidArgument (one line saying what to do) on a mismatch.
-void check_rootless_id_map(const store::Store& store);
+void check_rootless_id_map(store::Store& store);
 
 }  // namespace imgtool::cli

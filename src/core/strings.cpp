@@ -40,17 +40,49 @@ std::string human_size(std::uint64_t bytes) {
     return buf;
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence starting at text[i] (RFC 3629: no overlongs, no surrogates,
+// nothing above U+10FFFF), or 0. C1 controls (U+0080..U+009F) count as malformed: some terminals act on
+// them (0x9b is CSI).
+std::size_t utf8_sequence(std::string_view text, std::size_t i) {
+    auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+    unsigned char c = byte(i);
+    std::size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+    if (len == 0 || i + len > text.size()) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    }
+    unsigned char d = byte(i + 1);
+    if (c == 0xc2 && d < 0xa0) return 0;                 // C1 control
+    if (c == 0xe0 && d < 0xa0) return 0;                 // overlong
+    if (c == 0xed && d >= 0xa0) return 0;                // surrogate
+    if (c == 0xf0 && d < 0x90) return 0;                 // overlong
+    if (c == 0xf4 && d >= 0x90) return 0;                // above U+10FFFF
+    return len;
+}
+
+}  // namespace
+
 std::string escape_control(std::string_view text) {
     std::string out;
     out.reserve(text.size());
-    for (unsigned char c : text) {
-        if (c < 0x20 || c == 0x7f) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", c);
-            out += buf;
-        } else {
+    for (std::size_t i = 0; i < text.size();) {
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f) {
             out += static_cast<char>(c);
+            ++i;
+            continue;
         }
+        if (std::size_t len = c >= 0x80 ? utf8_sequence(text, i) : 0) {
+            out.append(text.substr(i, len));
+            i += len;
+            continue;
+        }
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\x%02x", c);
+        out += buf;
+        ++i;
     }
     return out;
 }

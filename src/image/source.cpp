@@ -1,9 +1,12 @@
 #include "imgtool/image/source.hpp"
 
 #include <fcntl.h>
+#include <map>
+#include <set>
 #include <sys/stat.h>
 
 #include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/image/json.hpp"
 #include "imgtool/image/tar_index.hpp"
@@ -55,7 +58,7 @@ public:
     std::unique_ptr<sys::Reader> open_member(const std::string& name) const override {
         auto m = index_.find(name);
         if (!m || !m->regular) throw Error(Errc::NotFound, name + ": no such file in the archive");
-        return std::make_unique<sys::FileRangeReader>(fd_, m->offset, m->size, shown() + ": " + name);
+        return std::make_unique<sys::FileRangeReader>(fd_, m->offset, m->size, printable(name));
     }
 
 private:
@@ -85,7 +88,7 @@ public:
             st = sys::fstat_fd(fd.get(), *norm);
         } catch (const Error& e) {
             if (e.code() == std::errc::no_such_file_or_directory) return std::nullopt;
-            throw Error(e.code(), shown() + ": " + e.message(), e.path());
+            throw;  // the pull names the source once, as context
         }
         if (!S_ISREG(st.st_mode)) return std::nullopt;
         return static_cast<std::uint64_t>(st.st_size);
@@ -93,12 +96,11 @@ public:
 
     std::unique_ptr<sys::Reader> open_member(const std::string& name) const override {
         auto norm = normalize_member_name(name);
-        if (!norm) throw Error(Errc::UnsafePath, shown() + ": unsafe member name " + name);
+        if (!norm) throw Error(Errc::UnsafePath, "unsafe member name " + printable(name));
         auto fd = std::make_shared<sys::UniqueFd>(sys::open_beneath(dir_.get(), *norm, O_RDONLY | O_NONBLOCK));
         struct stat st = sys::fstat_fd(fd->get(), *norm);
-        if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, shown() + ": " + *norm + " is not a regular file");
-        return std::make_unique<sys::FileRangeReader>(fd, 0, static_cast<std::uint64_t>(st.st_size),
-                                                      shown() + "/" + *norm);
+        if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, printable(*norm) + " is not a regular file");
+        return std::make_unique<sys::FileRangeReader>(fd, 0, static_cast<std::uint64_t>(st.st_size), printable(*norm));
     }
 
 private:
@@ -153,6 +155,9 @@ void add_tag(ImagePlan& plan, const std::string& name) {
     for (const auto& t : plan.tags) {
         if (t == tag) return;
     }
+    if (plan.tags.size() >= kMaxTagsPerImage) {
+        throw Error(Errc::Corrupt, "image " + plan.id.str() + ": more than " + std::to_string(kMaxTagsPerImage) + " tags");
+    }
     plan.tags.push_back(tag);
 }
 
@@ -197,36 +202,58 @@ ImagePlan plan_from_manifest(const Source& source, const Descriptor& manifest_de
     return plan;
 }
 
+// Nested indexes are followed at most this deep, each index is read once however often it is named,
+// and at most this many descriptors are looked at in all: a small hostile layout cannot make the
+// walk exponential (fan-out K at depth 4 would otherwise be K^4 reads).
+constexpr int kMaxIndexDepth = 4;
+constexpr std::size_t kMaxImagesPerSource = 1000;
+constexpr std::size_t kMaxIndexDescriptors = 10000;
+
 struct Selection {
     std::vector<std::pair<Descriptor, std::optional<std::string>>> manifests;  // with a tag, if any
     std::vector<std::string> seen_platforms;
+    std::set<digest::Digest> visited_indexes;
+    std::size_t descriptors = 0;
 };
 
-void select_from_index(const Source& source, const Index& index, const Platform& wanted,
+void select_from_index(const Source& source, const Index& index, std::string_view what, const Platform& wanted,
                        const std::optional<std::string>& inherited_tag, int depth, bool top_level, Selection& out) {
-    if (depth > 4) throw Error(Errc::Corrupt, "image indexes nested too deeply");
+    if (depth > kMaxIndexDepth) {
+        throw Error(Errc::Corrupt, std::string(what) + ": image indexes nested more than " +
+                                       std::to_string(kMaxIndexDepth) + " deep");
+    }
     for (const Descriptor& d : index.manifests) {
+        if (++out.descriptors > kMaxIndexDescriptors) {
+            throw Error(Errc::Corrupt, std::string(what) + ": more than " + std::to_string(kMaxIndexDescriptors) +
+                                           " descriptors in the image's indexes");
+        }
         std::optional<std::string> tag = tag_from_annotations(d.annotations);
         if (!tag) tag = inherited_tag;
         if (is_index_media_type(d.media_type)) {
+            if (!out.visited_indexes.insert(d.digest).second) continue;  // already walked
             std::string bytes = read_blob(source, d, "index");
-            Index nested = parse_index(bytes, "index " + d.digest.str(), d.media_type);
+            std::string nested_what = "index " + d.digest.str();
+            Index nested = parse_index(bytes, nested_what, d.media_type);
             Selection inner;
-            select_from_index(source, nested, wanted, tag, depth + 1, false, inner);
+            inner.visited_indexes = std::move(out.visited_indexes);
+            inner.descriptors = out.descriptors;
+            select_from_index(source, nested, nested_what, wanted, tag, depth + 1, false, inner);
+            out.visited_indexes = std::move(inner.visited_indexes);
+            out.descriptors = inner.descriptors;
             out.seen_platforms.insert(out.seen_platforms.end(), inner.seen_platforms.begin(),
                                       inner.seen_platforms.end());
             // A nested index is one multi-platform image: keep only its first match.
             if (!inner.manifests.empty()) out.manifests.push_back(inner.manifests.front());
         } else if (is_manifest_media_type(d.media_type)) {
             if (d.platform) {
-                out.seen_platforms.push_back(d.platform->str());
+                if (out.seen_platforms.size() < 64) out.seen_platforms.push_back(d.platform->str());
                 if (!wanted.accepts(*d.platform)) continue;
             }
             out.manifests.emplace_back(d, tag);
             if (!top_level && d.platform) return;  // first platform match wins inside an index
         } else {
             throw Error(Errc::UnsupportedMediaType, "index entry " + d.digest.str() + ": unsupported media type \"" +
-                                                        d.media_type + "\"");
+                                                        printable(d.media_type) + "\"");
         }
     }
 }
@@ -235,7 +262,7 @@ std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options
     Platform wanted = options.platform.value_or(Platform::host());
     Index index = with_context("index.json", [&] { return parse_index(source.read_small("index.json"), "index.json"); });
     Selection selection;
-    select_from_index(source, index, wanted, std::nullopt, 0, true, selection);
+    select_from_index(source, index, "index.json", wanted, std::nullopt, 0, true, selection);
     if (selection.manifests.empty()) {
         std::string list;
         for (const auto& p : selection.seen_platforms) list += (list.empty() ? "" : ", ") + p;
@@ -243,16 +270,27 @@ std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options
                                         (list.empty() ? "" : " (available: " + list + ")"));
     }
     std::vector<ImagePlan> plans;
+    // Each manifest is read once, however many index entries name it.
+    std::map<digest::Digest, std::size_t> planned;
     for (const auto& [desc, tag] : selection.manifests) {
-        ImagePlan plan = plan_from_manifest(source, desc);
-        if (tag) add_tag(plan, *tag);
-        plans.push_back(std::move(plan));
+        auto [it, fresh] = planned.emplace(desc.digest, plans.size());
+        if (fresh) {
+            if (plans.size() >= kMaxImagesPerSource) {
+                throw Error(Errc::Corrupt, "index.json: more than " + std::to_string(kMaxImagesPerSource) + " images");
+            }
+            plans.push_back(plan_from_manifest(source, desc));
+        }
+        if (tag) add_tag(plans[it->second], *tag);
     }
     return plans;
 }
 
 std::vector<ImagePlan> plan_docker(const Source& source) {
     auto entries = parse_docker_manifest(source.read_small("manifest.json"), "manifest.json");
+    if (entries.size() > kMaxImagesPerSource) {
+        throw Error(Errc::Corrupt, "manifest.json: " + std::to_string(entries.size()) + " images (at most " +
+                                       std::to_string(kMaxImagesPerSource) + ")");
+    }
     std::vector<ImagePlan> plans;
     for (const DockerManifestEntry& entry : entries) {
         if (!normalize_member_name(entry.config)) {

@@ -189,13 +189,45 @@ Manifest parse_manifest(std::string_view bytes, std::string_view what, std::stri
     return m;
 }
 
+bool is_rfc3339(std::string_view t) {
+    auto digits = [&](std::size_t pos, std::size_t n) {
+        if (pos + n > t.size()) return false;
+        for (std::size_t i = pos; i < pos + n; ++i) {
+            if (t[i] < '0' || t[i] > '9') return false;
+        }
+        return true;
+    };
+    // YYYY-MM-DDTHH:MM:SS
+    if (!digits(0, 4) || t.size() < 20 || t[4] != '-' || !digits(5, 2) || t[7] != '-' || !digits(8, 2) ||
+        (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || !digits(11, 2) || t[13] != ':' || !digits(14, 2) ||
+        t[16] != ':' || !digits(17, 2)) {
+        return false;
+    }
+    std::size_t pos = 19;
+    if (t[pos] == '.') {
+        std::size_t start = ++pos;
+        while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') ++pos;
+        if (pos == start || pos - start > 9) return false;
+    }
+    if (pos < t.size() && (t[pos] == 'Z' || t[pos] == 'z')) return pos + 1 == t.size();
+    return pos + 6 == t.size() && (t[pos] == '+' || t[pos] == '-') && digits(pos + 1, 2) && t[pos + 3] == ':' &&
+           digits(pos + 4, 2);
+}
+
 ImageConfig parse_config(std::string_view bytes, std::string_view what) {
     json doc = require_object_doc(bytes, what);
     ImageConfig c;
     c.platform.os = optional_string(doc, "os", what);
     c.platform.architecture = optional_string(doc, "architecture", what);
     c.platform.variant = optional_string(doc, "variant", what);
+    for (const std::string* field : {&c.platform.os, &c.platform.architecture, &c.platform.variant}) {
+        if (field->size() > kMaxPlatformField) bad(what, "platform field longer than " + std::to_string(kMaxPlatformField) + " bytes");
+    }
     c.created = optional_string(doc, "created", what);
+    if (!c.created.empty() && (c.created.size() > kMaxCreated || !is_rfc3339(c.created))) {
+        bad(what, "\"created\" is not an RFC 3339 timestamp (" + printable(c.created.substr(0, 40)) +
+                      (c.created.size() > 40 ? "..." : "") + ")");
+    }
     if (auto it = doc.find("config"); it != doc.end() && !it->is_null()) {
         if (!it->is_object()) bad(what, "\"config\" is not an object");
         c.config = *it;
@@ -207,6 +239,9 @@ ImageConfig parse_config(std::string_view bytes, std::string_view what) {
     if (type != "layers") bad(what, "rootfs.type is \"" + printable(type) + "\", expected \"layers\"");
     const json& ids = rootfs.contains("diff_ids") ? rootfs.at("diff_ids") : json();
     if (!ids.is_array()) bad(what, "rootfs.diff_ids missing or not an array");
+    if (ids.size() > kMaxLayersPerImage) {
+        bad(what, std::to_string(ids.size()) + " layers (at most " + std::to_string(kMaxLayersPerImage) + ")");
+    }
     for (const json& id : ids) {
         if (!id.is_string()) bad(what, "rootfs.diff_ids entry is not a string");
         try {
@@ -267,6 +302,9 @@ std::string normalize_tag(std::string_view name) {
         }
     }
     auto parts = split(repo, '/');
+    if (repo.size() == 64 && is_lower_hex(repo)) {
+        throw invalid("cannot specify 64-byte hexadecimal strings (they are image IDs)");
+    }
     for (std::size_t i = 0; i < parts.size(); ++i) {
         const std::string& part = parts[i];
         if (part.empty()) throw invalid("empty path component");

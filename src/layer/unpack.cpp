@@ -10,7 +10,9 @@
 
 #include <cerrno>
 #include <climits>
+#include <algorithm>
 #include <exception>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -98,25 +100,17 @@ public:
             case WhiteoutKind::Meta: return;
             case WhiteoutKind::Invalid:
                 throw Error(Errc::UnsafePath, printable(name_) + ": invalid whiteout name");
-            case WhiteoutKind::Opaque: {
-                int dir = parent_dir(parent);
-                const char* opaque = options_.rootless ? "user.overlay.opaque" : "trusted.overlay.opaque";
-                if (::fsetxattr(dir, opaque, "y", 1, 0) != 0) throw_errno("setxattr", shown());
-                if (parent.empty()) stats_.root_opaque = true;
-                ++stats_.whiteouts;
-                return;
-            }
-            case WhiteoutKind::Whiteout: {
-                int dir = parent_dir(parent);
-                remove_existing(dir, wh.target);
-                if (::mknodat(dir, wh.target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) throw_errno("mknod", shown());
-                ++stats_.whiteouts;
-                return;
-            }
+            case WhiteoutKind::Opaque: make_opaque_marker(parent); return;
+            case WhiteoutKind::Whiteout: make_whiteout(parent, wh.target); return;
             case WhiteoutKind::None: break;
         }
 
         int dir = parent_dir(parent);
+        if (dir < 0) {
+            throw Error(Errc::Corrupt, shown() + ": its parent " + printable(parent) +
+                                           " is not a directory in this layer");
+        }
+        if (options_.reserve) options_.reserve->charge(type == AE_IFREG ? 0 : 4096, 1);
         if (const char* link = archive_entry_hardlink(e)) {
             make_hardlink(dir, base, link);
             return;
@@ -150,6 +144,16 @@ public:
             if (::fchmod(fd.get(), d.mode) != 0) throw_errno("chmod", d.path);
             if (::futimens(fd.get(), d.times) != 0) throw_errno("utimes", d.path);
         }
+        // Later entries may have replaced or removed what was recorded: keep what is still there.
+        for (const auto& [ino, path] : implicit_) {
+            if (still_there(path, ino)) stats_.implicit_dirs.push_back(path);
+        }
+        for (const auto& [ino, path] : whiteout_dirs_) {
+            UniqueFd fd = still_there(path, ino);
+            if (fd && !is_opaque(fd.get())) stats_.whiteout_dirs.push_back(path);
+        }
+        std::sort(stats_.implicit_dirs.begin(), stats_.implicit_dirs.end());
+        std::sort(stats_.whiteout_dirs.begin(), stats_.whiteout_dirs.end());
         if (options_.progress) options_.progress(stats_);
     }
 
@@ -169,8 +173,11 @@ private:
         }
     }
 
-    // The directory that will hold an entry, created (0755, root) where the tar omits it. Resolution
-    // happens inside the layer root, so symlinks in the path can never lead out of it.
+    // The directory that will hold an entry, or -1 when a component is not a directory in this layer
+    // (the caller decides: a whiteout there is a no-op, anything else an error). Resolution happens
+    // inside the layer root, so symlinks of this layer never lead out of it. Components the tar omits
+    // are created (0755, root) and recorded as implicit; a component that is a whiteout of this layer
+    // becomes an opaque directory (the lower one was deleted, this layer makes a new one).
     int parent_dir(const std::string& parent) {
         if (cached_parent_fd_ && parent == cached_parent_) return cached_parent_fd_.get();
         // Tars list a directory right before its children: the directory just made is the next parent.
@@ -182,11 +189,137 @@ private:
         }
         int err = 0;
         UniqueFd fd = sys::open_in_root(root_fd_, parent, O_RDONLY | O_DIRECTORY, err);
-        if (!fd && err == ENOENT) fd = sys::open_dirs_in_root(root_fd_, parent, O_RDONLY);
-        if (!fd) throw_errno(err, "open parent of", shown());
+        if (!fd) {
+            if (err != ENOENT && err != ENOTDIR) throw_errno(err, "open parent of", shown());
+            fd = make_parents(parent);
+            if (!fd) return -1;
+        }
         cached_parent_ = parent;
         cached_parent_fd_ = std::move(fd);
         return cached_parent_fd_.get();
+    }
+
+    UniqueFd make_parents(const std::string& parent) {
+        UniqueFd current = sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY);
+        std::string prefix;
+        for (const std::string& part : split(parent, '/')) {
+            if (part.empty()) continue;
+            prefix += (prefix.empty() ? "" : "/") + part;
+            int err = 0;
+            // Each prefix is resolved afresh inside the root (a symlink of this layer may lead elsewhere
+            // in it); what is missing is made in the directory the previous prefix resolved to.
+            UniqueFd next = sys::open_in_root(root_fd_, prefix, O_RDONLY | O_DIRECTORY, err);
+            if (!next) {
+                if (err != ENOENT && err != ENOTDIR) throw_errno(err, "open", printable(prefix));
+                auto st = sys::lstat_at(current.get(), part);
+                if (st && !is_whiteout(*st)) return {};  // a file, or a symlink to nothing: not a directory
+                if (st) {
+                    remove_existing(current.get(), part);
+                } else if (implicit_.size() >= kMaxImplicitDirs) {
+                    throw Error(Errc::Corrupt, "more than " + std::to_string(kMaxImplicitDirs) +
+                                                   " directories without an entry of their own in one layer");
+                }
+                if (options_.reserve) options_.reserve->charge(4096, 1);
+                if (::mkdirat(current.get(), part.c_str(), 0755) != 0) throw_errno("mkdir", printable(prefix));
+                next = sys::open_at(current.get(), part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, printable(prefix));
+                if (st) {
+                    set_opaque(next.get());  // replaces a whiteout of this layer: the lower one stays hidden
+                } else {
+                    implicit_.insert_or_assign(sys::fstat_fd(next.get(), prefix).st_ino, real_path(next.get()));
+                }
+            }
+            current = std::move(next);
+        }
+        return current;
+    }
+
+    // The path of an open directory relative to the layer root (through /proc: the names on the way
+    // may have passed through symlinks of this layer). Only used for the rare implicit directories.
+    std::string real_path(int fd) {
+        if (root_path_.empty()) root_path_ = proc_link(root_fd_);
+        std::string path = proc_link(fd);
+        if (path == root_path_) return "";
+        if (path.compare(0, root_path_.size() + 1, root_path_ + "/") != 0) {
+            throw Error(Errc::UnsafePath, shown() + ": resolved outside the layer root");
+        }
+        return path.substr(root_path_.size() + 1);
+    }
+
+    static std::string proc_link(int fd) {
+        std::string link = "/proc/self/fd/" + std::to_string(fd);
+        std::string out(PATH_MAX, '\0');
+        ssize_t n = ::readlink(link.c_str(), out.data(), out.size());
+        if (n < 0 || static_cast<std::size_t>(n) >= out.size()) throw_errno("readlink", link);
+        out.resize(static_cast<std::size_t>(n));
+        return out;
+    }
+
+    UniqueFd still_there(const std::string& path, ino_t ino) {
+        int err = 0;
+        UniqueFd fd = path.empty() ? sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY) : open_no_symlinks(path, err);
+        if (!fd || sys::fstat_fd(fd.get(), path).st_ino != ino) return {};
+        return fd;
+    }
+
+    static bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
+
+    const char* opaque_xattr() const { return options_.rootless ? "user.overlay.opaque" : "trusted.overlay.opaque"; }
+
+    bool is_opaque(int dir) const {
+        char v = 0;
+        return ::fgetxattr(dir, opaque_xattr(), &v, 1) == 1 && v == 'y';
+    }
+
+    void set_opaque(int dir) {
+        if (::fsetxattr(dir, opaque_xattr(), "y", 1, 0) != 0) throw_errno("setxattr", shown());
+    }
+
+    // ".wh.NAME": hides NAME of the lower layers.
+    void make_whiteout(const std::string& parent, const std::string& target) {
+        int dir = parent_dir(parent);
+        // Under a non-directory of this layer, or in an opaque directory, nothing below is visible.
+        if (dir < 0 || is_opaque(dir)) {
+            ++stats_.dropped_whiteouts;
+            return;
+        }
+        if (auto st = sys::lstat_at(dir, target)) {
+            // An entry of this layer by that name stays: whiteouts apply to lower layers only. A
+            // directory becomes opaque so that the lower one's contents stay hidden.
+            if (S_ISDIR(st->st_mode)) {
+                UniqueFd d = sys::open_at(dir, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, shown());
+                set_opaque(d.get());
+            }
+            ++stats_.whiteouts;
+            return;
+        }
+        if (options_.reserve) options_.reserve->charge(0, 1);
+        if (::mknodat(dir, target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) throw_errno("mknod", shown());
+        struct stat dst = sys::fstat_fd(dir, parent);
+        if (!whiteout_dirs_.count(dst.st_ino)) whiteout_dirs_.emplace(dst.st_ino, real_path(dir));
+        ++stats_.whiteouts;
+    }
+
+    // ".wh..wh..opq": the parent hides its lower layers' contents.
+    void make_opaque_marker(const std::string& parent) {
+        int dir = parent_dir(parent);
+        if (dir < 0) {
+            ++stats_.dropped_whiteouts;
+            return;
+        }
+        set_opaque(dir);
+        struct stat dst = sys::fstat_fd(dir, parent);
+        if (dst.st_ino == root_ino()) stats_.root_opaque = true;
+        // Whiteouts already made here hide nothing more than the marker does.
+        for (const std::string& name : sys::list_directory(dir, shown())) {
+            auto st = sys::lstat_at(dir, name);
+            if (st && is_whiteout(*st) && ::unlinkat(dir, name.c_str(), 0) == 0) ++stats_.dropped_whiteouts;
+        }
+        ++stats_.whiteouts;
+    }
+
+    ino_t root_ino() {
+        if (!root_ino_) root_ino_ = sys::fstat_fd(root_fd_, "layer root").st_ino;
+        return root_ino_;
     }
 
     void remove_existing(int dir, const std::string& base) {
@@ -296,6 +429,7 @@ private:
             int rc = archive_read_data_block(a, &block, &size, &offset);
             if (rc == ARCHIVE_EOF) break;
             if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) throw_archive(a);
+            if (options_.reserve) options_.reserve->charge(size);
             // pwrite at libarchive's offsets keeps sparse entries sparse.
             const char* p = static_cast<const char*>(block);
             size_t left = size;
@@ -323,10 +457,14 @@ private:
     }
 
     void make_dir(int dir, const std::string& base, const std::string& path, struct archive_entry* e) {
+        bool existed = false;
+        bool replaces_whiteout = false;
         if (::mkdirat(dir, base.c_str(), 0700) != 0) {
             if (errno != EEXIST) throw_errno("mkdir", shown());
             auto st = sys::lstat_at(dir, base);
-            if (!st || !S_ISDIR(st->st_mode)) {  // a non-directory of that name: replaced
+            existed = st && S_ISDIR(st->st_mode);
+            if (!existed) {  // a non-directory of that name: replaced
+                replaces_whiteout = st && is_whiteout(*st);
                 remove_existing(dir, base);
                 if (::mkdirat(dir, base.c_str(), 0700) != 0) throw_errno("mkdir", shown());
             }
@@ -334,6 +472,10 @@ private:
         int raw = ::openat(dir, base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (raw < 0) throw_errno("open", shown());
         UniqueFd fd(raw);
+        // ".wh.NAME" then NAME/ in one layer: a new directory, with the lower one's contents hidden.
+        if (replaces_whiteout) set_opaque(fd.get());
+        // A directory made as a parent earlier now has an entry of its own.
+        if (existed && !implicit_.empty()) implicit_.erase(sys::fstat_fd(fd.get(), shown()).st_ino);
         apply_owner_and_xattrs_fd(fd.get(), e);
         defer_dir(path, e);
         last_dir_ = path;
@@ -410,6 +552,11 @@ private:
         if (S_ISDIR(tst->st_mode)) {
             throw Error(Errc::UnsafePath, shown() + ": hardlink to a directory (" + printable(raw_target) + ")");
         }
+        // A whiteout is not an entry of this layer: linking to it would make a whiteout without a .wh. name.
+        if (is_whiteout(*tst)) {
+            throw Error(Errc::NotFound, shown() + ": hardlink target " + printable(raw_target) +
+                                            " does not exist (this layer whited it out)");
+        }
         auto existing = sys::lstat_at(dir, base);
         if (existing && existing->st_dev == tst->st_dev && existing->st_ino == tst->st_ino) return;
         if (existing) remove_existing(dir, base);
@@ -428,7 +575,10 @@ private:
     std::string last_dir_;  // the directory entry made last, still open
     UniqueFd last_dir_fd_;
     std::vector<DeferredDir> deferred_;
-
+    std::map<ino_t, std::string> implicit_;       // directories made as parents, by inode
+    std::map<ino_t, std::string> whiteout_dirs_;  // directories where whiteout devices were made
+    std::string root_path_;                       // of root_fd_, for real_path()
+    ino_t root_ino_ = 0;
 };
 
 }  // namespace

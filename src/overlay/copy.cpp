@@ -265,7 +265,7 @@ private:
 
 }  // namespace
 
-CopyStats materialize(const std::vector<std::string>& layer_dirs_bottom_first, int target_fd) {
+CopyStats materialize(const std::vector<std::string>& layer_dirs_bottom_first, int target_fd, const CopyOptions&) {
     Materializer m(target_fd);
     for (const auto& dir : layer_dirs_bottom_first) {
         with_context("layer " + dir, [&] { m.apply_layer(dir); });

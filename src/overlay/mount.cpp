@@ -8,10 +8,19 @@
 #include "imgtool/core/error.hpp"
 
 namespace imgtool::overlay {
+namespace {
 
-sys::MountGuard mount(const MountSpec& spec, const std::string& target) {
+unsigned long legacy_flags(unsigned attributes) {
+    return ((attributes & MOUNT_ATTR_RDONLY) ? MS_RDONLY : 0) | ((attributes & MOUNT_ATTR_NOSUID) ? MS_NOSUID : 0) |
+           ((attributes & MOUNT_ATTR_NODEV) ? MS_NODEV : 0) | ((attributes & MOUNT_ATTR_NOEXEC) ? MS_NOEXEC : 0);
+}
+
+}  // namespace
+
+sys::MountGuard mount(const MountSpec& spec, const std::string& target, unsigned attributes) {
+    if (spec.read_only) attributes |= MOUNT_ATTR_RDONLY;
     sys::FsMountError failure;
-    sys::MountGuard guard = sys::mount_fs(spec.fstype, fsconfig_parameters(spec), spec.read_only, target, failure);
+    sys::MountGuard guard = sys::mount_fs(spec.fstype, fsconfig_parameters(spec), attributes, target, failure);
     if (!guard.target().empty()) return guard;
 
     // Kernels before 6.8 reject "lowerdir+" (EINVAL at that parameter), and kernels without the new API
@@ -25,17 +34,13 @@ sys::MountGuard mount(const MountSpec& spec, const std::string& target) {
                                                " layers do not fit in mount(2) options on this kernel (Linux >= 6.8 "
                                                "is needed for this many)");
         }
-        return sys::mount_legacy(spec.fstype, spec.source, target, spec.read_only ? MS_RDONLY : 0, *data);
+        return sys::mount_legacy(spec.fstype, spec.source, target, legacy_flags(attributes), *data);
     }
     std::string reason = std::strerror(failure.error);
     if (!failure.kernel_message.empty()) reason += " (" + failure.kernel_message + ")";
     throw Error(std::error_code(failure.error, std::generic_category()),
                 "mount overlay on `" + target + "`: " + failure.step + ": " + reason, target);
 }
-
-}  // namespace imgtool::overlay
-
-namespace imgtool::overlay {
 
 void mount_at(const MountSpec& spec, int target_fd, unsigned attributes) {
     auto params = fsconfig_parameters(spec);
@@ -47,7 +52,7 @@ void mount_at(const MountSpec& spec, int target_fd, unsigned attributes) {
         auto data = legacy_mount_data(spec);
         if (!old_kernel || !data) throw;
         // Pre-6.8 kernels: mount(2) through the fd's /proc path, which names exactly that directory.
-        unsigned long flags = (spec.read_only ? MS_RDONLY : 0) | ((attributes & MOUNT_ATTR_NODEV) ? MS_NODEV : 0);
+        unsigned long flags = legacy_flags(attributes);
         sys::mount_legacy(spec.fstype, spec.source, "/proc/self/fd/" + std::to_string(target_fd), flags, *data)
             .release();
     }

@@ -20,9 +20,19 @@ std::vector<std::string> visible_lowers(const std::vector<LayerRef>& layers) {
     std::vector<std::string> lowers;
     for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
         lowers.push_back(it->dir);
+        if (!it->skeleton.empty()) lowers.push_back(it->skeleton);
         if (it->root_opaque) break;  // everything below is hidden
     }
     return lowers;
+}
+
+std::vector<std::string> visible_layer_dirs(const std::vector<LayerRef>& layers) {
+    std::vector<std::string> dirs;
+    for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+        dirs.push_back(it->dir);
+        if (it->root_opaque) break;
+    }
+    return {dirs.rbegin(), dirs.rend()};
 }
 
 MountSpec plan_overlay(const std::vector<LayerRef>& layers, const std::optional<UpperDirs>& upper,

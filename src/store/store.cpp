@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <cstdlib>
 #include <functional>
@@ -30,6 +31,10 @@ constexpr std::uint64_t kMetadataLock = 1;
 constexpr std::uint64_t kLayerLockBase = 1ULL << 32;
 constexpr std::uint64_t kMountLockBase = 1ULL << 48;
 constexpr std::uint64_t kMaxRecordBytes = 4 << 20;
+// tags.json holds every name of every image: at most image::kMaxTagsPerImage names of at most 255 bytes
+// per image, so this stays far above what any realistic store needs while bounding what is read.
+constexpr std::uint64_t kMaxTagsBytes = 64 << 20;
+constexpr std::uint64_t kMaxImplicitBytes = 32 << 20;
 
 std::uint64_t layer_lock_offset(const Digest& d) {
     // 40 bits of the digest: distinct layers practically never share a lock byte (and sharing one
@@ -103,7 +108,8 @@ json mount_to_json(const MountRecord& m) {
     return {{"name", m.name},   {"target", m.target},         {"image", m.image.str()},
             {"driver", m.driver}, {"mode", m.mode},           {"upper", m.upper},
             {"work", m.work},   {"owns_upper", m.owns_upper}, {"mount_namespace", m.mount_namespace},
-            {"active", m.active}};
+            {"active", m.active}, {"tree_in_store", m.tree_in_store}, {"target_dev", m.target_dev},
+            {"target_ino", m.target_ino}};
 }
 
 MountRecord mount_from_json(const json& j, const std::string& shown) {
@@ -117,7 +123,10 @@ MountRecord mount_from_json(const json& j, const std::string& shown) {
                            .work = j.value("work", ""),
                            .owns_upper = j.value("owns_upper", false),
                            .mount_namespace = j.value("mount_namespace", ""),
-                           .active = j.value("active", false)};
+                           .active = j.value("active", false),
+                           .tree_in_store = j.value("tree_in_store", false),
+                           .target_dev = j.value("target_dev", std::uint64_t{0}),
+                           .target_ino = j.value("target_ino", std::uint64_t{0})};
     } catch (const json::exception& e) {
         throw Error(Errc::Corrupt, shown + ": corrupt mount record: " + e.what());
     }
@@ -140,6 +149,40 @@ std::pair<std::string, std::string> Store::make_mount_area(const std::string& na
     return {base + "/upper", base + "/work"};
 }
 
+sys::UniqueFd Store::make_copy_tree(const std::string& name) {
+    if (!valid_mount_name(name)) throw Error(Errc::InvalidArgument, "invalid mount name " + name);
+    sys::UniqueFd mounts_dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
+    sys::mkdir_at(mounts_dir.get(), name, 0700, false);
+    sys::UniqueFd area = sys::open_beneath(mounts_dir.get(), name, O_RDONLY | O_DIRECTORY);
+    sys::mkdir_at(area.get(), "tree", 0755, false);
+    return sys::open_beneath(area.get(), "tree", O_RDONLY | O_DIRECTORY);
+}
+
+sys::UniqueFd Store::open_copy_tree(const std::string& name) const {
+    if (!valid_mount_name(name)) throw Error(Errc::InvalidArgument, "invalid mount name " + name);
+    return sys::open_beneath(root_fd_.get(), "mounts/" + name + "/tree", O_PATH | O_DIRECTORY);
+}
+
+void Store::write_root_file(const std::string& name, std::string_view data) {
+    write_atomically(root_fd_.get(), name, data, 0600, root_ + "/" + name);
+}
+
+void Store::write_atomically(int dirfd, const std::string& name, std::string_view data, mode_t mode,
+                             const std::string& shown) const {
+    std::string temp = sys::unique_name("write-");
+    sys::UniqueFd fd = sys::open_at(tmp_fd_.get(), temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode, shown);
+    try {
+        sys::write_all(fd.get(), data.data(), data.size(), shown);
+        if (::fchmod(fd.get(), mode) != 0) throw_errno("chmod", shown);
+        sys::fsync_fd(fd.get(), shown);
+        if (::renameat(tmp_fd_.get(), temp.c_str(), dirfd, name.c_str()) != 0) throw_errno("rename", shown);
+    } catch (...) {
+        ::unlinkat(tmp_fd_.get(), temp.c_str(), 0);
+        throw;
+    }
+    sys::fsync_fd(dirfd, shown);
+}
+
 sys::RangeLock Store::lock_mount(const std::string& name, bool wait) {
     std::uint64_t h = 1469598103934665603ULL;  // FNV-1a: mount names are ours, any spread will do
     for (unsigned char c : name) h = (h ^ c) * 1099511628211ULL;
@@ -151,7 +194,8 @@ sys::RangeLock Store::lock_mount(const std::string& name, bool wait) {
 void Store::save_mount(const MountRecord& record) {
     if (!valid_mount_name(record.name)) throw Error(Errc::InvalidArgument, "invalid mount name " + record.name);
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
-    sys::atomic_write_file(dir.get(), record.name + ".json", mount_to_json(record).dump(2) + "\n", 0600);
+    write_atomically(dir.get(), record.name + ".json", mount_to_json(record).dump(2) + "\n", 0600,
+                     root_ + "/mounts/" + record.name + ".json");
 }
 
 std::vector<MountRecord> Store::mounts() const {
@@ -169,7 +213,7 @@ std::vector<MountRecord> Store::mounts() const {
 void Store::remove_mount(const MountRecord& record) {
     if (!valid_mount_name(record.name)) throw Error(Errc::InvalidArgument, "invalid mount name " + record.name);
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
-    if (record.owns_upper) sys::remove_tree_at(dir.get(), record.name);
+    if (record.owns_upper || record.tree_in_store) sys::remove_tree_at(dir.get(), record.name);
     if (::unlinkat(dir.get(), (record.name + ".json").c_str(), 0) != 0 && errno != ENOENT) {
         throw_errno("unlink", root_ + "/mounts/" + record.name + ".json");
     }
@@ -185,16 +229,123 @@ std::string Store::default_root(bool rootless) {
     throw Error(Errc::InvalidArgument, "no store location: set --root, IMGTOOL_ROOT or HOME");
 }
 
-Store::Store(const std::string& root, Access access) : root_(root), access_(access) {
-    // Create the root 0700 (and its parents as needed); an existing root is tightened to 0700.
+namespace {
+
+std::string absolute(const std::string& path) {
+    if (!path.empty() && path[0] == '/') return path;
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd) == nullptr) throw_errno("getcwd", path);
+    return std::string(cwd) + "/" + path;
+}
+
+// The kernel's stand-in owner for ids a user namespace does not map (the host's root among them).
+uid_t overflow_uid() {
+    static const uid_t uid = [] {
+        try {
+            return static_cast<uid_t>(std::stoul(sys::read_file_at(AT_FDCWD, "/proc/sys/kernel/overflowuid", 64)));
+        } catch (const std::exception&) {
+            return static_cast<uid_t>(65534);
+        }
+    }();
+    return uid;
+}
+
+bool in_user_namespace() {
+    try {
+        return sys::read_file_at(AT_FDCWD, "/proc/self/uid_map", 1 << 16).find("         0          0 4294967295") ==
+               std::string::npos;
+    } catch (const Error&) {
+        return false;
+    }
+}
+
+[[noreturn]] void unsafe(const std::string& dir, const std::string& why) {
+    throw Error(Errc::UnsafePath, "refusing store location: " + dir + " " + why +
+                                      " (someone else could replace the store; choose another --root)", dir);
+}
+
+// An existing directory on the way to the store: only root or the caller may be able to change it.
+void check_ancestor(const std::string& dir, const struct stat& st) {
+    uid_t me = ::geteuid();
+    bool trusted_owner = st.st_uid == 0 || st.st_uid == me || (in_user_namespace() && st.st_uid == overflow_uid());
+    if (!trusted_owner) unsafe(dir, "is owned by uid " + std::to_string(st.st_uid));
+    bool sticky = st.st_mode & S_ISVTX;
+    if ((st.st_mode & S_IWOTH) && !sticky) unsafe(dir, "is writable by everyone");
+    // Group write is fine for the caller's own group (user private groups), not for a shared one.
+    if ((st.st_mode & S_IWGRP) && !sticky && st.st_gid != ::getegid() && st.st_gid != 0) {
+        unsafe(dir, "is writable by group " + std::to_string(st.st_gid));
+    }
+}
+
+}  // namespace
+
+void Store::check_location(const std::string& root) {
+    std::vector<std::string> todo;
+    for (auto& part : split(absolute(root), '/')) {
+        if (!part.empty() && part != ".") todo.push_back(part);
+    }
+    std::reverse(todo.begin(), todo.end());  // a stack: next component last
+    std::string current = "/";
+    struct stat st {};
+    if (::lstat("/", &st) != 0) throw_errno("stat", "/");
+    check_ancestor("/", st);
+    int links = 0;
+    while (!todo.empty()) {
+        std::string part = std::move(todo.back());
+        todo.pop_back();
+        if (part == "..") {
+            current = current == "/" ? "/" : current.substr(0, std::max<std::size_t>(1, current.rfind('/')));
+            continue;
+        }
+        std::string next = current == "/" ? "/" + part : current + "/" + part;
+        if (::lstat(next.c_str(), &st) != 0) {
+            if (errno == ENOENT) return;  // the rest is made by the caller, in checked directories
+            throw_errno("stat", next);
+        }
+        bool last = todo.empty();
+        if (S_ISLNK(st.st_mode)) {
+            // A symlink is as trustworthy as the directory holding it, which was checked; its target
+            // is walked and checked in turn. The store root itself is never a symlink.
+            if (last) unsafe(next, "is a symlink");
+            if (++links > 40) throw Error(std::error_code(ELOOP, std::generic_category()), next + ": too many symlinks");
+            std::string target(PATH_MAX, '\0');
+            ssize_t n = ::readlink(next.c_str(), target.data(), target.size());
+            if (n < 0) throw_errno("readlink", next);
+            target.resize(static_cast<std::size_t>(n));
+            std::vector<std::string> parts;
+            for (auto& p : split(target, '/')) {
+                if (!p.empty() && p != ".") parts.push_back(p);
+            }
+            for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_back(*it);
+            if (!target.empty() && target[0] == '/') current = "/";
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) unsafe(next, "is not a directory");
+        if (last) {
+            if (st.st_uid != ::geteuid()) unsafe(next, "is owned by uid " + std::to_string(st.st_uid) + ", not by you");
+        } else {
+            check_ancestor(next, st);
+        }
+        current = next;
+    }
+}
+
+Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_arg)), access_(access) {
+    const std::string& root = root_;
+    check_location(root);
+    // Create what is missing (0700, ours) below the checked, existing part.
     for (std::size_t pos = 1; pos <= root.size();) {
         std::size_t next = std::min(root.find('/', pos), root.size());
         std::string prefix = root.substr(0, next);
-        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
+        if (!prefix.empty() && ::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
         pos = next + 1;
     }
-    root_fd_ = sys::open_at(AT_FDCWD, root, O_RDONLY | O_DIRECTORY, 0, root);
+    // O_NOFOLLOW: whatever check_location saw, the store root itself is never reached through a symlink.
+    root_fd_ = sys::open_at(AT_FDCWD, root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, root);
     struct stat st = sys::fstat_fd(root_fd_.get(), root);
+    if (st.st_uid != ::geteuid()) {
+        unsafe(root, "is owned by uid " + std::to_string(st.st_uid) + ", not by you");
+    }
     if ((st.st_mode & 07777) != 0700 && ::fchmod(root_fd_.get(), 0700) != 0) throw_errno("chmod", root);
     lock_fd_ = sys::open_at(root_fd_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600, root + "/lock");
     for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "mounts", "empty", "tmp"}) {
@@ -220,6 +371,17 @@ void Store::clean_leftovers() {
         log::debug("removing leftover " + root_ + "/tmp/" + name);
         sys::remove_tree_at(tmp_fd_.get(), name);  // never follows symlinks
     }
+    // Stores written before every temporary moved to tmp/ may hold ".NAME.tmp-PID-HEX" files beside
+    // their targets.
+    for (const char* dir : {".", "blobs/sha256", "images", "mounts"}) {
+        sys::UniqueFd fd = sys::open_beneath(root_fd_.get(), dir, O_RDONLY | O_DIRECTORY);
+        for (const std::string& name : sys::list_directory(fd.get(), root_ + "/" + dir)) {
+            if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) {
+                log::debug("removing leftover " + root_ + "/" + dir + "/" + name);
+                ::unlinkat(fd.get(), name.c_str(), 0);
+            }
+        }
+    }
 }
 
 bool Store::has_blob(const Digest& d) const {
@@ -231,7 +393,7 @@ void Store::put_blob(const Digest& d, std::string_view bytes) {
     if (got != d) throw Error(Errc::DigestMismatch, "blob " + d.str() + ": digest mismatch: got " + got.str());
     if (has_blob(d)) return;
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "blobs/sha256", O_RDONLY | O_DIRECTORY);
-    sys::atomic_write_file(dir.get(), d.hex(), bytes, 0444);
+    write_atomically(dir.get(), d.hex(), bytes, 0444, root_ + "/blobs/sha256/" + d.hex());
 }
 
 std::string Store::read_blob(const Digest& d) const {
@@ -239,6 +401,31 @@ std::string Store::read_blob(const Digest& d) const {
 }
 
 std::string Store::layer_dir(const Digest& diff_id) const { return root_ + "/layers/" + diff_id.hex() + "/diff"; }
+std::string Store::skeleton_dir(const Digest& diff_id) const { return root_ + "/layers/" + diff_id.hex() + "/skel"; }
+
+sys::UniqueFd Store::open_layer(const Digest& diff_id, bool skeleton) const {
+    std::string rel = "layers/" + diff_id.hex() + (skeleton ? "/skel" : "/diff");
+    // No symlink anywhere below the store root, and a directory: a tampered store cannot make a mount
+    // stack the host's root or anything else outside the store.
+    return with_context("layer " + diff_id.str(), [&] {
+        return sys::open_beneath(root_fd_.get(), rel, O_PATH | O_DIRECTORY);
+    });
+}
+
+sys::UniqueFd Store::open_empty() const { return sys::open_beneath(root_fd_.get(), "empty", O_PATH | O_DIRECTORY); }
+
+std::vector<std::string> Store::implicit_dirs(const Digest& diff_id) const {
+    std::vector<std::string> out;
+    std::string name = "layers/" + diff_id.hex() + "/implicit.json";
+    if (!sys::lstat_at(root_fd_.get(), name)) return out;
+    json j = json::parse(sys::read_file_at(root_fd_.get(), name, kMaxImplicitBytes), nullptr, false);
+    if (j.is_discarded() || !j.is_array()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
+    for (const auto& path : j) {
+        if (!path.is_string()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
+        out.push_back(path.get<std::string>());
+    }
+    return out;
+}
 
 bool Store::has_layer(const Digest& diff_id) const {
     return sys::lstat_at(root_fd_.get(), "layers/" + diff_id.hex()).has_value();
@@ -254,7 +441,9 @@ std::optional<LayerInfo> Store::layer_info(const Digest& diff_id) const {
                    .entries = j.value("entries", std::uint64_t{0}),
                    .blob_digest = std::nullopt,
                    .compression = j.value("compression", ""),
-                   .root_opaque = j.value("root_opaque", false)};
+                   .root_opaque = j.value("root_opaque", false),
+                   .skeleton = j.value("skeleton", false),
+                   .implicit_dirs = j.value("implicit_dirs", std::uint64_t{0})};
     if (j.contains("blob")) info.blob_digest = Digest::parse(j["blob"].get<std::string>());
     return info;
 }
@@ -276,11 +465,17 @@ void Store::sync() {
     if (::syncfs(root_fd_.get()) != 0) throw_errno("syncfs", root_);
 }
 
-bool Store::commit_layer(Staging&& staging, const LayerInfo& info) {
+bool Store::commit_layer(Staging&& staging, const LayerInfo& info, const std::vector<std::string>& implicit) {
     json j = {{"diff_id", info.diff_id.str()}, {"size", info.size}, {"entries", info.entries},
-              {"compression", info.compression}, {"root_opaque", info.root_opaque}};
+              {"compression", info.compression}, {"root_opaque", info.root_opaque}, {"skeleton", info.skeleton},
+              {"implicit_dirs", info.implicit_dirs}};
     if (info.blob_digest) j["blob"] = info.blob_digest->str();
-    sys::atomic_write_file(staging.dir_fd(), "layer.json", j.dump(), 0444);
+    std::string shown = root_ + "/layers/" + info.diff_id.hex();
+    write_atomically(staging.dir_fd(), "layer.json", j.dump(), 0444, shown + "/layer.json");
+    if (!implicit.empty()) {
+        write_atomically(staging.dir_fd(), "implicit.json", json(implicit).dump(-1, ' ', false, json::error_handler_t::replace),
+                         0444, shown + "/implicit.json");
+    }
     sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);
     if (::renameat(tmp_fd_.get(), staging.name_.c_str(), layers.get(), info.diff_id.hex().c_str()) != 0) {
         if (errno == EEXIST || errno == ENOTEMPTY) return false;  // a racing writer won: ours is discarded
@@ -300,7 +495,12 @@ std::vector<ImageRecord> Store::images() const {
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
     for (const std::string& name : sys::list_directory(dir.get(), root_ + "/images")) {
         if (name.size() != 69 || name.substr(64) != ".json" || !is_lower_hex(name.substr(0, 64))) continue;
-        if (auto r = image(Digest::sha256_hex(name.substr(0, 64)))) out.push_back(*r);
+        // One unreadable record must not hide every other image (or block `rm` of it by full ID).
+        try {
+            if (auto r = image(Digest::sha256_hex(name.substr(0, 64)))) out.push_back(*r);
+        } catch (const Error& e) {
+            log::notice(std::string("skipping ") + e.what());
+        }
     }
     return out;
 }
@@ -315,13 +515,14 @@ std::optional<ImageRecord> Store::image(const Digest& id) const {
 
 void Store::save_image(const ImageRecord& record) {
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
-    sys::atomic_write_file(dir.get(), record.id.hex() + ".json", record_to_json(record).dump(2) + "\n", 0600);
+    write_atomically(dir.get(), record.id.hex() + ".json", record_to_json(record).dump(2) + "\n", 0600,
+                     root_ + "/images/" + record.id.hex() + ".json");
 }
 
 std::map<std::string, Digest> Store::tags() const {
     std::map<std::string, Digest> out;
     if (!sys::lstat_at(root_fd_.get(), "tags.json")) return out;
-    json j = json::parse(sys::read_file_at(root_fd_.get(), "tags.json", kMaxRecordBytes), nullptr, false);
+    json j = json::parse(sys::read_file_at(root_fd_.get(), "tags.json", kMaxTagsBytes), nullptr, false);
     if (j.is_discarded() || !j.is_object()) throw Error(Errc::Corrupt, root_ + "/tags.json: corrupt tag record");
     for (auto& [name, id] : j.items()) out.emplace(name, Digest::parse(id.get<std::string>()));
     return out;
@@ -330,16 +531,23 @@ std::map<std::string, Digest> Store::tags() const {
 void Store::save_tags(const std::map<std::string, Digest>& tags) {
     json j = json::object();
     for (const auto& [name, id] : tags) j[name] = id.str();
-    sys::atomic_write_file(root_fd_.get(), "tags.json", j.dump(2) + "\n", 0600);
+    write_atomically(root_fd_.get(), "tags.json", j.dump(2) + "\n", 0600, root_ + "/tags.json");
 }
 
 ImageRecord Store::resolve(std::string_view reference) const {
     std::string ref(reference);
     auto no_such = [&] { return Error(Errc::NotFound, "no such image: " + printable(ref)); };
     if (ref.empty()) throw no_such();
-    std::string hex = ref.rfind("sha256:", 0) == 0 ? ref.substr(7) : ref;
+    bool prefixed = ref.rfind("sha256:", 0) == 0;
+    std::string hex = prefixed ? ref.substr(7) : ref;
     bool id_like = hex.size() >= 4 && hex.size() <= 64 && is_lower_hex(hex);
-    if (ref.rfind("sha256:", 0) != 0) {
+    // A full ID always means that image: a tag spelled like an ID (refused at import, but stores may be
+    // old) can never shadow it.
+    if (id_like && hex.size() == 64) {
+        if (auto r = image(Digest::sha256_hex(hex))) return *r;
+        throw no_such();
+    }
+    if (!prefixed) {
         auto all_tags = tags();
         std::string name = ref;
         if (name.find(':', name.rfind('/') == std::string::npos ? 0 : name.rfind('/')) == std::string::npos) {

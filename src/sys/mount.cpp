@@ -41,8 +41,9 @@ std::string drain_kernel_messages(int fsfd) {
 
 }  // namespace
 
-MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, bool read_only,
+MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
                     const std::string& target, FsMountError& failure) {
+    const bool read_only = attributes & MOUNT_ATTR_RDONLY;
     auto fail = [&](int fd, const std::string& step) {
         failure.error = errno;
         failure.step = step;
@@ -59,7 +60,7 @@ MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& p
     }
     if (read_only && ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, "ro", nullptr, 0) != 0) return fail(fs.get(), "fsconfig ro");
     if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return fail(fs.get(), "create");
-    int mnt = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, read_only ? MOUNT_ATTR_RDONLY : 0);
+    int mnt = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attributes);
     if (mnt < 0) return fail(fs.get(), "fsmount");
     UniqueFd mount_fd(mnt);
     if (::move_mount(mount_fd.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
@@ -106,13 +107,35 @@ void mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& para
 }
 
 void bind_at(int source_fd, int target_fd, bool read_only, const std::string& shown) {
+    bind_at_with(source_fd, target_fd, read_only ? MOUNT_ATTR_RDONLY : 0, shown);
+}
+
+namespace {
+
+UniqueFd clone_tree(int source_fd, unsigned attributes, const std::string& shown) {
     int raw = ::open_tree(source_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
     if (raw < 0) throw_errno("bind (open_tree)", shown);
     UniqueFd tree(raw);
-    if (read_only) set_mount_attributes(tree.get(), MOUNT_ATTR_RDONLY, true, shown);
+    // Set on the detached clone, before it is attached: it is never visible without them.
+    if (attributes) set_mount_attributes(tree.get(), attributes, true, shown);
+    return tree;
+}
+
+}  // namespace
+
+void bind_at_with(int source_fd, int target_fd, unsigned attributes, const std::string& shown) {
+    UniqueFd tree = clone_tree(source_fd, attributes, shown);
     if (::move_mount(tree.get(), "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
         throw_errno("bind (move_mount)", shown);
     }
+}
+
+MountGuard bind_on_path(int source_fd, const std::string& target, unsigned attributes, const std::string& shown) {
+    UniqueFd tree = clone_tree(source_fd, attributes, shown);
+    if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+        throw_errno("bind (move_mount)", shown);
+    }
+    return MountGuard(target);
 }
 
 void set_mount_attributes(int fd, unsigned attributes, bool recursive, const std::string& shown) {

@@ -62,12 +62,12 @@ host_mount_lines = harness.host_mount_lines
 
 
 def mountinfo() -> list:
-    """[{mount_point, options, fstype, source, super_options}] of this mount namespace."""
+    """[{root, mount_point, options, fstype, source, super_options}] of this mount namespace."""
     out = []
     for line in mountinfo_lines():
         left, _, right = line.partition(" - ")
         f, r = left.split(), right.split()
-        out.append({"mount_point": _unescape(f[4]), "options": f[5].split(","),
+        out.append({"root": _unescape(f[3]), "mount_point": _unescape(f[4]), "options": f[5].split(","),
                     "fstype": r[0], "source": _unescape(r[1]),
                     "super_options": r[2] if len(r) > 2 else ""})
     return out
@@ -202,7 +202,23 @@ class MountTestCase(unittest.TestCase):
     def assert_overlay(self, target: str, read_only: bool):
         [m] = mounts_at(target)
         self.assertEqual((m["fstype"], m["source"]), ("overlay", "imgtool"), m)
-        self.assertIn("ro" if read_only else "rw", m["options"], m)
+        options = m["options"]
+        self.assertIn("ro" if read_only else "rw", options, m)
+        # A view is nosuid,nodev unless --suid/--dev: TARGET may be reachable by other users.
+        self.assertIn("nosuid", options, m)
+        self.assertIn("nodev", options, m)
+        return m
+
+    def assert_copy_bind(self, target: str, read_only: bool = True):
+        """The copy driver's view: a bind mount of ROOT/mounts/<name>/tree on the target."""
+        [m] = mounts_at(target)
+        rec = self.record_for(target)
+        self.assertTrue(rec["tree_in_store"], rec)
+        self.assertTrue(m["root"].endswith(f"/mounts/{rec['name']}/tree"), m)
+        options = m["options"]
+        self.assertIn("ro" if read_only else "rw", options, m)
+        self.assertIn("nosuid", options, m)
+        self.assertIn("nodev", options, m)
         return m
 
     def assert_error(self, res: harness.Result, verb: str, *needles) -> str:
@@ -230,7 +246,7 @@ class MergedViewTest(MountTestCase):
                     target = self.mkdir(f"{name}-{mode}")
                     self.mount(image, target, *opts)
                     if mode == "copy":
-                        self.assertEqual(mounts_at(target), [], "the copy driver mounts nothing")
+                        self.assert_copy_bind(target)
                         self.assertEqual(self.record_for(target)["mode"], "copy")
                     else:
                         self.assert_overlay(target, read_only=(mode == "ro"))
@@ -517,7 +533,7 @@ class RefusalTest(MountTestCase):
                 view = treecmp.snapshot(target)
                 res = self.imgtool("mount", *second, other, target)
                 self.assert_error(res, "mount", target)
-                self.assertEqual(len(mounts_at(target)), 0 if "copy" in first else 1)
+                self.assertEqual(len(mounts_at(target)), 1)
                 self.assertEqual(treecmp.compare(view, treecmp.snapshot(target)), [],
                                  "the second mount changed the first one's view")
                 self.assertEqual([r["image"] for r in self.records()], [image])
@@ -707,8 +723,8 @@ class MountsListingTest(MountTestCase):
             (short_id(ids["shared"]), "overlay", "upper", t["upper"]),
         }
         self.assertEqual(self.mounts_rows(), expected)
-        self.assertEqual(len(host_mount_lines()), len(self.baseline) + 3,
-                         "three overlays; the copy driver mounts nothing")
+        self.assertEqual(len(host_mount_lines()), len(self.baseline) + 4,
+                         "three overlays and the copy driver's bind")
         for name in ("copy", "ro", "upper", "writable"):
             self.umount(t[name])
             expected = {row for row in expected if row[3] != t[name]}

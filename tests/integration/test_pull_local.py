@@ -58,6 +58,18 @@ def layer_diff(root: str, diff_id: str) -> str:
     return os.path.join(root, "layers", hexof(diff_id), "diff")
 
 
+def lower_dirs(root: str, diff_ids: list) -> list:
+    """The lowers a mount stacks, top first: each layer's diff/, then its skel/ (the directories
+    holding its whiteouts, so they always merge) if it has one."""
+    out = []
+    for d in reversed(diff_ids):
+        out.append(layer_diff(root, d))
+        skel = os.path.join(root, "layers", hexof(d), "skel")
+        if os.path.isdir(skel):
+            out.append(skel)
+    return out
+
+
 # --------------------------------------------------------------------------
 # Expected content of one layer directory, derived from the generator's model
 
@@ -68,8 +80,10 @@ IMPLICIT = "implicit"   # parent directory that is not itself in the tar
 def expected_layer(entries) -> tuple:
     """(relative path -> gen_images.Entry | WHITEOUT | IMPLICIT, set of opaque dirs
     ("" is the layer root), the tar's root entry or None) for a layer unpacked the
-    overlayfs way."""
-    exp, opaque = {}, set()
+    overlayfs way (docs/layers.md): a whiteout hides lower layers only, so an entry of
+    the same name in the same layer (before or after it) stays, and a directory then
+    becomes opaque; whiteouts inside an opaque directory of the layer are dropped."""
+    exp, opaque, whited = {}, set(), set()
 
     def add_parents(path):
         parent = posixpath.dirname(path)
@@ -86,11 +100,20 @@ def expected_layer(entries) -> tuple:
             add_parents(name)
         elif base.startswith(".wh."):
             target = posixpath.join(parent, base[len(".wh."):])
-            exp[target] = WHITEOUT
+            whited.add(target)
+            if target not in exp:
+                exp[target] = WHITEOUT
             add_parents(target)
         else:
             exp[name] = e  # a later entry replaces an earlier one (whiteout, then new type)
             add_parents(name)
+    for path in whited:
+        want = exp.get(path)
+        if want not in (WHITEOUT, None) and (want is IMPLICIT or want.kind == "dir"):
+            opaque.add(path)
+    for path in [p for p, want in exp.items() if want is WHITEOUT]:
+        if posixpath.dirname(path) in opaque:
+            del exp[path]  # redundant under an opaque directory
     exp.pop("", None)
     root_entry = next((e for e in entries
                        if posixpath.normpath(e.name.lstrip("/")) == "."), None)
@@ -232,7 +255,7 @@ class PullLocalImportTest(unittest.TestCase):
                              f"layer {d} was touched by the second pull")
         [info] = harness.inspect(self, root, shared["id"])
         lower = info["GraphDriver"]["Data"]["LowerDir"].split(":")
-        self.assertEqual(lower, [layer_diff(root, d) for d in reversed(shared["diff_ids"])])
+        self.assertEqual(lower, lower_dirs(root, shared["diff_ids"]))
 
     def test_repull_unpacks_nothing(self):
         root = harness.new_store(self)
@@ -534,8 +557,11 @@ class InspectTest(unittest.TestCase):
         self.assertNotIn("Entrypoint", info["Config"])
         self.assertEqual(info["RootFS"]["Layers"], self.rec["diff_ids"])
         lower = info["GraphDriver"]["Data"]["LowerDir"].split(":")
-        self.assertEqual(lower, [layer_diff(self.root, d) for d in reversed(self.rec["diff_ids"])],
-                         "LowerDir lists the layer dirs top first")
+        self.assertEqual(lower, lower_dirs(self.root, self.rec["diff_ids"]),
+                         "LowerDir lists the layer dirs top first, each with its skeleton")
+        # Layer 2 of basic has whiteouts (in etc/ and at the root): it has a skeleton of those dirs.
+        skel = os.path.join(self.root, "layers", hexof(self.rec["diff_ids"][1]), "skel")
+        self.assertEqual(sorted(os.listdir(skel)), ["etc"])
         for d in lower:
             self.assertTrue(os.path.isdir(d), d)
         [row] = harness.images_json(self, self.root)

@@ -37,7 +37,7 @@ import unittest
 
 import harness
 from harness import gen_images, treecmp
-from test_pull_local import IMPLICIT, WHITEOUT, expected_layer
+from test_pull_local import IMPLICIT, WHITEOUT, expected_layer, lower_dirs
 
 import gen_hostile  # noqa: E402  (harness put tools/ on sys.path)
 
@@ -587,8 +587,7 @@ class PullTest(RootlessTestCase):
         [info] = json.loads(res.out)
         self.assertEqual(info["RootFS"]["Layers"], rec["diff_ids"])
         self.assertEqual(info["GraphDriver"]["Data"]["LowerDir"].split(":"),
-                         [os.path.join(self.store, "layers", d.split(":")[1], "diff")
-                          for d in reversed(rec["diff_ids"])])
+                         lower_dirs(self.store, rec["diff_ids"]))
 
     def test_store_mode_owners_and_layer_contents(self):
         rec = harness.image_record("basic", FMT)

@@ -14,8 +14,9 @@ bool is_lower_hex(std::string_view text) noexcept;
 std::string human_size(std::uint64_t bytes);
 // Quotes a name for an error message, escaping control bytes so one error stays one line.
 std::string printable(std::string_view name);
-// Escapes control bytes (newlines included) without shortening: one error stays one line, and names
-// from hostile images cannot forge extra lines or terminal escapes.
+// Escapes control bytes (newlines included), C1 controls and bytes that are not well-formed UTF-8 as
+// \xNN, without shortening: one error stays one line, and names from hostile images cannot forge
+// extra lines, terminal escapes or invalid text on the user's terminal.
 std::string escape_control(std::string_view text);
 
 }  // namespace imgtool

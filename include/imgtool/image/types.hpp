@@ -80,7 +80,20 @@ Manifest parse_manifest(std::string_view bytes, std::string_view what, std::stri
 ImageConfig parse_config(std::string_view bytes, std::string_view what);
 std::vector<DockerManifestEntry> parse_docker_manifest(std::string_view bytes, std::string_view what);
 
-// Normalises a tag as docker does: "busybox" -> "busybox:latest"; validates the characters.
+// Normalises a tag as docker does: "busybox" -> "busybox:latest"; validates the characters. A
+// repository name of 64 hex digits is refused as docker does ("cannot specify 64-byte hexadecimal
+// strings"): it would read as an image ID.
 std::string normalize_tag(std::string_view name);
+
+// Bounds on what one image may bring into the store, so that every record the store writes can be
+// read back by every later command (the store's record caps are above what these allow).
+inline constexpr std::size_t kMaxTagsPerImage = 1024;
+inline constexpr std::size_t kMaxLayersPerImage = 4096;
+inline constexpr std::size_t kMaxPlatformField = 128;   // os, architecture, variant
+inline constexpr std::size_t kMaxCreated = 64;          // an RFC 3339 timestamp
+
+// True for an RFC 3339 date-time ("2024-01-02T03:04:05Z", fractional seconds and offsets allowed), as
+// Go's time.Time accepts in image configs.
+bool is_rfc3339(std::string_view text);
 
 }  // namespace imgtool::image

@@ -6,9 +6,17 @@
 // fd or with AT_SYMLINK_NOFOLLOW, never through a link. Directory modes and times are applied in one
 // final pass, re-resolved without following symlinks (a directory replaced by a symlink is skipped).
 //
-// Whiteouts: ".wh.NAME" becomes a 0/0 character device NAME; ".wh..wh..opq" sets
-// trusted.overlay.opaque=y on its directory (user.overlay.opaque=y when rootless). Overlay xattrs inside the tar and raw 0/0 character devices
-// are refused: only ".wh." names create whiteouts.
+// Whiteouts (docs/layers.md has the rules and the peers' behaviour behind them):
+// - ".wh.NAME" hides NAME of the lower layers only and becomes a 0/0 character device NAME. An entry
+//   NAME of the same layer, before or after it, is kept; if that entry is a directory it is made
+//   opaque (the lower directory's contents stay hidden), as umoci does.
+// - ".wh..wh..opq" marks its directory opaque (trusted.overlay.opaque=y, user.overlay.opaque=y when
+//   rootless) wherever it appears; whiteouts inside an opaque directory of the same layer are redundant
+//   and dropped, and so are whiteouts whose parent is not a directory in this layer.
+// - Only ".wh." names make whiteouts: raw 0/0 character devices are refused, overlay xattrs in the tar
+//   are dropped, and a hardlink to a whiteout is refused.
+// Parents the tar does not list are created (0755, root) and reported as implicit_dirs: they merge with
+// a lower directory, and the import refuses an image where a lower layer has a non-directory there.
 //
 // Nothing here is shared between calls, so layers unpack in parallel threads. Files are created with
 // their final permissions: the process umask must be 0 (imgtool's main sets it).
@@ -17,8 +25,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "imgtool/sys/reader.hpp"
+#include "imgtool/sys/space.hpp"
 
 namespace imgtool::layer {
 
@@ -30,8 +41,19 @@ struct UnpackStats {
     std::uint64_t skipped_devices = 0;   // rootless: device nodes cannot be made
     std::uint64_t skipped_xattrs = 0;    // rootless: trusted.* and the like cannot be set
     std::uint64_t squashed_owners = 0;   // entries whose owner was not kept (squash_owners)
+    std::uint64_t dropped_whiteouts = 0; // redundant: inside an opaque directory, or under a non-directory
     bool root_opaque = false;  // ".wh..wh..opq" at the layer root: this layer hides every layer below it
+    // Directories the tar never lists, created as parents (real paths relative to the layer root, sorted).
+    std::vector<std::string> implicit_dirs;
+    // Non-opaque directories holding whiteout devices (sorted). overlayfs shows a whiteout as a broken
+    // entry in a directory no lower layer has; the store gives such layers a skeleton lower layer of
+    // these directories so they always merge (overlay::LayerRef::skeleton).
+    std::vector<std::string> whiteout_dirs;
 };
+
+// More implicit directories than this in one layer is refused (each is checked against the lower
+// layers at import).
+inline constexpr std::size_t kMaxImplicitDirs = 65536;
 
 struct UnpackOptions {
     // Rootless (inside a user namespace): opaque directories are marked with user.overlay.opaque (mount
@@ -40,6 +62,7 @@ struct UnpackOptions {
     // Only our own id is mapped: entries stay ours and their owners are counted as squashed.
     bool squash_owners = false;
     const std::atomic<bool>* cancel = nullptr;                   // checked between reads
+    sys::SpaceReserve* reserve = nullptr;                        // charged per entry and per data block
     std::function<void(const UnpackStats&)> progress;            // called every few thousand entries
 };
 

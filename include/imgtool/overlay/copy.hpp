@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "imgtool/sys/space.hpp"
+
 namespace imgtool::overlay {
 
 struct CopyStats {
@@ -20,6 +22,14 @@ struct CopyStats {
     std::uint64_t copied_bytes = 0;
 };
 
-CopyStats materialize(const std::vector<std::string>& layer_dirs_bottom_first, int target_fd);
+// Placeholder until the copy driver grows them (reserve, setuid stripping, device skipping).
+struct CopyOptions {
+    sys::SpaceReserve* reserve = nullptr;
+    bool strip_setid = false;
+    bool skip_devices = false;
+};
+
+CopyStats materialize(const std::vector<std::string>& layer_dirs_bottom_first, int target_fd,
+                      const CopyOptions& options = {});
 
 }  // namespace imgtool::overlay

@@ -9,7 +9,8 @@
 
 namespace imgtool::overlay {
 
-sys::MountGuard mount(const MountSpec& spec, const std::string& target);
+// `attributes`: MOUNT_ATTR_* flags (nosuid, nodev) besides the spec's read-only.
+sys::MountGuard mount(const MountSpec& spec, const std::string& target, unsigned attributes = 0);
 // Mounts on a directory fd (inside a container being set up). `attributes`: MOUNT_ATTR_* (e.g. nodev).
 void mount_at(const MountSpec& spec, int target_fd, unsigned attributes);
 

@@ -25,6 +25,10 @@ inline constexpr std::size_t kLegacyDataMax = 4095;  // one page minus the NUL
 struct LayerRef {
     std::string dir;  // the layer's diff/ directory
     bool root_opaque = false;
+    // The layer's skeleton (directories holding its whiteouts), stacked right under it so those
+    // directories always merge: overlayfs shows a whiteout as a broken entry in a directory that no
+    // lower layer has. Empty: none.
+    std::string skeleton = {};
 };
 
 struct UpperDirs {
@@ -41,9 +45,13 @@ struct MountSpec {
     bool user_xattr = false;  // rootless: layers carry user.overlay.* xattrs ("userxattr")
 };
 
-// The layers a merged view shows, top first: the stack stops at the first layer (from the top) whose
-// root is opaque. `layers` bottom first. Also what `inspect` reports as GraphDriver.Data.LowerDir.
+// The layers a merged view shows, top first, each followed by its skeleton: the stack stops at the
+// first layer (from the top) whose root is opaque. `layers` bottom first. Also what `inspect` reports
+// as GraphDriver.Data.LowerDir.
 std::vector<std::string> visible_lowers(const std::vector<LayerRef>& layers);
+// The same layers' diff/ directories only, bottom first: what the copy driver applies (it deletes
+// for whiteouts, so skeletons mean nothing to it).
+std::vector<std::string> visible_layer_dirs(const std::vector<LayerRef>& layers);
 
 // `layers` bottom first (as images list them); `empty_dir` is an empty directory used as the bottom
 // lower when only one layer is visible and there is no upper. Throws Errc::InvalidArgument for no

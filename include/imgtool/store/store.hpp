@@ -1,19 +1,29 @@
 // The content-addressed image store.
 //
 // Layout (docs/store.md):
-//   ROOT/                  mode 0700: host users cannot reach setuid files in layers (CVE-2021-41091)
+//   ROOT/                  mode 0700, owned by the caller; no parent writable by anyone else
+//                          (check_location): host users cannot reach setuid files in layers
+//                          (CVE-2021-41091) nor swap the store under the caller
 //     lock                 byte-range locks: activity, metadata, one byte per layer
+//     idmap                rootless only: the id map the layers were unpacked under
 //     blobs/sha256/<hex>   manifests and configs, verified, read-only
-//     layers/<hex>/        one per diff_id: diff/ (the tree, overlayfs-native) + layer.json
+//     layers/<hex>/        one per diff_id: diff/ (the tree, overlayfs-native), layer.json,
+//                          skel/ (directories holding whiteouts; a lower layer under diff/),
+//                          implicit.json (directories the tar never listed)
 //     images/<hex>.json    one record per image ID (config digest)
 //     tags.json            name:tag -> image ID
-//     mounts/<name>.json   active `imgtool mount`s; mounts/<name>/{upper,work} for --writable
+//     mounts/<name>.json   active `imgtool mount`s; mounts/<name>/{upper,work} for --writable,
+//                          mounts/<name>/tree for a copy-driver view (bind-mounted on the target)
 //     empty/               an empty directory (bottom lower for single-layer read-only views)
-//     tmp/                 staging; anything here is garbage once no imgtool process is active
+//     tmp/                 staging and every temporary file; garbage once no imgtool process is active
 //
 // Lifecycle and invariants:
-// - Everything becomes visible by rename(2) of a complete, synced object: a layer directory, a blob, a
-//   record. A name under layers/, blobs/ or images/ is therefore always complete.
+// - Everything becomes visible by rename(2) of a complete, synced object made in tmp/: a layer
+//   directory, a blob, a record. A name under layers/, blobs/ or images/ is therefore always complete,
+//   and a crash leaves nothing outside tmp/.
+// - Everything read back is untrusted input: records are size-capped and parsed strictly, layer
+//   directories are opened without following symlinks (open_layer) and handed to the kernel as
+//   /proc/self/fd paths, so nothing the store holds can point a mount outside it.
 // - Every process holds the activity lock shared while it works; whoever gets it exclusively (nobody
 //   else active) removes tmp/ leftovers of crashed processes. `rm` holds it exclusively.
 // - Unpacking a layer holds that layer's lock, so two pulls sharing a layer unpack it once; locks are
@@ -31,6 +41,7 @@
 #include "imgtool/digest/digest.hpp"
 #include "imgtool/sys/lock.hpp"
 #include "imgtool/sys/unique_fd.hpp"
+#include <sys/types.h>
 
 namespace imgtool::store {
 
@@ -51,6 +62,8 @@ struct LayerInfo {
     std::optional<digest::Digest> blob_digest;
     std::string compression;
     bool root_opaque = false;  // hides all lower layers (see overlay::plan_lowers)
+    bool skeleton = false;     // has skel/: stacked right under diff/ (see layer::UnpackStats)
+    std::uint64_t implicit_dirs = 0;  // entries of implicit.json
 };
 
 // A mount made by `imgtool mount`, recorded so that `umount` touches only what imgtool mounted.
@@ -65,6 +78,11 @@ struct MountRecord {
     bool owns_upper = false;      // upper/work live in the store and go away at umount
     std::string mount_namespace;  // where the mount lives: other namespaces never clean it
     bool active = false;          // false while being set up: a crash leaves it inactive
+    bool tree_in_store = false;   // copy driver: the tree is mounts/<name>/tree, bind-mounted on target
+    // copy driver without a bind mount (rootless outside `imgtool unshare`): the target directory's
+    // identity when it was filled, checked again before its contents are removed.
+    std::uint64_t target_dev = 0;
+    std::uint64_t target_ino = 0;
 };
 
 enum class Access { Shared, Exclusive };
@@ -97,6 +115,14 @@ public:
     // a user namespace) $XDG_DATA_HOME/imgtool or ~/.local/share/imgtool.
     static std::string default_root(bool rootless);
 
+    // Refuses a store location someone else could tamper with, as git's safe.directory does: the
+    // store directory (if it exists) must be a real directory owned by the caller, and every existing
+    // directory from / down to it (symlinks on the way resolved and their directories checked too)
+    // owned by root or the caller and not writable by others (sticky directories such as /tmp are
+    // fine). In a user namespace, owners that are not mapped (the host's root among them) count as
+    // root. Throws Errc::UnsafePath naming the directory and why.
+    static void check_location(const std::string& root);
+
     Store(const std::string& root, Access access = Access::Shared);
     const std::string& root() const { return root_; }
     int root_fd() const { return root_fd_.get(); }
@@ -107,8 +133,15 @@ public:
     std::string read_blob(const digest::Digest& d) const;
 
     // --- layers ---
-    std::string layer_dir(const digest::Digest& diff_id) const;  // absolute path of the diff/ tree
+    std::string layer_dir(const digest::Digest& diff_id) const;  // absolute path of the diff/ tree (for people)
+    std::string skeleton_dir(const digest::Digest& diff_id) const;  // absolute path of skel/ (for people)
     std::string empty_dir() const { return root_ + "/empty"; }     // always empty; a bottom lower
+    // The layer's diff/ (or skel/) directory, opened O_PATH without following any symlink below the
+    // store root: what a mount may use (as "/proc/self/fd/N"), whatever the store's contents say.
+    sys::UniqueFd open_layer(const digest::Digest& diff_id, bool skeleton = false) const;
+    sys::UniqueFd open_empty() const;
+    // The layer's implicit directories (see layer::UnpackStats::implicit_dirs).
+    std::vector<std::string> implicit_dirs(const digest::Digest& diff_id) const;
     bool has_layer(const digest::Digest& diff_id) const;
     std::optional<LayerInfo> layer_info(const digest::Digest& diff_id) const;
     sys::RangeLock lock_layer(const digest::Digest& diff_id);
@@ -116,7 +149,8 @@ public:
     // Flushes everything written so far in the store's filesystem (one syncfs for all staged layers).
     void sync();
     // Renames a synced staging dir to layers/<hex>. Returns false if the layer was already there.
-    bool commit_layer(Staging&& staging, const LayerInfo& info);
+    // `implicit` is written as implicit.json (info.implicit_dirs must be its size).
+    bool commit_layer(Staging&& staging, const LayerInfo& info, const std::vector<std::string>& implicit = {});
 
     // --- images and tags ---
     sys::RangeLock lock_metadata();
@@ -125,7 +159,8 @@ public:
     void save_image(const ImageRecord& record);
     std::map<std::string, digest::Digest> tags() const;
     void save_tags(const std::map<std::string, digest::Digest>& tags);
-    // Image ID, "sha256:" ID, unique hex prefix (>= 4) or tag -> the record.
+    // Full image ID or "sha256:" ID first (a tag can never shadow an ID), then a tag, then a unique
+    // hex prefix (>= 4) -> the record.
     ImageRecord resolve(std::string_view reference) const;
     // Deletes the record, its tags and the layers no other image uses. Needs Access::Exclusive.
     void remove_image(const digest::Digest& id);
@@ -133,6 +168,11 @@ public:
     // --- mounts ---
     // Creates mounts/<name>/{upper,work} and returns them (absolute).
     std::pair<std::string, std::string> make_mount_area(const std::string& name);
+    // Creates mounts/<name>/tree for a copy-driver view and returns it open (O_RDONLY|O_DIRECTORY).
+    sys::UniqueFd make_copy_tree(const std::string& name);
+    sys::UniqueFd open_copy_tree(const std::string& name) const;
+    // Writes ROOT/name atomically (temporary in tmp/).
+    void write_root_file(const std::string& name, std::string_view data);
     // Held by the process setting a mount up; a cleaner only removes records whose lock it can take.
     sys::RangeLock lock_mount(const std::string& name, bool wait);
     void save_mount(const MountRecord& record);
@@ -142,7 +182,11 @@ public:
 
 private:
     void clean_leftovers();
-
+    // Writes dirfd/name atomically: the temporary lives in tmp/, so a crash never leaves one beside
+    // the target; rename across, then fsync the directory.
+    void write_atomically(int dirfd, const std::string& name, std::string_view data, mode_t mode,
+                          const std::string& shown) const;
+    
     std::string root_;
     sys::UniqueFd root_fd_;
     sys::UniqueFd lock_fd_;

@@ -35,8 +35,9 @@ struct FsMountError {
 };
 
 // New mount API: fsopen + fsconfig(parameters) + create + fsmount + move_mount onto target.
-// Returns an engaged guard, or fills `failure` and returns an empty one.
-MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, bool read_only,
+// `attributes` are MOUNT_ATTR_* flags (rdonly, nosuid, nodev, noexec). Returns an engaged guard, or fills
+// `failure` and returns an empty one.
+MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
                     const std::string& target, FsMountError& failure);
 // Same, but attaches the new mount on the file or directory open as `target_fd` (resolved earlier with
 // openat2 inside a root, so the mount can never land outside it: runc CVE-2021-30465). Throws.
@@ -51,6 +52,11 @@ bool try_mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& 
 [[noreturn]] void throw_mount_failure(const std::string& fstype, const FsMountError& failure, const std::string& shown);
 // Bind-mounts the tree at source_fd (recursively) onto target_fd, optionally read-only.
 void bind_at(int source_fd, int target_fd, bool read_only, const std::string& shown);
+// The same with MOUNT_ATTR_* attributes set on the new mount (and below it).
+void bind_at_with(int source_fd, int target_fd, unsigned attributes, const std::string& shown);
+// Bind-mounts the tree at source_fd onto the path `target` (with MOUNT_ATTR_* attributes); the guard
+// detaches it unless released.
+MountGuard bind_on_path(int source_fd, const std::string& target, unsigned attributes, const std::string& shown);
 // Makes the mount at fd (and below) read-only or sets other MOUNT_ATTR_* flags.
 void set_mount_attributes(int fd, unsigned attributes, bool recursive, const std::string& shown);
 // Classic mount(2) with a data string (throws with errno on failure).
