@@ -4,8 +4,9 @@ IMGTOOL_BUILD_PACKAGES="g++ cmake ninja-build pkg-config libarchive-dev libssl-d
 libcli11-dev libisal-dev libzstd-dev doctest-dev"
 # Tests: reference implementations and payloads (umoci/skopeo to compare trees, busybox as a static
 # payload, zstd to generate zstd layers, util-linux for unshare, tmux for the terminal tests, uidmap for
-# the rootless tests: newuidmap/newgidmap).
-IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap"
+# the rootless tests: newuidmap/newgidmap; gcc builds a static setuid probe and strace watches where
+# files are created in test_boundaries).
+IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap gcc strace"
 
 imgtool_install_packages() {
     local missing=()
