@@ -62,10 +62,11 @@ struct MountArgs {
     bool writable = false, suid = false, dev = false;
 };
 
-// Fills the view with the copy driver. As root (or inside `imgtool unshare`) the tree is built in the
-// store (mode 0700 above it, so nobody reaches its setuid files) and bind-mounted on the target with
-// the view's flags; an ordinary user outside `imgtool unshare` cannot keep a mount, so the tree is made
-// in the target itself, with setuid/setgid bits stripped unless --suid (they would belong to the user).
+// Fills the view with the copy driver. As root the tree is built in the store (mode 0700 above it, so
+// nobody reaches its setuid files or device nodes) and bind-mounted on the target with the view's
+// flags. An ordinary user's copy is made in the target itself, as plain files visible everywhere (a
+// mount would live only as long as its user namespace): it cannot hold device nodes, and its setuid
+// and setgid bits are stripped unless --suid, since they would run as the user.
 void copy_view(store::Store& store, store::MountRecord& record, const LayerStack& layers, const MountArgs& args,
                unsigned attributes, bool in_place) {
     std::vector<std::string> bottom_first = overlay::visible_layer_dirs(layers.refs);
@@ -173,7 +174,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                 }
                 if (record.driver == "copy") {
                     if (!args->writable) attributes |= MOUNT_ATTR_RDONLY;
-                    copy_view(store, record, layers, *args, attributes, globals.fresh_user_namespace);
+                    copy_view(store, record, layers, *args, attributes, rootless::active());
                 }
                 record.active = true;
                 store.save_mount(record);

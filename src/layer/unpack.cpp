@@ -150,7 +150,7 @@ public:
         }
         for (const auto& [ino, path] : whiteout_dirs_) {
             UniqueFd fd = still_there(path, ino);
-            if (fd && !is_opaque(fd.get())) stats_.whiteout_dirs.push_back(path);
+            if (fd && !under_opaque(fd.get())) stats_.whiteout_dirs.push_back(path);
         }
         std::sort(stats_.implicit_dirs.begin(), stats_.implicit_dirs.end());
         std::sort(stats_.whiteout_dirs.begin(), stats_.whiteout_dirs.end());
@@ -178,7 +178,9 @@ private:
     // inside the layer root, so symlinks of this layer never lead out of it. Components the tar omits
     // are created (0755, root) and recorded as implicit; a component that is a whiteout of this layer
     // becomes an opaque directory (the lower one was deleted, this layer makes a new one).
-    int parent_dir(const std::string& parent) {
+    // `for_whiteout`: a whiteout of this layer on the way means the whiteout hides nothing (-1), where any
+    // other entry turns it into a new directory.
+    int parent_dir(const std::string& parent, bool for_whiteout = false) {
         if (cached_parent_fd_ && parent == cached_parent_) return cached_parent_fd_.get();
         // Tars list a directory right before its children: the directory just made is the next parent.
         if (last_dir_fd_ && parent == last_dir_) {
@@ -191,7 +193,7 @@ private:
         UniqueFd fd = sys::open_in_root(root_fd_, parent, O_RDONLY | O_DIRECTORY, err);
         if (!fd) {
             if (err != ENOENT && err != ENOTDIR) throw_errno(err, "open parent of", shown());
-            fd = make_parents(parent);
+            fd = make_parents(parent, for_whiteout);
             if (!fd) return -1;
         }
         cached_parent_ = parent;
@@ -199,7 +201,7 @@ private:
         return cached_parent_fd_.get();
     }
 
-    UniqueFd make_parents(const std::string& parent) {
+    UniqueFd make_parents(const std::string& parent, bool for_whiteout) {
         UniqueFd current = sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY);
         std::string prefix;
         for (const std::string& part : split(parent, '/')) {
@@ -212,7 +214,7 @@ private:
             if (!next) {
                 if (err != ENOENT && err != ENOTDIR) throw_errno(err, "open", printable(prefix));
                 auto st = sys::lstat_at(current.get(), part);
-                if (st && !is_whiteout(*st)) return {};  // a file, or a symlink to nothing: not a directory
+                if (st && (!is_whiteout(*st) || for_whiteout)) return {};  // a file, a symlink to nothing, a whiteout
                 if (st) {
                     remove_existing(current.get(), part);
                 } else if (implicit_.size() >= kMaxImplicitDirs) {
@@ -274,11 +276,64 @@ private:
         if (::fsetxattr(dir, opaque_xattr(), "y", 1, 0) != 0) throw_errno("setxattr", shown());
     }
 
+    // True if `dir` or a directory above it (up to the layer root) is opaque: then nothing of the lower
+    // layers is visible there. Climbing with ".." is sound here: only this process writes the staging
+    // tree, which lives in the store's private tmp/.
+    bool under_opaque(int dir) {
+        UniqueFd current = sys::open_at(dir, ".", O_RDONLY | O_DIRECTORY);
+        while (true) {
+            if (is_opaque(current.get())) return true;
+            if (sys::fstat_fd(current.get(), shown()).st_ino == root_ino()) return false;
+            current = sys::open_at(current.get(), "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, shown());
+        }
+    }
+
+    // Marks `dir` opaque and removes the whiteouts this layer already made below it: they hide nothing
+    // the marker does not (and overlayfs would show them as broken entries, opaque directories not
+    // being merged).
+    void make_opaque(int dir) {
+        set_opaque(dir);
+        std::vector<std::string> names;  // path from `dir` to the directory being listed
+        UniqueFd current = sys::open_at(dir, ".", O_RDONLY | O_DIRECTORY);
+        std::vector<std::vector<std::string>> pending{{}};
+        // Depth-first over the subtree; each level keeps the names of the subdirectories still to visit.
+        pending.back() = subdirectories_and_purge(current.get());
+        while (!pending.empty()) {
+            if (pending.back().empty()) {
+                pending.pop_back();
+                if (names.empty()) break;
+                names.pop_back();
+                current = sys::open_at(current.get(), "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, shown());
+                continue;
+            }
+            std::string next = std::move(pending.back().back());
+            pending.back().pop_back();
+            current = sys::open_at(current.get(), next, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, shown());
+            names.push_back(next);
+            pending.push_back(subdirectories_and_purge(current.get()));
+        }
+    }
+
+    // Removes the whiteout devices in `dir` (counted as dropped); returns its subdirectories' names.
+    std::vector<std::string> subdirectories_and_purge(int dir) {
+        std::vector<std::string> subdirs;
+        for (const std::string& name : sys::list_directory(dir, shown())) {
+            auto st = sys::lstat_at(dir, name);
+            if (!st) continue;
+            if (S_ISDIR(st->st_mode)) {
+                subdirs.push_back(name);
+            } else if (is_whiteout(*st) && ::unlinkat(dir, name.c_str(), 0) == 0) {
+                ++stats_.dropped_whiteouts;
+            }
+        }
+        return subdirs;
+    }
+
     // ".wh.NAME": hides NAME of the lower layers.
     void make_whiteout(const std::string& parent, const std::string& target) {
-        int dir = parent_dir(parent);
-        // Under a non-directory of this layer, or in an opaque directory, nothing below is visible.
-        if (dir < 0 || is_opaque(dir)) {
+        int dir = parent_dir(parent, true);
+        // Under a non-directory of this layer, or below an opaque directory, nothing lower is visible.
+        if (dir < 0 || under_opaque(dir)) {
             ++stats_.dropped_whiteouts;
             return;
         }
@@ -287,7 +342,7 @@ private:
             // directory becomes opaque so that the lower one's contents stay hidden.
             if (S_ISDIR(st->st_mode)) {
                 UniqueFd d = sys::open_at(dir, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, shown());
-                set_opaque(d.get());
+                make_opaque(d.get());
             }
             ++stats_.whiteouts;
             return;
@@ -301,19 +356,16 @@ private:
 
     // ".wh..wh..opq": the parent hides its lower layers' contents.
     void make_opaque_marker(const std::string& parent) {
+        // The marker says its directory exists in this layer: a whiteout of it made earlier becomes that
+        // (opaque) directory, as for any entry below it. Under a file it means nothing.
         int dir = parent_dir(parent);
         if (dir < 0) {
             ++stats_.dropped_whiteouts;
             return;
         }
-        set_opaque(dir);
+        make_opaque(dir);
         struct stat dst = sys::fstat_fd(dir, parent);
         if (dst.st_ino == root_ino()) stats_.root_opaque = true;
-        // Whiteouts already made here hide nothing more than the marker does.
-        for (const std::string& name : sys::list_directory(dir, shown())) {
-            auto st = sys::lstat_at(dir, name);
-            if (st && is_whiteout(*st) && ::unlinkat(dir, name.c_str(), 0) == 0) ++stats_.dropped_whiteouts;
-        }
         ++stats_.whiteouts;
     }
 
