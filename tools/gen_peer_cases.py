@@ -71,7 +71,10 @@ MARKER = "imgtool-peers"
 V = f"{MARKER}-victim"  # moby's testBreakout "victim" directory, beside the extraction root
 
 REPOS = {"containerd": "containerd/containerd", "moby": "moby/go-archive",
-         "umoci": "opencontainers/umoci", "containers-storage": "containers/storage"}
+         "umoci": "opencontainers/umoci", "containers-storage": "containers/storage",
+         # Not a peer: what attacking imgtool 55cfe6d from outside found (issue 12, items 11-15),
+         # kept beside the peers' cases so it goes through the same merged-view checks.
+         "findings": "imgtool issue 12"}
 FAMILIES = tuple(REPOS)
 
 
@@ -1110,9 +1113,81 @@ def containers_storage_cases(S: str) -> list:
     return out
 
 
+def findings_cases(S: str) -> list:
+    """Layer findings of the outside attack on imgtool 55cfe6d that its own corpus missed."""
+    F = "issue 12"
+    lower_secret = [d("secret"), f("secret/key", "lower secret\n"), f("keep", "kept\n")]
+    merged_usr = [d("usr"), d("usr/bin"), f("usr/bin/sh", "a shell\n", 0o755), s("bin", "usr/bin")]
+    out = [
+        # 11: a directory replaced within one layer must not let the lower one's contents through.
+        Case("findings", F, "11 .wh.secret then secret/", [lower_secret, [f(".wh.secret", ""), d("secret"),
+                                                                         f("secret/new", "new\n")]],
+             peer("ok", "umoci: secret holds only new"),
+             ok(xd("secret"), xf("secret/new", "new\n"), xf("keep", "kept\n")), rules=(2,)),
+        Case("findings", F, "11 secret/ then .wh.secret", [lower_secret, [d("secret"), f("secret/new", "new\n"),
+                                                                         f(".wh.secret", "")]],
+             peer("ok", "umoci's directory writer: secret holds only new"),
+             ok(xd("secret"), xf("secret/new", "new\n"), xf("keep", "kept\n")), rules=(2,)),
+        Case("findings", F, "11 .wh.secret then secret/ with no new content",
+             [lower_secret, [f(".wh.secret", ""), d("secret", 0o700)]],
+             peer("ok", "umoci: an empty secret"), ok(xd("secret", 0o700), xf("keep", "kept\n")), rules=(2,)),
+        # 12: an implicit directory over merged-/usr's bin -> usr/bin.
+        Case("findings", F, "12 bin/newtool over bin -> usr/bin", [merged_usr, [f("bin/newtool", "new\n", 0o755)]],
+             peer("ok", "containerd and umoci write usr/bin/newtool; docker/podman overlay2 hide /bin/sh"),
+             err("bin", "non-directory", layer=1), why=WHY_RULE6, rules=(6,)),
+        Case("findings", F, "12 bin/.wh.sh over bin -> usr/bin", [merged_usr, [f("bin/.wh.sh", "")]],
+             peer("ok", "containerd and umoci delete usr/bin/sh"),
+             err("bin", "non-directory", layer=1), why=WHY_RULE6, rules=(6,)),
+        Case("findings", F, "12 bin/.wh..wh..opq over bin -> usr/bin", [merged_usr, [f("bin/.wh..wh..opq", "")]],
+             peer("ok", "containerd and umoci empty usr/bin"),
+             err("bin", "non-directory", layer=1), why=WHY_RULE6, rules=(6,)),
+        Case("findings", F, "12 explicit bin/ replaces the symlink", [merged_usr, [d("bin"), f("bin/newtool", "new\n", 0o755)]],
+             peer("ok", "containerd: the symlink is replaced by the directory"),
+             ok(xd("usr"), xd("usr/bin"), xf("usr/bin/sh", "a shell\n", 0o755), xd("bin"),
+                xf("bin/newtool", "new\n", 0o755)), rules=(7,)),
+        Case("findings", F, "12 control, implicit bin/ over a lower directory",
+             [[d("bin"), f("bin/sh", "a shell\n", 0o755)], [f("bin/newtool", "new\n", 0o755)]],
+             peer("ok", "both files in bin"),
+             ok(xd("bin"), xf("bin/sh", "a shell\n", 0o755), xf("bin/newtool", "new\n", 0o755)), rules=(6,)),
+        # 13: a whiteout where no lower layer has the directory: no broken entry in the overlay view.
+        Case("findings", F, "13 whiteout in a directory only this layer has",
+             [[f("keep", "kept\n")], [d("newdir"), f("newdir/.wh.ghost", ""), f("newdir/file", "f\n")]],
+             peer("ok", "newdir holds file only"),
+             ok(xf("keep", "kept\n"), xd("newdir"), xf("newdir/file", "f\n")), rules=(4,)),
+        Case("findings", F, "13 single-layer image with nested whiteouts",
+             [[d("a"), d("a/b"), f("a/b/.wh.c", ""), f("a/b/d", "d\n")]],
+             peer("ok", "a/b holds d only"), ok(xd("a"), xd("a/b"), xf("a/b/d", "d\n")), rules=(4,)),
+        # 14: a hardlink to a whiteout would be a whiteout without a .wh. name.
+        Case("findings", F, "14 hardlink to a whiteout",
+             [[d("etc"), f("etc/passwd", "root:x:0:0::/root:/bin/sh\n"), f("x", "x\n")],
+              [f(".wh.x", ""), d("etc"), h("etc/passwd", "x")]],
+             peer("error-or-contained", "umoci refuses a hardlink to a missing target"),
+             err("does not exist", layer=1), rules=(8,)),
+        # 15: valid layers the peers accept.
+        Case("findings", F, "15 nested whiteouts under a replaced directory",
+             [[d("d"), f("d/a", "a\n"), f("d/b", "b\n")], [f(".wh.d", ""), d("d"), f("d/.wh.a", ""), f("d/c", "c\n")]],
+             peer("ok", "containerd, umoci: d holds c"), ok(xd("d"), xf("d/c", "c\n")), rules=(2, 3)),
+        Case("findings", F, "15 whiteout under a file of the same layer",
+             [[d("f"), f("f/x", "x\n")], [f("f", "now a file\n"), f("f/.wh.x", "")]],
+             peer("ok", "containerd and containers/storage accept it; f is a file"),
+             ok(xf("f", "now a file\n")), rules=(5,)),
+        Case("findings", F, "15 whiteout with missing parents",
+             [[d("x"), d("x/y"), f("x/y/z", "z\n"), f("x/y/keep", "k\n")], [f("x/y/.wh.z", "")]],
+             peer("ok", "x/y/keep only"), ok(xd("x"), xd("x/y"), xf("x/y/keep", "k\n")), rules=(4, 6)),
+        Case("findings", F, "15 symlink overriding a directory",
+             [[d("d"), f("d/a", "a\n"), f("t", "t\n")], [s("d", "t")]],
+             peer("ok", "d is a symlink"), ok(xl("d", "t"), xf("t", "t\n")), rules=(7,)),
+        Case("findings", F, "15 directory overriding a symlink",
+             [[d("real"), f("real/a", "a\n"), s("d", "real")], [d("d"), f("d/b", "b\n")]],
+             peer("ok", "d is a directory holding b"),
+             ok(xd("real"), xf("real/a", "a\n"), xd("d"), xf("d/b", "b\n")), rules=(7,)),
+    ]
+    return out
+
+
 def all_cases(sentinel: str) -> list:
     cases = (containerd_cases(sentinel) + moby_cases(sentinel) + umoci_cases(sentinel)
-             + containers_storage_cases(sentinel))
+             + containers_storage_cases(sentinel) + findings_cases(sentinel))
     # Names must be unique: a second port of the same subtest gets a number.
     seen: dict = {}
     for case in cases:
