@@ -171,6 +171,20 @@ void write_all(int fd, const void* data, std::size_t size, std::string_view show
     }
 }
 
+void pwrite_all(int fd, const void* data, std::size_t size, off_t offset, std::string_view shown) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+        ssize_t n = ::pwrite(fd, p, size, offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("write", shown);
+        }
+        p += n;
+        offset += n;
+        size -= static_cast<std::size_t>(n);
+    }
+}
+
 void fsync_fd(int fd, std::string_view shown) {
     if (::fsync(fd) != 0) throw_errno("fsync", shown);
 }

@@ -80,7 +80,7 @@ inline bool exists(int dirfd, const std::string& path) {
 }
 
 inline std::string read_file(int dirfd, const std::string& path) {
-    return imgtool::sys::read_file_at(dirfd, path, 1 << 20);
+    return imgtool::sys::read_file_at(dirfd, path, 64 << 20);
 }
 
 // Builds `depth` nested directories dirfd/name/name/..., with `files` small files in each, iteratively

@@ -42,6 +42,8 @@ std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_b
 std::string read_fd(int fd, std::string_view shown, std::uint64_t max_bytes);
 std::string pread_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string_view shown);
 void write_all(int fd, const void* data, std::size_t size, std::string_view shown);
+// Writes all of data at `offset` (pwrite, retried on short writes and EINTR).
+void pwrite_all(int fd, const void* data, std::size_t size, off_t offset, std::string_view shown);
 
 // Writes `data` to dirfd/name atomically: temp file, fsync, rename, fsync of the directory.
 void atomic_write_file(int dirfd, const std::string& name, std::string_view data, mode_t mode);
