@@ -297,20 +297,17 @@ public:
                 if (::unlinkat(fd, name.c_str(), 0) == 0 || errno == ENOENT) continue;
                 if (errno != EISDIR) throw_errno("unlink", path(depth, name));  // DT_UNKNOWN or changed
             }
-            enter(depth, name, 0);
+            enter(depth, name);
         }
     }
 
 private:
     static constexpr std::size_t kBufferSize = 8192;
-    // A directory found not empty after a full read (entries added meanwhile) is read again this often.
-    static constexpr int kMaxPasses = 3;
 
     struct Frame {
         std::string name;  // its name in the parent ("" for the top)
         dev_t dev = 0;
         ino_t ino = 0;
-        int passes = 0;
         UniqueFd fd;  // empty while the frame is outside the window
         std::unique_ptr<char[]> buffer;  // getdents64 records not yet handled: [pos, len)
         std::size_t pos = 0;
@@ -361,7 +358,7 @@ private:
     }
 
     // Enters directory `name` of frame `parent` (which is open), unless it is gone or not a directory.
-    void enter(std::size_t parent, const std::string& name, int passes) {
+    void enter(std::size_t parent, const std::string& name) {
         int pfd = frames_[parent].fd.get();
         int raw = ::openat(pfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (raw < 0) {
@@ -379,7 +376,6 @@ private:
         f.name = name;
         f.dev = id.dev;
         f.ino = id.ino;
-        f.passes = passes;
         frames_.push_back(std::move(f));
         hold(parent + 1, std::move(fd));
         if (options_.entered) {
@@ -391,24 +387,19 @@ private:
     [[noreturn]] void refuse_mount(std::size_t parent, const std::string& name) const {
         std::string p = path(parent, name);
         throw Error(std::make_error_code(std::errc::device_or_resource_busy),
-                    "remove `" + p + "`: another filesystem is mounted there; unmount it first", p);
+                    "remove `" + p + "`: a mount point inside the tree (not entered); unmount it first", p);
     }
 
     // The current directory was read to its end: close it and remove it from its parent.
     void leave() {
         std::size_t depth = frames_.size() - 1;
         std::string name = std::move(frames_[depth].name);
-        int passes = frames_[depth].passes;
         release(depth);
         frames_.pop_back();
         int pfd = fd_at(depth - 1);
         // ENOENT: moved away (or removed) by someone else meanwhile; what it holds now is not ours.
-        if (::unlinkat(pfd, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return;
-        if ((errno == ENOTEMPTY || errno == EEXIST) && passes + 1 < kMaxPasses) {
-            enter(depth - 1, name, passes + 1);
-            return;
-        }
-        throw_errno("rmdir", path(depth - 1, name));
+        // ENOTEMPTY: someone added entries after we read it to the end; an error, as it always was.
+        if (::unlinkat(pfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_errno("rmdir", path(depth - 1, name));
     }
 
     int fd_at(std::size_t depth) {
