@@ -231,6 +231,7 @@ private:
         }
         // Only the data segments are written: a 1 TiB file with 8 KiB of data costs 8 KiB.
         off_t pos = 0;
+        off_t written_to = 0;
         while (pos < size) {
             off_t data = ::lseek(src, pos, SEEK_DATA);
             if (data < 0 && errno == ENXIO) break;  // only a hole up to the end
@@ -238,22 +239,26 @@ private:
             if (data >= size) break;
             off_t hole = ::lseek(src, data, SEEK_HOLE);
             if (hole < 0) throw_errno("seek", rel);
-            copy_range(src, dst, rel, data, std::min(hole, size) - data);
+            off_t end = std::min(hole, size);
+            if (copy_range(src, dst, rel, data, end - data)) written_to = end;
             pos = hole;
         }
-        if (::ftruncate(dst, size) != 0) throw_errno("truncate", rel);  // the trailing hole, if any
+        // The trailing hole (or all of an empty-looking file): the size without writing anything.
+        if (written_to < size && ::ftruncate(dst, size) != 0) throw_errno("truncate", rel);
     }
 
-    void copy_range(int src, int dst, const std::string& rel, off_t offset, off_t length) {
+    // Copies [offset, offset + length); false if the source ended before.
+    bool copy_range(int src, int dst, const std::string& rel, off_t offset, off_t length) {
         while (length > 0) {
             std::uint64_t piece = std::min<std::uint64_t>(static_cast<std::uint64_t>(length), kChunk);
             charge(piece, 0);
             std::uint64_t done = copy_piece(src, dst, rel, offset, piece);
             stats_.copied_bytes += done;
-            if (done < piece) return;  // the source ended early
+            if (done < piece) return false;
             offset += static_cast<off_t>(piece);
             length -= static_cast<off_t>(piece);
         }
+        return true;
     }
 
     // Copies up to `length` bytes at `offset`; fewer only at the source's end.
