@@ -3,7 +3,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -169,6 +171,20 @@ void write_all(int fd, const void* data, std::size_t size, std::string_view show
     }
 }
 
+void pwrite_all(int fd, const void* data, std::size_t size, off_t offset, std::string_view shown) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+        ssize_t n = ::pwrite(fd, p, size, offset);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("write", shown);
+        }
+        p += n;
+        offset += n;
+        size -= static_cast<std::size_t>(n);
+    }
+}
+
 void fsync_fd(int fd, std::string_view shown) {
     if (::fsync(fd) != 0) throw_errno("fsync", shown);
 }
@@ -237,54 +253,227 @@ void for_each_entry(int dirfd, const std::string& shown, Visit visit) {
     }
 }
 
-// Depth-first removal holding one directory fd at a time (a stack of names, not fds), so hostile
-// thousands-deep trees neither overflow the call stack nor exhaust file descriptors. Children are
-// entered with O_NOFOLLOW|O_DIRECTORY; we climb back with "..", which inside trees that only imgtool
-// writes (staging, store) is the directory we came from.
-void remove_children(int top_fd, const std::string& shown) {
-    auto open_dir = [&](int fd) { return open_dir_stream(fd, shown); };
-    std::vector<std::string> names;  // path from the top to the current directory
-    UniqueFd current(::fcntl(top_fd, F_DUPFD_CLOEXEC, 0));
-    if (!current) throw_errno("dup", shown);
-    DIR* dir = open_dir(current.get());
-    try {
+// The tree remover. Depth first and iterative (a stack of frames, not of calls), strictly fd-relative:
+//  - a child directory is opened by name from its parent's fd with O_NOFOLLOW|O_DIRECTORY and
+//    identified by statx (dev, inode, mount id); one whose mount id differs from the top's is a mount
+//    point and is not entered;
+//  - we never climb with "..": a directory moved elsewhere while we are inside it has a new parent,
+//    and ".." would lead there (the attack this replaces). Each frame's parent is still open, or is
+//    re-opened downward from the nearest open ancestor, name by name, each checked against the
+//    (dev, inode) recorded when it was first entered;
+//  - at most `window` directory fds (plus the top) are open, so a 10,000-deep tree needs no more fds
+//    than a shallow one. Which ancestor to close is chosen so that the open ones are spaced in
+//    proportion to their distance from the current depth: the near ones are needed first. Climbing back
+//    out of an n-deep chain re-opens a few directories per level (about 4 for 10,000 deep and 32 fds),
+//    and trees shallower than the window re-open nothing.
+class TreeRemover {
+public:
+    TreeRemover(int top_fd, std::string shown, const detail::RemoveTreeOptions& options)
+        : shown_(std::move(shown)), options_(options), window_(std::max<std::size_t>(2, options.fd_window)) {
+        // Our own open of the top: its own read position, the caller's fd is left as it was.
+        int raw = ::openat(top_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (raw < 0) throw_errno("open", shown_);
+        UniqueFd fd(raw);
+        frames_.emplace_back();
+        Identity id = identity(fd.get(), 0, {});
+        frames_[0].dev = id.dev;
+        frames_[0].ino = id.ino;
+        top_mnt_ = id.mnt;
+        hold(0, std::move(fd));
+    }
+
+    void run() {
         while (true) {
-            errno = 0;
-            struct dirent* ent = ::readdir(dir);
-            if (ent == nullptr) {
-                if (errno != 0) throw_errno("readdir", shown);
-                ::closedir(dir);
-                dir = nullptr;
-                if (names.empty()) return;
-                int parent = ::openat(current.get(), "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (parent < 0) throw_errno("open", shown + "/..");
-                current.reset(parent);
-                if (::unlinkat(current.get(), names.back().c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-                    throw_errno("rmdir", shown + "/" + names.back());
-                }
-                names.pop_back();
-                dir = open_dir(current.get());
+            std::size_t depth = frames_.size() - 1;
+            int fd = fd_at(depth);
+            const struct dirent64* e = next_entry(depth);
+            if (e == nullptr) {
+                if (depth == 0) return;
+                leave();
                 continue;
             }
-            const char* name = ent->d_name;
-            if (std::strcmp(name, ".") == 0 || std::strcmp(name, "..") == 0) continue;
-            if (::unlinkat(current.get(), name, 0) == 0 || errno == ENOENT) continue;
-            if (errno != EISDIR && errno != EPERM) throw_errno("unlink", shown + "/" + name);
-            if (::unlinkat(current.get(), name, AT_REMOVEDIR) == 0) continue;
-            if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("rmdir", shown + "/" + name);
-            int child = ::openat(current.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (child < 0) throw_errno("open", shown + "/" + name);
-            names.emplace_back(name);
-            ::closedir(dir);
-            dir = nullptr;
-            current.reset(child);
-            dir = open_dir(current.get());
+            std::string name = e->d_name;
+            if (e->d_type != DT_DIR) {
+                if (::unlinkat(fd, name.c_str(), 0) == 0 || errno == ENOENT) continue;
+                if (errno != EISDIR) throw_errno("unlink", path(depth, name));  // DT_UNKNOWN or changed
+            }
+            enter(depth, name);
         }
-    } catch (...) {
-        if (dir != nullptr) ::closedir(dir);
-        throw;
     }
-}
+
+private:
+    static constexpr std::size_t kBufferSize = 8192;
+
+    struct Frame {
+        std::string name;  // its name in the parent ("" for the top)
+        dev_t dev = 0;
+        ino_t ino = 0;
+        UniqueFd fd;  // empty while the frame is outside the window
+        std::unique_ptr<char[]> buffer;  // getdents64 records not yet handled: [pos, len)
+        std::size_t pos = 0;
+        std::size_t len = 0;
+    };
+
+    struct Identity {
+        dev_t dev;
+        ino_t ino;
+        std::uint64_t mnt;
+    };
+
+    Identity identity(int fd, std::size_t depth, std::string_view name) const {
+        struct statx stx {};
+        if (::statx(fd, "", AT_EMPTY_PATH, STATX_INO | STATX_MNT_ID, &stx) != 0) throw_errno("stat", path(depth, name));
+        if (!(stx.stx_mask & STATX_MNT_ID)) {
+            std::string p = path(depth, name);
+            throw Error(Errc::Unsupported, "stat `" + p + "`: the kernel reports no mount id (needs Linux 5.8)", p);
+        }
+        return {makedev(stx.stx_dev_major, stx.stx_dev_minor), static_cast<ino_t>(stx.stx_ino), stx.stx_mnt_id};
+    }
+
+    // "shown/a/b[/name]" for frame `depth`: built only for messages and the observer.
+    std::string path(std::size_t depth, std::string_view name = {}) const {
+        std::string p = shown_;
+        for (std::size_t i = 1; i <= depth; ++i) p += "/" + frames_[i].name;
+        if (!name.empty()) (p += "/") += name;
+        return p;
+    }
+
+    const struct dirent64* next_entry(std::size_t depth) {
+        Frame& f = frames_[depth];
+        while (true) {
+            while (f.pos < f.len) {
+                auto* e = reinterpret_cast<const struct dirent64*>(f.buffer.get() + f.pos);
+                f.pos += e->d_reclen;
+                if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) return e;
+            }
+            ssize_t n = ::getdents64(f.fd.get(), f.buffer.get(), kBufferSize);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                throw_errno("read directory", path(depth));
+            }
+            if (n == 0) return nullptr;
+            f.pos = 0;
+            f.len = static_cast<std::size_t>(n);
+        }
+    }
+
+    // Enters directory `name` of frame `parent` (which is open), unless it is gone or not a directory.
+    void enter(std::size_t parent, const std::string& name) {
+        int pfd = frames_[parent].fd.get();
+        int raw = ::openat(pfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (raw < 0) {
+            if (errno == ENOENT) return;
+            // Replaced by a non-directory since it was listed: remove it like any other entry.
+            if ((errno == ENOTDIR || errno == ELOOP) && (::unlinkat(pfd, name.c_str(), 0) == 0 || errno == ENOENT)) {
+                return;
+            }
+            throw_errno("open", path(parent, name));
+        }
+        UniqueFd fd(raw);
+        Identity id = identity(fd.get(), parent, name);
+        if (id.mnt != top_mnt_) refuse_mount(parent, name);
+        Frame f;
+        f.name = name;
+        f.dev = id.dev;
+        f.ino = id.ino;
+        frames_.push_back(std::move(f));
+        hold(parent + 1, std::move(fd));
+        if (options_.entered) {
+            std::string rel = path(parent + 1).substr(shown_.size() + 1);
+            options_.entered(frames_.back().fd.get(), rel, parent + 1);
+        }
+    }
+
+    [[noreturn]] void refuse_mount(std::size_t parent, const std::string& name) const {
+        std::string p = path(parent, name);
+        throw Error(std::make_error_code(std::errc::device_or_resource_busy),
+                    "remove `" + p + "`: a mount point inside the tree (not entered); unmount it first", p);
+    }
+
+    // The current directory was read to its end: close it and remove it from its parent.
+    void leave() {
+        std::size_t depth = frames_.size() - 1;
+        std::string name = std::move(frames_[depth].name);
+        release(depth);
+        frames_.pop_back();
+        int pfd = fd_at(depth - 1);
+        // ENOENT: moved away (or removed) by someone else meanwhile; what it holds now is not ours.
+        // ENOTEMPTY: someone added entries after we read it to the end; an error, as it always was.
+        if (::unlinkat(pfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_errno("rmdir", path(depth - 1, name));
+    }
+
+    int fd_at(std::size_t depth) {
+        if (!frames_[depth].fd) reopen(depth);
+        return frames_[depth].fd.get();
+    }
+
+    // Re-opens frames down to `depth` from the nearest open ancestor (every open frame is shallower).
+    void reopen(std::size_t depth) {
+        for (std::size_t i = held_.back() + 1; i <= depth; ++i) {
+            int raw = ::openat(frames_[i - 1].fd.get(), frames_[i].name.c_str(),
+                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (raw < 0) {
+                std::string p = path(i);
+                throw Error(make_error_code(Errc::UnsafePath),
+                            "remove `" + p + "`: moved while being removed (" + std::strerror(errno) + "); stopped", p);
+            }
+            UniqueFd fd(raw);
+            Identity id = identity(fd.get(), i, {});
+            if (id.dev != frames_[i].dev || id.ino != frames_[i].ino) {
+                std::string p = path(i);
+                throw Error(make_error_code(Errc::UnsafePath),
+                            "remove `" + p + "`: replaced by another directory while being removed; stopped", p);
+            }
+            if (id.mnt != top_mnt_) refuse_mount(i - 1, frames_[i].name);
+            hold(i, std::move(fd));
+        }
+    }
+
+    // Opens frame `depth` (deeper than every open frame), closing one ancestor if the window is full.
+    void hold(std::size_t depth, UniqueFd fd) {
+        if (held_.size() > window_) evict(depth);
+        Frame& f = frames_[depth];
+        f.fd = std::move(fd);
+        if (!f.buffer) f.buffer = std::make_unique<char[]>(kBufferSize);
+        f.pos = f.len = 0;  // a fresh open reads from the start
+        held_.push_back(depth);
+    }
+
+    // Closes the open ancestor whose loss widens the gap between open ancestors least, relative to its
+    // distance from `depth`. Never the top (held_[0]) nor the parent of `depth` (held_.back()).
+    void evict(std::size_t depth) {
+        std::size_t best = 0;
+        std::uint64_t best_gap = 0, best_dist = 1;
+        for (std::size_t t = 1; t + 1 < held_.size(); ++t) {
+            std::uint64_t gap = held_[t + 1] - held_[t - 1];
+            std::uint64_t dist = depth - held_[t];
+            if (best == 0 || gap * best_dist < best_gap * dist) {
+                best = t;
+                best_gap = gap;
+                best_dist = dist;
+            }
+        }
+        Frame& f = frames_[held_[best]];
+        f.fd.reset();
+        f.buffer.reset();
+        held_.erase(held_.begin() + static_cast<std::ptrdiff_t>(best));
+    }
+
+    void release(std::size_t depth) {
+        Frame& f = frames_[depth];
+        if (!f.fd) return;
+        f.fd.reset();
+        f.buffer.reset();
+        held_.pop_back();  // only the deepest frame is ever released
+    }
+
+    std::string shown_;
+    const detail::RemoveTreeOptions& options_;
+    std::size_t window_;
+    std::uint64_t top_mnt_ = 0;
+    std::vector<Frame> frames_;       // frames_[0] is the top, frames_.back() the current directory
+    std::vector<std::size_t> held_;   // depths of the open frames, ascending; held_[0] == 0
+};
 
 }  // namespace
 
@@ -304,19 +493,25 @@ bool directory_is_empty(int dirfd, const std::string& shown) {
     return empty;
 }
 
-void remove_contents(int dirfd, const std::string& shown) { remove_children(dirfd, shown); }
+void detail::remove_children(int top_fd, const std::string& shown, const RemoveTreeOptions& options) {
+    TreeRemover(top_fd, shown, options).run();
+}
+
+void remove_contents(int dirfd, const std::string& shown) { detail::remove_children(dirfd, shown, {}); }
 
 void remove_tree_at(int dirfd, const std::string& name) {
     if (::unlinkat(dirfd, name.c_str(), 0) == 0 || errno == ENOENT) return;
     if (errno != EISDIR && errno != EPERM) throw_errno("unlink", name);
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return;
+    // EBUSY: a mount point (rmdir says so before looking inside); never empty another filesystem.
+    if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("rmdir", name);
     int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) return;
         throw_errno("open", name);
     }
     UniqueFd top(fd);
-    remove_children(top.get(), name);
+    detail::remove_children(top.get(), name, {});
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_errno("rmdir", name);
 }
 

@@ -35,6 +35,8 @@ SpaceLimits default_space_limits(int fd) {
 std::optional<MinFreeSetting> parse_min_free(std::string_view text) {
     if (text.empty()) return std::nullopt;
     if (text.back() == '%') {
+        // from_chars takes a sign for doubles; a sign is junk here as it is for sizes.
+        if (text.front() == '-') return std::nullopt;
         double percent = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size() - 1, percent);
         if (ec != std::errc() || end != text.data() + text.size() - 1 || !(percent >= 0 && percent <= 100)) {
@@ -84,9 +86,13 @@ SpaceLimits space_limits_for(int fd, const std::optional<MinFreeSetting>& settin
 SpaceReserve::SpaceReserve(int fd, SpaceLimits limits, std::string shown)
     : fd_(fd), limits_(limits), shown_(std::move(shown)) {
     // Unchecked writes between two looks stay a small share of the reserve (several writers may
-    // each be one step ahead), yet a look costs one statfs per several MiB at most.
-    byte_step_ = std::clamp<std::uint64_t>(limits_.min_free_bytes / 16, 1 << 20, 64 << 20);
-    entry_step_ = std::clamp<std::uint64_t>(limits_.min_free_inodes / 16, 64, 4096);
+    // each be one step ahead): a sixteenth of it, capped so that big reserves still get a look (one
+    // statfs) every 64 MiB or 4096 entries. A floor of 1 MiB (64 entries) used to let one writer eat a
+    // reserve below 16 MiB (1024 inodes) whole between two looks. A part of the reserve that is 0 is
+    // never a reason to look (btrfs has no inode count: no statfs per file).
+    constexpr std::uint64_t never = ~0ULL;
+    byte_step_ = limits_.min_free_bytes ? std::clamp<std::uint64_t>(limits_.min_free_bytes / 16, 4096, 64 << 20) : never;
+    entry_step_ = limits_.min_free_inodes ? std::clamp<std::uint64_t>(limits_.min_free_inodes / 16, 1, 4096) : never;
 }
 
 void SpaceReserve::charge(std::uint64_t bytes, std::uint64_t entries) {

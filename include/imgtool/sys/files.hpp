@@ -2,7 +2,9 @@
 // Nothing here follows a symlink unless its name says so.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,12 +42,21 @@ std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_b
 std::string read_fd(int fd, std::string_view shown, std::uint64_t max_bytes);
 std::string pread_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string_view shown);
 void write_all(int fd, const void* data, std::size_t size, std::string_view shown);
+// Writes all of data at `offset` (pwrite, retried on short writes and EINTR).
+void pwrite_all(int fd, const void* data, std::size_t size, off_t offset, std::string_view shown);
 
 // Writes `data` to dirfd/name atomically: temp file, fsync, rename, fsync of the directory.
 void atomic_write_file(int dirfd, const std::string& name, std::string_view data, mode_t mode);
 
 void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok);
 // Removes dirfd/name and everything below it without following symlinks. Missing is fine.
+// The tree remover (this and remove_contents) works strictly below the directory it starts from:
+// every directory is opened by name from its parent's fd (O_NOFOLLOW), never through ".." or a path
+// from the top, so a directory moved away mid-removal takes nothing outside the tree with it. At most
+// 32 directory fds are held at once, whatever the depth; an ancestor dropped from that window is
+// re-opened downward by name and must be the same (dev, inode), else removal stops with an error.
+// A directory on another mount (mount id differs from the top's) is never entered: removal stops
+// with an error naming it, and nothing is unmounted. A name that is itself a mount point fails (EBUSY).
 void remove_tree_at(int dirfd, const std::string& name);
 bool directory_is_empty(int dirfd, const std::string& shown);
 // The names in directory dirfd (without "." and ".."), sorted.
@@ -53,6 +64,17 @@ std::vector<std::string> list_directory(int dirfd, const std::string& shown);
 // Removes everything inside the directory dirfd (not the directory itself), never following symlinks.
 void remove_contents(int dirfd, const std::string& shown);
 void fsync_fd(int fd, std::string_view shown);
+
+namespace detail {
+// The tree remover with its knobs exposed, for tests: the size of the fd window and an observer
+// called after each directory is entered (its fd, its path below the top, its depth; the top is 0).
+struct RemoveTreeOptions {
+    std::size_t fd_window = 32;  // directory fds held besides the top (at least 2)
+    std::function<void(int dirfd, const std::string& rel, std::size_t depth)> entered;
+};
+// Removes everything below top_fd (not top_fd itself), as remove_contents.
+void remove_children(int top_fd, const std::string& shown, const RemoveTreeOptions& options);
+}  // namespace detail
 
 // A unique name for temporary entries: "<prefix><pid>-<random hex>".
 std::string unique_name(std::string_view prefix);
