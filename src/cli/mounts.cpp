@@ -37,7 +37,8 @@ void unmount_busy_clear(const std::string& target) {
         sys::unmount(target);
     } catch (const Error& e) {
         if (e.code() == std::errc::device_or_resource_busy) {
-            throw Error(Errc::Busy, target + ": target is busy (a process is using the mount)");
+            throw Error(Errc::Busy, target + ": target is busy (a process is using it, or something is mounted "
+                                             "below it)");
         }
         throw;
     }

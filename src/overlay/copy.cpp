@@ -93,8 +93,12 @@ public:
         : target_(target_fd), options_(options), created_(created) {}
 
     void apply_layer(const std::string& layer_dir) {
-        // O_NOFOLLOW: a layer directory that is a symlink is not a layer the store made.
-        UniqueFd root = sys::open_at(AT_FDCWD, layer_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, layer_dir);
+        // O_NOFOLLOW: a layer directory that is a symlink is not a layer the store made. The one link
+        // followed is /proc/self/fd/N: it names a directory the caller already opened and checked
+        // (Store::open_layer), and nothing on disk can redirect it.
+        bool opened_by_caller = layer_dir.rfind("/proc/self/fd/", 0) == 0;
+        UniqueFd root = sys::open_at(AT_FDCWD, layer_dir, O_RDONLY | O_DIRECTORY | (opened_by_caller ? 0 : O_NOFOLLOW), 0,
+                                     layer_dir);
         links_.clear();
         struct Frame {
             UniqueFd src;

@@ -41,6 +41,8 @@ struct CopyOptions {
     bool skip_devices = false;
 };
 
+// `layer_dirs_bottom_first`: paths with no symlink at the end, or "/proc/self/fd/N" of directories the
+// caller opened (Store::open_layer).
 CopyStats materialize(const std::vector<std::string>& layer_dirs_bottom_first, int target_fd,
                       const CopyOptions& options = {});
 
