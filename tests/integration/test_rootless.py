@@ -340,9 +340,7 @@ def short_id(image_id: str) -> str:
 
 
 def all_xattrs(path: str) -> dict:
-    names = os.listxattr(path, follow_symlinks=False)
-    return {n: os.getxattr(path, n, follow_symlinks=False) for n in names
-            if n != "security.selinux"}
+    return {n: v for n, v in harness.all_xattrs(path).items() if n != "security.selinux"}
 
 
 def ns_capability(value: bytes, rootid: int) -> bytes:
@@ -1104,9 +1102,19 @@ class NoSubordinateIdsTest(RootlessTestCase):
 # --------------------------------------------------------------------------
 
 
+def rootless_expect(rec: dict) -> dict:
+    """A hostile case's expectations for a rootless pull: expect.rootless over expect."""
+    expect = dict(rec["expect"])
+    expect.update(expect.pop("rootless", {}))
+    expect.setdefault("stderr", [])
+    expect.setdefault("inside", [])
+    return expect
+
+
 class HostileInputTest(RootlessTestCase):
-    """Hostile archives (tools/gen_hostile.py): refused with one line; the store, the links'
-    sentinel (owned by the user, so an escape could change it) and the user's files intact."""
+    """Hostile archives (tools/gen_hostile.py): refused with one line, or imported with what
+    the case expects inside its layer (rootless rules applied); the store, the links' sentinel
+    (owned by the user, so an escape could change it) and the user's files intact."""
 
     def make_sentinel(self, path: str) -> None:
         if os.path.lexists(path):
@@ -1137,6 +1145,12 @@ class HostileInputTest(RootlessTestCase):
                 out[full] = (st.st_ino, st.st_nlink, st.st_ctime_ns, st.st_mtime_ns)
         return out
 
+    def layer_dir(self, rec: dict, index) -> str:
+        diff_id = rec["diff_ids"][-1 if index is None else index]
+        path = os.path.join(self.store, "layers", diff_id.split(":", 1)[1], "diff")
+        self.assertTrue(os.path.isdir(path), f"layer directory {path} missing")
+        return path
+
     def strays(self) -> list:
         """Entries named like the corpus' planted files outside the stores' layer dirs."""
         found = []
@@ -1152,18 +1166,23 @@ class HostileInputTest(RootlessTestCase):
         return found
 
     def test_hostile_pulls(self):
-        # Every pull-local case of the corpus. "error" cases must be refused (as for root, with the
-        # same reason); "either"/"contained" ones may import, but a refusal is still one line with
-        # the store unchanged. Nothing may ever escape: sentinel, the user's files, planted names.
-        # Trees 10,000 deep (deep/big_tree) are left to test_hostile: the unpacker is the same, and
-        # Python's walks here cannot follow them.
+        # Every pull-local case of the corpus, with the expectations of tools/gen_hostile.py as
+        # docs/rootless.md changes them (expect.rootless): "error" cases are refused as for root,
+        # one line with the same reason, the store unchanged; "contained" ones import with
+        # exactly the expected notes on stderr, and their layer holds what the case expects, with
+        # owners mapped to the user's ids and device nodes skipped.  Nothing may ever escape:
+        # sentinel, the user's files, planted names.  Trees 10,000 deep (deep/big_tree) are left
+        # to test_hostile: the unpacker is the same, and Python's walks here cannot follow them.
         cases = [r for n, r in sorted(HOSTILE.items())
                  if n != "base" and r["verb"] == "pull-local" and not r.get("deep") and not r.get("big_tree")]
         self.assertGreaterEqual(len(cases), 150, "the hostile corpus lost its pull-local cases")
+        contained_cases = [r for r in cases if rootless_expect(r)["outcome"] == "contained"]
+        self.assertGreaterEqual(len(contained_cases), 30, "the hostile corpus lost its contained cases")
         for rec in cases:
             with self.subTest(case=rec["name"], doc=rec["doc"]):
-                outcome = rec["expect"]["outcome"]
-                self.assertIn(outcome, ("error", "either", "contained"))
+                expect = rootless_expect(rec)
+                outcome = expect["outcome"]
+                self.assertIn(outcome, ("error", "contained"))
                 self.store = os.path.join(self.user_dir("hostile-"), "store")
                 self.pull(HOSTILE["base"]["path"])  # so that "unchanged" means something
                 self.make_sentinel(rec["sentinel"])
@@ -1171,13 +1190,22 @@ class HostileInputTest(RootlessTestCase):
                 homes = self.fingerprint(os.path.join(SCRATCH, "homes"), skip=self.store)
                 listing = harness.store_listing(self.store)
                 res = self.imgtool("pull-local", rec["path"], timeout=300)
-                if outcome == "error" or res.rc != 0:
-                    line = harness.assert_one_error_line(self, res, "pull-local")
-                    if outcome == "error" and rec["expect"].get("error"):
-                        self.assertIn(rec["expect"]["error"], line, str(res))
+                if outcome == "error":
+                    needles = gen_hostile.error_needles(expect.get("error"))
+                    self.assertTrue(needles, "an error case names the message it expects")
+                    harness.assert_one_error_line(self, res, "pull-local", *needles)
                     after = harness.store_listing(self.store)
                     self.assertEqual(after, listing, "store changed:\n"
                                      + harness.listing_diff(listing, after))
+                else:
+                    self.assertEqual((res.rc, res.err.splitlines()), (0, expect["stderr"]),
+                                     str(res))
+                    self.assertRegex(res.out, r"^sha256:[0-9a-f]{64}\n$", str(res))
+                    user = self.user
+                    harness.check_inside(
+                        self, lambda index: self.layer_dir(rec, index), expect["inside"],
+                        f"{rec['name']}: {rec['doc']}\n{res}", rootless=True,
+                        host_ids=lambda uid, gid: (user.host_uid(uid), user.host_gid(gid)))
                 self.assertEqual(harness.tmp_entries(self.store), [], f"left in tmp/\n{res}")
                 self.assertEqual(self.fingerprint(rec["sentinel"]), sentinel,
                                  f"the sentinel {rec['sentinel']} changed")
