@@ -622,6 +622,12 @@ class PullTest(RootlessTestCase):
         self.assertEqual(sorted(os.listdir(f"{l1}/dev")), [], "device nodes are skipped")
         self.assertTrue(stat.S_ISFIFO(os.lstat(f"{l1}/run/pipe").st_mode), "FIFOs are kept")
         self.assertEqual(stat.S_IMODE(os.lstat(f"{l1}/usr/bin/suid-tool").st_mode), 0o4755)
+        self.assertEqual(stat.S_IMODE(os.lstat(f"{l1}/usr/bin/sgid-tool").st_mode), 0o2755)
+        # Owned by image uid 1000 (a subordinate id): the bits survive the chown.
+        for name, mode in (("suid-user", 0o4755), ("sgid-user", 0o2755)):
+            st = os.lstat(f"{l1}/usr/bin/{name}")
+            self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid),
+                             (mode, sub[0] + 999, sub[1] + 999), f"usr/bin/{name}")
         self.assertEqual(harness.tmp_entries(self.store), [])
 
     def test_rootopq_layer_root_is_opaque(self):
@@ -649,6 +655,72 @@ class PullTest(RootlessTestCase):
                 res = self.imgtool("pull-local", image(name))
                 self.assertEqual((res.rc, res.err), (0, ""), str(res))
                 self.assertEqual(harness.tmp_entries(self.store), [])
+
+    def small_image(self, name: str, entries: list) -> tuple:
+        """(path, ID) of a one-layer OCI layout holding entries, readable by the user."""
+        layer = gen_images.Layer(entries, "gzip", name)
+        img = gen_images.Image([layer], gen_images.runtime(["/bin/sh"],
+                                                           labels={"org.example.test": name}))
+        job = gen_images.Job(name, [f"imgtool-test/{name}:latest"], [img], ("oci-layout",))
+        path = os.path.join(self.user_dir("img-"), f"{name}.oci")
+        gen_images.write_dir(path, gen_images.build_oci(job).files)
+        return path, img.id
+
+    def test_owner_outside_the_mapped_ids_is_an_error(self):
+        # docs/rootless.md: "An owner outside the mapped ids is an error. It names the file and
+        # the owner, and the store is unchanged."  Ids 0..N are mapped (0: the user, 1..N: the
+        # subordinate ranges); N itself still works, N + 1 does not.
+        last_uid = sum(count for _, count in self.user.subuids)
+        last_gid = sum(count for _, count in self.user.subgids)
+        path, image_id = self.small_image("lastid", [
+            gen_images.d("etc"), gen_images.f("etc/last-id", "x\n", 0o644, last_uid, last_gid)])
+        self.assertEqual(self.pull(path), image_id)
+        [layer_hex] = harness.layer_hexes(self.store)
+        st = os.lstat(os.path.join(self.store, "layers", layer_hex, "diff", "etc/last-id"))
+        self.assertEqual((st.st_uid, st.st_gid),
+                         (self.user.host_uid(last_uid), self.user.host_gid(last_gid)))
+        listing = harness.store_listing(self.store)
+        bad_uid, bad_gid = last_uid + 1, last_gid + 1
+        for what, entry, owner in (
+                ("file uid", gen_images.f("etc/too-high", "x\n", 0o644, bad_uid, 0),
+                 f"{bad_uid}:0"),
+                ("file gid", gen_images.f("etc/too-high", "x\n", 0o644, 0, bad_gid),
+                 f"0:{bad_gid}"),
+                ("directory", gen_images.d("etc/too-high", 0o755, bad_uid, bad_gid),
+                 f"{bad_uid}:{bad_gid}"),
+                ("symlink", gen_images.Entry("etc/too-high", "symlink", 0o777, bad_uid, 0,
+                                             target="last-id"), f"{bad_uid}:0")):
+            with self.subTest(entry=what):
+                path, _ = self.small_image("toohigh", [gen_images.d("etc"), entry])
+                res = self.imgtool("pull-local", path)
+                line = harness.assert_one_error_line(self, res, "pull-local", "toohigh.oci",
+                                                     ": etc/too-high",  # a directory: etc/too-high/
+                                                     f": owner {owner} is outside the ids mapped "
+                                                     "for you", "/etc/subuid and /etc/subgid")
+                self.assertNotIn("Invalid argument", line)
+                after = harness.store_listing(self.store)
+                self.assertEqual(after, listing, harness.listing_diff(listing, after))
+                self.assertEqual(harness.tmp_entries(self.store), [])
+
+    def test_trusted_xattrs_are_skipped_and_counted(self):
+        # docs/rootless.md: trusted.* needs real root, so it is skipped and counted; other
+        # xattrs of the same file are kept.
+        path, image_id = self.small_image("xattrs", [
+            gen_images.d("etc"),
+            gen_images.f("etc/x", "x\n", xattrs=[("trusted.imgtool-test", b"root only"),
+                                                 ("user.kept", b"yes")])])
+        root_store, root_id = root_pull(self, path)
+        self.assertEqual(root_id, image_id)
+        [root_diff] = [os.path.join(root_store, "layers", h, "diff")
+                       for h in harness.layer_hexes(root_store)]
+        self.assertEqual(all_xattrs(os.path.join(root_diff, "etc/x")),
+                         {"trusted.imgtool-test": b"root only", "user.kept": b"yes"},
+                         "root keeps both: the image really carries a trusted.* xattr")
+        self.assertEqual(self.pull(path, gen_hostile.SKIPPED_XATTRS_NOTE.format(1) + "\n"),
+                         image_id)
+        [diff] = [os.path.join(self.store, "layers", h, "diff")
+                  for h in harness.layer_hexes(self.store)]
+        self.assertEqual(all_xattrs(os.path.join(diff, "etc/x")), {"user.kept": b"yes"})
 
     def test_default_store_locations(self):
         env = {}  # no IMGTOOL_ROOT, no XDG_DATA_HOME: ~/.local/share/imgtool
@@ -682,11 +754,8 @@ class OverlayTestCase(RootlessTestCase):
             self.skipTest(reason)
         super().setUp()
 
-
-class MergedTreeTest(OverlayTestCase):
-    """The merged tree in `imgtool unshare` equals a root mount and umoci's rootless unpack."""
-
     def rootless_snapshot(self, image_id: str) -> dict:
+        """treecmp snapshot of `imgtool mount IMAGE` inside `imgtool unshare` (image owners)."""
         target, out = self.user_dir("mnt-"), os.path.join(self.home, f"snap-{image_id[7:19]}")
         res = self.unshare('"$1" mount "$2" "$3" >/dev/null || exit 91\n'
                            'python3 "$4" snapshot "$3" -o "$5"; rc=$?\n'
@@ -695,6 +764,10 @@ class MergedTreeTest(OverlayTestCase):
         self.assertEqual((res.rc, res.err), (0, ""), str(res))
         self.assertEqual(os.listdir(target), [], "the mount must not be visible outside")
         return treecmp.load(out)
+
+
+class MergedTreeTest(OverlayTestCase):
+    """The merged tree in `imgtool unshare` equals a root mount and umoci's rootless unpack."""
 
     def umoci_rootless(self, source: str) -> dict:
         """umoci unpack --rootless, run as the user, of a gzip OCI layout of source; snapshot
@@ -747,6 +820,13 @@ class MergedTreeTest(OverlayTestCase):
                 if name == "basic":
                     self.assertEqual((ours["/home/user/notes.txt"]["uid"],
                                       ours["/var/www"]["gid"]), (1000, 33))
+                    for path, mode, owner in (("/usr/bin/suid-user", "4755", 1000),
+                                              ("/usr/bin/sgid-user", "2755", 1000),
+                                              ("/usr/bin/suid-tool", "4755", 0),
+                                              ("/usr/bin/sgid-tool", "2755", 0)):
+                        self.assertEqual((ours[path]["mode"], ours[path]["uid"],
+                                          ours[path]["gid"]), (mode, owner, owner),
+                                         f"{path}: setuid/setgid kept in the rootless mount")
                     self.assertEqual(ours["/usr/bin/capable"]["xattrs"]["security.capability"],
                                      gen_images.vfs_cap_v2(gen_images.CAP_NET_BIND_SERVICE).hex())
                     for hidden in ("/etc/remove-me", "/gone", "/opq/old1", "/hard/a",
@@ -825,17 +905,53 @@ class MountTest(OverlayTestCase):
         self.assertIn(f"{self.image_id[7:19]:<14} {'copy':<8} {'copy':<9} {target}", rows)
         view = treecmp.snapshot(target)
         self.assertIn("/bin/busybox", view)
-        for path, entry in view.items():
-            if path == "/":
-                continue
-            self.assertTrue(self.user.owns_uid(entry["uid"]) and self.user.owns_gid(entry["gid"]),
-                            f"{path} owned by {entry['uid']}:{entry['gid']}, outside the user's ids")
-        self.assertEqual(view["/bin/busybox"]["uid"], self.user.host_uid(0))
+        self.assert_copy_is_mapped_view(view, self.rootless_snapshot(self.image_id))
+        sub = self.user.subuids[0][0], self.user.subgids[0][0]
+        self.assertEqual((view["/bin/busybox"]["uid"], view["/bin/busybox"]["gid"]),
+                         (self.user.uid, self.user.gid), "image root is the user")
+        self.assertEqual((view["/home/user"]["uid"], view["/home/user"]["gid"]),
+                         (sub[0] + 999, sub[1] + 999), "image 1000:1000 is subordinate id + 999")
         res = self.imgtool("umount", target)
         self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
         self.assertEqual(os.listdir(target), [])
         self.assertEqual(self.imgtool("mounts").out.splitlines(), [MOUNTS_HEADER])
         self.assert_store_unchanged()
+
+    def assert_copy_is_mapped_view(self, copy: dict, inside: dict) -> None:
+        """The copy (host view) is the merged tree seen inside `imgtool unshare`, entry by entry,
+        with every owner mapped to the host id the user namespace gives it."""
+        mapped = {}
+        for p, e in inside.items():
+            if p == "/":
+                continue
+            e = dict(e, uid=self.user.host_uid(e["uid"]), gid=self.user.host_gid(e["gid"]))
+            if "security.capability" in e.get("xattrs", {}):  # stored namespaced (v3)
+                cap = bytes.fromhex(e["xattrs"]["security.capability"])
+                e["xattrs"] = dict(e["xattrs"], **{
+                    "security.capability": ns_capability(cap, self.user.uid).hex()})
+            mapped[p] = e
+        diffs = treecmp.compare(mapped, {p: e for p, e in copy.items() if p != "/"})
+        self.assertEqual(diffs, [], "unshare view, owners mapped (A) vs the copy (B):\n"
+                         + "\n".join(diffs[:40]))
+
+    def test_copy_driver_keeps_setuid_bits_and_mapped_owners(self):
+        basic = self.pull(image("basic"), DEVICE_NOTE.format(3) + "\n")
+        target = self.user_dir("copy-")
+        res = self.imgtool("mount", "--driver", "copy", basic, target)
+        self.assertEqual((res.rc, res.out, res.err), (0, target + "\n", ""), str(res))
+        view = treecmp.snapshot(target)
+        self.assert_copy_is_mapped_view(view, self.rootless_snapshot(basic))
+        sub = self.user.subuids[0][0], self.user.subgids[0][0]
+        image_1000 = (sub[0] + 999, sub[1] + 999)
+        for path, mode, (uid, gid) in (("/usr/bin/suid-user", "4755", image_1000),
+                                       ("/usr/bin/sgid-user", "2755", image_1000),
+                                       ("/usr/bin/suid-tool", "4755", (self.user.uid,
+                                                                       self.user.gid))):
+            self.assertEqual((view[path]["mode"], view[path]["uid"], view[path]["gid"]),
+                             (mode, uid, gid), f"{path} in the copy")
+        res = self.imgtool("umount", target)
+        self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
+        self.assertEqual(os.listdir(target), [])
 
     def test_mount_mounts_umount_inside_unshare(self):
         target = self.user_dir("target-")
@@ -1055,8 +1171,8 @@ class NoSubordinateIdsTest(RootlessTestCase):
                                                      + "\n"), str(res))
                 self.assertEqual(res.err.splitlines(), want, str(res))
                 self.assertEqual(res.err.count("squashed"), 1, str(res))
-        self.assertEqual(squashed_entries(models["basic"]), 4, "notes.txt, home/user, var/www "
-                         "and index.html are not root's in the model")
+        self.assertEqual(squashed_entries(models["basic"]), 6, "notes.txt, home/user, var/www, "
+                         "index.html, suid-user and sgid-user are not root's in the model")
         st = os.lstat(self.store)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
         for dirpath, dirnames, filenames in os.walk(self.store):
