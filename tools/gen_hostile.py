@@ -38,13 +38,14 @@ test pulls into every store first, so that "the store is unchanged" means someth
                            where removing them is cheap) / nests them 10,000 deep (no
                            recursive walks)
   expect.outcome           "error": exit 1 (pull-local) / 125 (run), exactly one stderr line
-                             "imgtool: VERB: ..." containing expect.error (unless null);
-                           "contained": success, and expect.inside holds;
-                           "either": one of the two (both are safe); inside checked on success;
+                             "imgtool: VERB: ..." containing every string of expect.error (a
+                             list: the file or setting it concerns and the reason);
+                           "contained": success, nothing on stderr, and expect.inside holds;
                            "run": the command ran: exit expect.rc, stdout == expect.stdout
                              (if given), containing each of expect.stdout_contains and none of
                              expect.stdout_not_contains;
-                           "run-or-error": "run" or "error".
+                           "killed": pull-kill cases (the outcome is the kill).
+                           imgtool is deterministic: every case has exactly one outcome.
   expect.inside            list of checks on a layer directory (ROOT/layers/<diff_id>/diff):
                            path (relative; "" is the layer root), layer (index into diff_ids,
                            default the top), type (file/dir/symlink/chr/blk/fifo/absent),
@@ -53,6 +54,13 @@ test pulls into every store first, so that "the store is unchanged" means someth
                            absent_xattrs [names], follow (resolve symlinks on the way; default:
                            an intermediate symlink fails the check).
   expect.outside           MARKER names that must exist nowhere outside the layer directories
+  expect.rootless          optional, for a pull by an ordinary user (tests/integration/
+                           test_rootless.py) where docs/rootless.md makes it differ: outcome,
+                           error, inside of its own, and stderr, the exact note lines a success
+                           prints (default none).  Without it the rootless pull must behave as
+                           root's, with owners mapped to the user's ids, device nodes other than
+                           0:0 whiteouts absent and trusted.overlay.opaque read as
+                           user.overlay.opaque.
 """
 
 from __future__ import annotations
@@ -555,22 +563,43 @@ def write_file(path: str, data: bytes) -> None:
 # Expectations
 # --------------------------------------------------------------------------
 
-def error(substr: str | None = None) -> dict:
-    return {"outcome": "error", "error": substr}
+def error(*needles: str) -> dict:
+    """The command fails with one line holding every needle (the file it concerns and why)."""
+    assert needles and all(needles), "an error expectation names what the message must say"
+    return {"outcome": "error", "error": list(needles)}
+
+
+def error_needles(value) -> list:
+    """expect.error as a list of substrings (older records hold one string or null)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
 
 def contained(*inside, outside=()) -> dict:
     return {"outcome": "contained", "inside": list(inside), "outside": list(outside)}
 
 
-def either(substr: str | None = None, *inside, outside=()) -> dict:
-    return {"outcome": "either", "error": substr, "inside": list(inside), "outside": list(outside)}
+def rootless(expect: dict, *, outcome=None, error=(), inside=None, stderr=()) -> dict:
+    """expect, with what differs for a rootless pull (docs/rootless.md): an outcome, error
+    needles or inside checks of its own, and the exact stderr lines (notes) of a success."""
+    over = {"stderr": list(stderr)}
+    if outcome is not None:
+        over["outcome"] = outcome
+    if error:
+        over["error"] = list(error)
+    if inside is not None:
+        over["inside"] = list(inside)
+    return dict(expect, rootless=over)
 
 
-def ran(rc=0, stdout=None, contains=(), not_contains=(), or_error=False, error_substr=None) -> dict:
-    return {"outcome": "run-or-error" if or_error else "run", "rc": rc, "stdout": stdout,
-            "stdout_contains": list(contains), "stdout_not_contains": list(not_contains),
-            "error": error_substr}
+def ran(rc=0, stdout=None, contains=(), not_contains=()) -> dict:
+    return {"outcome": "run", "rc": rc, "stdout": stdout,
+            "stdout_contains": list(contains), "stdout_not_contains": list(not_contains)}
+
+
+SKIPPED_XATTRS_NOTE = ("imgtool: pull-local: note: {} extended attributes skipped (rootless: "
+                       "trusted.* and the like need real root)")
 
 
 def F(path, content=None, **kw) -> dict:
@@ -754,7 +783,7 @@ def _(ctx):
 def _(ctx):
     """A symlink entry with an empty name."""
     t = Tar().symlink("", ctx.S).file(f"{MARKER}-after-empty", "x\n")
-    return one_layer(ctx, t, error(None))
+    return one_layer(ctx, t, error("the layer root entry is not a directory"))
 
 
 @case("extract", "symlink-relative-escape")
@@ -770,7 +799,8 @@ def _(ctx):
     """l -> ../../(...)/sentinel (reaches the sentinel if followed on the host), then writes."""
     t = Tar().symlink("l", up(ctx.S)).file("l/file.txt", "overwritten\n")
     t.file(f"l/{MARKER}-via-rel-sentinel", "x\n").file("l/sub/x", "overwritten\n")
-    return one_layer(ctx, t, either("l/", outside=[f"{MARKER}-via-rel-sentinel"]))
+    # Resolved in the layer root the link leads nowhere: no directory is made through it.
+    return one_layer(ctx, t, error("l/file.txt: open `l`: No such file or directory"))
 
 
 @case("extract", "symlink-absolute-to-sentinel")
@@ -778,7 +808,7 @@ def _(ctx):
     """l -> /sentinel then l/file.txt and l/new (TestUntarSymlinkBreakout)."""
     t = Tar().symlink("l", ctx.S).file("l/file.txt", "overwritten\n")
     t.file(f"l/{MARKER}-via-abs", "x\n")
-    return one_layer(ctx, t, either("l/", outside=[f"{MARKER}-via-abs"]))
+    return one_layer(ctx, t, error("l/file.txt: open `l`: No such file or directory"))
 
 
 @case("extract", "symlink-chain-to-sentinel")
@@ -786,7 +816,7 @@ def _(ctx):
     """a -> b -> /sentinel, then a/file.txt."""
     t = Tar().symlink("a", "b").symlink("b", ctx.S).file("a/file.txt", "overwritten\n")
     t.file(f"a/{MARKER}-via-chain", "x\n")
-    return one_layer(ctx, t, either("a/", outside=[f"{MARKER}-via-chain"]))
+    return one_layer(ctx, t, error("a/file.txt: open `a`: No such file or directory"))
 
 
 @case("extract", "symlink-chain-relative-etc")
@@ -810,7 +840,8 @@ def _(ctx):
 def _(ctx):
     """a -> b -> a, then a/x (ELOOP, not a hang)."""
     t = Tar().symlink("a", "b").symlink("b", "a").file(f"a/{MARKER}-loop", "x\n")
-    return one_layer(ctx, t, either("a/"), limits={"timeout": 30})
+    return one_layer(ctx, t, error(f"open parent of `a/{MARKER}-loop`: Too many levels of "
+                                   "symbolic links"), limits={"timeout": 30})
 
 
 @case("extract", "symlink-proc-self-root")
@@ -818,7 +849,8 @@ def _(ctx):
     """p -> /proc/self/root (a magic link if followed on the host), then p/etc/x."""
     t = Tar().symlink("p", "/proc/self/root").file(f"p/etc/{MARKER}-procroot", "x\n")
     t.symlink("q", "/proc/self/cwd").file(f"q/{MARKER}-proccwd", "x\n")
-    return one_layer(ctx, t, either("/", outside=[f"{MARKER}-procroot", f"{MARKER}-proccwd"]))
+    return one_layer(ctx, t, error(f"p/etc/{MARKER}-procroot: open `p`: No such file or "
+                                   "directory"))
 
 
 @case("extract", "symlink-then-file-same-name")
@@ -842,7 +874,8 @@ def _(ctx):
 def _(ctx):
     """nondir then nondir/x."""
     t = Tar().file("nondir", "plain\n").file(f"nondir/{MARKER}-under-file", "x\n")
-    return one_layer(ctx, t, either("nondir/", F("nondir", "plain\n")))
+    return one_layer(ctx, t, error(f"open parent of `nondir/{MARKER}-under-file`: Not a "
+                                   "directory"))
 
 
 @case("extract", "root-entry-symlink")
@@ -931,7 +964,8 @@ def _(ctx):
 def _(ctx):
     """sym -> ../(x40)/etc, then h -> sym/passwd."""
     t = Tar().symlink("sym", up("/etc")).hardlink(f"{MARKER}-h", "sym/passwd")
-    return one_layer(ctx, t, either(None))
+    return one_layer(ctx, t, error(f"{MARKER}-h: hardlink target `sym/passwd`: No such file or "
+                                   "directory"))
 
 
 @case("extract", "hardlink-to-directory")
@@ -953,14 +987,17 @@ def _(ctx):
     the stream must stay in step."""
     t = Tar().file("t", "original\n").hardlink("h", "t", data=b"HARDDATA" * 64)
     t.file("after", "after\n")
-    return one_layer(ctx, t, either(None, F("after", "after\n")))
+    # A ustar hardlink's size is ignored (POSIX 1988, libarchive): its data blocks are read as
+    # the next header, which fails its checksum.
+    return one_layer(ctx, t, error("corrupt layer tar: Damaged tar archive"))
 
 
 @case("extract", "hardlink-with-data-outside")
 def _(ctx):
     """A hardlink with data whose target is the sentinel file (absolute)."""
     t = Tar().hardlink(f"{MARKER}-h", ctx.SF, data=b"PWNED\n")
-    return one_layer(ctx, t, error(None))
+    return one_layer(ctx, t, error(f"{MARKER}-h: hardlink target `{ctx.SF}`: No such file or "
+                                   "directory"))
 
 
 @case("extract", "hardlink-then-overwrite")
@@ -1000,8 +1037,10 @@ def _(ctx):
     t.symlink("d", ctx.S)
     t.symlink("d", ctx.S, mode=0o700, uid=4242, gid=4343, mtime=1,
               pax=[("SCHILY.xattr.trusted.imgtool-hostile", "1")])
-    return one_layer(ctx, t, contained(L("s", ctx.SF, uid=4242, gid=4343),
-                                       L("d", ctx.S, uid=4242)))
+    # Rootless, the two trusted.* xattrs cannot be set (docs/rootless.md): skipped, counted.
+    return one_layer(ctx, t, rootless(contained(L("s", ctx.SF, uid=4242, gid=4343),
+                                                L("d", ctx.S, uid=4242)),
+                                      stderr=[SKIPPED_XATTRS_NOTE.format(2)]))
 
 
 @case("extract", "metadata-acl-through-symlink")
@@ -1013,7 +1052,10 @@ def _(ctx):
                                        ("SCHILY.xattr.system.posix_acl_access",
                                         b"\x02\x00\x00\x00" + b"\x01\x00\x07\x00\xff\xff\xff\xff")])
     t.symlink("f", ctx.SF, pax=[("SCHILY.xattr.security.capability", gen_images.vfs_cap_v2(21))])
-    return one_layer(ctx, t, either(None, L("s", ctx.S), L("f", ctx.SF)))
+    # The ACL cannot be set on a symlink (EOPNOTSUPP, skipped); the capability stays on the
+    # link itself, never on the sentinel file (which the test fingerprints).
+    return one_layer(ctx, t, contained(L("s", ctx.S, absent_xattrs=["system.posix_acl_access"]),
+                                       L("f", ctx.SF)))
 
 
 @case("extract", "dir-replaced-by-symlink")
@@ -1031,7 +1073,8 @@ def _(ctx):
     """A directory with a trusted xattr replaced by a symlink to the sentinel."""
     t = Tar().dir("d", mode=0o777, pax=[("SCHILY.xattr.trusted.imgtool-hostile", "1")])
     t.symlink("d", ctx.S)
-    return one_layer(ctx, t, contained(L("d", ctx.S)))
+    return one_layer(ctx, t, rootless(contained(L("d", ctx.S)),
+                                      stderr=[SKIPPED_XATTRS_NOTE.format(1)]))
 
 
 @case("extract", "dir-replaced-by-hardlink")
@@ -1051,7 +1094,8 @@ def _(ctx):
 @case("extract", "owner-negative")
 def _(ctx):
     """uid -1 in a base-256 field (two's complement)."""
-    return one_layer(ctx, Tar().file(f"{MARKER}-uid", "x\n", uid=b256(-1, 8)), error(None))
+    return one_layer(ctx, Tar().file(f"{MARKER}-uid", "x\n", uid=b256(-1, 8)),
+                     error(f"{MARKER}-uid: owner id out of range"))
 
 
 # ---- layer extraction: names and duplicates -----------------------------------
@@ -1076,20 +1120,24 @@ def _(ctx):
     """A PAX path with a NUL byte: the name after the NUL must never be used."""
     t = Tar().file(f"{MARKER}-nul", "x\n",
                    pax=[("path", f"{MARKER}-nul\0/../../../{MARKER}-after-nul".encode())])
-    return one_layer(ctx, t, either(None, outside=[f"{MARKER}-after-nul"]))
+    return one_layer(ctx, t, contained(F(f"{MARKER}-nul", "x\n"),
+                                       outside=[f"{MARKER}-after-nul"]))
 
 
 @case("extract", "name-max-component")
 def _(ctx):
     """A 300-character component (> NAME_MAX)."""
-    return one_layer(ctx, Tar().file(MARKER + "x" * 300, "x\n"), either(None))
+    return one_layer(ctx, Tar().file(MARKER + "x" * 300, "x\n"),
+                     error(f"create `{MARKER}xxx", "`: File name too long"))
 
 
 @case("extract", "name-path-max")
 def _(ctx):
     """A 5000-character path (> PATH_MAX) of 200-character components."""
     name = "/".join(["d" * 200] * 25) + f"/{MARKER}-long"
-    return one_layer(ctx, Tar().file(name, "x\n"), either(None))
+    # Refused up front (docs/security.md), before any directory of it is made.
+    return one_layer(ctx, Tar().file(name, "x\n"),
+                     error(": " + "d" * 40, ": path longer than PATH_MAX"))
 
 
 @case("extract", "duplicate-last-wins")
@@ -1120,7 +1168,8 @@ def _(ctx):
     the entries that follow as an escape."""
     t = Tar().pax([("path", f"../{MARKER}-global"), ("linkpath", ctx.S)], typeflag=b"g")
     t.file("f", "f\n").symlink("s", "target")
-    return one_layer(ctx, t, either(None, outside=[f"{MARKER}-global"]))
+    return one_layer(ctx, t, contained(F("f", "f\n"), L("s", "target"),
+                                       outside=[f"{MARKER}-global"]))
 
 
 @case("extract", "unknown-typeflag")
@@ -1128,7 +1177,9 @@ def _(ctx):
     """Entries with type flags 'Z' (unknown, with data) and '7' (contiguous file)."""
     t = Tar().add(f"{MARKER}-z", "file", "zzz\n", typeflag=b"Z")
     t.add("contiguous", "file", "seven\n", typeflag=b"7").file("after", "after\n")
-    return one_layer(ctx, t, either(None, F("after", "after\n")))
+    # POSIX: an unknown type flag is read as a regular file.
+    return one_layer(ctx, t, contained(F(f"{MARKER}-z", "zzz\n"), F("contiguous", "seven\n"),
+                                       F("after", "after\n")))
 
 
 @case("extract", "cleanup-through-symlinks")
@@ -1149,7 +1200,8 @@ def _(ctx):
     t = Tar().file("t", "target\n")
     for i in range(70000):
         t.hardlink(f"h{i:05d}", "t")
-    return one_layer(ctx, t, either(None), level=1,
+    # ext4 (where the tests' stores live) stops at 65,000 links: link 65,000 fails.
+    return one_layer(ctx, t, error("link `h64999`: Too many links"), level=1,
                      limits={"max_rss_mb": 100, "max_seconds": 30, "timeout": 120})
 
 
@@ -1191,14 +1243,14 @@ def _(ctx):
 def _(ctx):
     """l -> /sentinel, then l/.wh.file.txt: must not delete the sentinel's file."""
     t = Tar().symlink("l", ctx.S).file("l/.wh.file.txt", "").file("l/.wh.sub", "")
-    return one_layer(ctx, t, either("l/"))
+    return one_layer(ctx, t, error("l/.wh.file.txt: open `l`: No such file or directory"))
 
 
 @case("whiteout", "wh-under-relative-symlink")
 def _(ctx):
     """l -> ../(x40)/sentinel, then l/.wh.file.txt."""
     t = Tar().symlink("l", up(ctx.S)).file("l/.wh.file.txt", "").file("l/.wh.sub", "")
-    return one_layer(ctx, t, either("l/"))
+    return one_layer(ctx, t, error("l/.wh.file.txt: open `l`: No such file or directory"))
 
 
 @case("whiteout", "wh-of-symlink-in-layer")
@@ -1213,7 +1265,7 @@ def _(ctx):
 def _(ctx):
     """.wh.foo as a symlink to the sentinel: whiteouts are names, not types."""
     t = Tar().symlink(".wh.foo", ctx.S)
-    return one_layer(ctx, t, either(None, C("foo", "0:0"), ABSENT(".wh.foo")))
+    return one_layer(ctx, t, contained(C("foo", "0:0"), ABSENT(".wh.foo")))
 
 
 @case("whiteout", "opaque-under-symlink")
@@ -1221,7 +1273,7 @@ def _(ctx):
     """l -> /sentinel, then l/.wh..wh..opq: no overlay xattr on the sentinel."""
     t = Tar().symlink("l", ctx.S).file("l/.wh..wh..opq", "")
     t.symlink("m", up(ctx.S)).file("m/.wh..wh..opq", "")
-    return one_layer(ctx, t, either(None))
+    return one_layer(ctx, t, error("l/.wh..wh..opq: open `l`: No such file or directory"))
 
 
 @case("whiteout", "opaque-under-symlink-inside")
@@ -1283,7 +1335,7 @@ def _(ctx):
 def _(ctx):
     """Device major 2^40 in a base-256 field (would be truncated by makedev)."""
     t = Tar().add("devhuge", "char", dev=(b256((1 << 40) + 1, 8), 3))
-    return one_layer(ctx, t, error(None))
+    return one_layer(ctx, t, error("devhuge: device number 1099511627777:3 out of range"))
 
 
 @case("device", "dev-minor-huge")
@@ -1297,7 +1349,7 @@ def _(ctx):
 def _(ctx):
     """Device major -1 in a base-256 field."""
     t = Tar().add("devneg", "block", dev=(b256(-1, 8), 0))
-    return one_layer(ctx, t, error(None))
+    return one_layer(ctx, t, error("devneg: device number", "out of range"))
 
 
 # ---- resource abuse ------------------------------------------------------------------
@@ -1313,7 +1365,7 @@ def _(ctx):
     """One file of 512 MiB of zeros in 0.5 MB of gzip (~1000:1): peak RSS stays small."""
     blob, diff_id = gzip_fill(BOMB_HEAD, 0, BOMB_FILE, EOF_BLOCKS)
     return blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id),
-                     either(None, F(f"{MARKER}-bomb", size=BOMB_FILE)),
+                     contained(F(f"{MARKER}-bomb", size=BOMB_FILE)),
                      limits={"max_rss_mb": 100, "max_seconds": 20, "timeout": 120})
 
 
@@ -1322,7 +1374,7 @@ def _(ctx):
     """1 GiB of zeros after the tar's end blocks (part of the diff_id, never written)."""
     blob, diff_id = gzip_fill(SMALL_TAR, 0, BOMB_TRAILING, b"")
     return blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id),
-                     either(None, F("small", "small\n")),
+                     contained(F("small", "small\n")),
                      limits={"max_rss_mb": 100, "max_seconds": 20, "timeout": 120})
 
 
@@ -1331,7 +1383,7 @@ def _(ctx):
     """zstd RLE blocks: the same 512 MiB file from 16 kB, 1 MiB window."""
     blob, diff_id = zstd_rle(BOMB_HEAD, 0, BOMB_FILE, EOF_BLOCKS, window_log=20)
     return blob_case(ctx, Blob(MT_LAYER["zstd"], blob, diff_id),
-                     either(None, F(f"{MARKER}-bomb", size=BOMB_FILE)),
+                     contained(F(f"{MARKER}-bomb", size=BOMB_FILE)),
                      limits={"max_rss_mb": 100, "max_seconds": 20, "timeout": 120})
 
 
@@ -1339,7 +1391,8 @@ def _(ctx):
 def _(ctx):
     """A zstd frame claiming a 2 GiB window (windowLog 31): refused or bounded."""
     blob, diff_id = zstd_rle(SMALL_TAR, 0, BOMB_TRAILING, b"", window_log=31)
-    return blob_case(ctx, Blob(MT_LAYER["zstd"], blob, diff_id), either(None),
+    return blob_case(ctx, Blob(MT_LAYER["zstd"], blob, diff_id),
+                     error("corrupt zstd stream: Frame requires too much memory for decoding"),
                      limits={"max_rss_mb": 200, "max_seconds": 20, "timeout": 120})
 
 
@@ -1348,7 +1401,8 @@ def _(ctx):
     """A zstd frame with a 128 MiB window (windowLog 27, zstd's default decoder maximum) and
     1 GiB of zeros after the tar: the decoder's window is the only large allocation."""
     blob, diff_id = zstd_rle(SMALL_TAR, 0, BOMB_TRAILING, b"", window_log=27)
-    return blob_case(ctx, Blob(MT_LAYER["zstd"], blob, diff_id), either(None),
+    return blob_case(ctx, Blob(MT_LAYER["zstd"], blob, diff_id),
+                     contained(F("small", "small\n")),
                      limits={"max_rss_mb": 200, "max_seconds": 20, "timeout": 120})
 
 
@@ -1356,7 +1410,8 @@ def _(ctx):
 def _(ctx):
     """A single-segment zstd frame declaring 1 TiB of content (window = content size)."""
     blob, diff_id = zstd_rle(SMALL_TAR, 0, 0, b"", window_log=0, single_segment_size=TiB)
-    return blob_case(ctx, Blob(MT_LAYER["zstd"], blob, diff_id), either(None),
+    return blob_case(ctx, Blob(MT_LAYER["zstd"], blob, diff_id),
+                     error("corrupt zstd stream: Frame requires too much memory for decoding"),
                      limits={"max_rss_mb": 100, "timeout": 60})
 
 
@@ -1366,8 +1421,8 @@ def _(ctx):
     must be sparse on disk (moby #5419) or refused."""
     chunks = [(0, b"H" * 512), (TiB - 512, b"T" * 512)]
     t = Tar().raw(gnu_sparse_old(f"{MARKER}-sparse", TiB, chunks)).file("after", "after\n")
-    return one_layer(ctx, t, either(None, F(f"{MARKER}-sparse", size=TiB, max_allocated=4 * MiB),
-                                    F("after", "after\n")),
+    return one_layer(ctx, t, contained(F(f"{MARKER}-sparse", size=TiB, max_allocated=4 * MiB),
+                                       F("after", "after\n")),
                      limits={"max_rss_mb": 100, "max_seconds": 20})
 
 
@@ -1376,8 +1431,8 @@ def _(ctx):
     """PAX sparse 1.0 (GNU.sparse.major=1) claiming 1 TiB."""
     chunks = [(0, b"H" * 512), (TiB // 2, b"M" * 512), (TiB - 512, b"T" * 512)]
     t = Tar().raw(pax_sparse_10(f"{MARKER}-psparse", TiB, chunks)).file("after", "after\n")
-    return one_layer(ctx, t, either(None, F(f"{MARKER}-psparse", size=TiB,
-                                            max_allocated=4 * MiB), F("after", "after\n")),
+    return one_layer(ctx, t, contained(F(f"{MARKER}-psparse", size=TiB,
+                                         max_allocated=4 * MiB), F("after", "after\n")),
                      limits={"max_rss_mb": 100, "max_seconds": 20})
 
 
@@ -1385,7 +1440,8 @@ def _(ctx):
 def _(ctx):
     """A PAX sparse map that claims 10^9 entries and supplies two."""
     t = Tar().raw(pax_sparse_10(f"{MARKER}-mapbomb", TiB, [(0, b"x" * 512)], count=10 ** 9))
-    return one_layer(ctx, t, error(None), limits={"max_rss_mb": 100, "max_seconds": 20})
+    return one_layer(ctx, t, error("corrupt layer tar: Line too long"),
+                     limits={"max_rss_mb": 100, "max_seconds": 20})
 
 
 def _many_entries_tar(dirs: int, per_dir: int) -> bytes:
@@ -1438,7 +1494,7 @@ def _(ctx):
             t.dir(base + "a/" * j)
         t.symlink(f"s{k + 1}", base + "/".join(["a"] * chunk))
     t.file(f"s8/{MARKER}-deep", "bottom\n")
-    return one_layer(ctx, t, either(None, F(f"s8/{MARKER}-deep", "bottom\n", follow=True)),
+    return one_layer(ctx, t, contained(F(f"s8/{MARKER}-deep", "bottom\n", follow=True)),
                      level=1, limits={"max_rss_mb": 100, "max_seconds": 60, "timeout": 180},
                      big_tree=True, deep=True)
 
@@ -1452,7 +1508,8 @@ def _(ctx):
     head = header(b"PaxHeader", b"x", size=n) + start
     tail = b"\n" + Tar().file(f"{MARKER}-after-pax", "x\n").bytes()
     blob, diff_id = gzip_fill(head, ord("a"), n - len(start) - 1, tail)
-    return blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id), error(None),
+    return blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id),
+                     error("corrupt layer tar: Special header too large"),
                      limits={"max_rss_mb": 100, "max_seconds": 20, "timeout": 120})
 
 
@@ -1463,7 +1520,8 @@ def _(ctx):
     head = header(b"././@LongLink", b"L", size=n, gnu=True)
     tail = b"\0" + Tar().file(f"{MARKER}-after-longname", "x\n", gnu_names=True).bytes()
     blob, diff_id = gzip_fill(head, ord("b"), n - 1, tail)
-    return blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id), error(None),
+    return blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id),
+                     error("corrupt layer tar: Special header too large"),
                      limits={"max_rss_mb": 100, "max_seconds": 20, "timeout": 120})
 
 
@@ -1472,14 +1530,22 @@ def _(ctx):
     """One file with 20,000 xattr records (840 kB of PAX header, under libarchive's 1 MiB)."""
     recs = [(f"SCHILY.xattr.trusted.h{i:05d}", "v" * 8) for i in range(20000)]
     t = Tar().file(f"{MARKER}-xattrs", "x\n", pax=recs)
-    return one_layer(ctx, t, either(None), limits={"max_rss_mb": 100, "max_seconds": 20})
+    # ext4 keeps an inode's xattrs in one block: root fails on the first that does not fit
+    # (libarchive hands them over last first).  Rootless, trusted.* is skipped and counted.
+    expect = rootless(error(f"setxattr `{MARKER}-xattrs (trusted.h", "No space left on device"),
+                      outcome="contained",
+                      inside=[F(f"{MARKER}-xattrs", "x\n",
+                                absent_xattrs=["trusted.h00000", "trusted.h19999"])],
+                      stderr=[SKIPPED_XATTRS_NOTE.format(20000)])
+    return one_layer(ctx, t, expect, limits={"max_rss_mb": 100, "max_seconds": 20})
 
 
 @case("resource", "huge-size-field")
 def _(ctx):
     """A regular file whose base-256 size field says 2^62 bytes, then end of stream."""
     t = Tar().raw(header(f"{MARKER}-huge", size=b256(1 << 62, 12)) + b"x" * BLOCK)
-    return one_layer(ctx, t.bytes(end=False), error(None),
+    return one_layer(ctx, t.bytes(end=False),
+                     error(f"{MARKER}-huge: corrupt layer tar: Truncated tar archive"),
                      limits={"max_rss_mb": 100, "max_seconds": 20})
 
 
@@ -1487,7 +1553,8 @@ def _(ctx):
 def _(ctx):
     """An uncompressed layer cut in the middle of a file's data (blob digest matches)."""
     full = Tar().file("a", "a\n").file("big", b"z" * 10000).bytes()
-    return one_layer(ctx, full[:BLOCK * 4], error(None), compression="none")
+    return one_layer(ctx, full[:BLOCK * 4], error("big: corrupt layer tar: Truncated tar archive"),
+                     compression="none")
 
 
 @case("resource", "truncated-gzip")
@@ -1496,14 +1563,16 @@ def _(ctx):
     data = Tar().file("a", "a\n").file("big", bytes(range(256)) * 200).bytes()
     blob = gz(data)
     return blob_case(ctx, Blob(MT_LAYER["gzip"], blob[:len(blob) // 2],
-                               "sha256:" + sha256_hex(data)), error(None))
+                               "sha256:" + sha256_hex(data)),
+                     error("corrupt gzip stream: truncated"))
 
 
 @case("resource", "garbage-after-gzip-magic")
 def _(ctx):
     """gzip magic followed by garbage."""
     junk = b"\x1f\x8b\x08\x00" + hashlib.sha512(b"imgtool hostile").digest() * 8
-    return blob_case(ctx, Blob(MT_LAYER["gzip"], junk, "sha256:" + sha256_hex(b"")), error(None))
+    return blob_case(ctx, Blob(MT_LAYER["gzip"], junk, "sha256:" + sha256_hex(b"")),
+                     error("corrupt gzip stream"))
 
 
 @case("resource", "gzip-trailing-garbage")
@@ -1512,14 +1581,14 @@ def _(ctx):
     data = Tar().file("a", "a\n").bytes()
     blob = gz(data) + b"GARBAGE!" * 8
     return blob_case(ctx, Blob(MT_LAYER["gzip"], blob, "sha256:" + sha256_hex(data)),
-                     either(None, F("a", "a\n")))
+                     error("corrupt gzip stream: trailing garbage after the last member"))
 
 
 @case("resource", "empty-layer-blob")
 def _(ctx):
     """A layer blob of 0 bytes (diff_id of the empty stream): an error or an empty layer."""
     return blob_case(ctx, Blob(MT_LAYER["none"], b"", "sha256:" + sha256_hex(b"")),
-                     either(None))
+                     error("corrupt layer tar: Unrecognized archive format"))
 
 
 @case("resource", "killed-during-unpack")
@@ -1532,7 +1601,7 @@ def _(ctx):
     head.dir("d").symlink("d/sub", ctx.S + "/sub").symlink("d/file", ctx.SF)
     prefix = head.bytes(end=False) + header("zeros", size=BOMB_FILE)
     blob, diff_id = gzip_fill(prefix, 0, BOMB_FILE, EOF_BLOCKS)
-    out = blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id), either(None),
+    out = blob_case(ctx, Blob(MT_LAYER["gzip"], blob, diff_id), {"outcome": "killed"},
                     limits={"timeout": 120})
     out["verb"] = "pull-kill"
     out["kill_marker"] = f"{MARKER}-kill-link"
@@ -1565,7 +1634,8 @@ def _(ctx):
     must not gain a link from another layer's directory."""
     lower = layer(Tar().dir("etc").file("etc/lower", "lower\n"))
     upper = layer(Tar().dir("etc").hardlink(f"etc/{MARKER}-xlink", "etc/lower"))
-    return image_case(ctx, either(None, F("etc/lower", "lower\n", layer=0, nlink=1)),
+    # Layer 2 is unpacked on its own: its hardlink's target is not in it.
+    return image_case(ctx, error(f"etc/{MARKER}-xlink: hardlink target etc/lower does not exist"),
                       layers=[lower, upper])
 
 
@@ -1727,7 +1797,10 @@ def _(ctx):
         files[blob_name(digest_of(fake))] = fake
         files["index.json"] = canon({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [
             desc(MT_MANIFEST, fake, annotations={ANN_CONTAINERD_NAME: ctx.tag})]})
-    return image_case(ctx, error(None), files_hook=files_hook)
+    # The document has "manifests" only: the message must say what it is, not that it has both.
+    return image_case(ctx, error("manifest sha256:",
+                                 'is an image index ("manifests"), not a manifest'),
+                      files_hook=files_hook)
 
 
 @case("image", "index-is-a-manifest")
@@ -1741,7 +1814,10 @@ def _(ctx):
         files[blob_name(digest_of(raw))] = raw
         files["index.json"] = canon({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [
             desc(MT_INDEX, raw, annotations={ANN_CONTAINERD_NAME: ctx.tag})]})
-    return image_case(ctx, error(None), files_hook=files_hook)
+    # The document has "layers"/"config" only: the message must say what it is.
+    return image_case(ctx, error("index sha256:",
+                                 'is a manifest ("layers"/"config"), not an index'),
+                      files_hook=files_hook)
 
 
 @case("image", "both-index-and-manifest")
@@ -1792,7 +1868,7 @@ def _(ctx):
     """index.json lists the same manifest 400 times: pulled once, not 400 times over."""
     def index(i):
         i["manifests"] = i["manifests"] * 400
-    return image_case(ctx, either(None), index_hook=index) | {
+    return image_case(ctx, contained(F("etc/small", "small\n")), index_hook=index) | {
         "limits": {"max_seconds": 3, "timeout": 60, "max_rss_mb": 100}}
 
 
@@ -1825,7 +1901,9 @@ def _(ctx):
     def files_hook(files, img):
         name = img.layer_members[0]
         files[name] = Symlink(_outside_copy(ctx, "layer", files[name]))
-    return image_case(ctx, error(None), files_hook=files_hook)
+    member = blob_name(digest_of(small_layer().data))
+    return image_case(ctx, error(f"open `{member}`: Too many levels of symbolic links"),
+                      files_hook=files_hook)
 
 
 @case("source", "layout-index-symlink")
@@ -1833,7 +1911,8 @@ def _(ctx):
     """index.json is a symlink to a correct copy outside the layout."""
     def files_hook(files, img):
         files["index.json"] = Symlink(_outside_copy(ctx, "index.json", files["index.json"]))
-    return image_case(ctx, error(None), files_hook=files_hook)
+    return image_case(ctx, error("open `index.json`: Too many levels of symbolic links"),
+                      files_hook=files_hook)
 
 
 @case("source", "layout-blobs-dir-symlink")
@@ -1851,7 +1930,14 @@ def _(ctx):
                 out[name] = data
         out["blobs"] = Symlink(outdir)
         return out
-    return image_case(ctx, error(None), files_hook=files_hook)
+    return image_case(ctx, error("open `blobs/sha256/", "`: Too many levels of symbolic links"),
+                      files_hook=files_hook)
+
+
+def _not_a_regular_blob() -> dict:
+    """A layout member that is not a regular file is not a member (as in archives): the layer
+    blob is missing."""
+    return error(f"layer {digest_of(small_layer().data)}: blob missing from the image")
 
 
 @case("source", "layout-blob-fifo")
@@ -1859,7 +1945,8 @@ def _(ctx):
     """The layer blob is a FIFO (opening it for reading would block forever)."""
     def files_hook(files, img):
         files[img.layer_members[0]] = Fifo()
-    return image_case(ctx, error(None), files_hook=files_hook) | {"limits": {"timeout": 30}}
+    return image_case(ctx, _not_a_regular_blob(), files_hook=files_hook) | {
+        "limits": {"timeout": 30}}
 
 
 @case("source", "layout-index-fifo")
@@ -1867,7 +1954,8 @@ def _(ctx):
     """index.json is a FIFO."""
     def files_hook(files, img):
         files["index.json"] = Fifo()
-    return image_case(ctx, error(None), files_hook=files_hook) | {"limits": {"timeout": 30}}
+    return image_case(ctx, error("layout-index-fifo.oci: no index.json"), files_hook=files_hook) | {
+        "limits": {"timeout": 30}}
 
 
 @case("source", "layout-blob-chardev")
@@ -1875,7 +1963,8 @@ def _(ctx):
     """The layer blob is /dev/zero's device node (endless)."""
     def files_hook(files, img):
         files[img.layer_members[0]] = CharDev(1, 5)
-    return image_case(ctx, error(None), files_hook=files_hook) | {"limits": {"timeout": 30}}
+    return image_case(ctx, _not_a_regular_blob(), files_hook=files_hook) | {
+        "limits": {"timeout": 30}}
 
 
 @case("source", "layout-blob-directory")
@@ -1884,7 +1973,7 @@ def _(ctx):
     def files_hook(files, img):
         files[img.layer_members[0] + "/x"] = b"x"
         del files[img.layer_members[0]]
-    return image_case(ctx, error(None), files_hook=files_hook)
+    return image_case(ctx, _not_a_regular_blob(), files_hook=files_hook)
 
 
 @case("source", "archive-blob-symlink-member")
@@ -1918,8 +2007,8 @@ def _(ctx):
     def files_hook(files, img):
         files[f"../{MARKER}-outer-dotdot"] = b"x"
         files[f"/{MARKER}-outer-abs"] = b"x"
-    return image_case(ctx, either(None, outside=[f"{MARKER}-outer-dotdot",
-                                                 f"{MARKER}-outer-abs"]),
+    return image_case(ctx, contained(F("etc/small", "small\n"),
+                                     outside=[f"{MARKER}-outer-dotdot", f"{MARKER}-outer-abs"]),
                       fmt="oci-archive", files_hook=files_hook)
 
 
@@ -1956,7 +2045,9 @@ def _(ctx):
     def files_hook(files, img):
         files["index.json/../index.json"] = files["index.json"]
         files["./index.json"] = b'{"schemaVersion": 2, "manifests": []}'
-    return image_case(ctx, either(None), fmt="oci-archive", files_hook=files_hook)
+    # "./index.json" (no manifests) comes first in the archive; a later index.json wins.
+    return image_case(ctx, contained(F("etc/small", "small\n")), fmt="oci-archive",
+                      files_hook=files_hook)
 
 
 @case("source", "not-a-tar")
@@ -1985,20 +2076,25 @@ def _(ctx):
 def _(ctx):
     """A whole OCI archive gzip-compressed."""
     img = oci_image([small_layer()], ctx.tag)
-    return {"format": "file", "files": gz(b"".join(outer_tar(img.files))), "expect": error(None)}
+    return {"format": "file", "files": gz(b"".join(outer_tar(img.files))),
+            "expect": error("gzipped-archive.bin: compressed archives are not supported "
+                            "(decompress it first)")}
 
 
 @case("source", "tar-without-metadata")
 def _(ctx):
     """A valid tar with neither manifest.json nor index.json."""
     return {"format": "file", "files": b"".join(outer_tar({"hello": b"hi\n"})),
-            "expect": error(None)}
+            "expect": error("tar-without-metadata.bin: neither a docker archive (no manifest.json) "
+                            "nor an OCI archive (no index.json)")}
 
 
 @case("source", "source-is-fifo")
 def _(ctx):
     """The source path is a FIFO with no writer (must not block forever)."""
-    return {"format": "fifo", "files": None, "expect": error(None), "limits": {"timeout": 10}}
+    return {"format": "fifo", "files": None,
+            "expect": error("source-is-fifo.fifo: not a regular file or directory"),
+            "limits": {"timeout": 10}}
 
 
 # A source file without read permission is not a case: the tests run as root, which reads it.
@@ -2062,8 +2158,10 @@ def _(ctx):
     def files_hook(files, img):
         files["index.json"] = Pieces((files["index.json"][:-1], Fill(ord(" "), 100 * 1000 * 1000),
                                       b"}"))
-    return image_case(ctx, error("too large"), files_hook=files_hook) | {
-        "limits": {"max_rss_mb": 100}}
+    # Refused by its size before it is read: imgtool's own ~6 MiB and nothing of the document
+    # (read in full and refused by the parser's cap instead, it takes 100 MiB).
+    return image_case(ctx, error("index.json: too large for a metadata document"),
+                      files_hook=files_hook) | {"limits": {"max_rss_mb": 16}}
 
 
 @case("json", "config-21mib")
@@ -2071,7 +2169,9 @@ def _(ctx):
     """A config blob of 21 MiB (containerd caps JSON at 20 MiB after CVE-2023-25153)."""
     def hook(c):
         c["config"]["Labels"] = {"pad": "p" * (21 * MiB)}
-    return image_case(ctx, error("too large"), config_hook=hook) | {"limits": {"max_rss_mb": 100}}
+    # As index-100mb: refused by its size, never read (reading it would take 21 MiB).
+    return image_case(ctx, error("too large for a metadata document"),
+                      config_hook=hook) | {"limits": {"max_rss_mb": 16}}
 
 
 @case("json", "manifest-duplicate-keys")
@@ -2411,7 +2511,8 @@ def _(ctx):
 def _(ctx):
     """A docker archive whose layer writes through a symlink to the sentinel."""
     t = Tar().symlink("l", ctx.S).file("l/file.txt", "overwritten\n").bytes()
-    return docker_case(ctx, either("l/"), layer_tars=[t])
+    return docker_case(ctx, error("l/file.txt: open `l`: No such file or directory"),
+                       layer_tars=[t])
 
 
 # ---- launcher (run) ----------------------------------------------------------------------------
@@ -2440,8 +2541,7 @@ def _image_passwd(ctx) -> bytes:
 def _(ctx):
     """WorkingDir /proc/self/fd/7 (runc CVE-2024-21626: a leaked host fd as cwd)."""
     return run_case(ctx, None, workdir="/proc/self/fd/7", cmd=["/bin/sh", "-c", "pwd -P; ls -a"],
-                    expect=ran(0, not_contains=["unreachable", ctx.sentinel_base],
-                               or_error=True))
+                    expect=error("open `/proc/self/fd/7`: Too many levels of symbolic links"))
 
 
 @case("run", "run-workdir-proc-self-cwd")
@@ -2449,8 +2549,7 @@ def _(ctx):
     """WorkingDir /proc/self/cwd/../../.. and /proc/1/root/.. style magic links."""
     return run_case(ctx, None, workdir="/proc/1/cwd/../../..",
                     cmd=["/bin/sh", "-c", "pwd -P; ls -a"],
-                    expect=ran(0, not_contains=["unreachable", ctx.sentinel_base],
-                               or_error=True))
+                    expect=error("open `/proc/1/cwd/../../..`: Too many levels of symbolic links"))
 
 
 @case("run", "run-proc-symlink-core-pattern")
@@ -2505,8 +2604,7 @@ def _(ctx):
 def _(ctx):
     """/w -> /etc, WorkingDir /w/sub: sub must not appear in the host's /etc."""
     return run_case(ctx, Tar().symlink("w", "/etc"), workdir="/w/sub",
-                    cmd=["/bin/sh", "-c", "pwd -P"], expect=ran(0, stdout="/etc/sub\n",
-                                                                 or_error=True))
+                    cmd=["/bin/sh", "-c", "pwd -P"], expect=ran(0, stdout="/etc/sub\n"))
 
 
 @case("run", "run-workdir-through-symlink-sentinel")
@@ -2514,7 +2612,7 @@ def _(ctx):
     """/w -> /sentinel, WorkingDir /w/imgtool-hostile-wd."""
     return run_case(ctx, Tar().symlink("w", ctx.S), workdir=f"/w/{MARKER}-wd",
                     cmd=["/bin/sh", "-c", "pwd -P"],
-                    expect=ran(0, stdout=f"{ctx.S}/{MARKER}-wd\n", or_error=True))
+                    expect=error("open `/w`: No such file or directory"))
 
 
 @case("run", "run-workdir-through-relative-symlink")
@@ -2522,7 +2620,7 @@ def _(ctx):
     """/w -> ../(x40)/sentinel, WorkingDir /w/imgtool-hostile-wd2."""
     return run_case(ctx, Tar().symlink("w", up(ctx.S)), workdir=f"/w/{MARKER}-wd2",
                     cmd=["/bin/sh", "-c", "pwd -P"],
-                    expect=ran(0, stdout=f"{ctx.S}/{MARKER}-wd2\n", or_error=True))
+                    expect=error("open `/w`: No such file or directory"))
 
 
 @case("run", "run-proc-exe-overwrite")
@@ -2565,7 +2663,7 @@ def _(ctx):
     t = Tar().dir("etc").symlink("etc/passwd", "/proc/self/root/etc/passwd")
     t.symlink("etc/group", "/proc/1/root/etc/group")
     return run_case(ctx, t, run_args=["-u", "daemon"], cmd=["/bin/sh", "-c", "id -u"],
-                    expect=error(None))
+                    expect=error("unable to find user daemon: no matching entries in passwd file"))
 
 
 @case("run", "run-passwd-fifo")
@@ -2573,7 +2671,7 @@ def _(ctx):
     """The image's /etc/passwd is a FIFO: reading it must not block forever."""
     t = Tar().dir("etc").add("etc/passwd", "fifo")
     return run_case(ctx, t, cmd=["/bin/sh", "-c", "echo ran"],
-                    expect=ran(0, stdout="ran\n", or_error=True), limits={"timeout": 10})
+                    expect=error("/etc/passwd: not a regular file"), limits={"timeout": 10})
 
 
 @case("run", "run-group-fifo")
@@ -2581,7 +2679,7 @@ def _(ctx):
     """The image's /etc/group is a FIFO."""
     t = Tar().dir("etc").add("etc/group", "fifo")
     return run_case(ctx, t, run_args=["-u", "user"], cmd=["/bin/sh", "-c", "echo ran"],
-                    expect=ran(0, stdout="ran\n", or_error=True), limits={"timeout": 10})
+                    expect=error("/etc/group: not a regular file"), limits={"timeout": 10})
 
 
 @case("run", "run-passwd-dev-zero")
@@ -2589,7 +2687,7 @@ def _(ctx):
     """The image's /etc/passwd -> /dev/zero (endless): bounded."""
     t = Tar().dir("etc").symlink("etc/passwd", "/dev/zero")
     return run_case(ctx, t, cmd=["/bin/sh", "-c", "echo ran"],
-                    expect=ran(0, stdout="ran\n", or_error=True),
+                    expect=error("/etc/passwd: not a regular file"),
                     limits={"timeout": 30, "max_rss_mb": 100})
 
 
@@ -2598,8 +2696,9 @@ def _(ctx):
     """A passwd entry with uid 2^32 (would truncate to 0, root)."""
     passwd = _image_passwd(ctx) + b"evil:x:4294967296:4294967296::/:/bin/sh\n"
     t = Tar().dir("etc").file("etc/passwd", passwd)
+    # The malformed entry is skipped, as glibc and busybox skip it.
     return run_case(ctx, t, run_args=["-u", "evil"], cmd=["/bin/sh", "-c", "id -u"],
-                    expect=error(None))
+                    expect=error("unable to find user evil: no matching entries in passwd file"))
 
 
 @case("run", "run-volume-target-symlink")
@@ -2609,7 +2708,7 @@ def _(ctx):
     t = Tar().symlink("vol", up(ctx.S) + f"/{MARKER}-vol")
     return run_case(ctx, t, run_args=["-v", f"{ctx.S}/sub:/vol:ro"],
                     cmd=["/bin/sh", "-c", "ls /vol; echo ran"],
-                    expect=ran(0, contains=["ran"], or_error=True))
+                    expect=error("open `/vol`: No such file or directory"))
 
 
 @case("run", "run-tmpfs-target-symlink")
@@ -2618,7 +2717,7 @@ def _(ctx):
     t = Tar().symlink("t", ctx.S + f"/{MARKER}-tmpfs")
     return run_case(ctx, t, run_args=["--tmpfs", "/t"],
                     cmd=["/bin/sh", "-c", "touch /t/x; echo ran"],
-                    expect=ran(0, contains=["ran"], or_error=True))
+                    expect=error("open `/t`: No such file or directory"))
 
 
 @case("run", "run-volume-target-etc")
@@ -2628,7 +2727,7 @@ def _(ctx):
     t = Tar().symlink("etc2", "/etc")
     return run_case(ctx, t, run_args=["-v", f"{ctx.S}/sub:/etc2/{MARKER}-mnt:ro"],
                     cmd=["/bin/sh", "-c", f"ls /etc/{MARKER}-mnt; echo ran"],
-                    expect=ran(0, contains=["ran"], or_error=True))
+                    expect=ran(0, stdout="link\nx\nran\n"))
 
 
 # --------------------------------------------------------------------------

@@ -503,6 +503,9 @@ def basic_layers() -> list[Layer]:
         d("usr/bin"),
         f("usr/bin/suid-tool", "#!/bin/sh\necho suid\n", 0o4755),
         f("usr/bin/sgid-tool", "#!/bin/sh\necho sgid\n", 0o2755),
+        # Owned by someone else: chown clears setuid/setgid, so these must be set after it.
+        f("usr/bin/suid-user", "#!/bin/sh\necho suid user\n", 0o4755, 1000, 1000),
+        f("usr/bin/sgid-user", "#!/bin/sh\necho sgid user\n", 0o2755, 1000, 1000),
         f("usr/bin/capable", "#!/bin/sh\necho capable\n", 0o755,
           xattrs=[("user.foo", b"bar"),
                   ("security.capability", vfs_cap_v2(CAP_NET_BIND_SERVICE))]),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -511,6 +512,97 @@ def umoci_rootfs(image: str, fmt: str) -> str:
             raise AssertionError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr}")
     _umoci_cache[key] = os.path.join(bundle, "rootfs")
     return _umoci_cache[key]
+
+
+def all_xattrs(path: str, follow_symlinks: bool = False) -> dict:
+    """{name: value bytes} of every extended attribute of path.  A failure to list them raises
+    (a check that an attribute is absent must never pass because the file could not be read);
+    only ENODATA for one name, an attribute removed between the list and the read, is skipped."""
+    out = {}
+    for name in sorted(os.listxattr(path, follow_symlinks=follow_symlinks)):
+        try:
+            out[name] = os.getxattr(path, name, follow_symlinks=follow_symlinks)
+        except OSError as e:
+            if e.errno != errno.ENODATA:
+                raise
+    return out
+
+
+def check_inside(tc: unittest.TestCase, layer_dir, checks: list, info: str, *,
+                 host_ids=None, rootless: bool = False) -> None:
+    """Checks a hostile case's expect.inside list (tools/gen_hostile.py) against layer
+    directories; layer_dir(index) gives the diff/ directory of the case's layer `index` (None:
+    the top one).
+
+    host_ids(uid, gid) -> (uid, gid) maps an image's owner to the host's (a rootless store holds
+    the ids its user namespace maps them to); rootless applies docs/rootless.md's other rules:
+    device nodes other than 0:0 whiteouts are skipped, opaque markers are user.overlay.opaque."""
+    types = {"file": stat.S_ISREG, "dir": stat.S_ISDIR, "symlink": stat.S_ISLNK,
+             "chr": stat.S_ISCHR, "blk": stat.S_ISBLK, "fifo": stat.S_ISFIFO}
+    host_ids = host_ids or (lambda uid, gid: (uid, gid))
+    for check in checks:
+        check = dict(check)
+        if rootless and (check["type"] == "blk" or (check["type"] == "chr"
+                                                    and check.get("rdev") != "0:0")):
+            check = {"path": check["path"], "type": "absent", "layer": check.get("layer")}
+        if rootless and "xattrs" in check:
+            check["xattrs"] = {("user.overlay.opaque" if n == "trusted.overlay.opaque" else n): v
+                               for n, v in check["xattrs"].items()}
+            if "user.overlay.opaque" in check["xattrs"]:
+                check["absent_xattrs"] = check.get("absent_xattrs", []) + ["trusted.overlay.opaque"]
+        top = layer_dir(check.get("layer"))
+        rel = check["path"]
+        where = f"layer path {rel!r}: {check}\n{info}"
+        path = _resolve_inside(tc, top, rel, check.get("follow", False), info)
+        if check["type"] == "absent":
+            tc.assertFalse(os.path.lexists(path), where)
+            continue
+        st = os.stat(path) if check.get("follow") else os.lstat(path)
+        tc.assertTrue(types[check["type"]](st.st_mode),
+                      f"want a {check['type']}, found mode {st.st_mode:o}: {where}")
+        if "content" in check:
+            with open(path, "rb") as fh:
+                tc.assertEqual(fh.read(), check["content"].encode(), where)
+        if "target" in check:
+            tc.assertEqual(os.readlink(path), check["target"], where)
+        if "rdev" in check:
+            tc.assertEqual(f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}", check["rdev"], where)
+        if "mode" in check:
+            tc.assertEqual(format(stat.S_IMODE(st.st_mode), "04o"), check["mode"], where)
+        if "uid" in check or "gid" in check:
+            want = host_ids(check.get("uid", 0), check.get("gid", 0))
+            if "uid" in check:
+                tc.assertEqual(st.st_uid, want[0], f"owner uid: {where}")
+            if "gid" in check:
+                tc.assertEqual(st.st_gid, want[1], f"owner gid: {where}")
+        if "size" in check:
+            tc.assertEqual(st.st_size, check["size"], where)
+        if "nlink" in check:
+            tc.assertEqual(st.st_nlink, check["nlink"], where)
+        if "max_allocated" in check:
+            tc.assertLessEqual(st.st_blocks * 512, check["max_allocated"],
+                               f"not sparse on disk\n{where}")
+        if "same_inode_as" in check:
+            other = os.lstat(_resolve_inside(tc, top, check["same_inode_as"], False, info))
+            tc.assertEqual((st.st_dev, st.st_ino), (other.st_dev, other.st_ino), where)
+        xattrs = all_xattrs(path, follow_symlinks=check.get("follow", False))
+        for name, value in check.get("xattrs", {}).items():
+            tc.assertIn(name, xattrs, where)
+            tc.assertEqual(xattrs[name], value.encode(), where)
+        for name in check.get("absent_xattrs", []):
+            tc.assertNotIn(name, xattrs, where)
+
+
+def _resolve_inside(tc: unittest.TestCase, top: str, rel: str, follow: bool, info: str) -> str:
+    """top/rel, failing if an intermediate component is a symlink (unless follow): the checks
+    must never be led out of the layer by what they check."""
+    path = top
+    parts = [p for p in rel.split("/") if p]
+    for i, part in enumerate(parts):
+        path = os.path.join(path, part)
+        if i < len(parts) - 1 and not follow and os.path.islink(path):
+            tc.fail(f"{rel}: {part} is a symlink inside the layer\n{info}")
+    return path
 
 
 def file_type(mode: int) -> str:

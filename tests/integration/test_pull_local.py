@@ -14,6 +14,7 @@ import json
 import os
 import posixpath
 import pty
+import re
 import select
 import signal
 import stat
@@ -327,6 +328,11 @@ class LayerContentTest(unittest.TestCase):
         self.assertTrue(stat.S_ISDIR(os.lstat(f"{l2}/a_file").st_mode))
         self.assertEqual(stat.S_IMODE(os.lstat(f"{l1}/usr/bin/suid-tool").st_mode), 0o4755)
         self.assertEqual(stat.S_IMODE(os.lstat(f"{l1}/usr/bin/sgid-tool").st_mode), 0o2755)
+        # Owned by 1000:1000: chown clears setuid/setgid, so the mode must be set after it.
+        for name, mode in (("suid-user", 0o4755), ("sgid-user", 0o2755)):
+            st = os.lstat(f"{l1}/usr/bin/{name}")
+            self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (mode, 1000, 1000),
+                             f"usr/bin/{name}: mode {stat.S_IMODE(st.st_mode):04o}")
         self.assertEqual(stat.S_IMODE(os.lstat(f"{l1}/tmp").st_mode), 0o1777)
         st = os.lstat(f"{l1}/home/user/notes.txt")
         self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (1000, 1000, 0o640))
@@ -582,12 +588,18 @@ class InspectTest(unittest.TestCase):
     def test_unknown_references_fail(self):
         hex_ = hexof(self.rec["id"])
         other = "0" if hex_[0] != "0" else "1"
-        for ref in (hex_[:3], "imgtool-test/basic:v2", "nosuchimage", other * 12, ""):
+        # Three hex digits are too few for an ID prefix: looked up as a name, not found.
+        for ref in (hex_[:3], "imgtool-test/basic:v2", "nosuchimage", other * 12,
+                    "sha256:" + other * 12):
             with self.subTest(ref=ref):
                 res = harness.run(self.root, "inspect", ref)
                 line = harness.assert_one_error_line(self, res, "inspect")
-                self.assertRegex(line, r"no such image|too short")
-                self.assertIn(ref, line)
+                self.assertEqual(line, f"imgtool: inspect: no such image: {ref}", str(res))
+        # An empty reference (an unset shell variable) must be visible in the message, not a
+        # line that ends in ": ".
+        res = harness.run(self.root, "inspect", "")
+        line = harness.assert_one_error_line(self, res, "inspect")
+        self.assertRegex(line, r'^imgtool: inspect: (no such image: ""|.*empty)', str(res))
 
     def test_ambiguous_prefix_fails(self):
         # Two tiny images whose IDs share their first 4 hex digits (found by trying labels).
@@ -861,10 +873,34 @@ class OutputTest(unittest.TestCase):
 
     def test_terminal_stderr(self):
         rec = harness.image_record("basic", "oci-archive")
-        rc, out, _ = self.run_with_pty_stderr("pull-local", harness.image_path(rec))
+        rc, out, err = self.run_with_pty_stderr("pull-local", harness.image_path(rec))
         self.assertEqual((rc, out), (0, rec["id"] + "\n"), "stdout carries only the ID")
+        # The progress display: one line per layer (named by its blob digest, in the order the
+        # workers started them), redrawn in place, ending with each layer's entry count and "done".
+        layers = gen_images.basic_layers()
+        for layer in layers:
+            digest = sha256_bytes(layer.blob()[1])[:12]
+            final = re.findall(rf"\r\x1b\[Klayer sha256:{digest}: ([^\r\n]*) done\r\n", err)
+            self.assertTrue(final, f"no final progress line for layer {digest}:\n{err!r}")
+            self.assertRegex(final[-1], rf"^[0-9.]+[kMG]?B, {len(layer.entries)} entries$")
+        lines = err.split("\r\n")
+        self.assertIn(f"\x1b[{len(layers)}A", err, "the progress lines are redrawn in place")
+        notice = (f"imgtool: loaded {rec['id']} ({len(layers)} layers unpacked, 0 reused): "
+                  "imgtool-test/basic:latest")
+        self.assertEqual(lines[-2:], [notice, ""], repr(err))
         rc, out, err = self.run_with_pty_stderr("pull-local", "-q", harness.image_path(rec))
         self.assertEqual((rc, out, err), (0, rec["id"] + "\n", ""), "-q: nothing but the ID")
+
+    def test_no_progress_when_stderr_is_not_a_terminal(self):
+        rec = harness.image_record("basic", "oci-archive")
+        err_path = os.path.join(harness.scratch_dir(self), "stderr")
+        with open(err_path, "w") as err_file:
+            proc = harness.popen(harness.new_store(self), "pull-local", harness.image_path(rec),
+                                 stderr=err_file)
+            out, _ = proc.communicate(timeout=120)
+        with open(err_path) as fh:
+            self.assertEqual((proc.returncode, out.decode(), fh.read()), (0, rec["id"] + "\n", ""),
+                             "stderr is a file: no progress display, no notice")
 
 
 if __name__ == "__main__":

@@ -340,9 +340,7 @@ def short_id(image_id: str) -> str:
 
 
 def all_xattrs(path: str) -> dict:
-    names = os.listxattr(path, follow_symlinks=False)
-    return {n: os.getxattr(path, n, follow_symlinks=False) for n in names
-            if n != "security.selinux"}
+    return {n: v for n, v in harness.all_xattrs(path).items() if n != "security.selinux"}
 
 
 def ns_capability(value: bytes, rootid: int) -> bytes:
@@ -623,6 +621,12 @@ class PullTest(RootlessTestCase):
         self.assertEqual(sorted(os.listdir(f"{l1}/dev")), [], "device nodes are skipped")
         self.assertTrue(stat.S_ISFIFO(os.lstat(f"{l1}/run/pipe").st_mode), "FIFOs are kept")
         self.assertEqual(stat.S_IMODE(os.lstat(f"{l1}/usr/bin/suid-tool").st_mode), 0o4755)
+        self.assertEqual(stat.S_IMODE(os.lstat(f"{l1}/usr/bin/sgid-tool").st_mode), 0o2755)
+        # Owned by image uid 1000 (a subordinate id): the bits survive the chown.
+        for name, mode in (("suid-user", 0o4755), ("sgid-user", 0o2755)):
+            st = os.lstat(f"{l1}/usr/bin/{name}")
+            self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid),
+                             (mode, sub[0] + 999, sub[1] + 999), f"usr/bin/{name}")
         self.assertEqual(harness.tmp_entries(self.store), [])
 
     def test_rootopq_layer_root_is_opaque(self):
@@ -650,6 +654,72 @@ class PullTest(RootlessTestCase):
                 res = self.imgtool("pull-local", image(name))
                 self.assertEqual((res.rc, res.err), (0, ""), str(res))
                 self.assertEqual(harness.tmp_entries(self.store), [])
+
+    def small_image(self, name: str, entries: list) -> tuple:
+        """(path, ID) of a one-layer OCI layout holding entries, readable by the user."""
+        layer = gen_images.Layer(entries, "gzip", name)
+        img = gen_images.Image([layer], gen_images.runtime(["/bin/sh"],
+                                                           labels={"org.example.test": name}))
+        job = gen_images.Job(name, [f"imgtool-test/{name}:latest"], [img], ("oci-layout",))
+        path = os.path.join(self.user_dir("img-"), f"{name}.oci")
+        gen_images.write_dir(path, gen_images.build_oci(job).files)
+        return path, img.id
+
+    def test_owner_outside_the_mapped_ids_is_an_error(self):
+        # docs/rootless.md: "An owner outside the mapped ids is an error. It names the file and
+        # the owner, and the store is unchanged."  Ids 0..N are mapped (0: the user, 1..N: the
+        # subordinate ranges); N itself still works, N + 1 does not.
+        last_uid = sum(count for _, count in self.user.subuids)
+        last_gid = sum(count for _, count in self.user.subgids)
+        path, image_id = self.small_image("lastid", [
+            gen_images.d("etc"), gen_images.f("etc/last-id", "x\n", 0o644, last_uid, last_gid)])
+        self.assertEqual(self.pull(path), image_id)
+        [layer_hex] = harness.layer_hexes(self.store)
+        st = os.lstat(os.path.join(self.store, "layers", layer_hex, "diff", "etc/last-id"))
+        self.assertEqual((st.st_uid, st.st_gid),
+                         (self.user.host_uid(last_uid), self.user.host_gid(last_gid)))
+        listing = harness.store_listing(self.store)
+        bad_uid, bad_gid = last_uid + 1, last_gid + 1
+        for what, entry, owner in (
+                ("file uid", gen_images.f("etc/too-high", "x\n", 0o644, bad_uid, 0),
+                 f"{bad_uid}:0"),
+                ("file gid", gen_images.f("etc/too-high", "x\n", 0o644, 0, bad_gid),
+                 f"0:{bad_gid}"),
+                ("directory", gen_images.d("etc/too-high", 0o755, bad_uid, bad_gid),
+                 f"{bad_uid}:{bad_gid}"),
+                ("symlink", gen_images.Entry("etc/too-high", "symlink", 0o777, bad_uid, 0,
+                                             target="last-id"), f"{bad_uid}:0")):
+            with self.subTest(entry=what):
+                path, _ = self.small_image("toohigh", [gen_images.d("etc"), entry])
+                res = self.imgtool("pull-local", path)
+                line = harness.assert_one_error_line(self, res, "pull-local", "toohigh.oci",
+                                                     ": etc/too-high",  # a directory: etc/too-high/
+                                                     f": owner {owner} is outside the ids mapped "
+                                                     "for you", "/etc/subuid and /etc/subgid")
+                self.assertNotIn("Invalid argument", line)
+                after = harness.store_listing(self.store)
+                self.assertEqual(after, listing, harness.listing_diff(listing, after))
+                self.assertEqual(harness.tmp_entries(self.store), [])
+
+    def test_trusted_xattrs_are_skipped_and_counted(self):
+        # docs/rootless.md: trusted.* needs real root, so it is skipped and counted; other
+        # xattrs of the same file are kept.
+        path, image_id = self.small_image("xattrs", [
+            gen_images.d("etc"),
+            gen_images.f("etc/x", "x\n", xattrs=[("trusted.imgtool-test", b"root only"),
+                                                 ("user.kept", b"yes")])])
+        root_store, root_id = root_pull(self, path)
+        self.assertEqual(root_id, image_id)
+        [root_diff] = [os.path.join(root_store, "layers", h, "diff")
+                       for h in harness.layer_hexes(root_store)]
+        self.assertEqual(all_xattrs(os.path.join(root_diff, "etc/x")),
+                         {"trusted.imgtool-test": b"root only", "user.kept": b"yes"},
+                         "root keeps both: the image really carries a trusted.* xattr")
+        self.assertEqual(self.pull(path, gen_hostile.SKIPPED_XATTRS_NOTE.format(1) + "\n"),
+                         image_id)
+        [diff] = [os.path.join(self.store, "layers", h, "diff")
+                  for h in harness.layer_hexes(self.store)]
+        self.assertEqual(all_xattrs(os.path.join(diff, "etc/x")), {"user.kept": b"yes"})
 
     def test_default_store_locations(self):
         env = {}  # no IMGTOOL_ROOT, no XDG_DATA_HOME: ~/.local/share/imgtool
@@ -683,11 +753,8 @@ class OverlayTestCase(RootlessTestCase):
             self.skipTest(reason)
         super().setUp()
 
-
-class MergedTreeTest(OverlayTestCase):
-    """The merged tree in `imgtool unshare` equals a root mount and umoci's rootless unpack."""
-
     def rootless_snapshot(self, image_id: str) -> dict:
+        """treecmp snapshot of `imgtool mount IMAGE` inside `imgtool unshare` (image owners)."""
         target, out = self.user_dir("mnt-"), os.path.join(self.home, f"snap-{image_id[7:19]}")
         res = self.unshare('"$1" mount "$2" "$3" >/dev/null || exit 91\n'
                            'python3 "$4" snapshot "$3" -o "$5"; rc=$?\n'
@@ -696,6 +763,10 @@ class MergedTreeTest(OverlayTestCase):
         self.assertEqual((res.rc, res.err), (0, ""), str(res))
         self.assertEqual(os.listdir(target), [], "the mount must not be visible outside")
         return treecmp.load(out)
+
+
+class MergedTreeTest(OverlayTestCase):
+    """The merged tree in `imgtool unshare` equals a root mount and umoci's rootless unpack."""
 
     def umoci_rootless(self, source: str) -> dict:
         """umoci unpack --rootless, run as the user, of a gzip OCI layout of source; snapshot
@@ -748,6 +819,13 @@ class MergedTreeTest(OverlayTestCase):
                 if name == "basic":
                     self.assertEqual((ours["/home/user/notes.txt"]["uid"],
                                       ours["/var/www"]["gid"]), (1000, 33))
+                    for path, mode, owner in (("/usr/bin/suid-user", "4755", 1000),
+                                              ("/usr/bin/sgid-user", "2755", 1000),
+                                              ("/usr/bin/suid-tool", "4755", 0),
+                                              ("/usr/bin/sgid-tool", "2755", 0)):
+                        self.assertEqual((ours[path]["mode"], ours[path]["uid"],
+                                          ours[path]["gid"]), (mode, owner, owner),
+                                         f"{path}: setuid/setgid kept in the rootless mount")
                     self.assertEqual(ours["/usr/bin/capable"]["xattrs"]["security.capability"],
                                      gen_images.vfs_cap_v2(gen_images.CAP_NET_BIND_SERVICE).hex())
                     for hidden in ("/etc/remove-me", "/gone", "/opq/old1", "/hard/a",
@@ -826,17 +904,53 @@ class MountTest(OverlayTestCase):
         self.assertIn(f"{self.image_id[7:19]:<14} {'copy':<8} {'copy':<9} {target}", rows)
         view = treecmp.snapshot(target)
         self.assertIn("/bin/busybox", view)
-        for path, entry in view.items():
-            if path == "/":
-                continue
-            self.assertTrue(self.user.owns_uid(entry["uid"]) and self.user.owns_gid(entry["gid"]),
-                            f"{path} owned by {entry['uid']}:{entry['gid']}, outside the user's ids")
-        self.assertEqual(view["/bin/busybox"]["uid"], self.user.host_uid(0))
+        self.assert_copy_is_mapped_view(view, self.rootless_snapshot(self.image_id))
+        sub = self.user.subuids[0][0], self.user.subgids[0][0]
+        self.assertEqual((view["/bin/busybox"]["uid"], view["/bin/busybox"]["gid"]),
+                         (self.user.uid, self.user.gid), "image root is the user")
+        self.assertEqual((view["/home/user"]["uid"], view["/home/user"]["gid"]),
+                         (sub[0] + 999, sub[1] + 999), "image 1000:1000 is subordinate id + 999")
         res = self.imgtool("umount", target)
         self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
         self.assertEqual(os.listdir(target), [])
         self.assertEqual(self.imgtool("mounts").out.splitlines(), [MOUNTS_HEADER])
         self.assert_store_unchanged()
+
+    def assert_copy_is_mapped_view(self, copy: dict, inside: dict) -> None:
+        """The copy (host view) is the merged tree seen inside `imgtool unshare`, entry by entry,
+        with every owner mapped to the host id the user namespace gives it."""
+        mapped = {}
+        for p, e in inside.items():
+            if p == "/":
+                continue
+            e = dict(e, uid=self.user.host_uid(e["uid"]), gid=self.user.host_gid(e["gid"]))
+            if "security.capability" in e.get("xattrs", {}):  # stored namespaced (v3)
+                cap = bytes.fromhex(e["xattrs"]["security.capability"])
+                e["xattrs"] = dict(e["xattrs"], **{
+                    "security.capability": ns_capability(cap, self.user.uid).hex()})
+            mapped[p] = e
+        diffs = treecmp.compare(mapped, {p: e for p, e in copy.items() if p != "/"})
+        self.assertEqual(diffs, [], "unshare view, owners mapped (A) vs the copy (B):\n"
+                         + "\n".join(diffs[:40]))
+
+    def test_copy_driver_keeps_setuid_bits_and_mapped_owners(self):
+        basic = self.pull(image("basic"), DEVICE_NOTE.format(3) + "\n")
+        target = self.user_dir("copy-")
+        res = self.imgtool("mount", "--driver", "copy", basic, target)
+        self.assertEqual((res.rc, res.out, res.err), (0, target + "\n", ""), str(res))
+        view = treecmp.snapshot(target)
+        self.assert_copy_is_mapped_view(view, self.rootless_snapshot(basic))
+        sub = self.user.subuids[0][0], self.user.subgids[0][0]
+        image_1000 = (sub[0] + 999, sub[1] + 999)
+        for path, mode, (uid, gid) in (("/usr/bin/suid-user", "4755", image_1000),
+                                       ("/usr/bin/sgid-user", "2755", image_1000),
+                                       ("/usr/bin/suid-tool", "4755", (self.user.uid,
+                                                                       self.user.gid))):
+            self.assertEqual((view[path]["mode"], view[path]["uid"], view[path]["gid"]),
+                             (mode, uid, gid), f"{path} in the copy")
+        res = self.imgtool("umount", target)
+        self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
+        self.assertEqual(os.listdir(target), [])
 
     def test_mount_mounts_umount_inside_unshare(self):
         target = self.user_dir("target-")
@@ -1056,8 +1170,8 @@ class NoSubordinateIdsTest(RootlessTestCase):
                                                      + "\n"), str(res))
                 self.assertEqual(res.err.splitlines(), want, str(res))
                 self.assertEqual(res.err.count("squashed"), 1, str(res))
-        self.assertEqual(squashed_entries(models["basic"]), 4, "notes.txt, home/user, var/www "
-                         "and index.html are not root's in the model")
+        self.assertEqual(squashed_entries(models["basic"]), 6, "notes.txt, home/user, var/www, "
+                         "index.html, suid-user and sgid-user are not root's in the model")
         st = os.lstat(self.store)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
         for dirpath, dirnames, filenames in os.walk(self.store):
@@ -1103,9 +1217,19 @@ class NoSubordinateIdsTest(RootlessTestCase):
 # --------------------------------------------------------------------------
 
 
+def rootless_expect(rec: dict) -> dict:
+    """A hostile case's expectations for a rootless pull: expect.rootless over expect."""
+    expect = dict(rec["expect"])
+    expect.update(expect.pop("rootless", {}))
+    expect.setdefault("stderr", [])
+    expect.setdefault("inside", [])
+    return expect
+
+
 class HostileInputTest(RootlessTestCase):
-    """Hostile archives (tools/gen_hostile.py): refused with one line; the store, the links'
-    sentinel (owned by the user, so an escape could change it) and the user's files intact."""
+    """Hostile archives (tools/gen_hostile.py): refused with one line, or imported with what
+    the case expects inside its layer (rootless rules applied); the store, the links' sentinel
+    (owned by the user, so an escape could change it) and the user's files intact."""
 
     def make_sentinel(self, path: str) -> None:
         if os.path.lexists(path):
@@ -1136,6 +1260,12 @@ class HostileInputTest(RootlessTestCase):
                 out[full] = (st.st_ino, st.st_nlink, st.st_ctime_ns, st.st_mtime_ns)
         return out
 
+    def layer_dir(self, rec: dict, index) -> str:
+        diff_id = rec["diff_ids"][-1 if index is None else index]
+        path = os.path.join(self.store, "layers", diff_id.split(":", 1)[1], "diff")
+        self.assertTrue(os.path.isdir(path), f"layer directory {path} missing")
+        return path
+
     def strays(self) -> list:
         """Entries named like the corpus' planted files outside the stores' layer dirs."""
         found = []
@@ -1151,18 +1281,23 @@ class HostileInputTest(RootlessTestCase):
         return found
 
     def test_hostile_pulls(self):
-        # Every pull-local case of the corpus. "error" cases must be refused (as for root, with the
-        # same reason); "either"/"contained" ones may import, but a refusal is still one line with
-        # the store unchanged. Nothing may ever escape: sentinel, the user's files, planted names.
-        # Trees 10,000 deep (deep/big_tree) are left to test_hostile: the unpacker is the same, and
-        # Python's walks here cannot follow them.
+        # Every pull-local case of the corpus, with the expectations of tools/gen_hostile.py as
+        # docs/rootless.md changes them (expect.rootless): "error" cases are refused as for root,
+        # one line with the same reason, the store unchanged; "contained" ones import with
+        # exactly the expected notes on stderr, and their layer holds what the case expects, with
+        # owners mapped to the user's ids and device nodes skipped.  Nothing may ever escape:
+        # sentinel, the user's files, planted names.  Trees 10,000 deep (deep/big_tree) are left
+        # to test_hostile: the unpacker is the same, and Python's walks here cannot follow them.
         cases = [r for n, r in sorted(HOSTILE.items())
                  if n != "base" and r["verb"] == "pull-local" and not r.get("deep") and not r.get("big_tree")]
         self.assertGreaterEqual(len(cases), 150, "the hostile corpus lost its pull-local cases")
+        contained_cases = [r for r in cases if rootless_expect(r)["outcome"] == "contained"]
+        self.assertGreaterEqual(len(contained_cases), 30, "the hostile corpus lost its contained cases")
         for rec in cases:
             with self.subTest(case=rec["name"], doc=rec["doc"]):
-                outcome = rec["expect"]["outcome"]
-                self.assertIn(outcome, ("error", "either", "contained"))
+                expect = rootless_expect(rec)
+                outcome = expect["outcome"]
+                self.assertIn(outcome, ("error", "contained"))
                 self.store = os.path.join(self.user_dir("hostile-"), "store")
                 self.pull(HOSTILE["base"]["path"])  # so that "unchanged" means something
                 self.make_sentinel(rec["sentinel"])
@@ -1170,13 +1305,22 @@ class HostileInputTest(RootlessTestCase):
                 homes = self.fingerprint(os.path.join(SCRATCH, "homes"), skip=self.store)
                 listing = harness.store_listing(self.store)
                 res = self.imgtool("pull-local", rec["path"], timeout=300)
-                if outcome == "error" or res.rc != 0:
-                    line = harness.assert_one_error_line(self, res, "pull-local")
-                    if outcome == "error" and rec["expect"].get("error"):
-                        self.assertIn(rec["expect"]["error"], line, str(res))
+                if outcome == "error":
+                    needles = gen_hostile.error_needles(expect.get("error"))
+                    self.assertTrue(needles, "an error case names the message it expects")
+                    harness.assert_one_error_line(self, res, "pull-local", *needles)
                     after = harness.store_listing(self.store)
                     self.assertEqual(after, listing, "store changed:\n"
                                      + harness.listing_diff(listing, after))
+                else:
+                    self.assertEqual((res.rc, res.err.splitlines()), (0, expect["stderr"]),
+                                     str(res))
+                    self.assertRegex(res.out, r"^sha256:[0-9a-f]{64}\n$", str(res))
+                    user = self.user
+                    harness.check_inside(
+                        self, lambda index: self.layer_dir(rec, index), expect["inside"],
+                        f"{rec['name']}: {rec['doc']}\n{res}", rootless=True,
+                        host_ids=lambda uid, gid: (user.host_uid(uid), user.host_gid(gid)))
                 self.assertEqual(harness.tmp_entries(self.store), [], f"left in tmp/\n{res}")
                 self.assertEqual(self.fingerprint(rec["sentinel"]), sentinel,
                                  f"the sentinel {rec['sentinel']} changed")
