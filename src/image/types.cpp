@@ -165,7 +165,9 @@ Index parse_index(std::string_view bytes, std::string_view what, std::string_vie
     check_schema_version(doc, what);
     check_media_type(doc, expected_media_type, what);
     if (doc.contains("layers") || doc.contains("config")) {
-        bad(what, "document has both \"manifests\" and \"layers\"/\"config\": ambiguous index/manifest");
+        bad(what, doc.contains("manifests")
+                      ? "document has both \"manifests\" and \"layers\"/\"config\": ambiguous index/manifest"
+                      : "is a manifest (\"layers\"/\"config\"), not an index");
     }
     const json& list = require(doc, "manifests", json::value_t::array, what);
     Index index;
@@ -179,7 +181,9 @@ Manifest parse_manifest(std::string_view bytes, std::string_view what, std::stri
     if (!doc.contains("schemaVersion")) bad(what, "missing \"schemaVersion\"");
     check_media_type(doc, expected_media_type, what);
     if (doc.contains("manifests")) {
-        bad(what, "document has both \"manifests\" and \"layers\"/\"config\": ambiguous index/manifest");
+        bad(what, doc.contains("layers") || doc.contains("config")
+                      ? "document has both \"manifests\" and \"layers\"/\"config\": ambiguous index/manifest"
+                      : "is an image index (\"manifests\"), not a manifest");
     }
     Manifest m;
     m.config = parse_descriptor(require(doc, "config", json::value_t::object, what), what);

@@ -107,8 +107,7 @@ public:
 
         int dir = parent_dir(parent);
         if (dir < 0) {
-            throw Error(Errc::Corrupt, shown() + ": its parent " + printable(parent) +
-                                           " is not a directory in this layer");
+            throw Error(Errc::Corrupt, shown() + ": parent `" + printable(blocked_at_) + "` is " + blocked_why_);
         }
         if (options_.reserve) options_.reserve->charge(type == AE_IFREG ? 0 : 4096, 1);
         if (const char* link = archive_entry_hardlink(e)) {
@@ -214,7 +213,13 @@ private:
             if (!next) {
                 if (err != ENOENT && err != ENOTDIR) throw_errno(err, "open", printable(prefix));
                 auto st = sys::lstat_at(current.get(), part);
-                if (st && (!is_whiteout(*st) || for_whiteout)) return {};  // a file, a symlink to nothing, a whiteout
+                if (st && (!is_whiteout(*st) || for_whiteout)) {  // a file, a symlink to nothing, a whiteout
+                    blocked_at_ = prefix;
+                    blocked_why_ = S_ISLNK(st->st_mode) ? "a symlink that leads to no directory inside the layer"
+                                   : is_whiteout(*st)   ? "whited out in this layer"
+                                                        : "not a directory in this layer";
+                    return {};
+                }
                 if (st) {
                     remove_existing(current.get(), part);
                 } else if (implicit_.size() >= kMaxImplicitDirs) {
@@ -630,6 +635,7 @@ private:
     std::map<ino_t, std::string> implicit_;       // directories made as parents, by inode
     std::map<ino_t, std::string> whiteout_dirs_;  // directories where whiteout devices were made
     std::string root_path_;                       // of root_fd_, for real_path()
+    std::string blocked_at_, blocked_why_;        // why make_parents found no directory
     ino_t root_ino_ = 0;
 };
 

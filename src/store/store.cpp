@@ -536,7 +536,9 @@ void Store::save_tags(const std::map<std::string, Digest>& tags) {
 
 ImageRecord Store::resolve(std::string_view reference) const {
     std::string ref(reference);
-    auto no_such = [&] { return Error(Errc::NotFound, "no such image: " + printable(ref)); };
+    auto no_such = [&] {
+        return Error(Errc::NotFound, "no such image: " + (ref.empty() ? std::string("\"\" (an empty reference)") : printable(ref)));
+    };
     if (ref.empty()) throw no_such();
     bool prefixed = ref.rfind("sha256:", 0) == 0;
     std::string hex = prefixed ? ref.substr(7) : ref;

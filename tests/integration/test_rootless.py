@@ -933,24 +933,27 @@ class MountTest(OverlayTestCase):
         self.assertEqual(diffs, [], "unshare view, owners mapped (A) vs the copy (B):\n"
                          + "\n".join(diffs[:40]))
 
-    def test_copy_driver_keeps_setuid_bits_and_mapped_owners(self):
+    def test_copy_driver_strips_setuid_bits_unless_asked_and_maps_owners(self):
+        """A rootless copy is plain files on the host: a setuid bit there would run as the user (or
+        one of its subordinate ids) for anyone who can reach it, so it is stripped unless --suid."""
         basic = self.pull(image("basic"), DEVICE_NOTE.format(3) + "\n")
-        target = self.user_dir("copy-")
-        res = self.imgtool("mount", "--driver", "copy", basic, target)
-        self.assertEqual((res.rc, res.out, res.err), (0, target + "\n", ""), str(res))
-        view = treecmp.snapshot(target)
-        self.assert_copy_is_mapped_view(view, self.rootless_snapshot(basic))
         sub = self.user.subuids[0][0], self.user.subgids[0][0]
         image_1000 = (sub[0] + 999, sub[1] + 999)
-        for path, mode, (uid, gid) in (("/usr/bin/suid-user", "4755", image_1000),
-                                       ("/usr/bin/sgid-user", "2755", image_1000),
-                                       ("/usr/bin/suid-tool", "4755", (self.user.uid,
-                                                                       self.user.gid))):
-            self.assertEqual((view[path]["mode"], view[path]["uid"], view[path]["gid"]),
-                             (mode, uid, gid), f"{path} in the copy")
-        res = self.imgtool("umount", target)
-        self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
-        self.assertEqual(os.listdir(target), [])
+        for opts, modes in (((), ("0755", "0755", "0755")), (("--suid",), ("4755", "2755", "4755"))):
+            with self.subTest(opts=opts):
+                target = self.user_dir("copy-")
+                res = self.imgtool("mount", "--driver", "copy", *opts, basic, target)
+                self.assertEqual((res.rc, res.out, res.err), (0, target + "\n", ""), str(res))
+                view = treecmp.snapshot(target)
+                if opts:
+                    self.assert_copy_is_mapped_view(view, self.rootless_snapshot(basic))
+                for path, mode, (uid, gid) in zip(("/usr/bin/suid-user", "/usr/bin/sgid-user", "/usr/bin/suid-tool"),
+                                                  modes, (image_1000, image_1000, (self.user.uid, self.user.gid))):
+                    self.assertEqual((view[path]["mode"], view[path]["uid"], view[path]["gid"]),
+                                     (mode, uid, gid), f"{path} in the copy")
+                res = self.imgtool("umount", target)
+                self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
+                self.assertEqual(os.listdir(target), [])
 
     def test_mount_mounts_umount_inside_unshare(self):
         target = self.user_dir("target-")
