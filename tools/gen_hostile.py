@@ -1860,7 +1860,97 @@ def _(ctx):
             d = desc(MT_INDEX, raw, annotations={ANN_CONTAINERD_NAME: ctx.tag})
         files["index.json"] = canon({"schemaVersion": 2, "mediaType": MT_INDEX,
                                      "manifests": [d]})
-    return image_case(ctx, error("nested"), files_hook=files_hook)
+    return image_case(ctx, error("image indexes nested more than 4 deep", "index sha256:"),
+                      files_hook=files_hook)
+
+
+def _fanout_hook(ctx, fanout: int):
+    """index.json -> 4 levels of indexes, each listing the next level `fanout` times, the last
+    listing the manifest `fanout` times: a few kB of JSON, fanout^4 paths if walked naively."""
+    def files_hook(files, img):
+        d = dict(img.manifest_desc, platform={"os": "linux", "architecture": gen_images.host_arch()})
+        for _ in range(4):
+            raw = canon({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [d] * fanout})
+            files[blob_name(digest_of(raw))] = raw
+            d = desc(MT_INDEX, raw, annotations={ANN_CONTAINERD_NAME: ctx.tag})
+        files["index.json"] = canon({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [d] * fanout})
+    return files_hook
+
+
+@case("image", "index-fanout-60")
+def _(ctx):
+    """Nested indexes with fan-out 60 (issue 12: 27 s and 830 MB at 55cfe6d): each index is read
+    once however often it is named, so this is one small image, at once."""
+    return image_case(ctx, contained(F("etc/small", "small\n")), files_hook=_fanout_hook(ctx, 60)) | {
+        "limits": {"max_seconds": 3, "timeout": 60, "max_rss_mb": 30}}
+
+
+@case("image", "index-fanout-100")
+def _(ctx):
+    """Fan-out 100 (issue 12: `internal error: std::bad_alloc` at 55cfe6d)."""
+    return image_case(ctx, contained(F("etc/small", "small\n")), files_hook=_fanout_hook(ctx, 100)) | {
+        "limits": {"max_seconds": 3, "timeout": 60, "max_rss_mb": 30}}
+
+
+@case("image", "index-too-many-descriptors")
+def _(ctx):
+    """index.json names 10,001 distinct manifests (3 MB): refused by count before any is read."""
+    def index(i):
+        base = i["manifests"][0]
+        i["manifests"] = [dict(base, digest="sha256:%064x" % n) for n in range(10001)]
+    return image_case(ctx, error("index.json", "more than 10000 descriptors"), index_hook=index) | {
+        "limits": {"max_seconds": 5, "timeout": 60, "max_rss_mb": 60}}
+
+
+@case("image", "config-created-5mib")
+def _(ctx):
+    """created is 5 MiB (issue 12: accepted at 55cfe6d, then every command failed on the 4 MiB record
+    limit): created must be an RFC 3339 timestamp."""
+    def hook(c):
+        c["created"] = "2024-01-01T00:00:00Z" + "0" * (5 * MiB)
+    return image_case(ctx, error("config sha256:", "\"created\" is not an RFC 3339 timestamp"), config_hook=hook)
+
+
+@case("image", "config-created-not-a-timestamp")
+def _(ctx):
+    """created is prose."""
+    def hook(c):
+        c["created"] = "last tuesday"
+    return image_case(ctx, error("config sha256:", "\"created\" is not an RFC 3339 timestamp (last tuesday)"),
+                      config_hook=hook)
+
+
+@case("image", "config-platform-field-huge")
+def _(ctx):
+    """architecture is 1 MiB long: bounded like every field the store records."""
+    def hook(c):
+        c["variant"] = "v" * MiB
+    return image_case(ctx, error("config sha256:", "platform field longer than 128 bytes"), config_hook=hook)
+
+
+@case("image", "docker-repotags-120k")
+def _(ctx):
+    """manifest.json with 120,000 RepoTags (issue 12: a 10.9 MB tags.json bricked the store)."""
+    def hook(m):
+        m[0]["RepoTags"] = [f"hostile/t{n}:latest" for n in range(120000)]
+    return docker_case(ctx, error("more than 1024 tags"), manifest_hook=hook) | {
+        "limits": {"max_seconds": 10, "timeout": 60, "max_rss_mb": 100}}
+
+
+@case("image", "repotag-is-an-image-id")
+def _(ctx):
+    """RepoTags names a 64-hex repository (another image's ID): `run <ID>` would run this one."""
+    def hook(m):
+        m[0]["RepoTags"] = ["ab" * 32]
+    return docker_case(ctx, error("cannot specify 64-byte hexadecimal strings"), manifest_hook=hook)
+
+
+@case("image", "error-names-with-invalid-utf8")
+def _(ctx):
+    """An escaping entry whose name holds bytes that are not UTF-8 and a C1 control (0x9b is CSI on
+    some terminals): the one error line escapes them (\\xff), never prints them raw."""
+    t = Tar().file(b"\xff\xfe\xc2\x9b/../../../" + MARKER.encode() + b"-utf8", "x")
+    return one_layer(ctx, t, error("\\xff\\xfe\\xc2\\x9b", "escapes the layer root"))
 
 
 @case("image", "index-many-duplicate-entries")
