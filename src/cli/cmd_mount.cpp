@@ -72,6 +72,7 @@ void copy_view(store::Store& store, store::MountRecord& record, const LayerStack
     std::vector<std::string> bottom_first = overlay::visible_layer_dirs(layers.refs);
     sys::SpaceReserve reserve(store.root_fd(), sys::space_limits_for(store.root_fd(), min_free_option(args.min_free)),
                               store.root());
+    reserve.check();  // a filesystem already below its reserve gets nothing
     overlay::CopyOptions options;
     options.reserve = &reserve;
     record.mode = args.writable ? "copy-rw" : "copy";

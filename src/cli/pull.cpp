@@ -504,6 +504,7 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
         sys::SpaceReserve reserve(store.root_fd(), sys::space_limits_for(store.root_fd(), options.min_free), store.root());
         std::map<Digest, LayerJob*> unpacked;
         if (!jobs.empty()) {
+            reserve.check();  // a filesystem already below its reserve gets nothing
             // Largest blobs first (longest-processing-time order): the last layer to start is a small
             // one, so the cores finish together instead of one waiting on a big latecomer.
             std::stable_sort(jobs.begin(), jobs.end(),
