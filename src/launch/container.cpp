@@ -356,6 +356,10 @@ void init_forward(int sig) {
     sigemptyset(&block);
     for (int sig : forwarded) sigaddset(&block, sig);
     ::sigprocmask(SIG_BLOCK, &block, &previous);
+    // This process stays imgtool's image, not an exec'd program: non-dumpable, so the container cannot
+    // open /proc/1/exe (the host binary) or /proc/1/mem (runc CVE-2019-5736). Before the fork, so the
+    // command cannot race it; the command's execve makes the command itself dumpable again.
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) child_fail(error_pipe, 125, std::string("prctl: ") + std::strerror(errno));
     pid_t child = ::fork();
     if (child < 0) child_fail(error_pipe, 125, std::string("fork: ") + std::strerror(errno));
     if (child == 0) {
@@ -363,9 +367,6 @@ void init_forward(int sig) {
         exec_command(spec, env, error_pipe);
     }
     g_init_child = child;
-    // This process is imgtool's image, not an exec'd program: non-dumpable, so the container cannot
-    // open /proc/1/exe (the host binary) or its memory (runc CVE-2019-5736).
-    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     struct sigaction sa {};
     sa.sa_handler = init_forward;
     for (int sig : forwarded) ::sigaction(sig, &sa, nullptr);

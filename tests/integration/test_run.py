@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -196,6 +197,68 @@ class KernelLog:
                 break
             out.append(record.decode(errors="replace"))
         return "".join(out)
+
+
+# A static probe for the container (the image has only busybox, which cannot call ioctl):
+#   probe REPORT TEXT  pushes TEXT and a newline into the input queue (ioctl TIOCSTI) of every
+#                      terminal it can reach (fds 0-2 and /dev/tty); a line per attempt to REPORT.
+PROBE_C = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static void inject(FILE *report, int fd, const char *name, const char *text) {
+    for (const char *p = text;; p++) {
+        const char c = *p ? *p : '\n';  /* the line ends as if typed: the shell runs it */
+        if (ioctl(fd, TIOCSTI, &c) != 0) {
+            fprintf(report, "%s: %s\n", name, strerror(errno));
+            return;
+        }
+        if (!*p) break;
+    }
+    fprintf(report, "%s: injected\n", name);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    FILE *report = fopen(argv[1], "w");
+    if (report == NULL) return 3;
+    char name[16];
+    for (int fd = 0; fd < 3; fd++) {
+        snprintf(name, sizeof name, "fd %d", fd);
+        if (isatty(fd)) inject(report, fd, name, argv[2]);
+        else fprintf(report, "%s: not a terminal\n", name);
+    }
+    int tty = open("/dev/tty", O_RDWR | O_NOCTTY);
+    if (tty < 0) fprintf(report, "/dev/tty: %s\n", strerror(errno));
+    else inject(report, tty, "/dev/tty", argv[2]);
+    return fclose(report) == 0 ? 0 : 4;
+}
+"""
+
+
+def probe_binary() -> str:
+    """The probe, compiled once per source text into TEST_TMP (static: no libc in the image)."""
+    cc = shutil.which("cc")
+    if cc is None:
+        raise harness.SetupError("cc not found: install the Debian packages gcc and libc6-dev "
+                                 "(the TIOCSTI probe is a static C program)")
+    digest = hashlib.sha256(PROBE_C.encode()).hexdigest()[:16]
+    out = os.path.join(harness.TEST_TMP, f"probe-{digest}")
+    if not os.path.exists(out):
+        tmp = f"{out}.{os.getpid()}"
+        with open(tmp + ".c", "w") as fh:
+            fh.write(PROBE_C)
+        proc = subprocess.run([cc, "-static", "-O2", "-o", tmp, tmp + ".c"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        os.unlink(tmp + ".c")
+        if proc.returncode != 0:
+            raise harness.SetupError(f"cannot build the probe (install libc6-dev): {proc.stdout}")
+        os.replace(tmp, out)  # atomic: other test processes see all of it or nothing
+    return out
 
 
 class Tmux:
@@ -401,7 +464,11 @@ class EnvironmentTest(RunTest):
         self.assertEqual(self.ok("pwd; ls -ld . | busybox cut -c1", "-w", "/new/dir"),
                          "/new/dir\nd\n")
         self.assertEqual(self.layer_hashes(), hashes)
-        self.assertEqual(self.ok("ls -a /"), self.ok("ls -a /", "-w", "/srv"))
+        # -w wins over the image's WorkingDir (/srv) and changes nothing else.
+        default, other = self.ok("pwd; ls -a /"), self.ok("pwd; ls -a /", "-w", "/etc")
+        self.assertEqual(default.splitlines()[0], "/srv")
+        self.assertEqual(other.splitlines()[0], "/etc")
+        self.assertEqual(other.splitlines()[1:], default.splitlines()[1:])
         res = self.run_ctr("-w", "relative", IMAGE, "pwd")
         self.assert_run_error(res, 125, "relative")
 
@@ -694,6 +761,21 @@ class SecurityTest(RunTest):
         with open(notnull) as fh:
             self.assertEqual(fh.read(), "a host file\n")
         self.assertEqual(os.listdir(emptydir), [])
+
+    def test_init_is_not_dumpable(self):
+        # runc CVE-2019-5736: --init's PID 1 is imgtool's own image; if the container could open
+        # /proc/1/exe it could read (and, reopening it later, overwrite) the host's binary.
+        script = ('echo "pid 1 is $(busybox cat /proc/1/comm)"; '
+                  'for f in /proc/1/exe /proc/1/mem /proc/1/environ; do '
+                  'if (exec 3<"$f") 2>/dev/null; then echo "$f opened"; '
+                  'else echo "$f refused"; fi; done; '
+                  'busybox readlink /proc/1/exe || echo "exe link refused"; '
+                  '(exec 3<"/proc/$$/exe") && echo "own exe opened"')
+        res = self.sh(script, "--init")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(res.out, "pid 1 is imgtool\n/proc/1/exe refused\n/proc/1/mem refused\n"
+                                  "/proc/1/environ refused\nexe link refused\nown exe opened\n",
+                         str(res))
 
     def test_device_nodes_in_the_root_are_inert(self):
         # One made in the container (CAP_MKNOD is in the default set)...
@@ -1018,6 +1100,62 @@ class TerminalTest(RunTest):
             text = fh.read().replace("\r", "")
         # As in docker: the terminal is /dev/pts/0 of the container's own devpts.
         self.assertEqual((rc, text.split()), ("0", ["/dev/pts/0", "0", "ptmx"]), text)
+
+    def test_tiocsti_cannot_reach_the_host_shell(self):
+        # bubblewrap CVE-2017-5226: a process that shares the user's terminal pushes characters
+        # into its input queue (ioctl TIOCSTI); the user's shell runs them once imgtool exits.
+        # Without -t the container's fds are the user's terminal itself; the new session means it
+        # is not the container's controlling terminal, and TIOCSTI needs that.
+        with open("/proc/sys/dev/tty/legacy_tiocsti") as fh:
+            if fh.read().strip() == "0":
+                self.skipTest("this kernel refuses TIOCSTI without CAP_SYS_ADMIN "
+                              "(dev.tty.legacy_tiocsti=0): the attack cannot happen here")
+        probe = probe_binary()
+        tmux = Tmux(self, self.work)
+        tmux.start("sh")  # the user's shell, reading the pane's terminal
+        step = 0
+
+        def shell(command: str):
+            nonlocal step
+            step += 1
+            done = os.path.join(self.work, f"done{step}")
+            # The typed line is queued behind anything injected before it: once `done` exists,
+            # the shell has run whatever was injected.
+            tmux.type(f"{command}; touch {shlex.quote(done)}")
+            self.assertTrue(wait_for(lambda: os.path.exists(done), 30),
+                            f"shell never finished {command!r}:\n{tmux.screen()}")
+
+        # Control: the probe run by the user's shell itself does inject.
+        control = os.path.join(self.work, "CONTROL")
+        shell(f"{probe} {self.work}/report0 {shlex.quote(f'touch {control}')}")
+        shell("true")
+        self.assertTrue(os.path.exists(control),
+                        f"control: TIOCSTI did not inject\n{tmux.screen()}")
+
+        for i, opts in enumerate((("-i",), ("-it",)), start=1):
+            with self.subTest(opts=opts):
+                injected = os.path.join(self.work, f"INJECTED{i}")
+                argv = harness.imgtool_argv(self.root, "run", *opts, "-v", f"{probe}:/probe:ro",
+                                            "-v", f"{self.work}:/out", IMAGE, "/probe",
+                                            f"/out/report{i}", f"touch {injected}")
+                shell(" ".join(shlex.quote(a) for a in argv) + f"; echo $? > {self.work}/rc{i}")
+                shell("true")
+                with open(os.path.join(self.work, f"rc{i}")) as fh:
+                    self.assertEqual(fh.read().strip(), "0", tmux.screen())
+                with open(os.path.join(self.work, f"report{i}")) as fh:
+                    report = fh.read()
+                self.assertFalse(os.path.exists(injected),
+                                 f"the container typed into the host's shell\n{report}")
+                if opts == ("-i",):
+                    # The user's terminal, but not the controlling one; and no /dev/tty.
+                    self.assertEqual(report, "fd 0: Operation not permitted\n"
+                                             "fd 1: Operation not permitted\n"
+                                             "fd 2: Operation not permitted\n"
+                                             "/dev/tty: No such device or address\n")
+                else:
+                    # -t: its own pty, where injecting only reaches itself.
+                    self.assertEqual(report, "fd 0: injected\nfd 1: injected\nfd 2: injected\n"
+                                             "/dev/tty: injected\n")
 
 
 class HostileImageTest(RunTest):
