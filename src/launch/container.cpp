@@ -37,10 +37,42 @@
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mount.hpp"
 
+#if defined(IMGTOOL_COVERAGE)
+extern "C" void __gcov_dump(void);
+extern "C" void __gcov_reset(void);
+#endif
+
 namespace imgtool::launch {
 namespace {
 
 using sys::UniqueFd;
+
+// ---- coverage builds -----------------------------------------------------------------------------
+// gcov writes its counters when a process calls exit(); the clone child and --init's processes end in
+// execve or _exit and never get there. IMGTOOL_COVERAGE builds write them out at those points, and a
+// new process first forgets the counts it inherited (its parent writes those). No-ops otherwise.
+void coverage_flush() {
+#if defined(IMGTOOL_COVERAGE)
+    __gcov_dump();
+    __gcov_reset();  // so a later flush (an execve that failed, then _exit) writes only what followed
+#endif
+}
+void coverage_forget_inherited() {
+#if defined(IMGTOOL_COVERAGE)
+    __gcov_reset();
+#endif
+}
+// The clone child: after pivot_root the .gcda files' absolute paths name nothing, so it keeps the
+// host's root open and points GCOV_PREFIX at it through /proc/self/fd (close-on-exec: the command
+// never has it; --init's PID 1 keeps it, non-dumpable). A coverage build is for measuring imgtool,
+// never for running untrusted images.
+void coverage_child_start() {
+    coverage_forget_inherited();
+#if defined(IMGTOOL_COVERAGE)
+    int fd = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) ::setenv("GCOV_PREFIX", ("/proc/self/fd/" + std::to_string(fd)).c_str(), 1);
+#endif
+}
 
 // ---- failure reporting from the child -----------------------------------------------------------
 // The child writes "<status> <message>" to a close-on-exec pipe and exits; a successful exec closes the
@@ -53,6 +85,7 @@ struct ChildFailure {
 [[noreturn]] void child_fail(int pipe_fd, int status, const std::string& message) {
     std::string line = std::to_string(status) + " " + message;
     (void)!::write(pipe_fd, line.data(), line.size());
+    coverage_flush();
     ::_exit(status);
 }
 
@@ -331,6 +364,7 @@ void attach_container_tty(int root_fd, int console_socket) {
     int first_error = ENOENT;
     ::umask(022);  // the container's processes get docker's umask, not imgtool's working 0
     for (const auto& candidate : exec_candidates(spec.argv[0], path)) {
+        coverage_flush();
         ::execve(candidate.c_str(), argv.data(), envp.data());
         if (errno != ENOENT && errno != ENOTDIR) {
             status = 126;
@@ -363,6 +397,7 @@ void init_forward(int sig) {
     pid_t child = ::fork();
     if (child < 0) child_fail(error_pipe, 125, std::string("fork: ") + std::strerror(errno));
     if (child == 0) {
+        coverage_forget_inherited();
         ::sigprocmask(SIG_SETMASK, &previous, nullptr);
         exec_command(spec, env, error_pipe);
     }
@@ -377,9 +412,11 @@ void init_forward(int sig) {
         pid_t pid = ::waitpid(-1, &status, 0);
         if (pid < 0) {
             if (errno == EINTR) continue;
+            coverage_flush();
             ::_exit(125);
         }
         if (pid == child) {
+            coverage_flush();
             if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
             ::_exit(128 + WTERMSIG(status));
         }
@@ -395,6 +432,7 @@ int child_main(void* raw) {
     __sanitizer_start_switch_fiber(nullptr, args->stack, args->stack_size);
     __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
+    coverage_child_start();
     int ep = args->error_pipe;
     std::vector<std::string> env = spec.env;
     // If imgtool dies, the container dies with it (PID 1 gone -> namespace torn down).
@@ -406,7 +444,10 @@ int child_main(void* raw) {
     ssize_t got;
     while ((got = ::read(args->go_read, &go, 1)) < 0 && errno == EINTR) {
     }
-    if (got != 1) ::_exit(125);
+    if (got != 1) {
+        coverage_flush();
+        ::_exit(125);
+    }
     ::close(args->go_read);
     try {
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
