@@ -26,18 +26,53 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <optional>
 #include <string>
 
+#include "device_cgroup.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
 #include "imgtool/launch/config.hpp"
+#include "imgtool/launch/devices.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mount.hpp"
+
+#if defined(IMGTOOL_COVERAGE)
+extern "C" void __gcov_dump(void);
+extern "C" void __gcov_reset(void);
+#endif
 
 namespace imgtool::launch {
 namespace {
 
 using sys::UniqueFd;
+
+// ---- coverage builds -----------------------------------------------------------------------------
+// gcov writes its counters when a process calls exit(); the clone child and --init's processes end in
+// execve or _exit and never get there. IMGTOOL_COVERAGE builds write them out at those points, and a
+// new process first forgets the counts it inherited (its parent writes those). No-ops otherwise.
+void coverage_flush() {
+#if defined(IMGTOOL_COVERAGE)
+    __gcov_dump();
+    __gcov_reset();  // so a later flush (an execve that failed, then _exit) writes only what followed
+#endif
+}
+void coverage_forget_inherited() {
+#if defined(IMGTOOL_COVERAGE)
+    __gcov_reset();
+#endif
+}
+// The clone child: after pivot_root the .gcda files' absolute paths name nothing, so it keeps the
+// host's root open and points GCOV_PREFIX at it through /proc/self/fd (close-on-exec: the command
+// never has it; --init's PID 1 keeps it, non-dumpable). A coverage build is for measuring imgtool,
+// never for running untrusted images.
+void coverage_child_start() {
+    coverage_forget_inherited();
+#if defined(IMGTOOL_COVERAGE)
+    int fd = ::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) ::setenv("GCOV_PREFIX", ("/proc/self/fd/" + std::to_string(fd)).c_str(), 1);
+#endif
+}
 
 // ---- failure reporting from the child -----------------------------------------------------------
 // The child writes "<status> <message>" to a close-on-exec pipe and exits; a successful exec closes the
@@ -50,6 +85,7 @@ struct ChildFailure {
 [[noreturn]] void child_fail(int pipe_fd, int status, const std::string& message) {
     std::string line = std::to_string(status) + " " + message;
     (void)!::write(pipe_fd, line.data(), line.size());
+    coverage_flush();
     ::_exit(status);
 }
 
@@ -98,36 +134,27 @@ UniqueFd system_dir(int root_fd, const std::string& name) {
 
 // ---- /dev ------------------------------------------------------------------------------------------
 
-void setup_dev(int root_fd) {
+void setup_dev(int root_fd, bool privileged) {
     UniqueFd dev = system_dir(root_fd, "dev");
-    sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"mode", "755"}, {"size", "65536k"}},
-                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, dev.get(), "/dev");
+    // nodev: a node the container makes here (CAP_MKNOD is in docker's default set) opens nothing, so
+    // `mknod /dev/x b 8 0` is not the host's disk. --privileged lifts it, as docker's does.
+    unsigned attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | (privileged ? 0 : MOUNT_ATTR_NODEV);
+    sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"mode", "755"}, {"size", "65536k"}}, attributes, dev.get(), "/dev");
     UniqueFd devdir = sys::open_beneath(root_fd, "dev", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    struct Node {
-        const char* name;
-        unsigned major, minor;
-    };
-    static const Node nodes[] = {{"null", 1, 3}, {"zero", 1, 5},    {"full", 1, 7},
-                                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
-    for (const Node& n : nodes) {
-        if (::mknodat(devdir.get(), n.name, S_IFCHR | 0666, makedev(n.major, n.minor)) == 0) {
-            ::fchmodat(devdir.get(), n.name, 0666, 0);  // undo the umask
-            continue;
-        }
-        if (errno != EPERM) throw_errno("mknod", std::string("/dev/") + n.name);
-        // No mknod (user namespace): bind the host's node onto an empty file.
-        int f = ::openat(devdir.get(), n.name, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-        if (f < 0) throw_errno("create", std::string("/dev/") + n.name);
+    // The standard nodes are the host's, bind-mounted onto empty files: a bind mount keeps the flags of
+    // its source mount (the host's /dev), so they work on a nodev /dev. Read-only, because the bind
+    // shares the host's inode: a writable one would let the container chmod, chown or touch the host's
+    // /dev/null. Reading and writing a device node is not a write to its filesystem and still works.
+    for (const char* name : {"null", "zero", "full", "random", "urandom", "tty"}) {
+        const std::string shown = std::string("/dev/") + name;
+        int f = ::openat(devdir.get(), name, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+        if (f < 0) throw_errno("create", shown);
         ::close(f);
-        UniqueFd target = sys::open_at(devdir.get(), n.name, O_PATH | O_NOFOLLOW);
-        UniqueFd host = sys::open_at(AT_FDCWD, std::string("/dev/") + n.name, O_PATH);
-        sys::bind_at(host.get(), target.get(), false, std::string("/dev/") + n.name);
+        UniqueFd target = sys::open_at(devdir.get(), name, O_PATH | O_NOFOLLOW);
+        UniqueFd host = sys::open_at(AT_FDCWD, shown, O_PATH);
+        sys::bind_at(host.get(), target.get(), true, shown);
     }
-    // CVE-2025-31133: whatever we later bind over masked paths must really be the null device.
-    auto st = sys::lstat_at(devdir.get(), "null");
-    if (!st || !S_ISCHR(st->st_mode) || st->st_rdev != makedev(1, 3)) {
-        throw Error(Errc::UnsafePath, "/dev/null in the container is not the null device");
-    }
+    // /dev/null is checked to be 1:3 where it is used, in mask_paths: volumes come later and may cover it.
     for (const char* d : {"pts", "shm", "mqueue"}) sys::mkdir_at(devdir.get(), d, 0755, true);
     UniqueFd pts = sys::open_beneath(devdir.get(), "pts", O_PATH | O_DIRECTORY | O_NOFOLLOW);
     // newinstance: the container's ptys are its own, not the host's.
@@ -172,6 +199,8 @@ void mask_paths() {
                                          "/sys/firmware",       "/sys/devices/virtual/powercap"};
     static const char* const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
     UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
+    // CVE-2025-31133: what is bound over the masked paths must really be the null device, not whatever
+    // a volume (-v FILE:/dev/null) or the image put there; checked on the very fd that is bound.
     UniqueFd null_dev = sys::open_at(AT_FDCWD, "/dev/null", O_PATH | O_NOFOLLOW);
     struct stat nst = sys::fstat_fd(null_dev.get(), "/dev/null");
     if (!S_ISCHR(nst.st_mode) || nst.st_rdev != makedev(1, 3)) {
@@ -263,6 +292,8 @@ struct ChildArgs {
     int error_pipe;
     int console_socket;  // -t: the child sends its pty master here; -1 otherwise
     int null_fd;
+    int go_read;   // the parent writes one byte here once the child is in its device cgroup
+    int go_write;  // the parent's end, closed in the child
     int cap_last;
     void* stack = nullptr;  // the clone stack the child runs on
     std::size_t stack_size = 0;
@@ -333,6 +364,7 @@ void attach_container_tty(int root_fd, int console_socket) {
     int first_error = ENOENT;
     ::umask(022);  // the container's processes get docker's umask, not imgtool's working 0
     for (const auto& candidate : exec_candidates(spec.argv[0], path)) {
+        coverage_flush();
         ::execve(candidate.c_str(), argv.data(), envp.data());
         if (errno != ENOENT && errno != ENOTDIR) {
             status = 126;
@@ -358,16 +390,18 @@ void init_forward(int sig) {
     sigemptyset(&block);
     for (int sig : forwarded) sigaddset(&block, sig);
     ::sigprocmask(SIG_BLOCK, &block, &previous);
+    // This process stays imgtool's image, not an exec'd program: non-dumpable, so the container cannot
+    // open /proc/1/exe (the host binary) or /proc/1/mem (runc CVE-2019-5736). Before the fork, so the
+    // command cannot race it; the command's execve makes the command itself dumpable again.
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) child_fail(error_pipe, 125, std::string("prctl: ") + std::strerror(errno));
     pid_t child = ::fork();
     if (child < 0) child_fail(error_pipe, 125, std::string("fork: ") + std::strerror(errno));
     if (child == 0) {
+        coverage_forget_inherited();
         ::sigprocmask(SIG_SETMASK, &previous, nullptr);
         exec_command(spec, env, error_pipe);
     }
     g_init_child = child;
-    // This process is imgtool's image, not an exec'd program: non-dumpable, so the container cannot
-    // open /proc/1/exe (the host binary) or its memory (runc CVE-2019-5736).
-    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     struct sigaction sa {};
     sa.sa_handler = init_forward;
     for (int sig : forwarded) ::sigaction(sig, &sa, nullptr);
@@ -378,9 +412,11 @@ void init_forward(int sig) {
         pid_t pid = ::waitpid(-1, &status, 0);
         if (pid < 0) {
             if (errno == EINTR) continue;
+            coverage_flush();
             ::_exit(125);
         }
         if (pid == child) {
+            coverage_flush();
             if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
             ::_exit(128 + WTERMSIG(status));
         }
@@ -396,11 +432,24 @@ int child_main(void* raw) {
     __sanitizer_start_switch_fiber(nullptr, args->stack, args->stack_size);
     __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
 #endif
+    coverage_child_start();
     int ep = args->error_pipe;
     std::vector<std::string> env = spec.env;
+    // If imgtool dies, the container dies with it (PID 1 gone -> namespace torn down).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // Nothing of the container runs before the parent has put this process into the device cgroup.
+    // End of file instead of the byte: the parent failed, and says why itself.
+    ::close(args->go_write);
+    char go = 0;
+    ssize_t got;
+    while ((got = ::read(args->go_read, &go, 1)) < 0 && errno == EINTR) {
+    }
+    if (got != 1) {
+        coverage_flush();
+        ::_exit(125);
+    }
+    ::close(args->go_read);
     try {
-        // If imgtool dies, the container dies with it (PID 1 gone -> namespace torn down).
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
         // into the user's shell (bubblewrap CVE-2017-5226).
         if (::setsid() < 0) throw_errno("setsid", "");
@@ -411,11 +460,14 @@ int child_main(void* raw) {
         UniqueFd root_mount_point = sys::open_at(AT_FDCWD, spec.root_dir, O_PATH | O_DIRECTORY, 0, spec.root_dir);
         spec.mount_root(root_mount_point.get());
         UniqueFd root = sys::open_at(AT_FDCWD, spec.root_dir, O_RDONLY | O_DIRECTORY, 0, spec.root_dir);
+        // nodev on whatever mount_root mounted (overlay, the copy driver's bind, the automatic fallback):
+        // device nodes from image layers, and those the container makes with CAP_MKNOD, open nothing.
+        sys::set_mount_attributes(root.get(), MOUNT_ATTR_NODEV, true, "/");
 
         UniqueFd proc = system_dir(root.get(), "proc");
         sys::mount_fs_at("proc", {{"source", "proc"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
                          proc.get(), "/proc");
-        setup_dev(root.get());
+        setup_dev(root.get(), spec.privileged);
         if (args->console_socket >= 0) attach_container_tty(root.get(), args->console_socket);
         setup_sys(root.get(), spec.new_network);
         for (const auto& v : spec.volumes) {
@@ -424,6 +476,14 @@ int child_main(void* raw) {
             UniqueFd target = S_ISDIR(st.st_mode) ? ensure_dir_in_root(root.get(), v.container)
                                                   : ensure_file_in_root(root.get(), v.container);
             sys::bind_at(host.get(), target.get(), v.read_only, v.container);
+            if (spec.privileged) continue;
+            // nodev: the host directory may hold device nodes, and the container's root can make more
+            // in it. Set on the new mount, found again by the same in-root lookup (target is the
+            // directory under it).
+            int err = 0;
+            UniqueFd mounted = sys::open_in_root(root.get(), v.container, O_PATH, err);
+            if (!mounted) throw_errno(err, "open", v.container);
+            sys::set_mount_attributes(mounted.get(), MOUNT_ATTR_NODEV, true, v.container);
         }
         for (const auto& t : spec.tmpfs) {
             UniqueFd target = ensure_dir_in_root(root.get(), t);
@@ -551,9 +611,26 @@ void relay_pty(int master, pid_t child, int& status) {
 }  // namespace
 
 RunOutcome run_container(const LaunchSpec& spec) {
+    // The device cgroup, unless --privileged (docker's gives every device). Where none can be made,
+    // nodev on every filesystem the container can write is what keeps its nodes inert; that holds
+    // unless the container may mount (CAP_SYS_ADMIN over the initial user namespace): refuse that.
+    std::optional<DeviceCgroup> devices;
+    if (!spec.privileged) {
+        devices.emplace(DeviceCgroup::create(default_device_rules()));
+        if (!devices->active() && (spec.capabilities & (1ULL << CAP_SYS_ADMIN)) != 0 && in_initial_user_namespace()) {
+            throw Error(Errc::Unsupported, "no device cgroup for the container (" + devices->unavailable() +
+                                               "), and with CAP_SYS_ADMIN it could mount without nodev and open "
+                                               "host devices: drop SYS_ADMIN, or use --privileged");
+        }
+    }
+
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");
     UniqueFd err_read(pipefd[0]), err_write(pipefd[1]);
+    // A socket rather than a pipe, so that telling a child that died meanwhile fails with EPIPE
+    // instead of killing imgtool with SIGPIPE (MSG_NOSIGNAL).
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipefd) != 0) throw_errno("socketpair", "");
+    UniqueFd go_read(pipefd[0]), go_write(pipefd[1]);
     UniqueFd null_fd = sys::open_at(AT_FDCWD, "/dev/null", O_RDWR);
 
     UniqueFd console_parent, console_child;
@@ -569,14 +646,29 @@ RunOutcome run_container(const LaunchSpec& spec) {
     constexpr std::size_t kStack = 1 << 20;
     void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) throw_errno("mmap", "stack");
-    ChildArgs args{&spec, err_write.get(), console_child ? console_child.get() : -1, null_fd.get(), last_cap(),
-                   stack, kStack};
+    ChildArgs args{&spec,        err_write.get(), console_child ? console_child.get() : -1,
+                   null_fd.get(), go_read.get(),   go_write.get(),
+                   last_cap(),    stack,           kStack};
     pid_t child = ::clone(child_main, static_cast<char*>(stack) + kStack, flags, &args);
     int clone_errno = errno;
     ::munmap(stack, kStack);
     if (child < 0) throw_errno(clone_errno, "clone", "namespaces");
     err_write.reset();
     console_child.reset();
+    go_read.reset();
+    // The child waits on go_read: put it into the device cgroup, then let it go. If that fails, it
+    // must not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
+    try {
+        if (devices) devices->add(child);
+        char go = 'g';
+        if (::send(go_write.get(), &go, 1, MSG_NOSIGNAL) != 1) throw_errno("send", "start the container");
+    } catch (...) {
+        ::kill(child, SIGKILL);
+        while (::waitpid(child, nullptr, 0) < 0 && errno == EINTR) {
+        }
+        throw;
+    }
+    go_write.reset();
     UniqueFd master;
     if (spec.tty) master = receive_fd(console_parent.get());
 

@@ -21,8 +21,28 @@
 
 extern char** environ;
 
+#if defined(IMGTOOL_COVERAGE)
+extern "C" void __gcov_dump(void);
+extern "C" void __gcov_reset(void);
+#endif
+
 namespace imgtool::rootless {
 namespace {
+
+// Coverage builds: gcov writes its counters at exit(), which a process ending in _exit or a fatal
+// signal never reaches; write them first. A forked child forgets the counts it inherited (its parent
+// writes those). No-ops otherwise.
+void coverage_flush() {
+#if defined(IMGTOOL_COVERAGE)
+    __gcov_dump();
+    __gcov_reset();
+#endif
+}
+void coverage_forget_inherited() {
+#if defined(IMGTOOL_COVERAGE)
+    __gcov_reset();
+#endif
+}
 
 // Signals the parent passes on to the child (SIGKILL and SIGSTOP cannot be caught; the child dies with
 // its parent through PR_SET_PDEATHSIG).
@@ -104,6 +124,7 @@ void write_proc(pid_t child, const char* file, const std::string& text) {
 }
 
 [[noreturn]] void exit_like(int status) {
+    coverage_flush();
     if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
     int sig = WTERMSIG(status);
     // Die of the same signal, so a shell sees what the command's process saw.
@@ -188,20 +209,25 @@ void enter_user_namespace() {
     pid_t child = ::fork();
     if (child < 0) throw_errno("fork", "user namespace set-up");
     if (child == 0) {
+        coverage_forget_inherited();
+        auto fail = [] {
+            coverage_flush();
+            ::_exit(1);
+        };
         ::sigprocmask(SIG_SETMASK, &previous, nullptr);
         ready_r.reset();
         go_w.reset();
         int err = ::unshare(CLONE_NEWUSER) == 0 ? 0 : errno;
-        if (::write(ready_w.get(), &err, sizeof err) != sizeof err || err != 0) ::_exit(1);
+        if (::write(ready_w.get(), &err, sizeof err) != sizeof err || err != 0) fail();
         char byte = 0;
-        if (::read(go_r.get(), &byte, 1) != 1) ::_exit(1);  // the parent failed and says why
+        if (::read(go_r.get(), &byte, 1) != 1) fail();  // the parent failed and says why
         if (::setresgid(0, 0, 0) != 0 || (helpers && ::setgroups(0, nullptr) != 0) || ::setresuid(0, 0, 0) != 0) {
             std::fprintf(stderr, "imgtool: cannot become root in the user namespace: %s\n", std::strerror(errno));
-            ::_exit(1);
+            fail();
         }
         // Set after the id change (which clears it): die with the parent, whoever kills it.
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(1);
+        if (::getppid() != parent) fail();
         return;
     }
     ready_w.reset();

@@ -18,9 +18,11 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import unittest
 import uuid
@@ -102,6 +104,161 @@ def status_fields(text: str) -> dict:
 
 def env_dict(text: str) -> dict:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+# --------------------------------------------------------------------------
+# Devices: cgroups, the kernel log, a probe that calls ioctl(TIOCSTI)
+
+# What `devices.list` of a container's cgroup v1 holds: docker's default allow list (moby's default
+# spec plus the rules runc appends to every container).
+DOCKER_DEVICE_RULES = {"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                       "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+                       "c 10:200 rwm"}
+
+
+def host_disk() -> str:
+    """"MAJOR MINOR" of a real block device of this host (the first in /proc/partitions): what
+    `mknod /dev/x b ...` is after. Only ever opened read-only here."""
+    with open("/proc/partitions") as fh:
+        for line in fh.read().splitlines()[2:]:
+            major, minor, *_ = line.split()
+            return f"{major} {minor}"
+    return "8 0"
+
+
+def cgroup_mounts() -> dict:
+    """{"v1": mount point of the cgroup v1 devices hierarchy, "v2": of cgroup2}, None if absent."""
+    found = {"v1": None, "v2": None}
+    for line in harness.mountinfo_lines():
+        left, _, right = line.partition(" - ")
+        fstype, _source, options = (right.split() + ["", ""])[:3]
+        point = left.split()[4].replace("\\040", " ")
+        if fstype == "cgroup2" and found["v2"] is None:
+            found["v2"] = point
+        elif fstype == "cgroup" and "devices" in options.split(",") and found["v1"] is None:
+            found["v1"] = point
+    return found
+
+
+def proc_cgroups(pid: int) -> dict:
+    """{"v1": the devices cgroup of pid, "v2": its cgroup2 path} as /proc/PID/cgroup names them."""
+    out = {"v1": None, "v2": None}
+    with open(f"/proc/{pid}/cgroup") as fh:
+        for line in fh.read().splitlines():
+            hid, controllers, path = line.split(":", 2)
+            if hid == "0" and controllers == "":
+                out["v2"] = path
+            elif "devices" in controllers.split(","):
+                out["v1"] = path
+    return out
+
+
+def cgroup_dirs(pid: int) -> dict:
+    """{"v1"/"v2": the directory of pid's cgroup} for the hierarchies mounted here."""
+    mounts, paths = cgroup_mounts(), proc_cgroups(pid)
+    return {v: mounts[v] + paths[v] for v in ("v1", "v2") if mounts[v] and paths[v]}
+
+
+# Run by the host's python inside a container's cgroup: joins it (cgroup.procs, argv[1]), then
+# opens each PATH:MODE and prints the errno name (or "opened"). Opening /dev/kmsg for writing and
+# closing it again writes nothing.
+JOIN_CGROUP_AND_OPEN = r"""
+import errno, os, sys
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(os.getpid()))
+for spec in sys.argv[2:]:
+    path, mode = spec.rsplit(":", 1)
+    try:
+        os.close(os.open(path, os.O_WRONLY if mode == "w" else os.O_RDONLY))
+        print(path, "opened")
+    except OSError as e:
+        print(path, errno.errorcode[e.errno])
+"""
+
+
+class KernelLog:
+    """The host's kernel log records written after construction (/dev/kmsg, read non-blocking)."""
+
+    def __init__(self, tc: unittest.TestCase):
+        self.fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        tc.addCleanup(os.close, self.fd)
+        os.lseek(self.fd, 0, os.SEEK_END)
+
+    def new_records(self) -> str:
+        out = []
+        while True:
+            try:
+                record = os.read(self.fd, 8192)
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # older records were overwritten meanwhile: go on
+                continue
+            if not record:
+                break
+            out.append(record.decode(errors="replace"))
+        return "".join(out)
+
+
+# A static probe for the container (the image has only busybox, which cannot call ioctl):
+#   probe REPORT TEXT  pushes TEXT and a newline into the input queue (ioctl TIOCSTI) of every
+#                      terminal it can reach (fds 0-2 and /dev/tty); a line per attempt to REPORT.
+PROBE_C = r"""
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+static void inject(FILE *report, int fd, const char *name, const char *text) {
+    for (const char *p = text;; p++) {
+        const char c = *p ? *p : '\n';  /* the line ends as if typed: the shell runs it */
+        if (ioctl(fd, TIOCSTI, &c) != 0) {
+            fprintf(report, "%s: %s\n", name, strerror(errno));
+            return;
+        }
+        if (!*p) break;
+    }
+    fprintf(report, "%s: injected\n", name);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    FILE *report = fopen(argv[1], "w");
+    if (report == NULL) return 3;
+    char name[16];
+    for (int fd = 0; fd < 3; fd++) {
+        snprintf(name, sizeof name, "fd %d", fd);
+        if (isatty(fd)) inject(report, fd, name, argv[2]);
+        else fprintf(report, "%s: not a terminal\n", name);
+    }
+    int tty = open("/dev/tty", O_RDWR | O_NOCTTY);
+    if (tty < 0) fprintf(report, "/dev/tty: %s\n", strerror(errno));
+    else inject(report, tty, "/dev/tty", argv[2]);
+    return fclose(report) == 0 ? 0 : 4;
+}
+"""
+
+
+def probe_binary() -> str:
+    """The probe, compiled once per source text into TEST_TMP (static: no libc in the image)."""
+    cc = shutil.which("cc")
+    if cc is None:
+        raise harness.SetupError("cc not found: install the Debian packages gcc and libc6-dev "
+                                 "(the TIOCSTI probe is a static C program)")
+    digest = hashlib.sha256(PROBE_C.encode()).hexdigest()[:16]
+    out = os.path.join(harness.TEST_TMP, f"probe-{digest}")
+    if not os.path.exists(out):
+        tmp = f"{out}.{os.getpid()}"
+        with open(tmp + ".c", "w") as fh:
+            fh.write(PROBE_C)
+        proc = subprocess.run([cc, "-static", "-O2", "-o", tmp, tmp + ".c"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        os.unlink(tmp + ".c")
+        if proc.returncode != 0:
+            raise harness.SetupError(f"cannot build the probe (install libc6-dev): {proc.stdout}")
+        os.replace(tmp, out)  # atomic: other test processes see all of it or nothing
+    return out
 
 
 class Tmux:
@@ -307,7 +464,11 @@ class EnvironmentTest(RunTest):
         self.assertEqual(self.ok("pwd; ls -ld . | busybox cut -c1", "-w", "/new/dir"),
                          "/new/dir\nd\n")
         self.assertEqual(self.layer_hashes(), hashes)
-        self.assertEqual(self.ok("ls -a /"), self.ok("ls -a /", "-w", "/srv"))
+        # -w wins over the image's WorkingDir (/srv) and changes nothing else.
+        default, other = self.ok("pwd; ls -a /"), self.ok("pwd; ls -a /", "-w", "/etc")
+        self.assertEqual(default.splitlines()[0], "/srv")
+        self.assertEqual(other.splitlines()[0], "/etc")
+        self.assertEqual(other.splitlines()[1:], default.splitlines()[1:])
         res = self.run_ctr("-w", "relative", IMAGE, "pwd")
         self.assert_run_error(res, 125, "relative")
 
@@ -558,6 +719,63 @@ class SecurityTest(RunTest):
         ])
         self.assertEqual(self.ok("busybox head -c 5 /dev/zero | busybox wc -c; "
                                  "echo gone > /dev/null && echo written"), "5\nwritten\n")
+        # The standard nodes work on the nodev /dev (they are the host's, bind-mounted), and the
+        # device cgroup lets them through.
+        res = self.sh("busybox head -c 1 /dev/urandom | busybox wc -c; "
+                      "busybox head -c 1 /dev/random | busybox wc -c; echo x > /dev/full")
+        self.assertEqual(res.out, "1\n1\n", str(res))
+        self.assertIn("No space left on device", res.err, "/dev/full must reach its driver")
+
+    def test_standard_nodes_cannot_change_the_hosts(self):
+        # They are bind mounts of the host's nodes, which share its inodes: read-only mounts, so
+        # the container's root (CAP_FOWNER, CAP_CHOWN) cannot chmod, chown or touch /dev/null.
+        # (Harmless attempts: were they to succeed, a timestamp and two ctimes would change.)
+        before = {n: os.stat(f"/dev/{n}") for n in ("null", "zero", "full")}
+        self.addCleanup(os.utime, "/dev/null",
+                        ns=(before["null"].st_atime_ns, before["null"].st_mtime_ns))
+        res = self.sh("busybox touch -d '2001-02-03 04:05' /dev/null; "
+                      "busybox chmod 666 /dev/zero; busybox chown 0:0 /dev/full; "
+                      "echo x > /dev/null && echo still-writable")
+        self.assertEqual(res.out, "still-writable\n", str(res))
+        self.assertEqual(res.err.count("Read-only file system"), 3, str(res))
+        after = {n: os.stat(f"/dev/{n}") for n in ("null", "zero", "full")}
+        self.assertEqual(after["null"].st_mtime_ns, before["null"].st_mtime_ns,
+                         "the host's /dev/null was touched")
+        self.assertEqual(after["zero"].st_ctime_ns, before["zero"].st_ctime_ns,
+                         "the host's /dev/zero was chmod-ed")
+        self.assertEqual(after["full"].st_ctime_ns, before["full"].st_ctime_ns,
+                         "the host's /dev/full was chown-ed")
+
+    def test_dev_null_must_be_the_null_device(self):
+        # CVE-2025-31133: the masked paths are bind mounts of /dev/null; whatever covers it is
+        # checked before (a host file there would be bound over /proc/kcore, /proc/keys...).
+        notnull = os.path.join(self.work, "notnull")
+        with open(notnull, "w") as fh:
+            fh.write("a host file\n")
+        res = self.run_ctr("-v", f"{notnull}:/dev/null", IMAGE, "busybox", "cat", "/proc/keys")
+        self.assert_run_error(res, 125, "/dev/null", "not the null device")
+        emptydir = os.path.join(self.work, "emptydir")
+        os.mkdir(emptydir)
+        res = self.run_ctr("-v", f"{emptydir}:/dev", IMAGE, "true")
+        self.assert_run_error(res, 125, "/dev/null")
+        with open(notnull) as fh:
+            self.assertEqual(fh.read(), "a host file\n")
+        self.assertEqual(os.listdir(emptydir), [])
+
+    def test_init_is_not_dumpable(self):
+        # runc CVE-2019-5736: --init's PID 1 is imgtool's own image; if the container could open
+        # /proc/1/exe it could read (and, reopening it later, overwrite) the host's binary.
+        script = ('echo "pid 1 is $(busybox cat /proc/1/comm)"; '
+                  'for f in /proc/1/exe /proc/1/mem /proc/1/environ; do '
+                  'if (exec 3<"$f") 2>/dev/null; then echo "$f opened"; '
+                  'else echo "$f refused"; fi; done; '
+                  'busybox readlink /proc/1/exe || echo "exe link refused"; '
+                  '(exec 3<"/proc/$$/exe") && echo "own exe opened"')
+        res = self.sh(script, "--init")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(res.out, "pid 1 is imgtool\n/proc/1/exe refused\n/proc/1/mem refused\n"
+                                  "/proc/1/environ refused\nexe link refused\nown exe opened\n",
+                         str(res))
 
     def test_device_nodes_in_the_root_are_inert(self):
         # One made in the container (CAP_MKNOD is in the default set)...
@@ -582,6 +800,194 @@ class SecurityTest(RunTest):
         self.assertEqual(self.ok("ls /sys/class/net", "--net", "none"), "lo\n")
         # Control: the default shares the host's network.
         self.assertEqual(self.ok("ls /sys/class/net").split(), sorted(os.listdir("/sys/class/net")))
+
+
+class DeviceTest(RunTest):
+    """Device nodes the container makes (CAP_MKNOD is in docker's default set) or finds in its
+    image reach no device: nodev on every filesystem it can write, and a device cgroup (cgroup v1
+    devices and/or a cgroup v2 BPF filter) for what nodev cannot cover."""
+
+    def node_result(self, path: str, *opts, dev: str = "c 1 7") -> harness.Result:
+        """mknod PATH, then write to it: the errors say how far the write got."""
+        res = self.sh(f"busybox mknod {path} {dev} || exit 90; echo x > {path}", *opts)
+        self.assertNotEqual(res.rc, 90, f"mknod failed\n{res}")
+        return res
+
+    def assert_inert(self, res: harness.Result, why: str = "Permission denied"):
+        # 1:7 is /dev/full, which the device cgroup allows: only nodev (EACCES) stops the write;
+        # a write that reaches the driver fails with ENOSPC.
+        self.assertNotIn("No space left on device", res.err, f"the node worked\n{res}")
+        self.assertIn(why, res.err, str(res))
+
+    def assert_usable(self, res: harness.Result):
+        self.assertIn("No space left on device", res.err, f"the node did not work\n{res}")
+
+    def test_nodes_made_in_the_container_are_inert(self):
+        vol = os.path.join(self.work, "vol")
+        os.mkdir(vol)
+        cases = {
+            "/dev": ("/dev/full2",),
+            "/dev/shm": ("/dev/shm/full2",),
+            "overlay root": ("/srv/full2",),
+            "copy-driver root": ("/srv/full2", "--driver", "copy"),
+            "--tmpfs": ("/scratch/full2", "--tmpfs", "/scratch"),
+            "-v": ("/data/full2", "-v", f"{vol}:/data"),
+        }
+        for what, (path, *opts) in cases.items():
+            with self.subTest(filesystem=what):
+                self.assert_inert(self.node_result(path, *opts))
+
+    def test_privileged_lifts_nodev_on_dev_and_volumes(self):
+        # As docker's --privileged: no device cgroup, and /dev (and volumes) without nodev.
+        self.assert_usable(self.node_result("/dev/full2", "--privileged"))
+        vol = os.path.join(self.work, "vol")
+        os.mkdir(vol)
+        if not os.statvfs(vol).f_flag & os.ST_NODEV:  # the host's own filesystem allows nodes
+            self.assert_usable(self.node_result("/data/full2", "--privileged",
+                                                "-v", f"{vol}:/data"))
+        # The image's nodes stay inert on the root, privileged or not.
+        self.assert_inert(self.node_result("/srv/full2", "--privileged"))
+
+    def test_kernel_log_and_disk_are_unreachable(self):
+        # The attack from issue 12: a node for /dev/kmsg, then a write to it; and the raw disk.
+        # Only read-only opens of the disk, so that a regression is never destructive.
+        log = KernelLog(self)
+        marker = f"imgtool-test-kmsg-{uuid.uuid4().hex}"
+        res = self.sh(f"busybox mknod /dev/k c 1 11 && echo {marker} > /dev/k; "
+                      f"busybox mknod /dev/x b {host_disk()} && "
+                      "busybox head -c 1 /dev/x | busybox wc -c")
+        # EACCES from nodev or EPERM from the device cgroup: the driver is never reached.
+        denied = "(Permission denied|Operation not permitted)"
+        self.assertRegex(res.err, f"can't create /dev/k: {denied}")
+        self.assertRegex(res.err, f"head: /dev/x: {denied}")
+        self.assertEqual(res.out, "0\n", str(res))
+        time.sleep(0.2)
+        self.assertNotIn(marker, log.new_records(), "the container wrote to the host's kernel log")
+        # Control: the same write from a --privileged container (no nodev, no device cgroup)
+        # does reach the kernel log, so the reading above would have seen it.
+        control = marker + "-privileged-control"
+        self.ok(f"busybox mknod /dev/k c 1 11 && echo {control} > /dev/k", "--privileged")
+        self.assertTrue(wait_for(lambda: control in log.new_records(), timeout=5),
+                        "control: the --privileged write never showed up in /dev/kmsg")
+
+    def test_device_cgroup_stops_what_nodev_cannot(self):
+        # With CAP_SYS_ADMIN the container can mount a filesystem without nodev: then only the
+        # device cgroup stands between its nodes and the host's devices (as in docker).
+        script = ("busybox mkdir -p /mnt && busybox mount -t tmpfs plain /mnt || exit 90; "
+                  "busybox mknod /mnt/null c 1 3 && echo x > /mnt/null && echo null-works; "
+                  "busybox mknod /mnt/full c 1 7 && echo x > /mnt/full; "
+                  "busybox mknod /mnt/k c 1 11 && ( : > /mnt/k ); "
+                  f"busybox mknod /mnt/x b {host_disk()} && busybox head -c 1 /mnt/x; true")
+        res = self.sh(script, "--cap-add", "SYS_ADMIN")
+        if not any(cgroup_mounts().values()):
+            # No hierarchy here at all: imgtool must refuse rather than run unprotected.
+            self.assert_run_error(res, 125, "no device cgroup", "SYS_ADMIN")
+            return
+        self.assertEqual((res.rc, res.out), (0, "null-works\n"), str(res))
+        self.assertIn("No space left on device", res.err, "control: 1:7 is allowed\n" + str(res))
+        self.assertIn("can't create /mnt/k: Operation not permitted", res.err, str(res))
+        self.assertIn("head: /mnt/x: Operation not permitted", res.err, str(res))
+
+    def _container_in_cgroups(self):
+        """Starts a container that waits for the test; returns (proc, its PID 1, sync dir)."""
+        sync = os.path.join(self.work, "sync")
+        os.mkdir(sync)
+        proc = self.popen_run("-v", f"{sync}:/sync", IMAGE, "sh", "-c",
+                              "touch /sync/ready; while [ ! -e /sync/go ]; do sleep 0.05; done")
+        self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sync, "ready")) or
+                                 proc.poll() is not None, timeout=20))
+        self.assertIsNone(proc.poll(), "the container exited early")
+        pid = descendant_named(proc.pid, "sh")
+        self.assertTrue(pid, "no container process")
+        return proc, pid, sync
+
+    def _finish(self, proc, sync):
+        open(os.path.join(sync, "go"), "w").close()
+        _, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 0, err)
+
+    def _check_hierarchy(self, version: str):
+        if cgroup_mounts()[version] is None:
+            self.skipTest(f"no cgroup {version} {'devices ' if version == 'v1' else ''}hierarchy "
+                          "is mounted on this host")
+        proc, pid, sync = self._container_in_cgroups()
+        ours = cgroup_dirs(os.getpid())[version]
+        cg = cgroup_dirs(pid)[version]
+        self.assertEqual(os.path.dirname(cg), ours.rstrip("/"), "a child of imgtool's own cgroup")
+        self.assertTrue(os.path.basename(cg).startswith(f"imgtool-{proc.pid}-"), cg)
+        # A host process that joins this cgroup only (nothing else restricts it, and the host's
+        # /dev is not nodev) gets exactly the container's device rights.
+        joined = subprocess.run([sys.executable, "-c", JOIN_CGROUP_AND_OPEN,
+                                 os.path.join(cg, "cgroup.procs"), "/dev/kmsg:w", "/dev/null:w",
+                                 "/dev/full:w"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, timeout=30)
+        self.assertEqual(joined.returncode, 0, joined.stderr)
+        self.assertEqual(joined.stdout, "/dev/kmsg EPERM\n/dev/null opened\n/dev/full opened\n")
+        if version == "v1":
+            with open(os.path.join(cg, "devices.list")) as fh:
+                self.assertEqual(set(fh.read().splitlines()), DOCKER_DEVICE_RULES)
+        self._finish(proc, sync)
+        self.assertFalse(os.path.exists(cg), "the container's cgroup outlived it")
+
+    def test_device_cgroup_v1(self):
+        self._check_hierarchy("v1")
+
+    def test_device_cgroup_v2_bpf_filter(self):
+        self._check_hierarchy("v2")
+
+    def test_device_cgroup_removed_when_the_command_is_killed(self):
+        if not any(cgroup_mounts().values()):
+            self.skipTest("no cgroup v1 devices or cgroup v2 hierarchy is mounted on this host")
+        proc, pid, _ = self._container_in_cgroups()
+        dirs = cgroup_dirs(pid)
+        self.assertTrue(all("/imgtool-" in d for d in dirs.values()), dirs)
+        os.kill(pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 137, err)
+        self.assertEqual([d for d in dirs.values() if os.path.exists(d)], [])
+
+    def test_cgroup_of_a_killed_imgtool_is_removed_by_the_next_run(self):
+        if not any(cgroup_mounts().values()):
+            self.skipTest("no cgroup v1 devices or cgroup v2 hierarchy is mounted on this host")
+        proc, pid, _ = self._container_in_cgroups()
+        dirs = cgroup_dirs(pid)
+        proc.kill()
+        proc.communicate(timeout=20)
+        self.assertTrue(wait_for(lambda: proc_comm(pid) is None, timeout=10),
+                        "the container outlived imgtool")
+        self.assertEqual(self.ok("true", check_tmp=False), "")
+        self.assertEqual([d for d in dirs.values() if os.path.exists(d)], [])
+
+    def test_no_device_cgroup_on_privileged(self):
+        if not any(cgroup_mounts().values()):
+            self.skipTest("no cgroup v1 devices or cgroup v2 hierarchy is mounted on this host")
+        out = self.ok("busybox cat /proc/self/cgroup", "--privileged")
+        self.assertNotIn("imgtool-", out)
+        default = self.ok("busybox cat /proc/self/cgroup")
+        self.assertIn("imgtool-", default, "control: the default has its own")
+
+    def test_without_a_device_cgroup(self):
+        # A read-only cgroupfs (as inside many containers): no device cgroup can be made. nodev
+        # still keeps nodes inert, unless the container may mount: then imgtool refuses to run.
+        mounts = [m for m in cgroup_mounts().values() if m]
+        script = ('while [ "$1" != -- ]; do mount -o remount,bind,ro "$1" || exit 90; shift; '
+                  'done; shift; exec "$@"')
+
+        def run(*args) -> harness.Result:
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                    *mounts, "--", *harness.imgtool_argv(self.root, "run", *args)]
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, timeout=60)
+            return harness.Result(argv, proc.returncode, proc.stdout, proc.stderr)
+
+        res = run(IMAGE, "sh", "-c", "busybox mknod /dev/full2 c 1 7 && echo x > /dev/full2; "
+                                     "busybox cat /proc/self/cgroup")
+        self.assertNotEqual(res.rc, 90, str(res))
+        self.assert_inert(res)
+        self.assertNotIn("imgtool-", res.out)
+        res = run("--cap-add", "SYS_ADMIN", IMAGE, "true")
+        self.assert_run_error(res, 125, "no device cgroup", "SYS_ADMIN")
+        self.assertEqual(harness.tmp_entries(self.root), [])
 
 
 class SignalTest(RunTest):
@@ -694,6 +1100,62 @@ class TerminalTest(RunTest):
             text = fh.read().replace("\r", "")
         # As in docker: the terminal is /dev/pts/0 of the container's own devpts.
         self.assertEqual((rc, text.split()), ("0", ["/dev/pts/0", "0", "ptmx"]), text)
+
+    def test_tiocsti_cannot_reach_the_host_shell(self):
+        # bubblewrap CVE-2017-5226: a process that shares the user's terminal pushes characters
+        # into its input queue (ioctl TIOCSTI); the user's shell runs them once imgtool exits.
+        # Without -t the container's fds are the user's terminal itself; the new session means it
+        # is not the container's controlling terminal, and TIOCSTI needs that.
+        with open("/proc/sys/dev/tty/legacy_tiocsti") as fh:
+            if fh.read().strip() == "0":
+                self.skipTest("this kernel refuses TIOCSTI without CAP_SYS_ADMIN "
+                              "(dev.tty.legacy_tiocsti=0): the attack cannot happen here")
+        probe = probe_binary()
+        tmux = Tmux(self, self.work)
+        tmux.start("sh")  # the user's shell, reading the pane's terminal
+        step = 0
+
+        def shell(command: str):
+            nonlocal step
+            step += 1
+            done = os.path.join(self.work, f"done{step}")
+            # The typed line is queued behind anything injected before it: once `done` exists,
+            # the shell has run whatever was injected.
+            tmux.type(f"{command}; touch {shlex.quote(done)}")
+            self.assertTrue(wait_for(lambda: os.path.exists(done), 30),
+                            f"shell never finished {command!r}:\n{tmux.screen()}")
+
+        # Control: the probe run by the user's shell itself does inject.
+        control = os.path.join(self.work, "CONTROL")
+        shell(f"{probe} {self.work}/report0 {shlex.quote(f'touch {control}')}")
+        shell("true")
+        self.assertTrue(os.path.exists(control),
+                        f"control: TIOCSTI did not inject\n{tmux.screen()}")
+
+        for i, opts in enumerate((("-i",), ("-it",)), start=1):
+            with self.subTest(opts=opts):
+                injected = os.path.join(self.work, f"INJECTED{i}")
+                argv = harness.imgtool_argv(self.root, "run", *opts, "-v", f"{probe}:/probe:ro",
+                                            "-v", f"{self.work}:/out", IMAGE, "/probe",
+                                            f"/out/report{i}", f"touch {injected}")
+                shell(" ".join(shlex.quote(a) for a in argv) + f"; echo $? > {self.work}/rc{i}")
+                shell("true")
+                with open(os.path.join(self.work, f"rc{i}")) as fh:
+                    self.assertEqual(fh.read().strip(), "0", tmux.screen())
+                with open(os.path.join(self.work, f"report{i}")) as fh:
+                    report = fh.read()
+                self.assertFalse(os.path.exists(injected),
+                                 f"the container typed into the host's shell\n{report}")
+                if opts == ("-i",):
+                    # The user's terminal, but not the controlling one; and no /dev/tty.
+                    self.assertEqual(report, "fd 0: Operation not permitted\n"
+                                             "fd 1: Operation not permitted\n"
+                                             "fd 2: Operation not permitted\n"
+                                             "/dev/tty: No such device or address\n")
+                else:
+                    # -t: its own pty, where injecting only reaches itself.
+                    self.assertEqual(report, "fd 0: injected\nfd 1: injected\nfd 2: injected\n"
+                                             "/dev/tty: injected\n")
 
 
 class HostileImageTest(RunTest):
