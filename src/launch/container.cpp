@@ -295,6 +295,7 @@ struct ChildArgs {
     int go_read;   // the parent writes one byte here once the child is in its device cgroup
     int go_write;  // the parent's end, closed in the child
     int cap_last;
+    int stdio[3] = {-1, -1, -1};  // pipes to put on fds 0..2 instead of the user's terminal (StdioRelay)
     void* stack = nullptr;  // the clone stack the child runs on
     std::size_t stack_size = 0;
 };
@@ -454,6 +455,9 @@ int child_main(void* raw) {
         // into the user's shell (bubblewrap CVE-2017-5226).
         if (::setsid() < 0) throw_errno("setsid", "");
         if (args->console_socket < 0 && !spec.interactive) ::dup2(args->null_fd, 0);
+        for (int fd = 0; fd < 3; ++fd) {
+            if (args->stdio[fd] >= 0 && ::dup2(args->stdio[fd], fd) < 0) throw_errno("dup2", "stdio");
+        }
         // Before anything is mounted: no mount event may reach the host's namespace.
         if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) throw_errno("make / private", "/");
 
@@ -608,6 +612,78 @@ void relay_pty(int master, pid_t child, int& status) {
     }
 }
 
+// Pipes in place of the terminal fds among 0..2 (see run_container), and the loop that copies them.
+class StdioRelay {
+public:
+    void open(bool interactive) {
+        for (int fd = 0; fd < 3; ++fd) {
+            if (!::isatty(fd) || (fd == 0 && !interactive)) continue;
+            int p[2];
+            if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("pipe", "stdio relay");
+            // fd 0: the container reads p[0], we write p[1]; fds 1, 2: it writes p[1], we read p[0].
+            child_[fd].reset(fd == 0 ? p[0] : p[1]);
+            ours_[fd].reset(fd == 0 ? p[1] : p[0]);
+            active_ = true;
+        }
+    }
+    bool active() const { return active_; }
+    int child_end(int fd) const { return child_[fd] ? child_[fd].get() : -1; }
+    void close_child_ends() {
+        for (auto& fd : child_) fd.reset();
+    }
+
+    // Copies until the command has exited and its output pipes are drained (or left open by a
+    // process it started: then what is there is copied, and no more is waited for).
+    void run(pid_t child, int& status) {
+        // A command that closes its stdin must not kill imgtool with SIGPIPE (the child, already
+        // running, keeps its own disposition).
+        ::signal(SIGPIPE, SIG_IGN);
+        char buf[16384];
+        bool exited = false;
+        while (true) {
+            struct pollfd fds[3];
+            int n = 0;
+            int which[3];
+            for (int fd = 0; fd < 3; ++fd) {
+                if (!ours_[fd]) continue;
+                fds[n] = {fd == 0 ? STDIN_FILENO : ours_[fd].get(), POLLIN, 0};
+                which[n++] = fd;
+            }
+            if (n == 0 && exited) return;
+            int ready = n ? ::poll(fds, static_cast<nfds_t>(n), exited ? 0 : 100) : 0;
+            if (ready < 0 && errno != EINTR) break;
+            bool moved = false;
+            for (int i = 0; i < n && ready > 0; ++i) {
+                if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+                int fd = which[i];
+                ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
+                if (r > 0) {
+                    if (fd == 0 && ::write(ours_[0].get(), buf, static_cast<size_t>(r)) < 0 && errno == EPIPE) {
+                        ours_[0].reset();
+                    } else if (fd != 0) {
+                        write_fully(fd, buf, r);
+                    }
+                    moved = true;
+                } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+                    ours_[fd].reset();  // end of input, or the command closed its output
+                }
+            }
+            if (!exited && ::waitpid(child, &status, WNOHANG) == child) {
+                exited = true;
+                ours_[0].reset();  // nobody reads the command's stdin any more
+            }
+            if (exited && !moved) return;  // drained
+        }
+        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+
+private:
+    UniqueFd child_[3];
+    UniqueFd ours_[3];
+    bool active_ = false;
+};
+
 }  // namespace
 
 RunOutcome run_container(const LaunchSpec& spec) {
@@ -641,6 +717,13 @@ RunOutcome run_container(const LaunchSpec& spec) {
         console_child.reset(sv[1]);
     }
 
+    // Without -t the container's stdio is whatever imgtool's is, often the user's terminal. A new
+    // session keeps TIOCSTI away from it, except for CAP_SYS_ADMIN, which the kernel lets inject into
+    // any terminal: a container holding it (--privileged, --cap-add) gets pipes that imgtool relays,
+    // as docker's containers never see the user's terminal.
+    StdioRelay relay;
+    if (!spec.tty && (spec.capabilities & (1ULL << CAP_SYS_ADMIN))) relay.open(spec.interactive);
+
     int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
     if (spec.new_network) flags |= CLONE_NEWNET;
     constexpr std::size_t kStack = 1 << 20;
@@ -648,7 +731,8 @@ RunOutcome run_container(const LaunchSpec& spec) {
     if (stack == MAP_FAILED) throw_errno("mmap", "stack");
     ChildArgs args{&spec,        err_write.get(), console_child ? console_child.get() : -1,
                    null_fd.get(), go_read.get(),   go_write.get(),
-                   last_cap(),    stack,           kStack};
+                   last_cap(),    {relay.child_end(0), relay.child_end(1), relay.child_end(2)},
+                   stack,         kStack};
     pid_t child = ::clone(child_main, static_cast<char*>(stack) + kStack, flags, &args);
     int clone_errno = errno;
     ::munmap(stack, kStack);
@@ -656,6 +740,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
     err_write.reset();
     console_child.reset();
     go_read.reset();
+    relay.close_child_ends();
     // The child waits on go_read: put it into the device cgroup, then let it go. If that fails, it
     // must not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
     try {
@@ -698,6 +783,8 @@ RunOutcome run_container(const LaunchSpec& spec) {
     int status = 0;
     if (master && failure.empty()) {
         relay_pty(master.get(), child, status);
+    } else if (relay.active()) {
+        relay.run(child, status);
     } else {
         while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
         }

@@ -1132,7 +1132,9 @@ class TerminalTest(RunTest):
         self.assertTrue(os.path.exists(control),
                         f"control: TIOCSTI did not inject\n{tmux.screen()}")
 
-        for i, opts in enumerate((("-i",), ("-it",)), start=1):
+        # CAP_SYS_ADMIN may inject into any terminal: such a container gets pipes, never the user's.
+        for i, opts in enumerate((("-i",), ("-it",), ("-i", "--cap-add", "SYS_ADMIN"), ("-i", "--privileged")),
+                                 start=1):
             with self.subTest(opts=opts):
                 injected = os.path.join(self.work, f"INJECTED{i}")
                 argv = harness.imgtool_argv(self.root, "run", *opts, "-v", f"{probe}:/probe:ro",
@@ -1151,6 +1153,11 @@ class TerminalTest(RunTest):
                     self.assertEqual(report, "fd 0: Operation not permitted\n"
                                              "fd 1: Operation not permitted\n"
                                              "fd 2: Operation not permitted\n"
+                                             "/dev/tty: No such device or address\n")
+                elif "-it" not in opts:
+                    # Pipes relayed by imgtool: not a terminal at all.
+                    self.assertEqual(report, "fd 0: not a terminal\nfd 1: not a terminal\n"
+                                             "fd 2: not a terminal\n"
                                              "/dev/tty: No such device or address\n")
                 else:
                     # -t: its own pty, where injecting only reaches itself.
