@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "imgtool/core/error.hpp"
+#include "imgtool/core/log.hpp"
 #include "imgtool/core/strings.hpp"
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/digest/verifying_reader.hpp"
@@ -524,7 +525,16 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
                     losses->squashed_owners += job->stats.squashed_owners;
                 }
             }
-            for (LayerJob* job : jobs) unpacked.emplace(job->plan->diff_id, job);
+            for (LayerJob* job : jobs) {
+                unpacked.emplace(job->plan->diff_id, job);
+                const layer::UnpackStats& st = job->stats;
+                if (st.dropped_xattrs || st.dropped_whiteouts || !st.implicit_dirs.empty()) {
+                    log::debug(layer_label(*job->plan) + ": " + std::to_string(st.dropped_xattrs) +
+                               " overlay xattrs from the tar dropped, " + std::to_string(st.dropped_whiteouts) +
+                               " redundant whiteouts dropped, " + std::to_string(st.implicit_dirs.size()) +
+                               " implicit directories");
+                }
+            }
         }
         for (const auto& plan : plans) check_implicit_dirs(store, plan, unpacked, options.rootless);
         if (!jobs.empty()) {
