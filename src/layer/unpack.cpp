@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <exception>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -279,18 +280,29 @@ private:
 
     void set_opaque(int dir) {
         if (::fsetxattr(dir, opaque_xattr(), "y", 1, 0) != 0) throw_errno("setxattr", shown());
+        opaque_cache_.reset();
     }
 
     // True if `dir` or a directory above it (up to the layer root) is opaque: then nothing of the lower
     // layers is visible there. Climbing with ".." is sound here: only this process writes the staging
     // tree, which lives in the store's private tmp/.
     bool under_opaque(int dir) {
+        // Whiteouts come in runs in one directory (an `rm -rf` step): the answer is kept for the last
+        // directory asked about until an opaque marker is set anywhere.
+        ino_t ino = sys::fstat_fd(dir, shown()).st_ino;
+        if (opaque_cache_ && opaque_cache_->first == ino) return opaque_cache_->second;
         UniqueFd current = sys::open_at(dir, ".", O_RDONLY | O_DIRECTORY);
+        bool found = false;
         while (true) {
-            if (is_opaque(current.get())) return true;
-            if (sys::fstat_fd(current.get(), shown()).st_ino == root_ino()) return false;
+            if (is_opaque(current.get())) {
+                found = true;
+                break;
+            }
+            if (sys::fstat_fd(current.get(), shown()).st_ino == root_ino()) break;
             current = sys::open_at(current.get(), "..", O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, shown());
         }
+        opaque_cache_.emplace(ino, found);
+        return found;
     }
 
     // Marks `dir` opaque and removes the whiteouts this layer already made below it: they hide nothing
@@ -382,6 +394,7 @@ private:
     void remove_existing(int dir, const std::string& base) {
         auto st = sys::lstat_at(dir, base);
         if (!st) return;
+        opaque_cache_.reset();  // an inode number it holds may be reused
         sys::remove_tree_at(dir, base);
         // The cached parent is always the directory holding `base` (the caller's `dir`, still in use), so
         // it stays valid; the last-made directory may have been `base` or below it.
@@ -636,6 +649,7 @@ private:
     std::map<ino_t, std::string> whiteout_dirs_;  // directories where whiteout devices were made
     std::string root_path_;                       // of root_fd_, for real_path()
     std::string blocked_at_, blocked_why_;        // why make_parents found no directory
+    std::optional<std::pair<ino_t, bool>> opaque_cache_;  // under_opaque's last answer
     ino_t root_ino_ = 0;
 };
 

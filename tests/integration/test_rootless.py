@@ -1154,6 +1154,38 @@ class RunTest(RootlessTestCase):
 # --------------------------------------------------------------------------
 
 
+class StoreLocationTest(RootlessTestCase):
+    """An ordinary user's --root must be theirs, with nothing above it writable by others. Checked
+    before the user namespace is entered: inside it, the host's root and other users all show as the
+    overflow id."""
+
+    def test_store_owned_by_someone_else(self):
+        for owner in (0, USERS[NOSUB_USER].uid):
+            with self.subTest(owner=owner):
+                root = tempfile.mkdtemp(prefix="theirs-", dir=SCRATCH)
+                self.addCleanup(shutil.rmtree, root, True)
+                os.chmod(root, 0o755)
+                os.chown(root, owner, owner)
+                res = self.imgtool("--root", root, "images")
+                harness.assert_one_error_line(self, res, "images", "refusing store location", root,
+                                              f"owned by uid {owner}")
+                self.assertEqual(os.listdir(root), [])
+
+    def test_symlinked_store_and_writable_parent(self):
+        mine = self.user_dir("mine-")
+        link = os.path.join(self.user_dir("links-"), "store")
+        os.symlink(mine, link)
+        res = self.imgtool("--root", link, "images")
+        harness.assert_one_error_line(self, res, "images", "refusing store location", "is a symlink")
+        self.assertEqual(os.listdir(mine), [])
+        shared = tempfile.mkdtemp(prefix="shared-", dir=SCRATCH)
+        self.addCleanup(shutil.rmtree, shared, True)
+        os.chmod(shared, 0o777)
+        res = self.imgtool("--root", os.path.join(shared, "store"), "images")
+        harness.assert_one_error_line(self, res, "images", "refusing store location", "writable by everyone")
+        self.assertEqual(os.listdir(shared), [])
+
+
 class NoSubordinateIdsTest(RootlessTestCase):
     """A user without /etc/subuid ranges: only its own id is mapped."""
 

@@ -103,3 +103,13 @@ TEST_CASE("parse_mountinfo reads fields after the optional-fields separator and 
     CHECK(m[1].super_options == "ro,lowerdir=/a:/b");
     CHECK(m[2].fstype == "tmpfs");
 }
+
+TEST_CASE("a layer's skeleton is stacked right under it, and the copy driver never sees it") {
+    std::vector<LayerRef> l = {{"/s/l1", false, ""}, {"/s/l2", false, "/s/k2"}, {"/s/l3", true, "/s/k3"},
+                               {"/s/l4", false, "/s/k4"}};
+    // Top first: each layer, then its skeleton; nothing under the opaque-rooted layer but its skeleton.
+    CHECK(overlay::visible_lowers(l) == std::vector<std::string>{"/s/l4", "/s/k4", "/s/l3", "/s/k3"});
+    CHECK(overlay::visible_layer_dirs(l) == std::vector<std::string>{"/s/l3", "/s/l4"});
+    overlay::MountSpec spec = overlay::plan_overlay({{"/s/l1", false, "/s/k1"}}, std::nullopt, "/s/empty");
+    CHECK(spec.lowers == std::vector<std::string>{"/s/l1", "/s/k1"});  // two lowers already: no empty/
+}

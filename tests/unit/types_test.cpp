@@ -530,3 +530,43 @@ TEST_CASE("normalize_tag rejects malformed repository names") {
         CHECK(thrown_code([&] { image::normalize_tag(name); }) == make_error_code(Errc::InvalidArgument));
     }
 }
+
+// ---- what an image may bring into the store (issue 12) ----
+
+TEST_CASE("normalize_tag refuses a repository name that reads as an image ID") {
+    const std::string id(64, 'a');
+    CHECK(test_support::thrown_code([&] { image::normalize_tag(id); }) == make_error_code(Errc::InvalidArgument));
+    CHECK(test_support::thrown_code([&] { image::normalize_tag(id + ":latest"); }) ==
+          make_error_code(Errc::InvalidArgument));
+    // Only exactly 64 hex digits: one more or one less is an ordinary name, as docker has it.
+    CHECK(image::normalize_tag(std::string(63, 'a')) == std::string(63, 'a') + ":latest");
+    CHECK(image::normalize_tag("team/" + id) == "team/" + id + ":latest");
+}
+
+TEST_CASE("is_rfc3339 accepts Go's time.Time forms and nothing else") {
+    for (const char* ok : {"2024-01-02T03:04:05Z", "2024-01-02T03:04:05.123456789Z", "2024-01-02T03:04:05+02:00",
+                           "0001-01-01T00:00:00Z", "2024-01-02t03:04:05z"}) {
+        CAPTURE(ok);
+        CHECK(image::is_rfc3339(ok));
+    }
+    for (const char* bad : {"", "last tuesday", "2024-01-02", "2024-01-02T03:04:05", "2024-01-02T03:04:05ZZ",
+                            "2024-01-02T03:04:05.Z", "2024-01-02T03:04:05.1234567890Z", "2024-01-02T03:04:05+0200",
+                            "24-01-02T03:04:05Z", "2024-01-02T03:04:05Z\n"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(image::is_rfc3339(bad));
+    }
+}
+
+TEST_CASE("parse_config refuses a created that is not a timestamp, and huge platform fields") {
+    auto config = [](const std::string& extra) {
+        return R"({"architecture":"amd64","os":"linux",)" + extra +
+               R"("rootfs":{"type":"layers","diff_ids":[]}})";
+    };
+    CHECK(image::parse_config(config(R"("created":"2024-01-02T03:04:05Z",)"), "c").created == "2024-01-02T03:04:05Z");
+    CHECK(image::parse_config(config(""), "c").created.empty());
+    CHECK(test_support::thrown_code([&] { image::parse_config(config(R"("created":"soon",)"), "c"); }) ==
+          make_error_code(Errc::Corrupt));
+    std::string long_variant = R"("variant":")" + std::string(129, 'v') + R"(",)";
+    CHECK(test_support::thrown_code([&] { image::parse_config(config(long_variant), "c"); }) ==
+          make_error_code(Errc::Corrupt));
+}

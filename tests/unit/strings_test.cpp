@@ -1,0 +1,19 @@
+// core/strings: error text from hostile names stays one line of valid text.
+#include <doctest/doctest.h>
+
+#include "imgtool/core/strings.hpp"
+
+using namespace imgtool;
+
+TEST_CASE("escape_control escapes controls, C1 controls and bytes that are not UTF-8") {
+    CHECK(escape_control("plain name") == "plain name");
+    CHECK(escape_control("a\nb\tc\x1b[2J") == "a\\x0ab\\x09c\\x1b[2J");
+    CHECK(escape_control("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\xb3");
+    CHECK(escape_control("\xff\xfe") == "\\xff\\xfe");
+    CHECK(escape_control("\xc2\x9b" "31m") == "\\xc2\\x9b31m");     // C1 CSI
+    CHECK(escape_control("\xc0\xaf") == "\\xc0\\xaf");              // overlong '/'
+    CHECK(escape_control("\xed\xa0\x80") == "\\xed\\xa0\\x80");     // surrogate
+    CHECK(escape_control("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
+    CHECK(escape_control("\xe2\x82") == "\\xe2\\x82");              // cut short
+    CHECK(escape_control("\x7f") == "\\x7f");
+}
