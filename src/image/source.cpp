@@ -260,7 +260,7 @@ void select_from_index(const Source& source, const Index& index, std::string_vie
 
 std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options) {
     Platform wanted = options.platform.value_or(Platform::host());
-    Index index = with_context("index.json", [&] { return parse_index(source.read_small("index.json"), "index.json"); });
+    Index index = parse_index(source.read_small("index.json"), "index.json");
     Selection selection;
     select_from_index(source, index, "index.json", wanted, std::nullopt, 0, true, selection);
     if (selection.manifests.empty()) {

@@ -33,6 +33,7 @@ import errno
 import json
 import os
 import platform
+import re
 import shutil
 import stat
 import subprocess
@@ -472,6 +473,8 @@ class HostileTest(unittest.TestCase):
         self.assertTrue(needles, f"an error case names the message it expects\n{info}")
         for n in needles:
             self.assertIn(n, lines[0], info)
+        # Each context level once ("x.oci: index.json: why", never "index.json: index.json: why").
+        self.assertIsNone(re.search(r"(?:^|: )([^: ]+): \1: ", lines[0]), f"a doubled prefix\n{info}")
 
     def layer_dir(self, rec: dict, index) -> str:
         diff_ids = rec["diff_ids"]
