@@ -14,6 +14,7 @@
 #include "imgtool/overlay/plan.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mountinfo.hpp"
+#include "imgtool/sys/user_path.hpp"
 #include "imgtool/sys/space.hpp"
 #include "mounts.hpp"
 
@@ -24,10 +25,11 @@ bool is_within(const std::string& path, const std::string& dir) {
     return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
 
-// TARGET must be an existing, empty directory outside the store that nothing is mounted on.
-std::string check_target(const store::Store& store, const std::string& target_arg) {
-    std::string target = canonical_path(target_arg);
-    sys::UniqueFd fd = sys::open_at(AT_FDCWD, target, O_RDONLY | O_DIRECTORY, 0, target);
+// TARGET must be an existing, empty directory outside the store that nothing is mounted on, reached
+// without following anybody else's symlink; it is then mounted on through the fd opened here.
+sys::UserPath open_target(const store::Store& store, const std::string& target_arg) {
+    sys::UserPath opened = sys::open_user_directory(target_arg, O_RDONLY);
+    const std::string& target = opened.resolved;
     if (is_within(target, canonical_path(store.root()))) {
         throw Error(Errc::InvalidArgument, target + ": target is inside the image store");
     }
@@ -35,9 +37,9 @@ std::string check_target(const store::Store& store, const std::string& target_ar
         if (m.mount_point == target) throw Error(Errc::Busy, target + ": target is already a mount point");
     }
     if (find_mount(store, target)) throw Error(Errc::Busy, target + ": target is already an imgtool mount");
-    bool empty = sys::directory_is_empty(fd.get(), target);
+    bool empty = sys::directory_is_empty(opened.fd.get(), target);
     if (!empty) throw Error(Errc::InvalidArgument, target + ": target directory is not empty");
-    return target;
+    return opened;
 }
 
 // Outside `imgtool unshare`, an ordinary user's overlay would live in a namespace that ends with
@@ -48,10 +50,21 @@ Error overlay_needs_unshare(const std::string& verb) {
                  "start one with `imgtool unshare`, then run `imgtool " + verb + "` in it (or use --driver copy)");
 }
 
-std::string work_dir_beside(const std::string& upper) {
-    auto slash = upper.rfind('/');
-    return upper.substr(0, slash + 1) + "." + upper.substr(slash + 1) + ".imgtool-work";
+// overlayfs's work directory for a user's --upper DIR: ".DIR.imgtool-work" beside it, made by us (or left
+// by an earlier mount of ours: owned by us, never a symlink). Someone else's directory there is refused.
+sys::UniqueFd open_work_dir(const sys::UserPath& upper, std::string& shown) {
+    std::string name = "." + upper.name + ".imgtool-work";
+    auto slash = upper.resolved.rfind('/');
+    shown = upper.resolved.substr(0, slash + 1) + name;
+    if (::mkdirat(upper.parent.get(), name.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", shown);
+    sys::UniqueFd work = sys::open_at(upper.parent.get(), name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, shown);
+    if (sys::fstat_fd(work.get(), shown).st_uid != ::geteuid()) {
+        throw Error(Errc::UnsafePath, shown + ": exists and is not yours (imgtool makes it for --upper)");
+    }
+    return work;
 }
+
+std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 }  // namespace
 
@@ -68,7 +81,7 @@ struct MountArgs {
 // mount would live only as long as its user namespace): it cannot hold device nodes, and its setuid
 // and setgid bits are stripped unless --suid, since they would run as the user.
 void copy_view(store::Store& store, store::MountRecord& record, const LayerStack& layers, const MountArgs& args,
-               unsigned attributes, bool in_place) {
+               unsigned attributes, bool in_place, int target_fd) {
     std::vector<std::string> bottom_first = overlay::visible_layer_dirs(layers.refs);
     sys::SpaceReserve reserve(store.root_fd(), sys::space_limits_for(store.root_fd(), min_free_option(args.min_free)),
                               store.root());
@@ -77,7 +90,7 @@ void copy_view(store::Store& store, store::MountRecord& record, const LayerStack
     options.reserve = &reserve;
     record.mode = args.writable ? "copy-rw" : "copy";
     if (in_place) {
-        sys::UniqueFd dir = sys::open_at(AT_FDCWD, record.target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, record.target);
+        sys::UniqueFd dir = sys::open_at(target_fd, ".", O_RDONLY | O_DIRECTORY, 0, record.target);
         struct stat st = sys::fstat_fd(dir.get(), record.target);
         record.target_dev = st.st_dev;
         record.target_ino = st.st_ino;
@@ -91,9 +104,7 @@ void copy_view(store::Store& store, store::MountRecord& record, const LayerStack
     store.save_mount(record);
     sys::UniqueFd tree = store.make_copy_tree(record.name);
     overlay::materialize(bottom_first, tree.get(), options);
-    sys::MountGuard bind = sys::bind_on_path(tree.get(), record.target, attributes, record.target);
-    sys::make_private(record.target);
-    bind.release();
+    sys::bind_at_with(tree.get(), target_fd, attributes, record.target);
 }
 
 }  // namespace
@@ -123,7 +134,8 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
             check_rootless_id_map(store);
             clean_stale_mounts(store);
             store::ImageRecord img = store.resolve(args->image);
-            std::string target = check_target(store, args->target);
+            sys::UserPath opened_target = open_target(store, args->target);
+            const std::string target = opened_target.resolved;
             LayerStack layers = open_layers(store, img);
             // nosuid, nodev: a view is for looking at an image, and TARGET may be reachable by others.
             unsigned attributes = (args->suid ? 0 : MOUNT_ATTR_NOSUID) | (args->dev ? 0 : MOUNT_ATTR_NODEV);
@@ -134,6 +146,8 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                                       .mount_namespace = sys::mount_namespace_id(), .active = false};
             auto lock = store.lock_mount(record.name, true);
             std::optional<overlay::UpperDirs> upper;
+            sys::UserPath opened_upper;
+            sys::UniqueFd work_fd;
             if (args->writable && record.driver != "copy") {
                 auto [u, w] = store.make_mount_area(record.name);
                 upper = overlay::UpperDirs{u, w};
@@ -144,18 +158,26 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                     throw Error(Errc::Unsupported, "--upper needs the overlay driver (the copy driver has no "
                                                    "separate upper layer; use --writable for a throw-away copy)");
                 }
-                sys::mkdir_at(AT_FDCWD, args->upper, 0755, true);
-                std::string u = canonical_path(args->upper);
+                // Reached like the target, never through another user's symlink, and used by fd.
+                opened_upper = sys::open_user_directory(args->upper, O_RDONLY, true);
+                const std::string& u = opened_upper.resolved;
                 if (is_within(u, canonical_path(store.root())) || is_within(u, target) || is_within(target, u)) {
                     throw Error(Errc::InvalidArgument, u + ": --upper must be outside the store and the target");
                 }
-                std::string w = work_dir_beside(u);
-                sys::mkdir_at(AT_FDCWD, w, 0700, true);
-                upper = overlay::UpperDirs{u, w};
+                std::string w;
+                work_fd = open_work_dir(opened_upper, w);
+                struct stat wst = sys::fstat_fd(work_fd.get(), w);
+                record.work_dev = wst.st_dev;
+                record.work_ino = wst.st_ino;
+                upper = overlay::UpperDirs{fd_path(opened_upper.fd.get()), fd_path(work_fd.get())};
                 record.mode = "upper";
+                record.upper = u;
+                record.work = w;
             }
-            record.upper = upper ? upper->upper : "";
-            record.work = upper ? upper->work : "";
+            if (upper && record.mode != "upper") {
+                record.upper = upper->upper;
+                record.work = upper->work;
+            }
             // Recorded before anything is mounted: a crash from here on leaves a record to clean up.
             store.save_mount(record);
             try {
@@ -163,9 +185,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                 spec.user_xattr = rootless::active();
                 if (record.driver == "overlay") {
                     try {
-                        sys::MountGuard guard = overlay::mount(spec, target, attributes);
-                        sys::make_private(target);
-                        guard.release();
+                        overlay::mount_at(spec, opened_target.fd.get(), attributes);
                     } catch (const Error& e) {
                         if (!args->driver.empty()) throw;  // --driver overlay: the kernel's reason is the answer
                         if (upper) throw;                  // writable views need overlayfs
@@ -175,7 +195,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                 }
                 if (record.driver == "copy") {
                     if (!args->writable) attributes |= MOUNT_ATTR_RDONLY;
-                    copy_view(store, record, layers, *args, attributes, rootless::active());
+                    copy_view(store, record, layers, *args, attributes, rootless::active(), opened_target.fd.get());
                 }
                 record.active = true;
                 store.save_mount(record);

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "imgtool/overlay/mount.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mount.hpp"
+#include "imgtool/sys/user_path.hpp"
 
 extern char** environ;
 
@@ -112,18 +114,39 @@ int run(const Globals& globals, RunArgs& a) {
     sys::mkdir_at(area.dir_fd(), "root", 0755, false);
     overlay::UpperDirs upper{area.path() + "/diff", area.path() + "/work"};
     sys::mkdir_at(area.dir_fd(), "work", 0700, false);
+    // --upper DIR: reached without following anybody else's symlink, and only where nobody else can
+    // reach: the container writes there as root, so its setuid files and device nodes would be live
+    // for whoever could.
+    struct stat upper_id {};
     if (!a.upper.empty()) {
-        sys::mkdir_at(AT_FDCWD, a.upper, 0755, true);
-        upper.upper = a.upper;
+        sys::UserPath opened = sys::open_user_directory(a.upper, O_RDONLY, true);
+        if (!opened.private_to_caller) {
+            throw Error(Errc::UnsafePath, opened.resolved +
+                                              ": --upper must be a directory other users cannot reach (make a "
+                                              "directory above it mode 0700): the container writes there as "
+                                              "root, and its setuid files and device nodes would work for them");
+        }
+        upper.upper = opened.resolved;
+        upper_id = sys::fstat_fd(opened.fd.get(), opened.resolved);
     }
     spec.root_dir = area.path() + "/root";
     overlay::plan_overlay(layers.refs, upper, layers.empty_dir);  // refuse what cannot be stacked here
     std::string driver = a.driver;
-    spec.mount_root = [&upper, &driver, &layers](int target_fd) {
+    spec.mount_root = [&upper, &upper_id, &driver, &layers](int target_fd) {
         // In the container's mount namespace: the layers are opened again here (and checked to be the
         // same directories), since overlayfs refuses layers whose mounts belong to another namespace.
         LayerStack here = layers.reopened();
-        overlay::MountSpec root = overlay::plan_overlay(here.refs, upper, here.empty_dir);
+        overlay::UpperDirs dirs = upper;
+        sys::UniqueFd user_upper;
+        if (upper_id.st_ino != 0) {
+            user_upper = sys::open_at(AT_FDCWD, upper.upper, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, upper.upper);
+            struct stat now = sys::fstat_fd(user_upper.get(), upper.upper);
+            if (now.st_dev != upper_id.st_dev || now.st_ino != upper_id.st_ino) {
+                throw Error(Errc::UnsafePath, upper.upper + ": changed while the container was being set up");
+            }
+            dirs.upper = "/proc/self/fd/" + std::to_string(user_upper.get());
+        }
+        overlay::MountSpec root = overlay::plan_overlay(here.refs, dirs, here.empty_dir);
         root.user_xattr = rootless::active();
         // nodev: device nodes in image layers are inert; only the fresh /dev works.
         if (driver != "copy") {

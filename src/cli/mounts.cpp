@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
@@ -42,6 +43,25 @@ void unmount_busy_clear(const std::string& target) {
         }
         throw;
     }
+}
+
+// The work directory beside a user's --upper, removed only if it is still the one imgtool made: its
+// parent belongs to the user, who could have put something else of that name there.
+void remove_work_dir(const store::MountRecord& record) {
+    int raw = ::open(record.work.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (raw < 0) return;
+    sys::UniqueFd dir(raw);
+    struct stat st = sys::fstat_fd(dir.get(), record.work);
+    if (st.st_dev != record.work_dev || st.st_ino != record.work_ino) {
+        log::notice(record.work + ": not the work directory imgtool made; left alone");
+        return;
+    }
+    sys::remove_contents(dir.get(), record.work);
+    auto slash = record.work.rfind('/');
+    int parent = ::open(record.work.substr(0, slash == 0 ? 1 : slash).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (parent < 0) return;
+    sys::UniqueFd parent_fd(parent);
+    ::unlinkat(parent_fd.get(), record.work.c_str() + slash + 1, AT_REMOVEDIR);
 }
 
 }  // namespace
@@ -148,7 +168,7 @@ void undo_mount(store::Store& store, const store::MountRecord& record, bool name
             }
         }
     }
-    if (record.mode == "upper" && !record.work.empty()) sys::remove_tree_at(AT_FDCWD, record.work);
+    if (record.mode == "upper" && !record.work.empty()) remove_work_dir(record);
     store.remove_mount(record);
 }
 

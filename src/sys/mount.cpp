@@ -25,6 +25,14 @@ MountGuard::~MountGuard() {
 
 namespace {
 
+// A mount just attached under a shared parent joins its peer group: make it private at once, so that
+// nothing mounted on or below it later travels to other namespaces (the fd still names the mount).
+void make_attached_private(int mount_fd) {
+    struct mount_attr attr {};
+    attr.propagation = MS_PRIVATE;
+    ::mount_setattr(mount_fd, "", AT_EMPTY_PATH, &attr, sizeof attr);
+}
+
 // The kernel queues "e overlay: ..." lines on the fs context fd explaining why fsconfig failed.
 std::string drain_kernel_messages(int fsfd) {
     std::string all;
@@ -92,6 +100,7 @@ bool try_mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& 
     if (::move_mount(mount_fd.get(), "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
         return fail(-1, "move_mount");
     }
+    make_attached_private(mount_fd.get());
     return true;
 }
 
@@ -128,14 +137,7 @@ void bind_at_with(int source_fd, int target_fd, unsigned attributes, const std::
     if (::move_mount(tree.get(), "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
         throw_errno("bind (move_mount)", shown);
     }
-}
-
-MountGuard bind_on_path(int source_fd, const std::string& target, unsigned attributes, const std::string& shown) {
-    UniqueFd tree = clone_tree(source_fd, attributes, shown);
-    if (::move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-        throw_errno("bind (move_mount)", shown);
-    }
-    return MountGuard(target);
+    make_attached_private(tree.get());
 }
 
 void set_mount_attributes(int fd, unsigned attributes, bool recursive, const std::string& shown) {

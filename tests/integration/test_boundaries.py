@@ -64,8 +64,11 @@ def make_reachable(path: str) -> None:
 
 
 def as_nobody(*argv) -> subprocess.CompletedProcess:
+    """argv run as nobody. Through a shell: setpriv resolves its command's path before its
+    capabilities are gone, so `setpriv ... /private/x` would reach what nobody cannot."""
     setpriv = harness.require_tool("setpriv")
-    return subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv],
+    return subprocess.run([setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
+                           "/bin/sh", "-c", 'exec "$@"', "sh", *argv],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
 
 
@@ -139,6 +142,97 @@ class ViewTest(BoundaryTest):
             with self.subTest(view=name):
                 target = self.mount(name + "-opt", *opts, "--suid", "--dev")
                 self.assertEqual(self.probe(target), (0, True))
+
+
+class UserPathTest(BoundaryTest):
+    """Paths root receives from a user (mount targets, --upper) are never followed through that user's
+    symlinks, and `run --upper` goes only where other users cannot reach (the container writes there
+    as root). Found by the outside attack on issue 12."""
+
+    def setUp(self):
+        super().setUp()
+        self.image_id = harness.pull(self, self.root, harness.image_path("busybox", "oci-archive"))
+        self.victim = os.path.join(self.work, "victim")   # a root directory the user must not redirect to
+        os.mkdir(self.victim, 0o755)
+        self.user_home = os.path.join(self.work, "home")  # a directory the user owns
+        os.mkdir(self.user_home, 0o755)
+        os.chown(self.user_home, NOBODY, NOBODY)
+        make_reachable(self.user_home)
+
+    def user_symlink(self, name: str, target: str) -> str:
+        path = os.path.join(self.user_home, name)
+        os.symlink(target, path)
+        os.lchown(path, NOBODY, NOBODY)
+        return path
+
+    def test_mount_target_through_a_users_symlink(self):
+        link = self.user_symlink("tgt", self.victim)
+        res = self.imgtool("mount", self.image_id, link)
+        harness.assert_one_error_line(self, res, "mount", link, f"owned by uid {NOBODY}")
+        via = self.user_symlink("via", self.work)   # an intermediate component
+        res = self.imgtool("mount", self.image_id, os.path.join(via, "victim"))
+        harness.assert_one_error_line(self, res, "mount", f"owned by uid {NOBODY}")
+        self.assertEqual(os.listdir(self.victim), [])
+        self.assertEqual([m for m in harness.mountinfo_lines() if f" {self.victim} " in m], [])
+
+    def test_upper_through_a_users_symlink(self):
+        via = self.user_symlink("via", self.work)
+        target = os.path.join(self.work, "t")
+        os.mkdir(target)
+        for verb, args in (("mount", ("mount", "--upper", os.path.join(via, "victim"), self.image_id, target)),
+                           ("run", ("run", "--upper", os.path.join(via, "victim"), self.image_id, "true"))):
+            with self.subTest(verb=verb):
+                res = self.imgtool(*args)
+                harness.assert_one_error_line(self, res, verb, f"owned by uid {NOBODY}",
+                                              rc=125 if verb == "run" else 1)
+                self.assertEqual(os.listdir(self.victim), [])
+                self.assertFalse(os.path.lexists(os.path.join(self.work, ".victim.imgtool-work")))
+
+    def test_a_root_symlink_is_followed(self):
+        real = os.path.join(self.work, "real-target")
+        os.mkdir(real)
+        link = os.path.join(self.work, "root-link")
+        os.symlink(real, link)
+        res = self.imgtool("mount", self.image_id, link)
+        self.assertEqual((res.rc, res.out), (0, real + "\n"), str(res))
+        self.assertEqual(self.imgtool("umount", real).rc, 0)
+
+    def test_someone_elses_work_directory_is_refused(self):
+        upper = os.path.join(self.user_home, "up")
+        os.mkdir(upper)
+        planted = os.path.join(self.user_home, ".up.imgtool-work")
+        os.mkdir(planted)
+        os.chown(planted, NOBODY, NOBODY)
+        with open(os.path.join(planted, "keep"), "w") as fh:
+            fh.write("the user's\n")
+        target = os.path.join(self.work, "t")
+        os.mkdir(target)
+        res = self.imgtool("mount", "--upper", upper, self.image_id, target)
+        harness.assert_one_error_line(self, res, "mount", planted, "not yours")
+        self.assertEqual(os.listdir(planted), ["keep"])
+
+    def test_run_upper_must_be_private(self):
+        """`run --upper` into a directory other users can reach would leave the container's setuid-root
+        files and device nodes live for them."""
+        probe = compile_probe(self.work)
+        with open(os.path.join(self.work, "probe"), "wb") as fh:
+            fh.write(probe)
+        os.chmod(os.path.join(self.work, "probe"), 0o755)
+        reachable = os.path.join(self.user_home, "up")  # the user's own home: reachable by them
+        res = self.imgtool("run", "--upper", reachable, "-v", f"{self.work}/probe:/probe:ro", self.image_id,
+                           "sh", "-c", "cp /probe /suid && chmod 4755 /suid")
+        harness.assert_one_error_line(self, res, "run", reachable, "other users cannot reach", rc=125)
+        self.assertFalse(os.path.lexists(os.path.join(reachable, "suid")))
+        # Under a 0700 directory of root's: accepted, and the setuid file stays out of nobody's reach.
+        private = os.path.join(self.work, "private")
+        os.mkdir(private, 0o700)
+        upper = os.path.join(private, "up")
+        res = self.imgtool("run", "--upper", upper, "-v", f"{self.work}/probe:/probe:ro", self.image_id,
+                           "sh", "-c", "cp /probe /suid && chmod 4755 /suid")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(os.stat(os.path.join(upper, "suid")).st_mode & 0o7777, 0o4755)
+        res = as_nobody(os.path.join(upper, "suid"))
+        self.assertNotEqual(res.returncode, 0, "nobody reached the container's setuid file")
 
 
 # --------------------------------------------------------------------------

@@ -366,9 +366,11 @@ class WriteTest(MountTestCase):
         target = self.mkdir("t")
         self.mount(image, target, "--upper", upper)
         [m] = mounts_at(target)
-        self.assertIn(f"upperdir={upper}", m["super_options"].split(","), m)
-        self.assertIn(f"workdir={workdir}", m["super_options"].split(","), m)
+        # Directories reach the kernel as /proc/self/fd paths of what imgtool opened and checked.
+        options = m["super_options"].split(",")
+        self.assertTrue(any(o.startswith("upperdir=/proc/self/fd/") for o in options), m)
         self.assertTrue(os.path.isdir(workdir), "work dir beside the upper dir")
+        self.assertEqual(os.stat(workdir).st_mode & 0o7777, 0o700)
         rec = self.record_for(target)
         self.assertEqual((rec["mode"], rec["upper"], rec["work"]), ("upper", upper, workdir))
         self.assertIn((short_id(image), "overlay", "upper", target), self.mounts_rows())

@@ -83,6 +83,9 @@ struct MountRecord {
     // identity when it was filled, checked again before its contents are removed.
     std::uint64_t target_dev = 0;
     std::uint64_t target_ino = 0;
+    // --upper: the work directory imgtool made beside the user's upper, checked again before removal.
+    std::uint64_t work_dev = 0;
+    std::uint64_t work_ino = 0;
 };
 
 enum class Access { Shared, Exclusive };

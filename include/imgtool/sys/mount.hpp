@@ -40,7 +40,8 @@ struct FsMountError {
 MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
                     const std::string& target, FsMountError& failure);
 // Same, but attaches the new mount on the file or directory open as `target_fd` (resolved earlier with
-// openat2 inside a root, so the mount can never land outside it: runc CVE-2021-30465). Throws.
+// openat2 inside a root, or through sys::open_user_directory, so the mount can never land elsewhere:
+// runc CVE-2021-30465). The new mount is made private once attached. Throws.
 // `attributes` are MOUNT_ATTR_* flags (nodev, nosuid, noexec, rdonly).
 void mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
                  int target_fd, const std::string& shown);
@@ -54,9 +55,7 @@ bool try_mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& 
 void bind_at(int source_fd, int target_fd, bool read_only, const std::string& shown);
 // The same with MOUNT_ATTR_* attributes set on the new mount (and below it).
 void bind_at_with(int source_fd, int target_fd, unsigned attributes, const std::string& shown);
-// Bind-mounts the tree at source_fd onto the path `target` (with MOUNT_ATTR_* attributes); the guard
-// detaches it unless released.
-MountGuard bind_on_path(int source_fd, const std::string& target, unsigned attributes, const std::string& shown);
+
 // Makes the mount at fd (and below) read-only or sets other MOUNT_ATTR_* flags.
 void set_mount_attributes(int fd, unsigned attributes, bool recursive, const std::string& shown);
 // Classic mount(2) with a data string (throws with errno on failure).
