@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <exception>
 #include <map>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,10 +65,15 @@ bool is_overlay_xattr(std::string_view name) {
     throw Error(Errc::Corrupt, std::string("corrupt layer tar: ") + (reason ? reason : "read error"));
 }
 
+// Directory metadata applied at the end, one node per directory path, as a tree of names: a tar that
+// lists one deep directory a million times costs one node, and a million distinct directories cost
+// their names, not their full paths (memory stays below what the directories cost on disk).
 struct DeferredDir {
-    std::string path;
-    mode_t mode;
-    struct timespec times[2];
+    std::uint32_t parent;  // index in the node list; the layer root is node 0, its own parent
+    std::string name;
+    bool set = false;      // a directory entry gave this path metadata (else only a path component)
+    mode_t mode = 0;
+    struct timespec times[2] {};
 };
 
 class Unpacker {
@@ -133,16 +139,20 @@ public:
         // Directory modes and times last: creating children would change the times, and a restrictive
         // mode could block them. Each directory is re-resolved with no symlinks allowed at all, so a
         // directory that a later entry replaced with a symlink is skipped, never followed.
-        for (const DeferredDir& d : deferred_) {
+        // Deepest first (nodes are made parents first): a restrictive mode on a parent must not keep a
+        // child from being opened.
+        for (std::size_t i = deferred_.size(); i-- > 0;) {
+            const DeferredDir& d = deferred_[i];
+            if (!d.set) continue;
+            std::string path = deferred_path(static_cast<std::uint32_t>(i));
             int err = 0;
-            UniqueFd fd = d.path.empty() ? sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY)
-                                         : open_no_symlinks(d.path, err);
+            UniqueFd fd = path.empty() ? sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY) : open_no_symlinks(path, err);
             if (!fd) {
                 if (err == ENOENT || err == ENOTDIR || err == ELOOP || err == EXDEV) continue;
-                throw_errno(err, "open", d.path);
+                throw_errno(err, "open", printable(path));
             }
-            if (::fchmod(fd.get(), d.mode) != 0) throw_errno("chmod", d.path);
-            if (::futimens(fd.get(), d.times) != 0) throw_errno("utimes", d.path);
+            if (::fchmod(fd.get(), d.mode) != 0) throw_errno("chmod", printable(path));
+            if (::futimens(fd.get(), d.times) != 0) throw_errno("utimes", printable(path));
         }
         // Later entries may have replaced or removed what was recorded: keep what is still there.
         for (const auto& [ino, path] : implicit_) {
@@ -223,9 +233,10 @@ private:
                 }
                 if (st) {
                     remove_existing(current.get(), part);
-                } else if (implicit_.size() >= kMaxImplicitDirs) {
+                } else if (implicit_.size() >= kMaxImplicitDirs || implicit_bytes_ > kMaxImplicitBytes) {
                     throw Error(Errc::Corrupt, "more than " + std::to_string(kMaxImplicitDirs) +
-                                                   " directories without an entry of their own in one layer");
+                                                   " directories (or 16 MiB of their names) without an entry of "
+                                                   "their own in one layer");
                 }
                 if (options_.reserve) options_.reserve->charge(4096, 1);
                 if (::mkdirat(current.get(), part.c_str(), 0755) != 0) throw_errno("mkdir", printable(prefix));
@@ -233,7 +244,9 @@ private:
                 if (st) {
                     set_opaque(next.get());  // replaces a whiteout of this layer: the lower one stays hidden
                 } else {
-                    implicit_.insert_or_assign(sys::fstat_fd(next.get(), prefix).st_ino, real_path(next.get()));
+                    std::string real = real_path(next.get());
+                    implicit_bytes_ += real.size();
+                    implicit_.insert_or_assign(sys::fstat_fd(next.get(), prefix).st_ino, std::move(real));
                 }
             }
             current = std::move(next);
@@ -367,7 +380,14 @@ private:
         if (options_.reserve) options_.reserve->charge(0, 1);
         if (::mknodat(dir, target.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) throw_errno("mknod", shown());
         struct stat dst = sys::fstat_fd(dir, parent);
-        if (!whiteout_dirs_.count(dst.st_ino)) whiteout_dirs_.emplace(dst.st_ino, real_path(dir));
+        if (!whiteout_dirs_.count(dst.st_ino)) {
+            std::string real = real_path(dir);
+            whiteout_dir_bytes_ += real.size();
+            if (whiteout_dir_bytes_ > kMaxImplicitBytes) {
+                throw Error(Errc::Corrupt, "more than 16 MiB of names of directories holding whiteouts in one layer");
+            }
+            whiteout_dirs_.emplace(dst.st_ino, std::move(real));
+        }
         ++stats_.whiteouts;
     }
 
@@ -553,9 +573,27 @@ private:
     }
 
     void defer_dir(const std::string& path, struct archive_entry* e) {
-        DeferredDir d{path, static_cast<mode_t>(archive_entry_perm(e) & 07777), {}};
+        if (deferred_.empty()) deferred_.push_back({0, "", false, 0, {}});
+        std::uint32_t node = 0;
+        for (const std::string& part : split(path, '/')) {
+            if (part.empty()) continue;
+            std::string key = std::to_string(node) + '/' + part;
+            auto [it, fresh] = deferred_children_.try_emplace(std::move(key), static_cast<std::uint32_t>(deferred_.size()));
+            if (fresh) deferred_.push_back({node, part, false, 0, {}});
+            node = it->second;
+        }
+        DeferredDir& d = deferred_[node];
+        d.set = true;  // a later entry for the same path wins, as the tar order says
+        d.mode = static_cast<mode_t>(archive_entry_perm(e) & 07777);
         entry_times(e, d.times);
-        deferred_.push_back(d);
+    }
+
+    std::string deferred_path(std::uint32_t node) const {
+        std::vector<const std::string*> names;
+        for (; node != 0; node = deferred_[node].parent) names.push_back(&deferred_[node].name);
+        std::string path;
+        for (auto it = names.rbegin(); it != names.rend(); ++it) path += (path.empty() ? "" : "/") + **it;
+        return path;
     }
 
     // Metadata for entries that cannot be opened (symlinks, device nodes, fifos): by name in a parent
@@ -645,9 +683,12 @@ private:
     std::string last_dir_;  // the directory entry made last, still open
     UniqueFd last_dir_fd_;
     std::vector<DeferredDir> deferred_;
+    std::unordered_map<std::string, std::uint32_t> deferred_children_;  // "<parent index>/<name>" -> node
     std::map<ino_t, std::string> implicit_;       // directories made as parents, by inode
     std::map<ino_t, std::string> whiteout_dirs_;  // directories where whiteout devices were made
     std::string root_path_;                       // of root_fd_, for real_path()
+    std::size_t implicit_bytes_ = 0;              // names kept in implicit_ and whiteout_dirs_ (capped)
+    std::size_t whiteout_dir_bytes_ = 0;
     std::string blocked_at_, blocked_why_;        // why make_parents found no directory
     std::optional<std::pair<ino_t, bool>> opaque_cache_;  // under_opaque's last answer
     ino_t root_ino_ = 0;

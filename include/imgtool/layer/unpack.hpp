@@ -54,6 +54,7 @@ struct UnpackStats {
 // More implicit directories than this in one layer is refused (each is checked against the lower
 // layers at import).
 inline constexpr std::size_t kMaxImplicitDirs = 65536;
+inline constexpr std::size_t kMaxImplicitBytes = 16 << 20;  // of their names; the same for directories holding whiteouts
 
 struct UnpackOptions {
     // Rootless (inside a user namespace): opaque directories are marked with user.overlay.opaque (mount
