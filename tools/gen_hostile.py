@@ -1961,6 +1961,21 @@ def _(ctx):
         "limits": {"max_seconds": 10, "timeout": 60, "max_rss_mb": 100}}
 
 
+@case("image", "tags-across-images-5000")
+def _(ctx):
+    """Five images with 1,000 tags each in one docker archive (the outside attack on issue 12 wrote a
+    67 MB tags.json from 1,000 x 1,024 and bricked the store): at most 4,096 tags per source."""
+    files, manifest = {}, []
+    for i in range(5):
+        tars = [Tar().file(f"image{i}", f"{i}\n").bytes()]
+        f, _ = docker_image(tars, [f"hostile/i{i}-{n}:latest" for n in range(1000)])
+        manifest += json.loads(f.pop("manifest.json"))
+        files.update(f)
+    files["manifest.json"] = canon(manifest)
+    return {"format": "docker-archive", "files": files, "diff_ids": [], "expect": error("5000 tags in one source"),
+            "limits": {"max_seconds": 10, "timeout": 60}}
+
+
 @case("image", "repotag-is-an-image-id")
 def _(ctx):
     """RepoTags names a 64-hex repository (another image's ID): `run <ID>` would run this one."""

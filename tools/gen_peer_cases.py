@@ -1177,6 +1177,12 @@ def findings_cases(S: str) -> list:
         Case("findings", F, "15 symlink overriding a directory",
              [[d("d"), f("d/a", "a\n"), f("t", "t\n")], [s("d", "t")]],
              peer("ok", "d is a symlink"), ok(xl("d", "t"), xf("t", "t\n")), rules=(7,)),
+        # Outside attack: a layer repeated in the stack made overlayfs refuse the mount (conflicting
+        # lowerdir), forcing a full copy on every run.
+        Case("findings", F, "repeated layer A B A",
+             [[f("a", "a\n"), f("b", "b\n")], [f(".wh.a", ""), f("c", "c\n")], [f("a", "a\n"), f("b", "b\n")]],
+             peer("ok", "a, b and c: the top A puts back what B deleted"),
+             ok(xf("a", "a\n"), xf("b", "b\n"), xf("c", "c\n")), rules=(9,)),
         Case("findings", F, "15 directory overriding a symlink",
              [[d("real"), f("real/a", "a\n"), s("d", "real")], [d("d"), f("d/b", "b\n")]],
              peer("ok", "d is a directory holding b"),

@@ -54,6 +54,11 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
             note(losses.squashed_owners, "entries' owners squashed to yours (no subordinate ids: add ranges for you in "
                                          "/etc/subuid and /etc/subgid and install uidmap to keep them)");
             for (const auto& r : results) {
+                // As docker: a name that pointed at another image now points at this one.
+                for (const auto& [tag, previous] : r.moved_tags) {
+                    std::fprintf(stderr, "imgtool: pull-local: note: %s now names %s (it named %s)\n", tag.c_str(),
+                                 r.id.short_hex().c_str(), previous.short_hex().c_str());
+                }
                 if (options.progress) {
                     std::string tags;
                     for (const auto& t : r.tags) tags += " " + t;

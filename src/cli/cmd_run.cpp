@@ -153,8 +153,9 @@ int run(const Globals& globals, RunArgs& a) {
             try {
                 overlay::mount_at(root, target_fd, MOUNT_ATTR_NODEV);
                 return;
-            } catch (const Error&) {
+            } catch (const Error& e) {
                 if (driver == "overlay") throw;
+                log::notice(std::string("overlayfs unavailable (") + e.what() + "); using the copy driver");
             }
         }
         std::vector<std::string> bottom_first = overlay::visible_layer_dirs(here.refs);

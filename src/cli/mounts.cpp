@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 
@@ -72,9 +73,22 @@ std::string canonical_path(const std::string& path) {
     return buf;
 }
 
+// The image's layers bottom first, each only at its topmost position: a layer repeated higher in the
+// stack re-provides everything its lower copy holds and hides (same entries, same whiteouts), so the
+// lower copy changes nothing, and overlayfs refuses to stack one directory twice.
+std::vector<digest::Digest> distinct_layers(const store::ImageRecord& image) {
+    std::vector<digest::Digest> out;
+    for (std::size_t i = 0; i < image.layers.size(); ++i) {
+        bool again_above = std::find(image.layers.begin() + static_cast<std::ptrdiff_t>(i) + 1, image.layers.end(),
+                                     image.layers[i]) != image.layers.end();
+        if (!again_above) out.push_back(image.layers[i]);
+    }
+    return out;
+}
+
 LayerStack open_layers(const store::Store& store, const store::ImageRecord& image) {
     LayerStack stack;
-    for (const auto& d : image.layers) {
+    for (const auto& d : distinct_layers(image)) {
         auto info = store.layer_info(d);
         if (!info) throw Error(Errc::NotFound, "layer " + d.str() + " of image " + image.id.str() + " is missing");
         stack.fds.push_back(store.open_layer(d));
@@ -124,7 +138,7 @@ LayerStack LayerStack::reopened() const {
 
 std::vector<overlay::LayerRef> layer_paths(const store::Store& store, const store::ImageRecord& image) {
     std::vector<overlay::LayerRef> refs;
-    for (const auto& d : image.layers) {
+    for (const auto& d : distinct_layers(image)) {
         auto info = store.layer_info(d);
         refs.push_back({store.layer_dir(d), info && info->root_opaque,
                         info && info->skeleton ? store.skeleton_dir(d) : std::string()});

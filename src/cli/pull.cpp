@@ -32,6 +32,9 @@ namespace {
 
 using digest::Digest;
 
+// An archive's names, all images together: far above real use, far below what tags.json can hold.
+constexpr std::size_t kMaxTagsPerSource = 4096;
+
 struct LayerJob {
     const image::LayerPlan* plan;
     std::optional<store::Staging> staging;
@@ -382,7 +385,8 @@ bool manifest_verified(const store::Store& store, const image::ImagePlan& plan, 
     return true;
 }
 
-// Image metadata last: blobs, record, then tags. Every layer is committed before this runs.
+// Image metadata last: blobs, then the record. Every layer is committed before this runs; the caller
+// holds the metadata lock and writes the tags of every image once, afterwards.
 PullResult commit_image(store::Store& store, const image::ImagePlan& plan, const std::set<Digest>& unpacked) {
     bool keep_manifest = plan.manifest_digest && manifest_verified(store, plan, unpacked);
     if (keep_manifest) store.put_blob(*plan.manifest_digest, plan.manifest_bytes);
@@ -398,18 +402,12 @@ PullResult commit_image(store::Store& store, const image::ImagePlan& plan, const
         record.layers.push_back(l.diff_id);
         if (auto info = store.layer_info(l.diff_id)) record.size += info->size;
     }
-    auto metadata_lock = store.lock_metadata();
     // The same image re-imported from a docker archive (or with an unverified manifest): keep ours.
     if (!record.manifest_digest) {
         if (auto existing = store.image(plan.id)) record.manifest_digest = existing->manifest_digest;
     }
     store.save_image(record);
-    if (!plan.tags.empty()) {
-        auto tags = store.tags();
-        for (const auto& t : plan.tags) tags.insert_or_assign(t, plan.id);
-        store.save_tags(tags);
-    }
-    return PullResult{.id = plan.id, .tags = plan.tags, .layers_unpacked = 0, .layers_reused = 0};
+    return PullResult{.id = plan.id, .tags = plan.tags, .layers_unpacked = 0, .layers_reused = 0, .moved_tags = {}};
 }
 
 // The same image listed several times (one manifest under many names, or a hostile index repeating an
@@ -477,8 +475,14 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
             throw Error(Errc::InvalidArgument, "--tag needs an archive with a single image (this one has " +
                                                    std::to_string(plans.size()) + ")");
         }
+        std::size_t tag_count = 0;
         for (auto& plan : plans) {
             for (const auto& tag : options.extra_tags) plan.tags.push_back(image::normalize_tag(tag));
+            tag_count += plan.tags.size();
+        }
+        if (tag_count > kMaxTagsPerSource) {
+            throw Error(Errc::Corrupt, std::to_string(tag_count) + " tags in one source (at most " +
+                                           std::to_string(kMaxTagsPerSource) + ")");
         }
 
         // The whole archive is one batch: every layer of every image is verified before anything is
@@ -543,14 +547,35 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
             for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info, job->stats.implicit_dirs);
         }
 
+        // Records and tags under one metadata lock; the tags are checked to fit before anything is
+        // written and written once (a source with many images rewrote tags.json per image).
+        auto metadata_lock = store.lock_metadata();
+        auto tags = store.tags();
+        std::map<std::string, std::pair<std::string, Digest>> moved;  // tag -> (previous image) per plan id
+        for (const auto& plan : plans) {
+            for (const auto& t : plan.tags) {
+                auto [it, fresh] = tags.try_emplace(t, plan.id);
+                if (!fresh && it->second != plan.id) {
+                    moved.insert_or_assign(t, std::make_pair(plan.id.str(), it->second));
+                    it->second = plan.id;
+                }
+            }
+        }
+        store.check_tags_fit(tags);
         std::vector<PullResult> results;
         for (const auto& plan : plans) {
             PullResult r = commit_image(store, plan, scheduled);
+            for (const auto& [tag, ids] : moved) {
+                if (ids.first == plan.id.str()) r.moved_tags.emplace_back(tag, ids.second);
+            }
             std::set<Digest> own;
             for (const auto& l : plan.layers) own.insert(l.diff_id);
             for (const Digest& d : own) (scheduled.count(d) ? r.layers_unpacked : r.layers_reused)++;
             results.push_back(std::move(r));
         }
+        bool tagged = false;
+        for (const auto& plan : plans) tagged = tagged || !plan.tags.empty();
+        if (tagged) store.save_tags(tags);
         return results;
     });
 }

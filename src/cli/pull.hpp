@@ -36,6 +36,7 @@ struct PullResult {
     std::vector<std::string> tags;
     unsigned layers_unpacked = 0;
     unsigned layers_reused = 0;
+    std::vector<std::pair<std::string, digest::Digest>> moved_tags;  // tags taken from another image
 };
 
 std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options,

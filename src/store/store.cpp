@@ -530,10 +530,30 @@ std::map<std::string, Digest> Store::tags() const {
     return out;
 }
 
-void Store::save_tags(const std::map<std::string, Digest>& tags) {
+namespace {
+
+std::string tags_document(const std::map<std::string, Digest>& tags) {
     json j = json::object();
     for (const auto& [name, id] : tags) j[name] = id.str();
-    write_atomically(root_fd_.get(), "tags.json", j.dump(2) + "\n", 0600, root_ + "/tags.json");
+    return j.dump(2) + "\n";
+}
+
+}  // namespace
+
+void Store::check_tags_fit(const std::map<std::string, Digest>& tags) const {
+    // Each line is `  "name": "sha256:<64 hex>",` : an estimate without building the document.
+    std::uint64_t bytes = 4;
+    for (const auto& [name, id] : tags) bytes += name.size() + id.str().size() + 10;
+    if (bytes > kMaxTagsBytes) {
+        throw Error(Errc::Unsupported, root_ + "/tags.json: the store would hold " + std::to_string(tags.size()) +
+                                           " tags (" + std::to_string(bytes) + " bytes, at most " +
+                                           std::to_string(kMaxTagsBytes) + "): remove images or tags first");
+    }
+}
+
+void Store::save_tags(const std::map<std::string, Digest>& tags) {
+    check_tags_fit(tags);
+    write_atomically(root_fd_.get(), "tags.json", tags_document(tags), 0600, root_ + "/tags.json");
 }
 
 ImageRecord Store::resolve(std::string_view reference) const {
@@ -558,7 +578,21 @@ ImageRecord Store::resolve(std::string_view reference) const {
             name += ":latest";
         }
         if (auto it = all_tags.find(name); it != all_tags.end()) {
-            if (auto r = image(it->second)) return *r;
+            if (auto r = image(it->second)) {
+                // A tag spelled like another image's short ID (an image author can choose its tags):
+                // name both rather than run either.
+                if (id_like) {
+                    for (const auto& other : images()) {
+                        if (other.id != r->id && other.id.hex().compare(0, hex.size(), hex) == 0) {
+                            throw Error(Errc::Ambiguous, "image reference " + printable(ref) + " is both the tag " +
+                                                             name + " (image " + r->id.short_hex() +
+                                                             ") and a prefix of image " + other.id.short_hex() +
+                                                             "'s ID: use the full ID or NAME:TAG");
+                        }
+                    }
+                }
+                return *r;
+            }
         }
     }
     if (!id_like) throw no_such();

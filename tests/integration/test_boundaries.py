@@ -350,6 +350,27 @@ class ReferenceTest(BoundaryTest):
             with self.subTest(ref=ref):
                 self.assertEqual(harness.inspect(self, self.root, ref)[0]["Id"], b)
 
+    def test_tag_spelled_like_a_short_id_is_ambiguous(self):
+        """An image author's tag `<12 hex of another image's ID>`: `run ba2caf477f7e` must not run the
+        author's image; and a name it takes over is said."""
+        victim = harness.pull(self, self.root, harness.image_path("busybox", "oci-archive"))
+        short = victim.split(":")[1][:12]
+        path = self.image("spoof", Tar().file("x", "x"), tag=f"{short}:latest")
+        res = self.imgtool("pull-local", path)
+        self.assertEqual(res.rc, 0, str(res))
+        spoof = res.out.strip()
+        res = self.imgtool("inspect", short)
+        harness.assert_one_error_line(self, res, "inspect", "is both the tag", "use the full ID")
+        self.assertEqual(harness.inspect(self, self.root, short[:4])[0]["Id"], victim)  # no such tag: the ID
+        self.assertEqual(harness.inspect(self, self.root, f"{short}:latest")[0]["Id"], spoof)
+        self.assertEqual(harness.inspect(self, self.root, victim)[0]["Id"], victim)
+        # Taking over a name another image had is said (docker: "renaming the old one").
+        other = self.image("other", Tar().file("y", "y"), tag=f"{short}:latest")
+        res = self.imgtool("pull-local", other)
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(res.err, f"imgtool: pull-local: note: {short}:latest now names "
+                                  f"{res.out.strip().split(':')[1][:12]} (it named {spoof.split(':')[1][:12]})\n")
+
     def test_tag_spelled_like_an_id_is_refused(self):
         victim = "ab" * 32
         for source in ("archive", "tag"):

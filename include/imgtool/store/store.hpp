@@ -161,6 +161,9 @@ public:
     std::optional<ImageRecord> image(const digest::Digest& id) const;
     void save_image(const ImageRecord& record);
     std::map<std::string, digest::Digest> tags() const;
+    // Refuses (Errc::Unsupported) tags that would not fit in tags.json's read limit: nothing may write
+    // what every later command could not read back.
+    void check_tags_fit(const std::map<std::string, digest::Digest>& tags) const;
     void save_tags(const std::map<std::string, digest::Digest>& tags);
     // Full image ID or "sha256:" ID first (a tag can never shadow an ID), then a tag, then a unique
     // hex prefix (>= 4) -> the record.

@@ -1,0 +1,59 @@
+// store::Store on a scratch directory: what it refuses to write, where it writes, how it resolves.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <map>
+
+#include "fs_test_support.hpp"
+#include "imgtool/digest/sha256.hpp"
+#include "imgtool/store/store.hpp"
+#include "test_support.hpp"
+
+using namespace imgtool;
+using namespace fs_test;
+
+TEST_CASE("the store refuses tags it could not read back") {
+    Scratch scratch(memory_parent());
+    store::Store store(scratch.path() + "/store");
+    digest::Digest id = digest::Sha256::of("an image");
+    std::map<std::string, digest::Digest> tags;
+    for (int i = 0; i < 1000; ++i) tags.emplace("name-" + std::to_string(i) + ":latest", id);
+    store.check_tags_fit(tags);
+    store.save_tags(tags);
+    CHECK(store.tags().size() == 1000);
+    // 250-byte names: 250,000 of them would be ~83 MB of tags.json.
+    for (int i = 0; i < 250000; ++i) tags.emplace(std::string(240, 'a') + std::to_string(i) + ":t", id);
+    CHECK(test_support::thrown_code([&] { store.save_tags(tags); }) == make_error_code(Errc::Unsupported));
+    CHECK(store.tags().size() == 1000);  // unchanged
+}
+
+TEST_CASE("a full ID resolves to its image, whatever the tags say") {
+    Scratch scratch(memory_parent());
+    store::Store store(scratch.path() + "/store");
+    digest::Digest a = digest::Sha256::of("a"), b = digest::Sha256::of("b");
+    store.save_image({.id = a, .manifest_digest = std::nullopt, .layers = {}, .created = "", .architecture = "",
+                      .os = "", .size = 0});
+    store.save_image({.id = b, .manifest_digest = std::nullopt, .layers = {}, .created = "", .architecture = "",
+                      .os = "", .size = 0});
+    store.save_tags({{b.hex() + ":latest", a}, {"short:latest", a}});
+    CHECK(store.resolve(b.hex()).id == b);
+    CHECK(store.resolve(b.str()).id == b);
+    CHECK(store.resolve("short").id == a);
+    CHECK(store.resolve(b.hex().substr(0, 12)).id == b);
+}
+
+TEST_CASE("the store location must be the caller's own, and never a symlink") {
+    Scratch scratch(memory_parent());
+    std::string real = scratch.path() + "/real";
+    make_dir(AT_FDCWD, real);
+    check_sys(::symlink(real.c_str(), (scratch.path() + "/link").c_str()) == 0, "symlink");
+    CHECK(test_support::thrown_code([&] { store::Store::check_location(scratch.path() + "/link"); }) ==
+          make_error_code(Errc::UnsafePath));
+    store::Store::check_location(real);
+    ::chmod(scratch.path().c_str(), 0777);  // a parent anyone may write
+    CHECK(test_support::thrown_code([&] { store::Store::check_location(real); }) == make_error_code(Errc::UnsafePath));
+    ::chmod(scratch.path().c_str(), 01777);  // sticky: fine
+    store::Store::check_location(real);
+    ::chmod(scratch.path().c_str(), 0700);
+}
