@@ -48,7 +48,9 @@ void add_inspect(CLI::App& app, Globals& globals, Action& action) {
                 if (img.manifest_digest) entry["ManifestDigest"] = img.manifest_digest->str();
                 out.push_back(entry);
             }
-            std::printf("%s\n", out.dump(4).c_str());
+            // ASCII only: every other character as \uXXXX, so what an image's labels or env hold (C1
+            // controls, bidirectional overrides) is shown, never acted upon by the terminal.
+            std::printf("%s\n", out.dump(4, ' ', true).c_str());
             return 0;
         };
     });

@@ -9,6 +9,7 @@
 #include "imgtool/rootless/userns.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
+#include "imgtool/core/strings.hpp"
 #include "imgtool/overlay/copy.hpp"
 #include "imgtool/overlay/mount.hpp"
 #include "imgtool/overlay/plan.hpp"
@@ -203,7 +204,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
                 undo_mount(store, record);
                 throw;
             }
-            std::printf("%s\n", target.c_str());
+            std::printf("%s\n", escape_control(target).c_str());
             return 0;
         };
     });
@@ -246,8 +247,9 @@ void add_mounts(CLI::App& app, Globals& globals, Action& action) {
             std::printf("%-14s %-8s %-9s %s\n", "IMAGE ID", "DRIVER", "MODE", "TARGET");
             for (const auto& r : store.mounts()) {
                 if (!r.active) continue;
-                std::printf("%-14s %-8s %-9s %s\n", r.image.short_hex().c_str(), r.driver.c_str(), r.mode.c_str(),
-                            r.target.c_str());
+                // Targets are paths people chose: escaped, so a name cannot forge a row.
+                std::printf("%-14s %-8s %-9s %s\n", r.image.short_hex().c_str(), escape_control(r.driver).c_str(),
+                            escape_control(r.mode).c_str(), escape_control(r.target).c_str());
             }
             return 0;
         };

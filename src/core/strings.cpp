@@ -55,6 +55,14 @@ std::size_t utf8_sequence(std::string_view text, std::size_t i) {
     }
     unsigned char d = byte(i + 1);
     if (c == 0xc2 && d < 0xa0) return 0;                 // C1 control
+    // Bidirectional overrides and isolates (U+202A-202E, U+2066-2069) and marks (U+200E, U+200F,
+    // U+061C) make a terminal show text in another order than it is: "Trojan Source".
+    if (c == 0xe2 && d == 0x80 && len == 3) {
+        unsigned char e = byte(i + 2);
+        if ((e >= 0xaa && e <= 0xae) || e == 0x8e || e == 0x8f) return 0;
+    }
+    if (c == 0xe2 && d == 0x81 && len == 3 && byte(i + 2) >= 0xa6 && byte(i + 2) <= 0xa9) return 0;
+    if (c == 0xd8 && d == 0x9c) return 0;
     if (c == 0xe0 && d < 0xa0) return 0;                 // overlong
     if (c == 0xed && d >= 0xa0) return 0;                // surrogate
     if (c == 0xf0 && d < 0x90) return 0;                 // overlong

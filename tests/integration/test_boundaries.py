@@ -406,6 +406,33 @@ class ReferenceTest(BoundaryTest):
         self.assertNotIn(img2.manifest_desc["digest"].split(":")[1], blobs)
 
 
+class OutputTest(BoundaryTest):
+    """Names people or images choose cannot forge output: a mount target with a newline, labels with
+    C1 controls and bidirectional overrides (outside attack on issue 12, finding 10)."""
+
+    def test_mount_target_with_a_newline(self):
+        image_id = harness.pull(self, self.root, harness.image_path("busybox", "oci-archive"))
+        target = os.path.join(self.work, "t\n0123456789ab overlay  rw        etc")
+        os.mkdir(target)
+        res = self.imgtool("mount", image_id, target)
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(res.out.count("\n"), 1, res.out)
+        self.assertIn("\\x0a", res.out)
+        rows = self.imgtool("mounts").out.splitlines()
+        self.assertEqual(len(rows), 2, rows)  # the header and one row
+        self.assertEqual(self.imgtool("umount", target).rc, 0)
+
+    def test_inspect_is_ascii(self):
+        runtime = {"Cmd": ["/bin/sh"], "Labels": {"c1": "x\u009b31my", "bidi": "\u202etxt.exe"}}
+        path = self.image("labels", Tar().file("f", "f"), runtime=runtime)
+        image_id = harness.pull(self, self.root, path)
+        proc = subprocess.run(harness.imgtool_argv(self.root, "inspect", image_id), stdout=subprocess.PIPE, timeout=60)
+        self.assertEqual(proc.returncode, 0)
+        self.assertTrue(proc.stdout.isascii(), "inspect printed raw non-ASCII")
+        labels = json.loads(proc.stdout)[0]["Config"]["Labels"]
+        self.assertEqual(labels, runtime["Labels"], "the values survive, escaped")
+
+
 # --------------------------------------------------------------------------
 # Crashes
 

@@ -16,4 +16,7 @@ TEST_CASE("escape_control escapes controls, C1 controls and bytes that are not U
     CHECK(escape_control("\xf4\x90\x80\x80") == "\\xf4\\x90\\x80\\x80");  // above U+10FFFF
     CHECK(escape_control("\xe2\x82") == "\\xe2\\x82");              // cut short
     CHECK(escape_control("\x7f") == "\\x7f");
+    CHECK(escape_control("a\xe2\x80\xae" "b") == "a\\xe2\\x80\\xae" "b");  // U+202E right-to-left override
+    CHECK(escape_control("\xe2\x81\xa6") == "\\xe2\\x81\\xa6");          // U+2066 isolate
+    CHECK(escape_control("\xe2\x80\x94") == "\xe2\x80\x94");               // an em dash stays
 }
