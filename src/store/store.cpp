@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <climits>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <set>
@@ -368,8 +369,43 @@ Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_a
     }
 }
 
+namespace {
+
+// A container's writable layer in tmp/ names its process in "container.pid" ("PID STARTTIME"): while
+// that process lives (same start time: pids are reused), nothing may delete the layer under it.
+bool container_alive(int tmp_fd, const std::string& name) {
+    int raw = ::openat(tmp_fd, (name + "/container.pid").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (raw < 0) return false;
+    sys::UniqueFd fd(raw);
+    std::string text;
+    try {
+        text = sys::read_fd(fd.get(), name, 256);
+    } catch (const Error&) {
+        return false;
+    }
+    unsigned long long pid = 0, start = 0;
+    if (std::sscanf(text.c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0) return false;
+    std::string stat;
+    try {
+        stat = sys::read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid) + "/stat", 4096);
+    } catch (const Error&) {
+        return false;  // gone
+    }
+    // Field 22 (starttime) counts from the last ')' : the command name may hold spaces and parentheses.
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) return false;
+    std::vector<std::string> fields = split(stat.substr(close + 2), ' ');
+    return fields.size() > 19 && fields[19] == std::to_string(start);
+}
+
+}  // namespace
+
 void Store::clean_leftovers() {
     for (const std::string& name : sys::list_directory(tmp_fd_.get(), root_ + "/tmp")) {
+        if (container_alive(tmp_fd_.get(), name)) {
+            log::debug("keeping " + root_ + "/tmp/" + name + ": its container still runs");
+            continue;
+        }
         log::debug("removing leftover " + root_ + "/tmp/" + name);
         sys::remove_tree_at(tmp_fd_.get(), name);  // never follows symlinks
     }

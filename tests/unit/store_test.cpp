@@ -7,7 +7,9 @@
 
 #include "fs_test_support.hpp"
 #include "imgtool/digest/sha256.hpp"
+#include "imgtool/core/strings.hpp"
 #include "imgtool/store/store.hpp"
+#include "imgtool/sys/files.hpp"
 #include "test_support.hpp"
 
 using namespace imgtool;
@@ -56,4 +58,34 @@ TEST_CASE("the store location must be the caller's own, and never a symlink") {
     ::chmod(scratch.path().c_str(), 01777);  // sticky: fine
     store::Store::check_location(real);
     ::chmod(scratch.path().c_str(), 0700);
+}
+
+namespace {
+
+std::string own_starttime() {
+    std::string stat = imgtool::sys::read_file_at(AT_FDCWD, "/proc/self/stat", 4096);
+    auto fields = imgtool::split(stat.substr(stat.rfind(')') + 2), ' ');
+    return fields.at(19);
+}
+
+}  // namespace
+
+TEST_CASE("cleaning tmp/ never removes a live container's writable layer") {
+    Scratch scratch(memory_parent());
+    std::string root = scratch.path() + "/store";
+    { store::Store first(root); }
+    auto plant = [&](const std::string& name, const std::string& pid_line) {
+        make_dir(AT_FDCWD, root + "/tmp/" + name);
+        write_file(AT_FDCWD, root + "/tmp/" + name + "/container.pid", pid_line);
+        write_file(AT_FDCWD, root + "/tmp/" + name + "/data", "the container's files");
+    };
+    plant("live", std::to_string(::getpid()) + " " + own_starttime() + "\n");
+    plant("reused-pid", std::to_string(::getpid()) + " 1\n");  // same pid, another start: not ours
+    plant("dead", "999999999 5\n");
+    make_dir(AT_FDCWD, root + "/tmp/plain");
+    { store::Store again(root, store::Access::Exclusive); }  // exclusive: it cleans tmp/
+    CHECK(exists(AT_FDCWD, root + "/tmp/live/data"));
+    CHECK_FALSE(exists(AT_FDCWD, root + "/tmp/reused-pid"));
+    CHECK_FALSE(exists(AT_FDCWD, root + "/tmp/dead"));
+    CHECK_FALSE(exists(AT_FDCWD, root + "/tmp/plain"));
 }
