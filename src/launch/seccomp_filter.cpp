@@ -48,6 +48,8 @@ SeccompFilter SeccompFilter::compile(const SyscallPolicy& policy) {
     // libseccomp sets no_new_privs by default; docker's containers run setuid binaries, so does ours.
     // Loading then needs CAP_SYS_ADMIN, which the container's process still has (see the header).
     check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "clear no_new_privs");
+    // The kernel's own errno when loading fails (EACCES without CAP_SYS_ADMIN...), not ECANCELED.
+    check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "ask for raw errors");
     for (std::uint32_t arch : companion_architectures(seccomp_arch_native())) {
         int rc = seccomp_arch_add(ctx, arch);
         if (rc != -EEXIST) check(rc, "add architecture");

@@ -250,9 +250,11 @@ int main(int argc, char **argv) {
 #   keysearch DESC          "search: ..." (keyctl KEYCTL_SEARCH in @u) and "request: ..." (request_key)
 #   keydrop SERIAL          (on the host) invalidates the key
 #   ns                      clone, clone3 (both with CLONE_NEWUSER), a plain fork, unshare(CLONE_NEWUSER)
+#   uring                   io_uring_setup with one entry: "io_uring: ok" or the error
 SYSCALL_PROBE_C = r"""
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/io_uring.h>
 #include <linux/keyctl.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -303,6 +305,10 @@ int main(int argc, char **argv) {
         child_and_wait("clone3 newuser", syscall(SYS_clone3, &ca, sizeof ca));
         child_and_wait("fork", fork());
         report("unshare newuser", unshare(CLONE_NEWUSER));
+    } else if (!strcmp(cmd, "uring")) {
+        struct io_uring_params params;
+        memset(&params, 0, sizeof params);
+        report("io_uring", syscall(SYS_io_uring_setup, 1, &params));
     } else {
         return 2;
     }
@@ -942,6 +948,16 @@ class SeccompTest(RunTest):
         self.assertEqual(self.probe_in("/probe ns", "--cap-add", "SYS_ADMIN"), allowed)
         self.assertEqual(self.probe_in("/probe ns", "--privileged"), allowed)
         self.assertEqual(self.ok("unshare -Urm id -u", "--cap-add", "SYS_ADMIN"), "0\n")
+
+    def test_io_uring_is_refused(self):
+        # As docker's profile since moby 25: whatever the capabilities.
+        if self.host_probe("uring") != "io_uring: ok\n":
+            self.skipTest("this kernel refuses io_uring (kernel.io_uring_disabled or not built)")
+        for opts in ((), ("--cap-add", "ALL")):
+            with self.subTest(opts=opts):
+                self.assertEqual(self.probe_in("/probe uring", *opts), "io_uring: Operation not permitted\n")
+        self.assertEqual(self.probe_in("/probe uring", "--privileged"), "io_uring: ok\n",
+                         "control: no filter")
 
 
 class DeviceTest(RunTest):

@@ -33,8 +33,9 @@ std::set<std::string> names(const SyscallPolicy& p) {
     return out;
 }
 
-const std::set<std::string> kAlways = {"keyctl",  "add_key", "request_key", "kexec_load", "kexec_file_load",
-                                        "userfaultfd", "swapon", "swapoff", "pivot_root"};
+const std::set<std::string> kAlways = {"keyctl",         "add_key",        "request_key",      "kexec_load",
+                                        "kexec_file_load", "userfaultfd",    "swapon",           "swapoff",
+                                        "pivot_root",      "io_uring_setup", "io_uring_enter", "io_uring_register"};
 const std::set<std::string> kUnlessSysAdmin = {
     "unshare", "setns",      "mount",         "umount",        "umount2",  "fsopen",   "fsconfig", "fsmount",
     "fspick",  "move_mount", "open_tree",     "mount_setattr", "lookup_dcookie", "quotactl", "quotactl_fd",

@@ -51,7 +51,7 @@ std::uint64_t clone_namespace_flags();
 // moby's profiles/seccomp/default.json:
 //   always EPERM: keyctl add_key request_key (the kernel keyring is not namespaced: uid 0 of the
 //     container would share the host root's keys), kexec_load kexec_file_load userfaultfd swapon
-//     swapoff pivot_root;
+//     swapoff pivot_root io_uring_setup io_uring_enter io_uring_register;
 //   EPERM unless CAP_SYS_ADMIN: unshare setns mount umount umount2 fsopen fsconfig fsmount fspick
 //     move_mount open_tree mount_setattr lookup_dcookie quotactl quotactl_fd, and clone with any
 //     namespace flag; clone3 fails with ENOSYS instead (its flags live in memory a filter cannot read;
