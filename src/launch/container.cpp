@@ -600,7 +600,8 @@ int supervisor_main(void* raw) {
     ChildArgs inner = *args;
     inner.supervised = true;
     inner.stack = stack;
-    pid_t child = ::clone(child_main, static_cast<char*>(stack) + args->stack_size, args->namespaces | SIGCHLD, &inner);
+    pid_t child =
+        ::clone(child_main, static_cast<char*>(stack) + args->stack_size, args->namespaces | SIGCHLD, &inner);
     if (child < 0) child_fail(args->error_pipe, 125, std::string("clone namespaces: ") + std::strerror(errno));
     // Nothing of the host stays here: not the user's terminal, no pipe imgtool waits on to end.
     for (int fd = 0; fd < 3; ++fd) ::dup2(args->null_fd, fd);
@@ -839,8 +840,9 @@ RunOutcome run_container(const LaunchSpec& spec) {
     // Without --init the command is the container's PID 1 and may exec a setuid binary, which clears
     // PR_SET_PDEATHSIG for good: a supervisor holds the container's life instead. --init's PID 1 is
     // imgtool's and never execs.
-    pid_t child = spec.init ? ::clone(child_main, static_cast<char*>(stack) + kStack, namespaces | SIGCHLD, &args)
-                            : ::clone(supervisor_main, static_cast<char*>(stack) + kStack, CLONE_NEWPID | SIGCHLD, &args);
+    char* stack_top = static_cast<char*>(stack) + kStack;
+    pid_t child = spec.init ? ::clone(child_main, stack_top, namespaces | SIGCHLD, &args)
+                            : ::clone(supervisor_main, stack_top, CLONE_NEWPID | SIGCHLD, &args);
     int clone_errno = errno;
     ::munmap(stack, kStack);
     if (child < 0) throw_errno(clone_errno, "clone", "namespaces");

@@ -247,9 +247,9 @@ int main(int argc, char **argv) {
 #   keyadd DESC DATA        (on the host) adds a "user" key to the caller's user keyring: its serial
 #   keyread SERIAL          "read: DATA" or "read: <error>"
 #   keyupdate SERIAL DATA   "update: ok" or the error
-#   keysearch DESC          "search: ..." (keyctl KEYCTL_SEARCH in @u) and "request: ..." (request_key)
+#   keysearch DESC          "search: ..." (keyctl KEYCTL_SEARCH in @u), "request: ..." (request_key)
 #   keydrop SERIAL          (on the host) invalidates the key
-#   ns                      clone, clone3 (both with CLONE_NEWUSER), a plain fork, unshare(CLONE_NEWUSER)
+#   ns                      clone/clone3 with CLONE_NEWUSER, a plain fork, unshare(CLONE_NEWUSER)
 #   uring                   io_uring_setup with one entry: "io_uring: ok" or the error
 SYSCALL_PROBE_C = r"""
 #define _GNU_SOURCE
@@ -281,7 +281,8 @@ int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *cmd = argv[1];
     if (!strcmp(cmd, "keyadd") && argc == 4) {
-        long id = syscall(SYS_add_key, "user", argv[2], argv[3], strlen(argv[3]), KEY_SPEC_USER_KEYRING);
+        long id = syscall(SYS_add_key, "user", argv[2], argv[3], strlen(argv[3]),
+                          KEY_SPEC_USER_KEYRING);
         if (id < 0) { printf("add: %s\n", strerror(errno)); return 1; }
         printf("%ld\n", id);
     } else if (!strcmp(cmd, "keyread") && argc == 3) {
@@ -290,9 +291,11 @@ int main(int argc, char **argv) {
         if (n < 0) printf("read: %s\n", strerror(errno));
         else printf("read: %.*s\n", (int)(n < 255 ? n : 255), buf);
     } else if (!strcmp(cmd, "keyupdate") && argc == 4) {
-        report("update", syscall(SYS_keyctl, KEYCTL_UPDATE, atol(argv[2]), argv[3], strlen(argv[3])));
+        report("update",
+               syscall(SYS_keyctl, KEYCTL_UPDATE, atol(argv[2]), argv[3], strlen(argv[3])));
     } else if (!strcmp(cmd, "keysearch") && argc == 3) {
-        report("search", syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, "user", argv[2], 0));
+        report("search",
+               syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, "user", argv[2], 0));
         report("request", syscall(SYS_request_key, "user", argv[2], NULL, 0));
     } else if (!strcmp(cmd, "keydrop") && argc == 3) {
         report("invalidate", syscall(SYS_keyctl, KEYCTL_INVALIDATE, atol(argv[2])));
@@ -899,8 +902,8 @@ class SeccompTest(RunTest):
         return proc.stdout
 
     def test_filter_is_on_without_no_new_privs(self):
-        # Mode 2 is a filter; no_new_privs stays off (setuid binaries work, as in docker's containers),
-        # whoever the command runs as: the filter is loaded before the user changes.
+        # Mode 2 is a filter; no_new_privs stays off (setuid binaries work, as in docker's
+        # containers), whoever the command runs as: the filter is loaded before the user changes.
         fields = "busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"
         want = {"Seccomp": "2", "NoNewPrivs": "0"}
         for opts in ((), ("-u", "user"), ("--cap-add", "SYS_ADMIN"), ("--init",)):
@@ -935,7 +938,8 @@ class SeccompTest(RunTest):
 
     def test_no_new_namespaces_without_sys_admin(self):
         # A nested user namespace would give the container's root a full capability set to attack
-        # the kernel with; clone3 says ENOSYS so that libc falls back to clone, whose flags are checked.
+        # the kernel with; clone3 says ENOSYS so that libc falls back to clone, whose flags are
+        # checked.
         want = ("clone newuser: Operation not permitted\nclone3 newuser: Function not implemented\n"
                 "fork: ok\nunshare newuser: Operation not permitted\n")
         self.assertEqual(self.probe_in("/probe ns"), want)
@@ -943,7 +947,7 @@ class SeccompTest(RunTest):
         res = self.sh("unshare -U true; unshare -Urm true; echo $?")
         self.assertEqual(res.out, "1\n", str(res))
         self.assertEqual(res.err.count("Operation not permitted"), 2, str(res))
-        # Docker lets CAP_SYS_ADMIN have them (the kernel then decides), and --privileged has no filter.
+        # Docker lets CAP_SYS_ADMIN have them (the kernel then decides); --privileged has no filter.
         allowed = "clone newuser: ok\nclone3 newuser: ok\nfork: ok\nunshare newuser: ok\n"
         self.assertEqual(self.probe_in("/probe ns", "--cap-add", "SYS_ADMIN"), allowed)
         self.assertEqual(self.probe_in("/probe ns", "--privileged"), allowed)
@@ -955,7 +959,8 @@ class SeccompTest(RunTest):
             self.skipTest("this kernel refuses io_uring (kernel.io_uring_disabled or not built)")
         for opts in ((), ("--cap-add", "ALL")):
             with self.subTest(opts=opts):
-                self.assertEqual(self.probe_in("/probe uring", *opts), "io_uring: Operation not permitted\n")
+                self.assertEqual(self.probe_in("/probe uring", *opts),
+                                 "io_uring: Operation not permitted\n")
         self.assertEqual(self.probe_in("/probe uring", "--privileged"), "io_uring: ok\n",
                          "control: no filter")
 
@@ -1221,14 +1226,15 @@ def kill_if_same(pid: int, start: str):
 
 # PID 1 of the container execs a copy of busybox that is setuid to nobody: the kernel clears the
 # parent-death signal on such an exec, for good (the finding's reproduction).
-SETUID_SLEEP = ("mkdir /s && cp /bin/busybox /s/sleep && chown 65534 /s/sleep && chmod 4755 /s/sleep "
-                "&& exec /s/sleep 31")
+SETUID_SLEEP = ("mkdir /s && cp /bin/busybox /s/sleep && chown 65534 /s/sleep && "
+                "chmod 4755 /s/sleep && exec /s/sleep 31")
 
 
 class LifetimeTest(RunTest):
     """A container never outlives its `run`, even when imgtool is killed with SIGKILL after the
     container's processes changed credentials (which clears PR_SET_PDEATHSIG); and while it lives,
-    its writable layer names it (tmp/AREA/container.pid) so other imgtool commands leave it alone."""
+    its writable layer names it (tmp/AREA/container.pid) so other imgtool commands leave it
+    alone."""
 
     def assert_dies_with_imgtool(self, *args, user: str = "65534"):
         """Starts `run ARGS` (whose command ends as `sleep`), checks that sleep runs with `user` as
@@ -1243,7 +1249,7 @@ class LifetimeTest(RunTest):
             self.addCleanup(kill_if_same, sleep, start)  # should the test fail
             with open(f"/proc/{sleep}/status") as fh:
                 uids = status_fields(fh.read())["Uid"].split()
-            self.assertEqual(uids[1], user, f"the sleep's (real, effective, saved, fs) uids: {uids}")
+            self.assertEqual(uids[1], user, f"the sleep's real, effective, saved, fs uids: {uids}")
             proc.kill()
             proc.wait(timeout=20)
             gone = wait_for(lambda: proc_start_time(sleep) != start or proc_state(sleep) == "Z",
@@ -1262,8 +1268,8 @@ class LifetimeTest(RunTest):
         self.assert_dies_with_imgtool("imgtool-test/hostile-user-nobody", "sleep", "31")
 
     def test_init_rearms_the_parent_death_signal(self):
-        # --init's PID 1 is imgtool's and changes user before it forks the command: only its re-armed
-        # parent-death signal takes the namespace down with imgtool.
+        # --init's PID 1 is imgtool's and changes user before it forks the command: only its
+        # re-armed parent-death signal takes the namespace down with imgtool.
         self.assert_dies_with_imgtool("--init", "-u", "65534", IMAGE, "sleep", "31")
         self.assert_dies_with_imgtool("--init", "-u", "user", IMAGE, "sleep", "31", user="1000")
 
@@ -1274,7 +1280,8 @@ class LifetimeTest(RunTest):
 
     def test_supervisor_is_invisible_in_the_container(self):
         # The command is still PID 1 of its own namespace, whose parent is outside it (ppid 0).
-        out = self.ok("echo $$; busybox awk '{print $4}' /proc/1/stat; ls /proc | busybox grep -c '^[0-9]'")
+        out = self.ok("echo $$; busybox awk '{print $4}' /proc/1/stat; "
+                      "ls /proc | busybox grep -c '^[0-9]'")
         self.assertEqual(out.splitlines()[:2], ["1", "0"], out)
         self.assertLessEqual(int(out.splitlines()[2]), 3, out)
 
@@ -1284,7 +1291,8 @@ class LifetimeTest(RunTest):
         proc = self.popen_run("-v", f"{sync}:/sync", IMAGE, "sh", "-c",
                               "touch /sync/ready; while [ ! -e /sync/go ]; do sleep 0.05; done")
         try:
-            self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sync, "ready")), timeout=20))
+            self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sync, "ready")),
+                                     timeout=20))
             with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as fh:
                 [supervisor] = [int(p) for p in fh.read().split()]
             with open(f"/proc/{supervisor}/status") as fh:
@@ -1319,25 +1327,30 @@ class LifetimeTest(RunTest):
                 sync = os.path.join(self.work, f"sync{len(opts)}")
                 os.mkdir(sync)
                 proc = self.popen_run(*opts, "-v", f"{sync}:/sync", IMAGE, "sh", "-c",
-                                      "touch /sync/ready; while [ ! -e /sync/go ]; do sleep 0.05; done")
+                                      "touch /sync/ready; "
+                                      "while [ ! -e /sync/go ]; do sleep 0.05; done")
                 try:
                     self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sync, "ready")) or
                                              proc.poll() is not None, timeout=20))
                     self.assertIsNone(proc.poll(), "the container exited early")
                     area = self._area()
                     pid_file = os.path.join(area, "container.pid")
-                    self.assertTrue(os.path.exists(pid_file), f"no container.pid in {os.listdir(area)}")
+                    self.assertTrue(os.path.exists(pid_file),
+                                    f"no container.pid in {os.listdir(area)}")
                     with open(pid_file) as fh:
                         text = fh.read()
                     m = re.fullmatch(r"([1-9][0-9]*) ([0-9]+)\n", text)
                     self.assertTrue(m, repr(text))
                     pid, start = int(m.group(1)), m.group(2)
-                    self.assertEqual(proc_start_time(pid), start, "the start time is the process's own")
+                    self.assertEqual(proc_start_time(pid), start,
+                                     "the start time is the process's own")
                     sh = descendant_named(proc.pid, "sh")
                     self.assertIn(pid, descendants(proc.pid), "a process of this run")
-                    self.assertIn(sh, [pid] + descendants(pid), "the container's own or its ancestor")
+                    self.assertIn(sh, [pid] + descendants(pid),
+                                  "the container's own or its ancestor")
                     # Written atomically: no temporary beside it.
-                    self.assertEqual(sorted(os.listdir(area)), ["container.pid", "diff", "root", "work"])
+                    self.assertEqual(sorted(os.listdir(area)),
+                                     ["container.pid", "diff", "root", "work"])
                 finally:
                     open(os.path.join(sync, "go"), "w").close()
                     _, err = proc.communicate(timeout=20)
@@ -1592,17 +1605,18 @@ class HostileImageTest(RunTest):
 
 class RootlessRunTest(unittest.TestCase):
     """The seccomp filter and the container's lifetime as an ordinary user (test_rootless's user; as
-    everything run as it, under /tmp/imgtool-rootless.lock). Rootless there is no device cgroup: what
-    kills a container whose PID 1 changed user or exec'd a setuid binary is the supervisor alone."""
+    everything run as it, under /tmp/imgtool-rootless.lock). Rootless there is no device cgroup:
+    what kills a container whose PID 1 changed user or exec'd a setuid binary is the supervisor
+    alone."""
 
     @classmethod
     def setUpClass(cls):
         cls.enterClassContext(rootless_lock())
         rl.ensure_users()
         cls.user = rl.USERS[rl.USER]
-        probe = subprocess.run(rl.as_user(cls.user, ["unshare", "--user", "--map-root-user", "true"],
-                                          home="/"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd="/")
+        argv = rl.as_user(cls.user, ["unshare", "--user", "--map-root-user", "true"], home="/")
+        probe = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd="/")
         if probe.returncode != 0:
             raise unittest.SkipTest(f"the kernel refuses unprivileged user namespaces: "
                                     f"{probe.stderr.strip()}")
@@ -1642,8 +1656,9 @@ class RootlessRunTest(unittest.TestCase):
                          home=self.home, env=self.env, timeout=60)
 
     def test_filter_is_on(self):
-        res = self.run_as_user(IMAGE, "sh", "-c", "busybox grep -E '^(Seccomp|NoNewPrivs):' "
-                                                  "/proc/self/status; /probe ns; /probe keysearch x")
+        res = self.run_as_user(IMAGE, "sh", "-c",
+                               "busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
+                               "/probe ns; /probe keysearch x")
         self.assertEqual((res.rc, res.err), (0, ""), str(res))
         self.assertEqual(res.out, "NoNewPrivs:\t0\nSeccomp:\t2\n"
                                   "clone newuser: Operation not permitted\n"
@@ -1651,24 +1666,27 @@ class RootlessRunTest(unittest.TestCase):
                                   "unshare newuser: Operation not permitted\n"
                                   "search: Operation not permitted\n"
                                   "request: Operation not permitted\n", str(res))
-        res = self.run_as_user("--privileged", IMAGE, "busybox", "grep", "^Seccomp:", "/proc/self/status")
-        self.assertEqual((res.rc, res.out), (0, "Seccomp:\t0\n"), "control: --privileged\n" + str(res))
+        res = self.run_as_user("--privileged", IMAGE, "busybox", "grep", "^Seccomp:",
+                               "/proc/self/status")
+        self.assertEqual((res.rc, res.out), (0, "Seccomp:\t0\n"),
+                         "control: --privileged\n" + str(res))
 
     def test_container_dies_with_imgtool(self):
         for args in (("-u", "65534", IMAGE, "sleep", "31"),
                      ("--init", "-u", "65534", IMAGE, "sleep", "31"),
                      (IMAGE, "sh", "-c", SETUID_SLEEP)):
             with self.subTest(args=args):
-                proc = subprocess.Popen(rl.as_user(self.user, [self.binary, "run", *args], home=self.home,
-                                                   env=self.env),
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                argv = rl.as_user(self.user, [self.binary, "run", *args], home=self.home,
+                                  env=self.env)
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL, cwd="/")
                 harness.reap_at_cleanup(self, proc)
                 sleep = wait_for(lambda: descendant_named(proc.pid, "sleep"), timeout=20)
                 self.assertTrue(sleep, "the container's sleep never started")
                 with open(f"/proc/{sleep}/status") as fh:
                     euid = int(status_fields(fh.read())["Uid"].split()[1])
-                self.assertEqual(euid, self.user.host_uid(65534), "the sleep runs as the container's nobody")
+                self.assertEqual(euid, self.user.host_uid(65534),
+                                 "the sleep runs as the container's nobody")
                 proc.kill()
                 proc.wait(timeout=20)
                 self.assertTrue(wait_for(lambda: not rl.user_processes(self.user), timeout=10),
