@@ -130,6 +130,9 @@ int run(const Globals& globals, RunArgs& a) {
         upper_id = sys::fstat_fd(opened.fd.get(), opened.resolved);
     }
     spec.root_dir = area.path() + "/root";
+    // While the container lives, its area must survive other imgtool commands' cleaning of tmp/: they
+    // skip an area whose container.pid names a live process (pid and start time).
+    spec.on_started = [&area](pid_t pid) { launch::write_pid_file(area.dir_fd(), "container.pid", pid); };
     overlay::plan_overlay(layers.refs, upper, layers.empty_dir);  // refuse what cannot be stacked here
     std::string driver = a.driver;
     spec.mount_root = [&upper, &upper_id, &driver, &layers](int target_fd) {

@@ -27,6 +27,7 @@
 #include <climits>
 #include <cstring>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include "device_cgroup.hpp"
@@ -34,6 +35,8 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/launch/config.hpp"
 #include "imgtool/launch/devices.hpp"
+#include "imgtool/launch/seccomp.hpp"
+#include "imgtool/launch/seccomp_filter.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mount.hpp"
 
@@ -46,6 +49,9 @@ namespace imgtool::launch {
 namespace {
 
 using sys::UniqueFd;
+
+// What imgtool (and the supervisor, to the container's PID 1) passes on.
+constexpr int kForwardedSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 
 // ---- coverage builds -----------------------------------------------------------------------------
 // gcov writes its counters when a process calls exit(); the clone child and --init's processes end in
@@ -288,17 +294,55 @@ std::string read_image_file(int root_fd, const std::string& path) {
 // ---- the child ------------------------------------------------------------------------------------
 
 struct ChildArgs {
-    const LaunchSpec* spec;
-    int error_pipe;
-    int console_socket;  // -t: the child sends its pty master here; -1 otherwise
-    int null_fd;
-    int go_read;   // the parent writes one byte here once the child is in its device cgroup
-    int go_write;  // the parent's end, closed in the child
-    int cap_last;
+    const LaunchSpec* spec = nullptr;
+    int error_pipe = -1;
+    int console_socket = -1;  // -t: the child sends its pty master here; -1 otherwise
+    int null_fd = -1;
+    // The parent writes one byte here once the child is in its device cgroup, and keeps its end open
+    // (never writing again) for as long as it lives: hung up means imgtool is gone.
+    int go_read = -1;
+    int go_write = -1;  // the parent's end, closed in the child
+    int cap_last = 0;
     int stdio[3] = {-1, -1, -1};  // pipes to put on fds 0..2 instead of the user's terminal (StdioRelay)
+    const SeccompFilter* seccomp = nullptr;  // none with --privileged
+    int namespaces = 0;                      // the clone flags of the container's PID 1
+    bool supervised = false;  // the container's PID 1 is the supervisor's child, which had the go-ahead
+    sigset_t signal_mask {};  // supervised: the mask the container starts with (the supervisor blocks some)
     void* stack = nullptr;  // the clone stack the child runs on
     std::size_t stack_size = 0;
 };
+
+// Coverage: a new process forgets the counts it inherited, and writes its own before _exit.
+[[noreturn]] void exit_now(int status) {
+    coverage_flush();
+    ::_exit(status);
+}
+
+// The process a supervisor or an init waits for ended: end the same way, as far as a PID 1 can (a
+// namespace's first process cannot kill itself with a signal): the status, or 128+N for signal N.
+[[noreturn]] void exit_like(int status) {
+    exit_now(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+void tell_sanitizer_about_stack([[maybe_unused]] const ChildArgs* args) {
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan still believes this process runs on the parent's main stack; a call to a noreturn function
+    // (exec_command) would then warn about a "stack switch". Tell it about the clone stack.
+    __sanitizer_start_switch_fiber(nullptr, args->stack, args->stack_size);
+    __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+#endif
+}
+
+// Nothing of the container may run before the parent has put this process into the device cgroup:
+// wait for its byte. End of file instead: the parent failed (and says why itself) or died.
+bool wait_for_go(const ChildArgs* args) {
+    ::close(args->go_write);
+    char go = 0;
+    ssize_t got;
+    while ((got = ::read(args->go_read, &go, 1)) < 0 && errno == EINTR) {
+    }
+    return got == 1;
+}
 
 // -t: the pty comes from the container's own devpts instance (so `tty` and /dev/pts/N work inside),
 // and its master goes to the parent over a unix socket, as runc's console socket does.
@@ -376,13 +420,14 @@ void attach_container_tty(int root_fd, int console_socket) {
     child_fail(error_pipe, status, "exec " + spec.argv[0] + ": " + reason);
 }
 
-// A minimal init for --init: runs the command as its child, forwards signals to it, reaps every
-// orphan, and exits with the command's status.
-pid_t g_init_child = 0;
-void init_forward(int sig) {
-    if (g_init_child > 0) ::kill(g_init_child, sig);
+// The supervisor's and --init's PID 1: signals for the container go to this child.
+pid_t g_forward_to = 0;
+void forward_to_child(int sig) {
+    if (g_forward_to > 0) ::kill(g_forward_to, sig);
 }
 
+// A minimal init for --init: runs the command as its child, forwards signals to it, reaps every
+// orphan, and exits with the command's status.
 [[noreturn]] void run_init(const LaunchSpec& spec, const std::vector<std::string>& env, int error_pipe) {
     // Signals are blocked across fork and only unblocked once the forwarding handlers are installed:
     // PID 1 ignores signals it has no handler for, so one arriving in between would be lost.
@@ -402,9 +447,9 @@ void init_forward(int sig) {
         ::sigprocmask(SIG_SETMASK, &previous, nullptr);
         exec_command(spec, env, error_pipe);
     }
-    g_init_child = child;
+    g_forward_to = child;
     struct sigaction sa {};
-    sa.sa_handler = init_forward;
+    sa.sa_handler = forward_to_child;
     for (int sig : forwarded) ::sigaction(sig, &sa, nullptr);
     ::sigprocmask(SIG_SETMASK, &previous, nullptr);
     ::close(error_pipe);  // the command's exec reports through its own copy
@@ -413,43 +458,29 @@ void init_forward(int sig) {
         pid_t pid = ::waitpid(-1, &status, 0);
         if (pid < 0) {
             if (errno == EINTR) continue;
-            coverage_flush();
-            ::_exit(125);
+            exit_now(125);
         }
-        if (pid == child) {
-            coverage_flush();
-            if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
-            ::_exit(128 + WTERMSIG(status));
-        }
+        if (pid == child) exit_like(status);
     }
 }
 
+// The container's PID 1 (see container.hpp for the process tree).
 int child_main(void* raw) {
     auto* args = static_cast<ChildArgs*>(raw);
     const LaunchSpec& spec = *args->spec;
-#if defined(__SANITIZE_ADDRESS__)
-    // ASan still believes this process runs on the parent's main stack; a call to a noreturn function
-    // (exec_command) would then warn about a "stack switch". Tell it about the clone stack.
-    __sanitizer_start_switch_fiber(nullptr, args->stack, args->stack_size);
-    __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
-#endif
+    tell_sanitizer_about_stack(args);
     coverage_child_start();
     int ep = args->error_pipe;
     std::vector<std::string> env = spec.env;
-    // If imgtool dies, the container dies with it (PID 1 gone -> namespace torn down).
+    // Dies with its parent (imgtool, or the supervisor, whose death kills this namespace anyway); the
+    // credential change below clears it, so it is armed again there.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    // Nothing of the container runs before the parent has put this process into the device cgroup.
-    // End of file instead of the byte: the parent failed, and says why itself.
-    ::close(args->go_write);
-    char go = 0;
-    ssize_t got;
-    while ((got = ::read(args->go_read, &go, 1)) < 0 && errno == EINTR) {
+    if (args->supervised) {
+        ::sigprocmask(SIG_SETMASK, &args->signal_mask, nullptr);
+    } else if (!wait_for_go(args)) {
+        exit_now(125);
     }
-    if (got != 1) {
-        coverage_flush();
-        ::_exit(125);
-    }
-    ::close(args->go_read);
+    // go_read stays open (close-on-exec): the lifeline arm_parent_death_signal looks at.
     try {
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
         // into the user's shell (bubblewrap CVE-2017-5226).
@@ -512,7 +543,15 @@ int child_main(void* raw) {
             UniqueFd new_root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
             sys::set_mount_attributes(new_root.get(), MOUNT_ATTR_RDONLY, false, "/");
         }
+        // The filter, last before exec, but while this process still holds CAP_SYS_ADMIN: without
+        // no_new_privs the kernel wants it to install one (docker/runc's order). Everything it blocks
+        // (mount, pivot_root, unshare...) is behind us; what follows is allowed.
+        if (args->seccomp) args->seccomp->load();
         drop_privileges(user, spec.capabilities, args->cap_last);
+        // setresuid/setresgid to another user cleared PR_SET_PDEATHSIG: arm it again, and leave if
+        // imgtool died in between (for --init's PID 1, which never execs, this is what keeps the
+        // container from outliving imgtool).
+        if (!arm_parent_death_signal(args->go_read)) exit_now(125);
         // CVE-2024-21626: no host fd may leak into the container (as cwd or otherwise).
         if (::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("close_range", "");
         if (::chdir(spec.workdir.c_str()) != 0) throw_errno("chdir", spec.workdir);
@@ -527,6 +566,58 @@ int child_main(void* raw) {
     }
     if (spec.init) run_init(spec, env, ep);
     exec_command(spec, env, ep);
+}
+
+// ---- the supervisor --------------------------------------------------------------------------------
+
+// PID 1 of the outer PID namespace (see container.hpp): exists exactly as long as the container, dies
+// with imgtool, and takes the whole container with it when it does.
+int supervisor_main(void* raw) {
+    auto* args = static_cast<ChildArgs*>(raw);
+    tell_sanitizer_about_stack(args);
+    coverage_forget_inherited();
+    // Armed once, never cleared: this process never changes credentials and never execs.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    // imgtool's image, as --init's PID 1. Outside the container's PID namespace, so nothing in the
+    // container can name it; non-dumpable all the same (no ptrace, no /proc/PID/mem).
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    // Out of imgtool's process group: a ^C on the user's terminal reaches imgtool, which forwards it
+    // once, not this process as well.
+    ::setsid();
+    // Blocked until the forwarding handlers are in place: a PID 1 drops signals it has no handler for.
+    // The container's PID 1 starts with the mask imgtool had.
+    sigset_t block;
+    sigemptyset(&block);
+    for (int sig : kForwardedSignals) sigaddset(&block, sig);
+    ::sigprocmask(SIG_BLOCK, &block, &args->signal_mask);
+    // The go-ahead: this process is in the device cgroup (the container inherits it). End of file:
+    // imgtool failed or died, before or after PR_SET_PDEATHSIG was armed.
+    if (!wait_for_go(args)) exit_now(125);
+
+    void* stack = ::mmap(nullptr, args->stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                         -1, 0);
+    if (stack == MAP_FAILED) child_fail(args->error_pipe, 125, std::string("mmap stack: ") + std::strerror(errno));
+    ChildArgs inner = *args;
+    inner.supervised = true;
+    inner.stack = stack;
+    pid_t child =
+        ::clone(child_main, static_cast<char*>(stack) + args->stack_size, args->namespaces | SIGCHLD, &inner);
+    if (child < 0) child_fail(args->error_pipe, 125, std::string("clone namespaces: ") + std::strerror(errno));
+    // Nothing of the host stays here: not the user's terminal, no pipe imgtool waits on to end.
+    for (int fd = 0; fd < 3; ++fd) ::dup2(args->null_fd, fd);
+    ::syscall(SYS_close_range, 3, ~0U, 0);
+
+    g_forward_to = child;
+    struct sigaction sa {};
+    sa.sa_handler = forward_to_child;
+    for (int sig : kForwardedSignals) ::sigaction(sig, &sa, nullptr);
+    ::sigprocmask(SIG_SETMASK, &args->signal_mask, nullptr);
+    while (true) {
+        int status = 0;
+        pid_t pid = ::waitpid(child, &status, 0);
+        if (pid == child) exit_like(status);
+        if (pid < 0 && errno != EINTR) exit_now(125);
+    }
 }
 
 // ---- the parent ----------------------------------------------------------------------------------
@@ -700,6 +791,10 @@ RunOutcome run_container(const LaunchSpec& spec) {
         }
     }
 
+    // Compiled here, loaded by the container's PID 1 last before exec (--privileged: none, as docker's).
+    std::optional<SeccompFilter> seccomp;
+    if (!spec.privileged) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
+
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");
     UniqueFd err_read(pipefd[0]), err_write(pipefd[1]);
@@ -724,16 +819,30 @@ RunOutcome run_container(const LaunchSpec& spec) {
     StdioRelay relay;
     if (!spec.tty && (spec.capabilities & (1ULL << CAP_SYS_ADMIN))) relay.open(spec.interactive);
 
-    int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
-    if (spec.new_network) flags |= CLONE_NEWNET;
+    int namespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    if (spec.new_network) namespaces |= CLONE_NEWNET;
     constexpr std::size_t kStack = 1 << 20;
     void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) throw_errno("mmap", "stack");
-    ChildArgs args{&spec,        err_write.get(), console_child ? console_child.get() : -1,
-                   null_fd.get(), go_read.get(),   go_write.get(),
-                   last_cap(),    {relay.child_end(0), relay.child_end(1), relay.child_end(2)},
-                   stack,         kStack};
-    pid_t child = ::clone(child_main, static_cast<char*>(stack) + kStack, flags, &args);
+    ChildArgs args;
+    args.spec = &spec;
+    args.error_pipe = err_write.get();
+    args.console_socket = console_child ? console_child.get() : -1;
+    args.null_fd = null_fd.get();
+    args.go_read = go_read.get();
+    args.go_write = go_write.get();
+    args.cap_last = last_cap();
+    for (int fd = 0; fd < 3; ++fd) args.stdio[fd] = relay.child_end(fd);
+    args.seccomp = seccomp ? &*seccomp : nullptr;
+    args.namespaces = namespaces;
+    args.stack = stack;
+    args.stack_size = kStack;
+    // Without --init the command is the container's PID 1 and may exec a setuid binary, which clears
+    // PR_SET_PDEATHSIG for good: a supervisor holds the container's life instead. --init's PID 1 is
+    // imgtool's and never execs.
+    char* stack_top = static_cast<char*>(stack) + kStack;
+    pid_t child = spec.init ? ::clone(child_main, stack_top, namespaces | SIGCHLD, &args)
+                            : ::clone(supervisor_main, stack_top, CLONE_NEWPID | SIGCHLD, &args);
     int clone_errno = errno;
     ::munmap(stack, kStack);
     if (child < 0) throw_errno(clone_errno, "clone", "namespaces");
@@ -745,6 +854,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
     // must not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
     try {
         if (devices) devices->add(child);
+        if (spec.on_started) spec.on_started(child);
         char go = 'g';
         if (::send(go_write.get(), &go, 1, MSG_NOSIGNAL) != 1) throw_errno("send", "start the container");
     } catch (...) {
@@ -753,14 +863,14 @@ RunOutcome run_container(const LaunchSpec& spec) {
         }
         throw;
     }
-    go_write.reset();
+    // go_write stays open until we return: the container's lifeline (arm_parent_death_signal).
     UniqueFd master;
     if (spec.tty) master = receive_fd(console_parent.get());
 
     g_child = child;
     struct sigaction sa {};
     sa.sa_handler = forward_signal;
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2}) ::sigaction(sig, &sa, nullptr);
+    for (int sig : kForwardedSignals) ::sigaction(sig, &sa, nullptr);
     if (spec.tty) {
         g_master = master.get();
         struct sigaction ws {};
@@ -798,6 +908,49 @@ RunOutcome run_container(const LaunchSpec& spec) {
     if (WIFEXITED(status)) return {WEXITSTATUS(status), {}};
     if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), {}};
     return {125, "unexpected wait status"};
+}
+
+std::string process_identity(pid_t pid) {
+    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    const std::string stat = sys::read_file_at(AT_FDCWD, path, 4096);
+    // Field 2, the command name in parentheses, may itself hold spaces and parentheses: the fields
+    // after it start after the last ')'.
+    auto name_end = stat.rfind(')');
+    if (name_end == std::string::npos) throw Error(Errc::Corrupt, path + ": no command name", path);
+    std::istringstream fields(stat.substr(name_end + 1));
+    std::string field;
+    for (int number = 3; number <= 22; ++number) {
+        if (!(fields >> field)) throw Error(Errc::Corrupt, path + ": fewer than 22 fields", path);
+    }
+    if (field.find_first_not_of("0123456789") != std::string::npos) {
+        throw Error(Errc::Corrupt, path + ": start time \"" + field + "\" is not a number", path);
+    }
+    return std::to_string(pid) + " " + field + "\n";
+}
+
+void write_pid_file(int dir_fd, const std::string& name, pid_t pid) {
+    const std::string text = process_identity(pid);
+    const std::string temp = sys::unique_name("." + name + ".tmp-");
+    UniqueFd fd = sys::open_at(dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+    try {
+        sys::write_all(fd.get(), text.data(), text.size(), name);
+        // Whoever reads `name` sees all of it or none of it.
+        if (::renameat(dir_fd, temp.c_str(), dir_fd, name.c_str()) != 0) throw_errno("rename", name);
+    } catch (...) {
+        ::unlinkat(dir_fd, temp.c_str(), 0);
+        throw;
+    }
+}
+
+bool arm_parent_death_signal(int lifeline) {
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return false;
+    // Armed: from now on the parent's death kills us. Had it died before, its end of the lifeline was
+    // closed then: readable (end of file) or hung up.
+    struct pollfd p {lifeline, POLLIN | POLLRDHUP, 0};
+    int n;
+    while ((n = ::poll(&p, 1, 0)) < 0 && errno == EINTR) {
+    }
+    return n == 0;
 }
 
 }  // namespace imgtool::launch

@@ -75,8 +75,8 @@ OwnCgroups own_cgroups() {
     return own;
 }
 
-// An imgtool killed with SIGKILL cannot remove its cgroup (its container died with it, through
-// PR_SET_PDEATHSIG, so the cgroup is empty). Its name carries the creator's pid: remove those whose
+// An imgtool killed with SIGKILL cannot remove its cgroup (its container died with it, through the
+// supervisor's or --init's PR_SET_PDEATHSIG and the end of its PID namespace, so the cgroup is empty). Its name carries the creator's pid: remove those whose
 // creator is gone. rmdir only ever removes an empty cgroup, so a live container's is safe anyway.
 void remove_stale(int parent_fd, const std::string& parent) {
     for (const auto& name : sys::list_directory(parent_fd, parent)) {

@@ -23,12 +23,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import uuid
 
 import harness
+import test_rootless as rl
 from harness import gen_images, treecmp
+from test_peers import rootless_lock
 
 FMT = "oci-archive"
 IMAGE = "imgtool-test/busybox"
@@ -240,18 +243,95 @@ int main(int argc, char **argv) {
 """
 
 
-def probe_binary() -> str:
-    """The probe, compiled once per source text into TEST_TMP (static: no libc in the image)."""
+# A static probe of the system calls the container's seccomp filter decides (one line per attempt):
+#   keyadd DESC DATA        (on the host) adds a "user" key to the caller's user keyring: its serial
+#   keyread SERIAL          "read: DATA" or "read: <error>"
+#   keyupdate SERIAL DATA   "update: ok" or the error
+#   keysearch DESC          "search: ..." (keyctl KEYCTL_SEARCH in @u), "request: ..." (request_key)
+#   keydrop SERIAL          (on the host) invalidates the key
+#   ns                      clone/clone3 with CLONE_NEWUSER, a plain fork, unshare(CLONE_NEWUSER)
+#   uring                   io_uring_setup with one entry: "io_uring: ok" or the error
+SYSCALL_PROBE_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/io_uring.h>
+#include <linux/keyctl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void report(const char *what, long rc) {
+    if (rc < 0) printf("%s: %s\n", what, strerror(errno));
+    else printf("%s: ok\n", what);
+}
+
+static void child_and_wait(const char *what, long pid) {
+    if (pid == 0) _exit(0);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    report(what, pid);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "keyadd") && argc == 4) {
+        long id = syscall(SYS_add_key, "user", argv[2], argv[3], strlen(argv[3]),
+                          KEY_SPEC_USER_KEYRING);
+        if (id < 0) { printf("add: %s\n", strerror(errno)); return 1; }
+        printf("%ld\n", id);
+    } else if (!strcmp(cmd, "keyread") && argc == 3) {
+        char buf[256];
+        long n = syscall(SYS_keyctl, KEYCTL_READ, atol(argv[2]), buf, sizeof buf - 1);
+        if (n < 0) printf("read: %s\n", strerror(errno));
+        else printf("read: %.*s\n", (int)(n < 255 ? n : 255), buf);
+    } else if (!strcmp(cmd, "keyupdate") && argc == 4) {
+        report("update",
+               syscall(SYS_keyctl, KEYCTL_UPDATE, atol(argv[2]), argv[3], strlen(argv[3])));
+    } else if (!strcmp(cmd, "keysearch") && argc == 3) {
+        report("search",
+               syscall(SYS_keyctl, KEYCTL_SEARCH, KEY_SPEC_USER_KEYRING, "user", argv[2], 0));
+        report("request", syscall(SYS_request_key, "user", argv[2], NULL, 0));
+    } else if (!strcmp(cmd, "keydrop") && argc == 3) {
+        report("invalidate", syscall(SYS_keyctl, KEYCTL_INVALIDATE, atol(argv[2])));
+    } else if (!strcmp(cmd, "ns")) {
+        child_and_wait("clone newuser", syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0));
+        struct clone_args ca;
+        memset(&ca, 0, sizeof ca);
+        ca.flags = CLONE_NEWUSER;
+        ca.exit_signal = SIGCHLD;
+        child_and_wait("clone3 newuser", syscall(SYS_clone3, &ca, sizeof ca));
+        child_and_wait("fork", fork());
+        report("unshare newuser", unshare(CLONE_NEWUSER));
+    } else if (!strcmp(cmd, "uring")) {
+        struct io_uring_params params;
+        memset(&params, 0, sizeof params);
+        report("io_uring", syscall(SYS_io_uring_setup, 1, &params));
+    } else {
+        return 2;
+    }
+    return 0;
+}
+"""
+
+
+def probe_binary(source: str = PROBE_C, name: str = "probe") -> str:
+    """A static C program (no libc in the image), compiled once per source text into TEST_TMP."""
     cc = shutil.which("cc")
     if cc is None:
         raise harness.SetupError("cc not found: install the Debian packages gcc and libc6-dev "
-                                 "(the TIOCSTI probe is a static C program)")
-    digest = hashlib.sha256(PROBE_C.encode()).hexdigest()[:16]
-    out = os.path.join(harness.TEST_TMP, f"probe-{digest}")
+                                 "(the test probes are static C programs)")
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    out = os.path.join(harness.TEST_TMP, f"{name}-{digest}")
     if not os.path.exists(out):
         tmp = f"{out}.{os.getpid()}"
         with open(tmp + ".c", "w") as fh:
-            fh.write(PROBE_C)
+            fh.write(source)
         proc = subprocess.run([cc, "-static", "-O2", "-o", tmp, tmp + ".c"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         os.unlink(tmp + ".c")
@@ -307,13 +387,13 @@ def _busybox_binary() -> bytes:
 
 
 def hostile_image(outdir: str, name: str, *, drop=(), extra=(), workdir="/srv",
-                  cmd=("/bin/sh", "-c", "pwd")) -> str:
+                  cmd=("/bin/sh", "-c", "pwd"), user="") -> str:
     """Write an OCI layout of busybox's layer 1 minus `drop` plus `extra` entries; returns path."""
     binary = _busybox_binary()
     base = gen_images.busybox_layers(binary)[0].entries
     entries = [e for e in base if e.name not in drop] + list(extra)
     runtime = gen_images.runtime(list(cmd), env=(gen_images.DEFAULT_PATH,), workdir=workdir,
-                                 labels={"org.example.test": "hostile-" + name})
+                                 user=user, labels={"org.example.test": "hostile-" + name})
     img = gen_images.Image([gen_images.Layer(entries, "gzip", f"hostile {name}")], runtime,
                            arch=gen_images.static_elf_arch(binary))
     job = gen_images.Job(name, [f"imgtool-test/hostile-{name}:latest"], [img], ("oci-layout",))
@@ -802,6 +882,89 @@ class SecurityTest(RunTest):
         self.assertEqual(self.ok("ls /sys/class/net").split(), sorted(os.listdir("/sys/class/net")))
 
 
+class SeccompTest(RunTest):
+    """The seccomp filter (docker's most important blocks): the kernel keyring, which is not
+    namespaced, and new namespaces or mounts without CAP_SYS_ADMIN. --privileged has none, as
+    docker's."""
+
+    def setUp(self):
+        super().setUp()
+        self.probe = probe_binary(SYSCALL_PROBE_C, "syscall-probe")
+
+    def probe_in(self, script: str, *opts) -> str:
+        """Runs script (with /probe) in a container; its stdout."""
+        return self.ok(script, "-v", f"{self.probe}:/probe:ro", *opts)
+
+    def host_probe(self, *args) -> str:
+        proc = subprocess.run([self.probe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr + proc.stdout)
+        return proc.stdout
+
+    def test_filter_is_on_without_no_new_privs(self):
+        # Mode 2 is a filter; no_new_privs stays off (setuid binaries work, as in docker's
+        # containers), whoever the command runs as: the filter is loaded before the user changes.
+        fields = "busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"
+        want = {"Seccomp": "2", "NoNewPrivs": "0"}
+        for opts in ((), ("-u", "user"), ("--cap-add", "SYS_ADMIN"), ("--init",)):
+            with self.subTest(opts=opts):
+                got = status_fields(self.ok(fields, *opts))
+                self.assertEqual({k: got.get(k) for k in want}, want, got)
+        # --init: imgtool's own PID 1 is filtered too (it loads the filter before it forks).
+        got = status_fields(self.ok("busybox grep -E '^Seccomp:' /proc/1/status", "--init"))
+        self.assertEqual(got.get("Seccomp"), "2", got)
+        got = status_fields(self.ok(fields, "--privileged"))
+        self.assertEqual(got.get("Seccomp"), "0", f"control: --privileged has no filter {got}")
+
+    def test_host_keyring_is_out_of_reach(self):
+        # Container uid 0 is host uid 0: without the filter it shares root's user keyring.
+        desc = f"imgtool-test-{uuid.uuid4().hex[:12]}"
+        secret = f"hunter2-{uuid.uuid4().hex[:8]}"
+        serial = self.host_probe("keyadd", desc, secret).strip()
+        self.addCleanup(self.host_probe, "keydrop", serial)
+        self.assertEqual(self.host_probe("keyread", serial), f"read: {secret}\n")
+        script = (f"/probe keyread {serial}; /probe keyupdate {serial} replaced-by-the-container; "
+                  f"/probe keysearch {desc}")
+        denied = ("read: Operation not permitted\nupdate: Operation not permitted\n"
+                  "search: Operation not permitted\nrequest: Operation not permitted\n")
+        for opts in ((), ("-u", "user"), ("--cap-add", "SYS_ADMIN"), ("--cap-add", "ALL")):
+            with self.subTest(opts=opts):
+                self.assertEqual(self.probe_in(script, *opts), denied)
+        self.assertEqual(self.host_probe("keyread", serial), f"read: {secret}\n", "the key changed")
+        # Control: the same probe without the filter reads and replaces the host's key.
+        out = self.probe_in(script, "--privileged")
+        self.assertEqual(out.splitlines()[:2], [f"read: {secret}", "update: ok"], out)
+        self.assertEqual(self.host_probe("keyread", serial), "read: replaced-by-the-container\n")
+
+    def test_no_new_namespaces_without_sys_admin(self):
+        # A nested user namespace would give the container's root a full capability set to attack
+        # the kernel with; clone3 says ENOSYS so that libc falls back to clone, whose flags are
+        # checked.
+        want = ("clone newuser: Operation not permitted\nclone3 newuser: Function not implemented\n"
+                "fork: ok\nunshare newuser: Operation not permitted\n")
+        self.assertEqual(self.probe_in("/probe ns"), want)
+        self.assertEqual(self.probe_in("/probe ns", "-u", "user"), want)
+        res = self.sh("unshare -U true; unshare -Urm true; echo $?")
+        self.assertEqual(res.out, "1\n", str(res))
+        self.assertEqual(res.err.count("Operation not permitted"), 2, str(res))
+        # Docker lets CAP_SYS_ADMIN have them (the kernel then decides); --privileged has no filter.
+        allowed = "clone newuser: ok\nclone3 newuser: ok\nfork: ok\nunshare newuser: ok\n"
+        self.assertEqual(self.probe_in("/probe ns", "--cap-add", "SYS_ADMIN"), allowed)
+        self.assertEqual(self.probe_in("/probe ns", "--privileged"), allowed)
+        self.assertEqual(self.ok("unshare -Urm id -u", "--cap-add", "SYS_ADMIN"), "0\n")
+
+    def test_io_uring_is_refused(self):
+        # As docker's profile since moby 25: whatever the capabilities.
+        if self.host_probe("uring") != "io_uring: ok\n":
+            self.skipTest("this kernel refuses io_uring (kernel.io_uring_disabled or not built)")
+        for opts in ((), ("--cap-add", "ALL")):
+            with self.subTest(opts=opts):
+                self.assertEqual(self.probe_in("/probe uring", *opts),
+                                 "io_uring: Operation not permitted\n")
+        self.assertEqual(self.probe_in("/probe uring", "--privileged"), "io_uring: ok\n",
+                         "control: no filter")
+
+
 class DeviceTest(RunTest):
     """Device nodes the container makes (CAP_MKNOD is in docker's default set) or finds in its
     image reach no device: nodev on every filesystem it can write, and a device cgroup (cgroup v1
@@ -1045,6 +1208,185 @@ class SignalTest(RunTest):
         self.assertEqual(harness.tmp_entries(self.root), [])
 
 
+def proc_start_time(pid: int):
+    """Field 22 of /proc/PID/stat (start time in clock ticks after boot), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None
+
+
+def kill_if_same(pid: int, start: str):
+    """SIGKILL pid if it is still the process that started at `start` (a test's cleanup)."""
+    if proc_start_time(pid) == start:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+# PID 1 of the container execs a copy of busybox that is setuid to nobody: the kernel clears the
+# parent-death signal on such an exec, for good (the finding's reproduction).
+SETUID_SLEEP = ("mkdir /s && cp /bin/busybox /s/sleep && chown 65534 /s/sleep && "
+                "chmod 4755 /s/sleep && exec /s/sleep 31")
+
+
+class LifetimeTest(RunTest):
+    """A container never outlives its `run`, even when imgtool is killed with SIGKILL after the
+    container's processes changed credentials (which clears PR_SET_PDEATHSIG); and while it lives,
+    its writable layer names it (tmp/AREA/container.pid) so other imgtool commands leave it
+    alone."""
+
+    def assert_dies_with_imgtool(self, *args, user: str = "65534"):
+        """Starts `run ARGS` (whose command ends as `sleep`), checks that sleep runs with `user` as
+        its effective uid, SIGKILLs imgtool and wants the sleep gone."""
+        with host_mount_lock():
+            before = host_mount_lines()
+            # No pipes: a container that survived would hold them open.
+            proc = self.popen_run(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            sleep = wait_for(lambda: descendant_named(proc.pid, "sleep"), timeout=20)
+            self.assertTrue(sleep, f"the container's sleep never started: {args}")
+            start = proc_start_time(sleep)
+            self.addCleanup(kill_if_same, sleep, start)  # should the test fail
+            with open(f"/proc/{sleep}/status") as fh:
+                uids = status_fields(fh.read())["Uid"].split()
+            self.assertEqual(uids[1], user, f"the sleep's real, effective, saved, fs uids: {uids}")
+            proc.kill()
+            proc.wait(timeout=20)
+            gone = wait_for(lambda: proc_start_time(sleep) != start or proc_state(sleep) == "Z",
+                            timeout=10)
+            self.assertTrue(gone, f"the container outlived imgtool: {args}")
+            after = host_mount_lines()
+        self.assertEqual(after, before)
+        harness.images_json(self, self.root)  # the next imgtool clears what the killed one left
+        self.assertEqual(harness.tmp_entries(self.root), [])
+
+    def test_user_switch_does_not_let_the_container_outlive_imgtool(self):
+        # setresuid clears the parent-death signal: -u, and the image's own User.
+        self.assert_dies_with_imgtool("-u", "65534", IMAGE, "sleep", "31")
+        path = hostile_image(self.work, "user-nobody", user="nobody")
+        harness.pull(self, self.root, path)
+        self.assert_dies_with_imgtool("imgtool-test/hostile-user-nobody", "sleep", "31")
+
+    def test_init_rearms_the_parent_death_signal(self):
+        # --init's PID 1 is imgtool's and changes user before it forks the command: only its
+        # re-armed parent-death signal takes the namespace down with imgtool.
+        self.assert_dies_with_imgtool("--init", "-u", "65534", IMAGE, "sleep", "31")
+        self.assert_dies_with_imgtool("--init", "-u", "user", IMAGE, "sleep", "31", user="1000")
+
+    def test_setuid_exec_does_not_let_the_container_outlive_imgtool(self):
+        # No re-arming can help here: the supervisor outside the container's PID namespace can.
+        self.assert_dies_with_imgtool(IMAGE, "sh", "-c", SETUID_SLEEP)
+        self.assert_dies_with_imgtool("--init", IMAGE, "sh", "-c", SETUID_SLEEP)
+
+    def test_supervisor_is_invisible_in_the_container(self):
+        # The command is still PID 1 of its own namespace, whose parent is outside it (ppid 0).
+        out = self.ok("echo $$; busybox awk '{print $4}' /proc/1/stat; "
+                      "ls /proc | busybox grep -c '^[0-9]'")
+        self.assertEqual(out.splitlines()[:2], ["1", "0"], out)
+        self.assertLessEqual(int(out.splitlines()[2]), 3, out)
+
+    def test_supervisor_holds_nothing_of_the_host(self):
+        sync = os.path.join(self.work, "sync")
+        os.mkdir(sync)
+        proc = self.popen_run("-v", f"{sync}:/sync", IMAGE, "sh", "-c",
+                              "touch /sync/ready; while [ ! -e /sync/go ]; do sleep 0.05; done")
+        try:
+            self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sync, "ready")),
+                                     timeout=20))
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as fh:
+                [supervisor] = [int(p) for p in fh.read().split()]
+            with open(f"/proc/{supervisor}/status") as fh:
+                status = status_fields(fh.read())
+            with open(f"/proc/{supervisor}/stat") as fh:
+                pgid, sid = (int(f) for f in fh.read().rsplit(")", 1)[1].split()[2:4])
+            # PID 1 of a namespace of its own, the container's PID 1 below it.
+            self.assertEqual(status["NSpid"].split(), [str(supervisor), "1"], status)
+            sh = descendant_named(proc.pid, "sh")
+            with open(f"/proc/{sh}/status") as fh:
+                self.assertEqual(status_fields(fh.read())["NSpid"].split()[1:], ["2", "1"])
+            # A session of its own: signals from the user's terminal reach imgtool, which forwards
+            # them once, not the supervisor too.
+            self.assertEqual((pgid, sid), (supervisor, supervisor))
+            # No fd of the host but /dev/null on 0-2.
+            fds = {int(fd): os.readlink(f"/proc/{supervisor}/fd/{fd}")
+                   for fd in os.listdir(f"/proc/{supervisor}/fd")}
+            self.assertEqual(fds, {0: "/dev/null", 1: "/dev/null", 2: "/dev/null"})
+        finally:
+            open(os.path.join(sync, "go"), "w").close()
+            _, err = proc.communicate(timeout=20)
+        self.assertEqual(proc.returncode, 0, err)
+
+    def _area(self) -> str:
+        areas = harness.tmp_entries(self.root)
+        self.assertEqual(len(areas), 1, areas)
+        return os.path.join(self.root, "tmp", areas[0])
+
+    def test_container_pid_file_names_the_live_container(self):
+        for opts in ((), ("--init",)):
+            with self.subTest(opts=opts):
+                sync = os.path.join(self.work, f"sync{len(opts)}")
+                os.mkdir(sync)
+                proc = self.popen_run(*opts, "-v", f"{sync}:/sync", IMAGE, "sh", "-c",
+                                      "touch /sync/ready; "
+                                      "while [ ! -e /sync/go ]; do sleep 0.05; done")
+                try:
+                    self.assertTrue(wait_for(lambda: os.path.exists(os.path.join(sync, "ready")) or
+                                             proc.poll() is not None, timeout=20))
+                    self.assertIsNone(proc.poll(), "the container exited early")
+                    area = self._area()
+                    pid_file = os.path.join(area, "container.pid")
+                    self.assertTrue(os.path.exists(pid_file),
+                                    f"no container.pid in {os.listdir(area)}")
+                    with open(pid_file) as fh:
+                        text = fh.read()
+                    m = re.fullmatch(r"([1-9][0-9]*) ([0-9]+)\n", text)
+                    self.assertTrue(m, repr(text))
+                    pid, start = int(m.group(1)), m.group(2)
+                    self.assertEqual(proc_start_time(pid), start,
+                                     "the start time is the process's own")
+                    sh = descendant_named(proc.pid, "sh")
+                    self.assertIn(pid, descendants(proc.pid), "a process of this run")
+                    self.assertIn(sh, [pid] + descendants(pid),
+                                  "the container's own or its ancestor")
+                    # Written atomically: no temporary beside it.
+                    self.assertEqual(sorted(os.listdir(area)),
+                                     ["container.pid", "diff", "root", "work"])
+                finally:
+                    open(os.path.join(sync, "go"), "w").close()
+                    _, err = proc.communicate(timeout=20)
+                self.assertEqual(proc.returncode, 0, err)
+                self.assertEqual(harness.tmp_entries(self.root), [])
+
+    # The store's side (skipping such an area when it cleans tmp/) is the store's change: until it
+    # lands this test fails, and expectedFailure says so; remove the decorator when it has landed.
+    @unittest.expectedFailure
+    def test_area_of_a_live_container_survives_other_commands(self):
+        # An orphaned container cannot happen any more (it dies with imgtool), so the orphan is a
+        # process the test keeps alive and names in an area as run would.
+        keeper = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(lambda: (keeper.kill(), keeper.wait()))
+        start = proc_start_time(keeper.pid)
+        tmp = os.path.join(self.root, "tmp")
+        cases = {"alive": f"{keeper.pid} {start}\n",
+                 "pid-reused": f"{keeper.pid} {int(start) + 1}\n",
+                 "dead": f"{2 ** 22 + 1} {start}\n"}  # above pid_max's ceiling: no such process
+        for name, text in cases.items():
+            os.makedirs(os.path.join(tmp, name, "diff"))
+            with open(os.path.join(tmp, name, "diff", "data"), "w") as fh:
+                fh.write("the container's writes\n")
+            with open(os.path.join(tmp, name, "container.pid"), "w") as fh:
+                fh.write(text)
+        harness.images_json(self, self.root)
+        self.assertEqual(harness.tmp_entries(self.root), ["alive"],
+                         "only the area of a live container is kept")
+        with open(os.path.join(tmp, "alive", "diff", "data")) as fh:
+            self.assertEqual(fh.read(), "the container's writes\n")
+        keeper.kill()
+        keeper.wait()
+        harness.images_json(self, self.root)
+        self.assertEqual(harness.tmp_entries(self.root), [], "its container gone, the area goes")
+
+
 class TerminalTest(RunTest):
 
     def _shell_cmd(self, *run_args, out=None, rc_file) -> str:
@@ -1258,6 +1600,97 @@ class HostileImageTest(RunTest):
                          "the image's /etc/passwd was written through /dev/null")
         self.assertEqual(lines[2], "0", "masked /proc/keys must be the real null device")
         self.assert_host_and_store_intact(ref)
+
+
+
+class RootlessRunTest(unittest.TestCase):
+    """The seccomp filter and the container's lifetime as an ordinary user (test_rootless's user; as
+    everything run as it, under /tmp/imgtool-rootless.lock). Rootless there is no device cgroup:
+    what kills a container whose PID 1 changed user or exec'd a setuid binary is the supervisor
+    alone."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.enterClassContext(rootless_lock())
+        rl.ensure_users()
+        cls.user = rl.USERS[rl.USER]
+        argv = rl.as_user(cls.user, ["unshare", "--user", "--map-root-user", "true"], home="/")
+        probe = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd="/")
+        if probe.returncode != 0:
+            raise unittest.SkipTest(f"the kernel refuses unprivileged user namespaces: "
+                                    f"{probe.stderr.strip()}")
+        # The build tree may be out of the user's reach: what it runs is copied to /tmp.
+        cls.scratch = tempfile.mkdtemp(prefix="imgtool-run-rl-", dir="/tmp")
+        cls.addClassCleanup(shutil.rmtree, cls.scratch, True)
+        os.chmod(cls.scratch, 0o755)
+        cls.binary = os.path.join(cls.scratch, "imgtool")
+        cls.probe = os.path.join(cls.scratch, "probe")
+        image = os.path.join(cls.scratch, "busybox.tar")
+        for src, dst, mode in ((harness.imgtool_binary(), cls.binary, 0o755),
+                               (probe_binary(SYSCALL_PROBE_C, "syscall-probe"), cls.probe, 0o755),
+                               (harness.image_path("busybox", FMT), image, 0o644)):
+            shutil.copy(src, dst)
+            os.chmod(dst, mode)
+        cls.home = os.path.join(cls.scratch, "home")
+        os.mkdir(cls.home, 0o700)
+        os.chown(cls.home, cls.user.uid, cls.user.gid)
+        cls.env = {"IMGTOOL_ROOT": os.path.join(cls.home, "store")}
+        res = rl.run_as(cls.user, [cls.binary, "pull-local", image], home=cls.home, env=cls.env)
+        if res.rc != 0:
+            raise AssertionError(f"rootless pull failed\n{res}")
+
+    def setUp(self):
+        self.addCleanup(self._no_user_processes_left)
+
+    def _no_user_processes_left(self):
+        if not wait_for(lambda: not rl.user_processes(self.user), timeout=10):
+            left = rl.user_processes(self.user)
+            for pid, _, _ in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.fail(f"processes of {self.user.name} left after the test: {left}")
+
+    def run_as_user(self, *args) -> harness.Result:
+        return rl.run_as(self.user, [self.binary, "run", "-v", f"{self.probe}:/probe:ro", *args],
+                         home=self.home, env=self.env, timeout=60)
+
+    def test_filter_is_on(self):
+        res = self.run_as_user(IMAGE, "sh", "-c",
+                               "busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; "
+                               "/probe ns; /probe keysearch x")
+        self.assertEqual((res.rc, res.err), (0, ""), str(res))
+        self.assertEqual(res.out, "NoNewPrivs:\t0\nSeccomp:\t2\n"
+                                  "clone newuser: Operation not permitted\n"
+                                  "clone3 newuser: Function not implemented\nfork: ok\n"
+                                  "unshare newuser: Operation not permitted\n"
+                                  "search: Operation not permitted\n"
+                                  "request: Operation not permitted\n", str(res))
+        res = self.run_as_user("--privileged", IMAGE, "busybox", "grep", "^Seccomp:",
+                               "/proc/self/status")
+        self.assertEqual((res.rc, res.out), (0, "Seccomp:\t0\n"),
+                         "control: --privileged\n" + str(res))
+
+    def test_container_dies_with_imgtool(self):
+        for args in (("-u", "65534", IMAGE, "sleep", "31"),
+                     ("--init", "-u", "65534", IMAGE, "sleep", "31"),
+                     (IMAGE, "sh", "-c", SETUID_SLEEP)):
+            with self.subTest(args=args):
+                argv = rl.as_user(self.user, [self.binary, "run", *args], home=self.home,
+                                  env=self.env)
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, cwd="/")
+                harness.reap_at_cleanup(self, proc)
+                sleep = wait_for(lambda: descendant_named(proc.pid, "sleep"), timeout=20)
+                self.assertTrue(sleep, "the container's sleep never started")
+                with open(f"/proc/{sleep}/status") as fh:
+                    euid = int(status_fields(fh.read())["Uid"].split()[1])
+                self.assertEqual(euid, self.user.host_uid(65534),
+                                 "the sleep runs as the container's nobody")
+                proc.kill()
+                proc.wait(timeout=20)
+                self.assertTrue(wait_for(lambda: not rl.user_processes(self.user), timeout=10),
+                                f"left after kill -9 of imgtool: {rl.user_processes(self.user)}")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,29 @@
 // run a default container. Knows nothing about images: the caller supplies a function that mounts the
 // root filesystem onto a directory fd inside the new mount namespace.
 //
-// Order inside the child (each step's reason is at the step):
+// Processes, and why the container never outlives run_container (nor imgtool killed with SIGKILL):
+//   imgtool ── clone(NEWPID) ──> supervisor: PID 1 of an outer PID namespace, imgtool's own image,
+//                                 non-dumpable, PR_SET_PDEATHSIG; never changes credentials or execs,
+//       └─ clone(NEWNS|NEWPID|NEWUTS|NEWIPC[|NEWNET]) ─> the container's PID 1: set-up, then exec
+//   The kernel clears PR_SET_PDEATHSIG whenever credentials change, for good when the container's
+//   PID 1 execs a setuid binary; the supervisor's stays armed. When imgtool dies the supervisor gets
+//   SIGKILL, and the death of a PID namespace's first process kills every process in it, nested
+//   namespaces included. The container sees none of this: its own namespace starts at the command.
+//   With --init there is no supervisor: the container's PID 1 is imgtool's init, which never execs,
+//   and re-arms PR_SET_PDEATHSIG after its credential change.
+//
+// Order inside the container's PID 1 (each step's reason is at the step):
 //   propagation private -> mount root -> /proc /dev /dev/pts /dev/shm /sys, volumes, tmpfs (all targets
 //   resolved inside the root, mounted through fds) -> user lookup in the image's files -> hostname ->
-//   pivot_root + detach old root -> masked / read-only paths -> optional read-only root -> drop
-//   capabilities and switch user -> mark every fd >= 3 close-on-exec -> chdir + verify -> exec.
+//   pivot_root + detach old root -> masked / read-only paths -> optional read-only root -> seccomp
+//   filter (while CAP_SYS_ADMIN is still held) -> drop capabilities and switch user -> re-arm
+//   PR_SET_PDEATHSIG -> mark every fd >= 3 close-on-exec -> chdir + verify -> exec.
 // The parent forwards signals, relays a pty for -t, and returns the exit status docker-style:
 // the command's status, 128+N if killed by signal N, 125 if imgtool failed, 126 not executable,
 // 127 not found.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
@@ -27,6 +41,10 @@ struct VolumeSpec {
 
 struct LaunchSpec {
     std::function<void(int target_dir_fd)> mount_root;  // runs in the child, in the new mount namespace
+    // Called in the parent with the host pid of the process whose life is the container's (the
+    // supervisor, or --init's PID 1) once it exists and before anything of the container runs. Throwing
+    // stops the launch.
+    std::function<void(pid_t)> on_started;
     std::string root_dir;                                // empty directory to mount the root on
     std::vector<std::string> argv;
     std::vector<std::string> env;
@@ -38,7 +56,7 @@ struct LaunchSpec {
     bool tty = false;
     bool interactive = false;
     bool init = false;
-    bool privileged = false;  // no masked paths, all capabilities
+    bool privileged = false;  // no masked paths, all capabilities, no device cgroup, no seccomp filter
     std::uint64_t capabilities = 0;
     std::vector<VolumeSpec> volumes;
     std::vector<std::string> tmpfs;
@@ -50,5 +68,19 @@ struct RunOutcome {
 };
 
 RunOutcome run_container(const LaunchSpec& spec);
+
+// "<pid> <starttime>\n", starttime being field 22 of /proc/<pid>/stat (clock ticks after boot): names
+// one process for as long as it lives, whatever later reuses its pid. Throws if there is no such process.
+std::string process_identity(pid_t pid);
+
+// Writes process_identity(pid) to dir_fd/name atomically: a temporary in the same directory, renamed
+// over name. Not fsync-ed: the process it names does not survive a crash of the machine either.
+void write_pid_file(int dir_fd, const std::string& name, pid_t pid);
+
+// Sets PR_SET_PDEATHSIG to SIGKILL on the calling process, then tells whether its parent still holds
+// the other end of `lifeline` (a socket the parent never writes to again): false if the parent died
+// before the signal was armed. getppid() cannot tell: the first process of a PID namespace sees 0 as
+// its parent's pid, dead or alive.
+bool arm_parent_death_signal(int lifeline);
 
 }  // namespace imgtool::launch
