@@ -395,7 +395,8 @@ bool container_alive(int tmp_fd, const std::string& name) {
     auto close = stat.rfind(')');
     if (close == std::string::npos) return false;
     std::vector<std::string> fields = split(stat.substr(close + 2), ' ');
-    return fields.size() > 19 && fields[19] == std::to_string(start);
+    // A zombie (state Z) has exited: its files may go.
+    return fields.size() > 19 && fields[0] != "Z" && fields[19] == std::to_string(start);
 }
 
 }  // namespace

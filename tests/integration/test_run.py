@@ -1357,9 +1357,6 @@ class LifetimeTest(RunTest):
                 self.assertEqual(proc.returncode, 0, err)
                 self.assertEqual(harness.tmp_entries(self.root), [])
 
-    # The store's side (skipping such an area when it cleans tmp/) is the store's change: until it
-    # lands this test fails, and expectedFailure says so; remove the decorator when it has landed.
-    @unittest.expectedFailure
     def test_area_of_a_live_container_survives_other_commands(self):
         # An orphaned container cannot happen any more (it dies with imgtool), so the orphan is a
         # process the test keeps alive and names in an area as run would.
