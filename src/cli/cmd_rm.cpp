@@ -17,19 +17,13 @@ void add_rm(CLI::App& app, Globals& globals, Action& action) {
             store::Store store(globals.store_root(), store::Access::Exclusive);
             for (const auto& ref : *refs) {
                 store::ImageRecord img = store.resolve(ref);
-                auto tags = store.tags();
                 // As docker: removing by tag when the image has other tags only removes that tag.
                 std::string as_tag;
                 try {
                     as_tag = image::normalize_tag(ref);
                 } catch (const Error&) {
                 }
-                auto it = tags.find(as_tag);
-                std::size_t tag_count = 0;
-                for (const auto& kv : tags) tag_count += kv.second == img.id;
-                if (it != tags.end() && it->second == img.id && tag_count > 1) {
-                    tags.erase(it);
-                    store.save_tags(tags);
+                if (store.tags_of(img.id).size() > 1 && store.untag(as_tag, img.id)) {
                     std::printf("Untagged: %s\n", as_tag.c_str());
                     continue;
                 }

@@ -110,10 +110,8 @@ int run(const Globals& globals, RunArgs& a) {
     LayerStack layers = open_layers(store, img);
     // The container's writable layer lives in the store's tmp/ and goes away with this process (a crash
     // leaves it for the next imgtool to clean). --upper keeps changes in the user's directory instead.
-    store::Staging area = store.new_staging();
-    sys::mkdir_at(area.dir_fd(), "root", 0755, false);
-    overlay::UpperDirs upper{area.path() + "/diff", area.path() + "/work"};
-    sys::mkdir_at(area.dir_fd(), "work", 0700, false);
+    store::Store::ContainerArea area = store.new_container_area();
+    overlay::UpperDirs upper{area.upper_dir(), area.work_dir()};
     // --upper DIR: reached without following anybody else's symlink, and only where nobody else can
     // reach: the container writes there as root, so its setuid files and device nodes would be live
     // for whoever could.
@@ -129,10 +127,10 @@ int run(const Globals& globals, RunArgs& a) {
         upper.upper = opened.resolved;
         upper_id = sys::fstat_fd(opened.fd.get(), opened.resolved);
     }
-    spec.root_dir = area.path() + "/root";
+    spec.root_dir = area.root_dir();
     // While the container lives, its area must survive other imgtool commands' cleaning of tmp/: they
     // skip an area whose container.pid names a live process (pid and start time).
-    spec.on_started = [&area](pid_t pid) { launch::write_pid_file(area.dir_fd(), "container.pid", pid); };
+    spec.on_started = [&area](pid_t pid) { area.record_process(pid); };
     overlay::plan_overlay(layers.refs, upper, layers.empty_dir);  // refuse what cannot be stacked here
     std::string driver = a.driver;
     spec.mount_root = [&upper, &upper_id, &driver, &layers](int target_fd) {

@@ -16,11 +16,7 @@ void add_tag(CLI::App& app, Globals& globals, Action& action) {
         action = [&globals, args] {
             store::Store store(globals.store_root());
             store::ImageRecord img = store.resolve(args->image);
-            std::string tag = image::normalize_tag(args->name);
-            auto lock = store.lock_metadata();
-            auto tags = store.tags();
-            tags.insert_or_assign(tag, img.id);
-            store.save_tags(tags);
+            store.set_tag(image::normalize_tag(args->name), img.id);
             return 0;
         };
     });

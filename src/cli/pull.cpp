@@ -385,12 +385,10 @@ bool manifest_verified(const store::Store& store, const image::ImagePlan& plan, 
     return true;
 }
 
-// Image metadata last: blobs, then the record. Every layer is committed before this runs; the caller
-// holds the metadata lock and writes the tags of every image once, afterwards.
-PullResult commit_image(store::Store& store, const image::ImagePlan& plan, const std::set<Digest>& unpacked) {
+// What the store commits for one image once its layers are in.
+store::Store::ImageCommit image_commit(const store::Store& store, const image::ImagePlan& plan,
+                                       const std::set<Digest>& unpacked) {
     bool keep_manifest = plan.manifest_digest && manifest_verified(store, plan, unpacked);
-    if (keep_manifest) store.put_blob(*plan.manifest_digest, plan.manifest_bytes);
-    store.put_blob(plan.id, plan.config_bytes);
     store::ImageRecord record{.id = plan.id,
                               .manifest_digest = keep_manifest ? plan.manifest_digest : std::nullopt,
                               .layers = {},
@@ -402,12 +400,10 @@ PullResult commit_image(store::Store& store, const image::ImagePlan& plan, const
         record.layers.push_back(l.diff_id);
         if (auto info = store.layer_info(l.diff_id)) record.size += info->size;
     }
-    // The same image re-imported from a docker archive (or with an unverified manifest): keep ours.
-    if (!record.manifest_digest) {
-        if (auto existing = store.image(plan.id)) record.manifest_digest = existing->manifest_digest;
-    }
-    store.save_image(record);
-    return PullResult{.id = plan.id, .tags = plan.tags, .layers_unpacked = 0, .layers_reused = 0, .moved_tags = {}};
+    return {.record = record,
+            .manifest_bytes = keep_manifest ? std::optional<std::string>(plan.manifest_bytes) : std::nullopt,
+            .config_bytes = plan.config_bytes,
+            .tags = plan.tags};
 }
 
 // The same image listed several times (one manifest under many names, or a hostile index repeating an
@@ -547,35 +543,22 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
             for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info, job->stats.implicit_dirs);
         }
 
-        // Records and tags under one metadata lock; the tags are checked to fit before anything is
-        // written and written once (a source with many images rewrote tags.json per image).
-        auto metadata_lock = store.lock_metadata();
-        auto tags = store.tags();
-        std::map<std::string, std::pair<std::string, Digest>> moved;  // tag -> (previous image) per plan id
-        for (const auto& plan : plans) {
-            for (const auto& t : plan.tags) {
-                auto [it, fresh] = tags.try_emplace(t, plan.id);
-                if (!fresh && it->second != plan.id) {
-                    moved.insert_or_assign(t, std::make_pair(plan.id.str(), it->second));
-                    it->second = plan.id;
-                }
-            }
-        }
-        store.check_tags_fit(tags);
+        // Records and all names in one store commit (the names checked to fit before anything is
+        // written, and written once: a source with many images rewrote tags.json per image).
+        std::vector<store::Store::ImageCommit> commits;
+        for (const auto& plan : plans) commits.push_back(image_commit(store, plan, scheduled));
+        std::map<std::string, Digest> moved = store.commit_images(commits);
         std::vector<PullResult> results;
         for (const auto& plan : plans) {
-            PullResult r = commit_image(store, plan, scheduled);
-            for (const auto& [tag, ids] : moved) {
-                if (ids.first == plan.id.str()) r.moved_tags.emplace_back(tag, ids.second);
+            PullResult r{.id = plan.id, .tags = plan.tags, .layers_unpacked = 0, .layers_reused = 0, .moved_tags = {}};
+            for (const auto& tag : plan.tags) {
+                if (auto it = moved.find(tag); it != moved.end()) r.moved_tags.emplace_back(tag, it->second);
             }
             std::set<Digest> own;
             for (const auto& l : plan.layers) own.insert(l.diff_id);
             for (const Digest& d : own) (scheduled.count(d) ? r.layers_unpacked : r.layers_reused)++;
             results.push_back(std::move(r));
         }
-        bool tagged = false;
-        for (const auto& plan : plans) tagged = tagged || !plan.tags.empty();
-        if (tagged) store.save_tags(tags);
         return results;
     });
 }

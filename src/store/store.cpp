@@ -20,6 +20,7 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/sys/files.hpp"
+#include "imgtool/sys/process.hpp"
 
 namespace imgtool::store {
 namespace {
@@ -36,6 +37,13 @@ constexpr std::uint64_t kMaxRecordBytes = 4 << 20;
 // per image, so this stays far above what any realistic store needs while bounding what is read.
 constexpr std::uint64_t kMaxTagsBytes = 64 << 20;
 constexpr std::uint64_t kMaxImplicitBytes = 32 << 20;
+
+// Every record the store reads back is capped and parsed strictly; a failure names the file.
+json read_record(int dirfd, const std::string& name, std::uint64_t max_bytes, const std::string& shown, const char* what) {
+    json j = json::parse(sys::read_file_at(dirfd, name, max_bytes), nullptr, false);
+    if (j.is_discarded()) throw Error(Errc::Corrupt, shown + ": corrupt " + what);
+    return j;
+}
 
 std::uint64_t layer_lock_offset(const Digest& d) {
     // 40 bits of the digest: distinct layers practically never share a lock byte (and sharing one
@@ -206,8 +214,7 @@ std::vector<MountRecord> Store::mounts() const {
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "mounts", O_RDONLY | O_DIRECTORY);
     for (const std::string& name : sys::list_directory(dir.get(), root_ + "/mounts")) {
         if (name.size() <= 5 || name.substr(name.size() - 5) != ".json") continue;
-        json j = json::parse(sys::read_file_at(dir.get(), name, kMaxRecordBytes), nullptr, false);
-        if (j.is_discarded()) throw Error(Errc::Corrupt, root_ + "/mounts/" + name + ": corrupt mount record");
+        json j = read_record(dir.get(), name, kMaxRecordBytes, root_ + "/mounts/" + name, "mount record");
         out.push_back(mount_from_json(j, root_ + "/mounts/" + name));
     }
     return out;
@@ -371,10 +378,12 @@ Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_a
 
 namespace {
 
+constexpr const char* kContainerPidFile = "container.pid";
+
 // A container's writable layer in tmp/ names its process in "container.pid" ("PID STARTTIME"): while
 // that process lives (same start time: pids are reused), nothing may delete the layer under it.
 bool container_alive(int tmp_fd, const std::string& name) {
-    int raw = ::openat(tmp_fd, (name + "/container.pid").c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int raw = ::openat(tmp_fd, (name + "/" + kContainerPidFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (raw < 0) return false;
     sys::UniqueFd fd(raw);
     std::string text;
@@ -384,19 +393,9 @@ bool container_alive(int tmp_fd, const std::string& name) {
         return false;
     }
     unsigned long long pid = 0, start = 0;
-    if (std::sscanf(text.c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0) return false;
-    std::string stat;
-    try {
-        stat = sys::read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid) + "/stat", 4096);
-    } catch (const Error&) {
-        return false;  // gone
-    }
-    // Field 22 (starttime) counts from the last ')' : the command name may hold spaces and parentheses.
-    auto close = stat.rfind(')');
-    if (close == std::string::npos) return false;
-    std::vector<std::string> fields = split(stat.substr(close + 2), ' ');
-    // A zombie (state Z) has exited: its files may go.
-    return fields.size() > 19 && fields[0] != "Z" && fields[19] == std::to_string(start);
+    if (std::sscanf(text.c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0 || pid > 0x7fffffff) return false;
+    auto now = sys::process_start_time(static_cast<int>(pid));
+    return now && *now == start;
 }
 
 }  // namespace
@@ -457,8 +456,8 @@ std::vector<std::string> Store::implicit_dirs(const Digest& diff_id) const {
     std::vector<std::string> out;
     std::string name = "layers/" + diff_id.hex() + "/implicit.json";
     if (!sys::lstat_at(root_fd_.get(), name)) return out;
-    json j = json::parse(sys::read_file_at(root_fd_.get(), name, kMaxImplicitBytes), nullptr, false);
-    if (j.is_discarded() || !j.is_array()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
+    json j = read_record(root_fd_.get(), name, kMaxImplicitBytes, root_ + "/" + name, "layer record");
+    if (!j.is_array()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
     for (const auto& path : j) {
         if (!path.is_string()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
         out.push_back(path.get<std::string>());
@@ -473,8 +472,7 @@ bool Store::has_layer(const Digest& diff_id) const {
 std::optional<LayerInfo> Store::layer_info(const Digest& diff_id) const {
     std::string name = "layers/" + diff_id.hex() + "/layer.json";
     if (!sys::lstat_at(root_fd_.get(), name)) return std::nullopt;
-    json j = json::parse(sys::read_file_at(root_fd_.get(), name, kMaxRecordBytes), nullptr, false);
-    if (j.is_discarded()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
+    json j = read_record(root_fd_.get(), name, kMaxRecordBytes, root_ + "/" + name, "layer record");
     LayerInfo info{.diff_id = diff_id,
                    .size = j.value("size", std::uint64_t{0}),
                    .entries = j.value("entries", std::uint64_t{0}),
@@ -547,8 +545,7 @@ std::vector<ImageRecord> Store::images() const {
 std::optional<ImageRecord> Store::image(const Digest& id) const {
     std::string name = "images/" + id.hex() + ".json";
     if (!sys::lstat_at(root_fd_.get(), name)) return std::nullopt;
-    json j = json::parse(sys::read_file_at(root_fd_.get(), name, kMaxRecordBytes), nullptr, false);
-    if (j.is_discarded()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt image record");
+    json j = read_record(root_fd_.get(), name, kMaxRecordBytes, root_ + "/" + name, "image record");
     return record_from_json(j, root_ + "/" + name);
 }
 
@@ -561,8 +558,8 @@ void Store::save_image(const ImageRecord& record) {
 std::map<std::string, Digest> Store::tags() const {
     std::map<std::string, Digest> out;
     if (!sys::lstat_at(root_fd_.get(), "tags.json")) return out;
-    json j = json::parse(sys::read_file_at(root_fd_.get(), "tags.json", kMaxTagsBytes), nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw Error(Errc::Corrupt, root_ + "/tags.json: corrupt tag record");
+    json j = read_record(root_fd_.get(), "tags.json", kMaxTagsBytes, root_ + "/tags.json", "tag record");
+    if (!j.is_object()) throw Error(Errc::Corrupt, root_ + "/tags.json: corrupt tag record");
     for (auto& [name, id] : j.items()) out.emplace(name, Digest::parse(id.get<std::string>()));
     return out;
 }
@@ -680,6 +677,118 @@ void Store::remove_image(const Digest& id) {
         }
         sys::remove_tree_at(tmp_fd_.get(), trash);
     }
+}
+
+
+// ---- tags ----
+
+std::optional<Digest> Store::set_tag(const std::string& name, const Digest& id) {
+    auto lock = lock_metadata();
+    auto all = tags();
+    std::optional<Digest> before;
+    if (auto it = all.find(name); it != all.end() && it->second != id) before = it->second;
+    all.insert_or_assign(name, id);
+    save_tags(all);
+    return before;
+}
+
+bool Store::untag(const std::string& name, const Digest& id) {
+    auto lock = lock_metadata();
+    auto all = tags();
+    auto it = all.find(name);
+    if (it == all.end() || it->second != id) return false;
+    all.erase(it);
+    save_tags(all);
+    return true;
+}
+
+std::vector<std::string> Store::tags_of(const Digest& id) const {
+    std::vector<std::string> out;
+    for (const auto& [name, target] : tags()) {
+        if (target == id) out.push_back(name);
+    }
+    return out;
+}
+
+std::map<std::string, Digest> Store::commit_images(const std::vector<ImageCommit>& images) {
+    auto lock = lock_metadata();
+    auto all = tags();
+    std::map<std::string, Digest> moved;
+    for (const auto& image : images) {
+        for (const auto& name : image.tags) {
+            auto [it, fresh] = all.try_emplace(name, image.record.id);
+            if (!fresh && it->second != image.record.id) {
+                moved.insert_or_assign(name, it->second);
+                it->second = image.record.id;
+            }
+        }
+    }
+    check_tags_fit(all);  // before anything is written
+    bool tagged = false;
+    for (const auto& image : images) {
+        if (image.manifest_bytes && image.record.manifest_digest) put_blob(*image.record.manifest_digest, *image.manifest_bytes);
+        put_blob(image.record.id, image.config_bytes);
+        ImageRecord record = image.record;
+        // The same image re-imported without a (verified) manifest keeps the one it has.
+        if (!record.manifest_digest) {
+            if (auto existing = this->image(record.id)) record.manifest_digest = existing->manifest_digest;
+        }
+        save_image(record);
+        tagged = tagged || !image.tags.empty();
+    }
+    if (tagged) save_tags(all);
+    // A name moved from an image to another image of the same batch is not news.
+    for (auto it = moved.begin(); it != moved.end();) {
+        bool ours = false;
+        for (const auto& image : images) ours = ours || image.record.id == it->second;
+        it = ours ? moved.erase(it) : std::next(it);
+    }
+    return moved;
+}
+
+// ---- containers ----
+
+Store::ContainerArea Store::new_container_area() {
+    Staging staging = new_staging();  // diff/ is the writable layer's upper
+    sys::mkdir_at(staging.dir_fd(), "root", 0755, false);
+    sys::mkdir_at(staging.dir_fd(), "work", 0700, false);
+    return ContainerArea(std::move(staging));
+}
+
+void Store::ContainerArea::record_process(int pid) const {
+    auto start = sys::process_start_time(pid);
+    if (!start) throw Error(Errc::NotFound, "container process " + std::to_string(pid) + " is gone");
+    std::string text = std::to_string(pid) + " " + std::to_string(*start) + "\n";
+    std::string temp = sys::unique_name(".container.pid.");
+    sys::UniqueFd fd = sys::open_at(staging_.dir_fd(), temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644, kContainerPidFile);
+    try {
+        sys::write_all(fd.get(), text.data(), text.size(), kContainerPidFile);
+        // Whoever reads it sees all of it or none of it (no fsync: the container would not survive a
+        // crash of the machine either).
+        if (::renameat(staging_.dir_fd(), temp.c_str(), staging_.dir_fd(), kContainerPidFile) != 0) {
+            throw_errno("rename", kContainerPidFile);
+        }
+    } catch (...) {
+        ::unlinkat(staging_.dir_fd(), temp.c_str(), 0);
+        throw;
+    }
+}
+
+// ---- rootless ----
+
+void Store::check_id_map(const std::string& current) {
+    constexpr const char* kIdMapFile = "idmap";
+    std::string recorded;
+    if (sys::lstat_at(root_fd_.get(), kIdMapFile)) recorded = sys::read_file_at(root_fd_.get(), kIdMapFile, 1 << 16);
+    if (recorded == current) return;
+    sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);
+    if (!recorded.empty() && !sys::directory_is_empty(layers.get(), root_ + "/layers")) {
+        throw Error(Errc::InvalidArgument,
+                    root_ + ": this store was unpacked under another id map than yours now (your ranges in "
+                            "/etc/subuid or /etc/subgid changed, or uidmap was installed or removed): its owners "
+                            "would be wrong; remove it (imgtool unshare rm -rf " + root_ + ") and pull again");
+    }
+    write_root_file(kIdMapFile, current);
 }
 
 }  // namespace imgtool::store

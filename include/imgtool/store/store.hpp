@@ -165,11 +165,57 @@ public:
     // what every later command could not read back.
     void check_tags_fit(const std::map<std::string, digest::Digest>& tags) const;
     void save_tags(const std::map<std::string, digest::Digest>& tags);
+    // Names `id` as `name` (a normalised NAME:TAG), under the metadata lock; returns the image the name
+    // named before, if another.
+    std::optional<digest::Digest> set_tag(const std::string& name, const digest::Digest& id);
+    // Removes one name, under the metadata lock; false if it did not name `id`.
+    bool untag(const std::string& name, const digest::Digest& id);
+    // The names of `id`, sorted.
+    std::vector<std::string> tags_of(const digest::Digest& id) const;
+
+    // What an import commits once its layers are in: every image's blobs and record, then all their
+    // names in one write, under one metadata lock. The names are checked to fit before anything is
+    // written. Returns, per name that named another image before, that image.
+    struct ImageCommit {
+        ImageRecord record;
+        std::optional<std::string> manifest_bytes;  // stored (verified by the caller) when set
+        std::string config_bytes;
+        std::vector<std::string> tags;
+    };
+    std::map<std::string, digest::Digest> commit_images(const std::vector<ImageCommit>& images);
     // Full image ID or "sha256:" ID first (a tag can never shadow an ID), then a tag, then a unique
     // hex prefix (>= 4) -> the record.
     ImageRecord resolve(std::string_view reference) const;
     // Deletes the record, its tags and the layers no other image uses. Needs Access::Exclusive.
     void remove_image(const digest::Digest& id);
+
+    // --- containers ---
+    // A container's private area in tmp/: root/ (its mount point), upper/ and work/ (its writable
+    // layer). Removed on destruction; a crash leaves it for the next command to clean, unless the
+    // container's process (record_process) still lives.
+    class ContainerArea {
+    public:
+        ContainerArea(ContainerArea&&) noexcept = default;
+        std::string root_dir() const { return staging_.path() + "/root"; }
+        std::string upper_dir() const { return staging_.path() + "/diff"; }
+        std::string work_dir() const { return staging_.path() + "/work"; }
+        // Writes container.pid ("<pid> <starttime>") atomically: while that process lives, no command
+        // removes the area.
+        void record_process(int pid) const;
+
+    private:
+        friend class Store;
+        explicit ContainerArea(Staging staging) : staging_(std::move(staging)) {}
+        Staging staging_;
+    };
+    ContainerArea new_container_area();
+
+    // --- rootless ---
+    // A rootless store holds owners as the host ids its namespace mapped them to: its layers are right
+    // only for that map. `current` (the uid and gid maps as text) is recorded when the store is first
+    // used; a different map later, once layers exist, is refused (Errc::InvalidArgument, one line
+    // saying what to do) instead of showing wrong owners.
+    void check_id_map(const std::string& current);
 
     // --- mounts ---
     // Creates mounts/<name>/{upper,work} and returns them (absolute).
