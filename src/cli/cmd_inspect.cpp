@@ -5,7 +5,7 @@
 #include "commands.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/overlay/plan.hpp"
-#include "mounts.hpp"
+#include "imgtool/view/mounts.hpp"
 
 namespace imgtool::cli {
 
@@ -29,7 +29,7 @@ void add_inspect(CLI::App& app, Globals& globals, Action& action) {
                 for (const auto& l : img.layers) layers.push_back(l.str());
                 // The directories a mount stacks: layers under a root-opaque layer are hidden.
                 std::string lower;
-                for (const auto& dir : overlay::visible_lowers(layer_paths(store, img))) {
+                for (const auto& dir : overlay::visible_lowers(view::layer_paths(store, img))) {
                     lower += (lower.empty() ? "" : ":") + dir;
                 }
                 nlohmann::json entry = {

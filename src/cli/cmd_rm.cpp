@@ -1,7 +1,7 @@
 #include <cstdio>
 
 #include "commands.hpp"
-#include "mounts.hpp"
+#include "imgtool/view/mounts.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/image/types.hpp"
 
@@ -28,7 +28,7 @@ void add_rm(CLI::App& app, Globals& globals, Action& action) {
                     continue;
                 }
                 // As podman: an image whose view is mounted stays until it is unmounted.
-                clean_stale_mounts(store);
+                view::clean_stale_mounts(store);
                 for (const auto& m : store.mounts()) {
                     if (m.image == img.id) {
                         throw Error(Errc::Busy, "image " + img.id.short_hex() + " is mounted at " + m.target +

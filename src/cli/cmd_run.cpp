@@ -8,7 +8,7 @@
 #include "commands.hpp"
 #include "rootless_store.hpp"
 #include "imgtool/rootless/userns.hpp"
-#include "mounts.hpp"
+#include "imgtool/view/container_root.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
 #include "imgtool/core/strings.hpp"
@@ -107,63 +107,25 @@ int run(const Globals& globals, RunArgs& a) {
         spec.tmpfs.push_back(t);
     }
 
-    LayerStack layers = open_layers(store, img);
+    view::ContainerRootPlan root;
+    root.driver = overlay::plan_driver(a.driver, !a.upper.empty());
+    view::LayerStack layers = view::open_layers(store, img);
+    root.layers = &layers;
     // The container's writable layer lives in the store's tmp/ and goes away with this process (a crash
     // leaves it for the next imgtool to clean). --upper keeps changes in the user's directory instead.
     store::Store::ContainerArea area = store.new_container_area();
-    overlay::UpperDirs upper{area.upper_dir(), area.work_dir()};
-    // --upper DIR: reached without following anybody else's symlink, and only where nobody else can
-    // reach: the container writes there as root, so its setuid files and device nodes would be live
-    // for whoever could.
-    struct stat upper_id {};
+    root.upper = {area.upper_dir(), area.work_dir()};
     if (!a.upper.empty()) {
-        sys::UserPath opened = sys::open_user_directory(a.upper, O_RDONLY, true);
-        if (!opened.private_to_caller) {
-            throw Error(Errc::UnsafePath, opened.resolved +
-                                              ": --upper must be a directory other users cannot reach (make a "
-                                              "directory above it mode 0700): the container writes there as "
-                                              "root, and its setuid files and device nodes would work for them");
-        }
-        upper.upper = opened.resolved;
-        upper_id = sys::fstat_fd(opened.fd.get(), opened.resolved);
+        root.user_upper = view::open_container_upper(a.upper);
+        root.upper.upper = root.user_upper->path;
     }
+    root.user_xattr = rootless::active();
+    overlay::plan_overlay(layers.refs, root.upper, layers.empty_dir);  // refuse what cannot be stacked here
     spec.root_dir = area.root_dir();
     // While the container lives, its area must survive other imgtool commands' cleaning of tmp/: they
     // skip an area whose container.pid names a live process (pid and start time).
     spec.on_started = [&area](pid_t pid) { area.record_process(pid); };
-    overlay::plan_overlay(layers.refs, upper, layers.empty_dir);  // refuse what cannot be stacked here
-    std::string driver = a.driver;
-    spec.mount_root = [&upper, &upper_id, &driver, &layers](int target_fd) {
-        // In the container's mount namespace: the layers are opened again here (and checked to be the
-        // same directories), since overlayfs refuses layers whose mounts belong to another namespace.
-        LayerStack here = layers.reopened();
-        overlay::UpperDirs dirs = upper;
-        sys::UniqueFd user_upper;
-        if (upper_id.st_ino != 0) {
-            user_upper = sys::open_at(AT_FDCWD, upper.upper, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, upper.upper);
-            struct stat now = sys::fstat_fd(user_upper.get(), upper.upper);
-            if (now.st_dev != upper_id.st_dev || now.st_ino != upper_id.st_ino) {
-                throw Error(Errc::UnsafePath, upper.upper + ": changed while the container was being set up");
-            }
-            dirs.upper = "/proc/self/fd/" + std::to_string(user_upper.get());
-        }
-        overlay::MountSpec root = overlay::plan_overlay(here.refs, dirs, here.empty_dir);
-        root.user_xattr = rootless::active();
-        // nodev: device nodes in image layers are inert; only the fresh /dev works.
-        if (driver != "copy") {
-            try {
-                overlay::mount_at(root, target_fd, MOUNT_ATTR_NODEV);
-                return;
-            } catch (const Error& e) {
-                if (driver == "overlay") throw;
-                log::notice(std::string("overlayfs unavailable (") + e.what() + "); using the copy driver");
-            }
-        }
-        std::vector<std::string> bottom_first = overlay::visible_layer_dirs(here.refs);
-        sys::UniqueFd dir = sys::open_at(target_fd, ".", O_RDONLY | O_DIRECTORY);
-        overlay::materialize(bottom_first, dir.get());
-        sys::bind_at(dir.get(), dir.get(), false, "root filesystem");  // pivot_root needs a mount point
-    };
+    spec.mount_root = view::container_root(root);
     launch::RunOutcome outcome = launch::run_container(spec);
     if (!outcome.error.empty()) std::fprintf(stderr, "imgtool: run: %s\n", escape_control(outcome.error).c_str());
     return outcome.exit_status;

@@ -113,3 +113,19 @@ TEST_CASE("a layer's skeleton is stacked right under it, and the copy driver nev
     overlay::MountSpec spec = overlay::plan_overlay({{"/s/l1", false, "/s/k1"}}, std::nullopt, "/s/empty");
     CHECK(spec.lowers == std::vector<std::string>{"/s/l1", "/s/k1"});  // two lowers already: no empty/
 }
+
+#include "imgtool/overlay/driver.hpp"
+
+TEST_CASE("one storage-driver rule for mount and run") {
+    using overlay::Driver;
+    auto plan = overlay::plan_driver("", false);
+    CHECK((plan.first == Driver::Overlay && plan.fall_back_to_copy));
+    plan = overlay::plan_driver("", true);  // --upper: only overlayfs has a separate upper
+    CHECK((plan.first == Driver::Overlay && !plan.fall_back_to_copy));
+    plan = overlay::plan_driver("overlay", false);  // asked for: its failure is the answer
+    CHECK((plan.first == Driver::Overlay && !plan.fall_back_to_copy));
+    plan = overlay::plan_driver("copy", false);
+    CHECK((plan.first == Driver::Copy && !plan.fall_back_to_copy));
+    CHECK_THROWS_AS(overlay::plan_driver("copy", true), Error);  // a copy has no separate upper
+    CHECK_THROWS_AS(overlay::plan_driver("btrfs", false), Error);
+}

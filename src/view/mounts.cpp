@@ -1,4 +1,4 @@
-#include "mounts.hpp"
+#include "imgtool/view/mounts.hpp"
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -14,8 +14,12 @@
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mount.hpp"
 #include "imgtool/sys/mountinfo.hpp"
+#include "imgtool/overlay/copy.hpp"
+#include "imgtool/overlay/driver.hpp"
+#include "imgtool/overlay/mount.hpp"
+#include "imgtool/sys/user_path.hpp"
 
-namespace imgtool::cli {
+namespace imgtool::view {
 namespace {
 
 std::string fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
@@ -219,4 +223,149 @@ void clean_stale_mounts(store::Store& store) {
     }
 }
 
-}  // namespace imgtool::cli
+}  // namespace imgtool::view
+
+// ---- making a view ---------------------------------------------------------------------------------
+
+namespace imgtool::view {
+namespace {
+
+bool is_within(const std::string& path, const std::string& dir) {
+    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+std::string proc_fd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+// TARGET must be an existing, empty directory outside the store that nothing is mounted on, reached
+// without following anybody else's symlink; it is then mounted on through the fd opened here.
+sys::UserPath open_target(const store::Store& store, const std::string& target_arg) {
+    sys::UserPath opened = sys::open_user_directory(target_arg, O_RDONLY);
+    const std::string& target = opened.resolved;
+    if (is_within(target, canonical_path(store.root()))) {
+        throw Error(Errc::InvalidArgument, target + ": target is inside the image store");
+    }
+    for (const auto& m : sys::read_mountinfo()) {
+        if (m.mount_point == target) throw Error(Errc::Busy, target + ": target is already a mount point");
+    }
+    if (find_mount(store, target)) throw Error(Errc::Busy, target + ": target is already an imgtool mount");
+    if (!sys::directory_is_empty(opened.fd.get(), target)) {
+        throw Error(Errc::InvalidArgument, target + ": target directory is not empty");
+    }
+    return opened;
+}
+
+// overlayfs's work directory for a user's --upper DIR: ".DIR.imgtool-work" beside it, made by us (or left
+// by an earlier mount of ours: owned by us, never a symlink). Someone else's directory there is refused.
+sys::UniqueFd open_work_dir(const sys::UserPath& upper, std::string& shown) {
+    std::string name = "." + upper.name + ".imgtool-work";
+    auto slash = upper.resolved.rfind('/');
+    shown = upper.resolved.substr(0, slash + 1) + name;
+    if (::mkdirat(upper.parent.get(), name.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", shown);
+    sys::UniqueFd work = sys::open_at(upper.parent.get(), name, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, shown);
+    if (sys::fstat_fd(work.get(), shown).st_uid != ::geteuid()) {
+        throw Error(Errc::UnsafePath, shown + ": exists and is not yours (imgtool makes it for --upper)");
+    }
+    return work;
+}
+
+// Fills the view with the copy driver. As root the tree is built in the store (mode 0700 above it, so
+// nobody reaches its setuid files or device nodes) and bind-mounted on the target with the view's
+// flags. An ordinary user's copy is made in the target itself, as plain files visible everywhere (a
+// mount would live only as long as its user namespace): it cannot hold device nodes, and its setuid
+// and setgid bits are stripped unless --suid, since they would run as the user.
+void copy_view(store::Store& store, store::MountRecord& record, const LayerStack& layers, const MountRequest& request,
+               unsigned attributes, int target_fd) {
+    std::vector<std::string> bottom_first = overlay::visible_layer_dirs(layers.refs);
+    sys::SpaceReserve reserve(store.root_fd(), sys::space_limits_for(store.root_fd(), request.min_free), store.root());
+    reserve.check();  // a filesystem already below its reserve gets nothing
+    overlay::CopyOptions options;
+    options.reserve = &reserve;
+    record.mode = request.writable ? "copy-rw" : "copy";
+    if (request.rootless) {
+        sys::UniqueFd dir = sys::open_at(target_fd, ".", O_RDONLY | O_DIRECTORY, 0, record.target);
+        struct stat st = sys::fstat_fd(dir.get(), record.target);
+        record.target_dev = st.st_dev;
+        record.target_ino = st.st_ino;
+        store.save_mount(record);
+        options.strip_setid = !request.suid;
+        options.skip_devices = true;  // a user namespace cannot make them anyway
+        overlay::materialize(bottom_first, dir.get(), options);
+        return;
+    }
+    record.tree_in_store = true;
+    store.save_mount(record);
+    sys::UniqueFd tree = store.make_copy_tree(record.name);
+    overlay::materialize(bottom_first, tree.get(), options);
+    sys::bind_at_with(tree.get(), target_fd, attributes, record.target);
+}
+
+}  // namespace
+
+store::MountRecord mount_image(store::Store& store, const store::ImageRecord& image, const MountRequest& request) {
+    overlay::DriverPlan driver = overlay::plan_driver(request.driver, !request.upper.empty());
+    sys::UserPath opened_target = open_target(store, request.target);
+    const std::string target = opened_target.resolved;
+    LayerStack layers = open_layers(store, image);
+    // nosuid, nodev: a view is for looking at an image, and TARGET may be reachable by others.
+    unsigned attributes = (request.suid ? 0 : MOUNT_ATTR_NOSUID) | (request.dev ? 0 : MOUNT_ATTR_NODEV);
+
+    store::MountRecord record{.name = sys::unique_name("m-"), .target = target, .image = image.id,
+                              .driver = driver.first == overlay::Driver::Copy ? "copy" : "overlay",
+                              .mode = "ro", .upper = {}, .work = {}, .owns_upper = false,
+                              .mount_namespace = sys::mount_namespace_id(), .active = false};
+    auto lock = store.lock_mount(record.name, true);
+    std::optional<overlay::UpperDirs> upper;
+    sys::UserPath opened_upper;
+    sys::UniqueFd work_fd;
+    if (request.writable && driver.first == overlay::Driver::Overlay) {
+        auto [u, w] = store.make_mount_area(record.name);
+        upper = overlay::UpperDirs{u, w};
+        record.mode = "writable";
+        record.owns_upper = true;
+        record.upper = u;
+        record.work = w;
+    } else if (!request.upper.empty()) {
+        // Reached like the target, never through another user's symlink, and used by fd.
+        opened_upper = sys::open_user_directory(request.upper, O_RDONLY, true);
+        const std::string& u = opened_upper.resolved;
+        if (is_within(u, canonical_path(store.root())) || is_within(u, target) || is_within(target, u)) {
+            throw Error(Errc::InvalidArgument, u + ": --upper must be outside the store and the target");
+        }
+        std::string w;
+        work_fd = open_work_dir(opened_upper, w);
+        struct stat wst = sys::fstat_fd(work_fd.get(), w);
+        record.work_dev = wst.st_dev;
+        record.work_ino = wst.st_ino;
+        upper = overlay::UpperDirs{proc_fd(opened_upper.fd.get()), proc_fd(work_fd.get())};
+        record.mode = "upper";
+        record.upper = u;
+        record.work = w;
+    }
+    // Recorded before anything is mounted: a crash from here on leaves a record to clean up.
+    store.save_mount(record);
+    try {
+        overlay::MountSpec spec = overlay::plan_overlay(layers.refs, upper, layers.empty_dir);
+        spec.user_xattr = request.rootless;
+        if (record.driver == "overlay") {
+            try {
+                overlay::mount_at(spec, opened_target.fd.get(), attributes);
+            } catch (const Error& e) {
+                if (!driver.fall_back_to_copy) throw;  // the kernel's reason is the answer
+                log::notice(std::string("overlayfs unavailable (") + e.what() + "); using the copy driver");
+                record.driver = "copy";
+            }
+        }
+        if (record.driver == "copy") {
+            if (!request.writable) attributes |= MOUNT_ATTR_RDONLY;
+            copy_view(store, record, layers, request, attributes, opened_target.fd.get());
+        }
+        record.active = true;
+        store.save_mount(record);
+    } catch (...) {
+        undo_mount(store, record);
+        throw;
+    }
+    return record;
+}
+
+}  // namespace imgtool::view

@@ -1,7 +1,8 @@
-// Bookkeeping shared by mount, umount, mounts, rm and run: the image's layers opened for a mount,
-// which recorded mounts are live, and removal of what a crashed `imgtool mount` left behind. Records
-// are read from the store and treated as untrusted: nothing is unmounted or removed unless the mount
-// table (or the directory's identity) confirms it is what the record says.
+// Views of an image's merged tree for people (`imgtool mount`) and their bookkeeping: the image's
+// layers opened for a mount, making a view (overlayfs or the copy driver, nosuid,nodev), which recorded
+// views are live, and removal of what a crashed `mount` left behind. Records are read from the store
+// and treated as untrusted: nothing is unmounted or removed unless the mount table (or the directory's
+// identity) confirms it is what the record says.
 #pragma once
 
 #include <optional>
@@ -10,9 +11,10 @@
 
 #include "imgtool/overlay/plan.hpp"
 #include "imgtool/store/store.hpp"
+#include "imgtool/sys/space.hpp"
 #include "imgtool/sys/unique_fd.hpp"
 
-namespace imgtool::cli {
+namespace imgtool::view {
 
 // An image's layer directories opened through Store::open_layer (no symlink below the store root can
 // redirect them); refs name them "/proc/self/fd/N", so the kernel mounts exactly what was checked.
@@ -45,4 +47,20 @@ void undo_mount(store::Store& store, const store::MountRecord& record, bool name
 // realpath(3), with a clear error.
 std::string canonical_path(const std::string& path);
 
-}  // namespace imgtool::cli
+// What `imgtool mount` was asked for.
+struct MountRequest {
+    std::string target;  // as given: reached without following another user's symlink
+    std::string driver;  // "", "overlay" or "copy" (overlay::plan_driver)
+    std::string upper;   // --upper DIR: changes kept there (overlayfs only)
+    bool writable = false;  // changes discarded by umount
+    bool suid = false;      // DANGEROUS: setuid bits work in the view
+    bool dev = false;       // DANGEROUS: device nodes work in the view
+    bool rootless = false;  // an ordinary user's store: user.* markers; a copy is made in place
+    std::optional<sys::MinFreeSetting> min_free;  // the copy driver's reserve
+};
+
+// Mounts `image` on request.target and records it; returns the active record. A failure undoes
+// everything (record, store-owned upper, copy tree) and throws.
+store::MountRecord mount_image(store::Store& store, const store::ImageRecord& image, const MountRequest& request);
+
+}  // namespace imgtool::view
