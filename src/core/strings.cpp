@@ -16,6 +16,12 @@ std::vector<std::string> split(std::string_view text, char separator) {
     return parts;
 }
 
+std::pair<std::string, std::string> split_parent(std::string_view path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string_view::npos) return {"", std::string(path)};
+    return {std::string(path.substr(0, slash)), std::string(path.substr(slash + 1))};
+}
+
 bool is_lower_hex(std::string_view text) noexcept {
     for (char c : text) {
         if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;

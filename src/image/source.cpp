@@ -1,6 +1,7 @@
 #include "imgtool/image/source.hpp"
 
 #include <fcntl.h>
+#include <cerrno>
 #include <map>
 #include <set>
 #include <sys/stat.h>
@@ -82,14 +83,10 @@ public:
         auto norm = normalize_member_name(name);
         if (!norm) return std::nullopt;
         // Symlinks inside a layout are refused outright: they could point at any host file.
-        struct stat st {};
-        try {
-            sys::UniqueFd fd = sys::open_beneath(dir_.get(), *norm, O_PATH);
-            st = sys::fstat_fd(fd.get(), *norm);
-        } catch (const Error& e) {
-            if (e.code() == std::errc::no_such_file_or_directory) return std::nullopt;
-            throw;  // the pull names the source once, as context
-        }
+        auto [fd, err] = sys::try_open_beneath(dir_.get(), *norm, O_PATH);
+        if (err == ENOENT) return std::nullopt;
+        if (err) throw_errno(err, "open", *norm);  // the pull names the source once, as context
+        struct stat st = sys::fstat_fd(fd.get(), *norm);
         if (!S_ISREG(st.st_mode)) return std::nullopt;
         return static_cast<std::uint64_t>(st.st_size);
     }
@@ -123,24 +120,6 @@ std::string read_blob(const Source& source, const Descriptor& d, std::string_vie
         throw Error(Errc::DigestMismatch, std::string(what) + " " + d.digest.str() + ": digest mismatch: got " + got.str());
     }
     return bytes;
-}
-
-bool is_known_layer_media_type(std::string_view t) {
-    static const std::string_view known[] = {
-        "application/vnd.oci.image.layer.v1.tar",
-        "application/vnd.oci.image.layer.v1.tar+gzip",
-        "application/vnd.oci.image.layer.v1.tar+zstd",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-        "application/vnd.docker.image.rootfs.diff.tar",
-    };
-    for (auto k : known) {
-        if (t == k) return true;
-    }
-    return false;
 }
 
 void check_diff_id_count(const ImagePlan& plan, std::size_t layer_count, std::string_view what) {
@@ -183,7 +162,7 @@ ImagePlan plan_from_manifest(const Source& source, const Descriptor& manifest_de
     for (std::size_t i = 0; i < m.layers.size(); ++i) {
         const Descriptor& d = m.layers[i];
         std::string layer_what = "layer " + d.digest.str();
-        if (!is_known_layer_media_type(d.media_type)) {
+        if (!is_layer_media_type(d.media_type)) {
             throw Error(Errc::UnsupportedMediaType, layer_what + ": unsupported media type \"" + d.media_type + "\"");
         }
         std::string member = blob_member(d.digest);
@@ -197,7 +176,7 @@ ImagePlan plan_from_manifest(const Source& source, const Descriptor& manifest_de
             throw Error(Errc::SizeMismatch, layer_what + ": size mismatch: descriptor says " + std::to_string(d.size) +
                                                 " bytes, blob has " + std::to_string(*size));
         }
-        plan.layers.push_back(LayerPlan{member, d.digest, d.size, d.media_type, plan.config.diff_ids[i]});
+        plan.layers.push_back(LayerPlan{member, d.digest, d.size, plan.config.diff_ids[i]});
     }
     return plan;
 }
@@ -319,7 +298,7 @@ std::vector<ImagePlan> plan_docker(const Source& source) {
             if (!size) throw Error(Errc::NotFound, "layer " + name + ": missing from the archive");
             std::optional<digest::Digest> blob_digest;
             if (norm->rfind("blobs/sha256/", 0) == 0) blob_digest = digest::Digest::sha256_hex(norm->substr(13));
-            plan.layers.push_back(LayerPlan{*norm, blob_digest, *size, "", plan.config.diff_ids[i]});
+            plan.layers.push_back(LayerPlan{*norm, blob_digest, *size, plan.config.diff_ids[i]});
         }
         for (const auto& tag : entry.repo_tags) add_tag(plan, tag);
         plans.push_back(std::move(plan));
@@ -329,13 +308,22 @@ std::vector<ImagePlan> plan_docker(const Source& source) {
 
 }  // namespace
 
-std::string format_name(SourceFormat format) {
-    switch (format) {
-        case SourceFormat::DockerArchive: return "docker-archive";
-        case SourceFormat::OciArchive: return "oci-archive";
-        case SourceFormat::OciLayout: return "oci-layout";
+bool is_layer_media_type(std::string_view media_type) {
+    static const std::string_view known[] = {
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.docker.image.rootfs.diff.tar",
+    };
+    for (auto k : known) {
+        if (media_type == k) return true;
     }
-    return "unknown";
+    return false;
 }
 
 std::string blob_member(const digest::Digest& d) { return "blobs/" + d.algorithm() + "/" + d.hex(); }

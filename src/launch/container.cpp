@@ -83,11 +83,6 @@ void coverage_child_start() {
 // ---- failure reporting from the child -----------------------------------------------------------
 // The child writes "<status> <message>" to a close-on-exec pipe and exits; a successful exec closes the
 // pipe with nothing written.
-struct ChildFailure {
-    int status;
-    std::string message;
-};
-
 [[noreturn]] void child_fail(int pipe_fd, int status, const std::string& message) {
     std::string line = std::to_string(status) + " " + message;
     (void)!::write(pipe_fd, line.data(), line.size());

@@ -140,16 +140,6 @@ Compression detect_compression(std::string_view head) {
     return Compression::None;
 }
 
-std::optional<Compression> compression_for_media_type(std::string_view t) {
-    auto ends_with = [&](std::string_view suffix) {
-        return t.size() >= suffix.size() && t.substr(t.size() - suffix.size()) == suffix;
-    };
-    if (ends_with("+gzip") || ends_with(".tar.gzip") || ends_with(".tar.gz")) return Compression::Gzip;
-    if (ends_with("+zstd")) return Compression::Zstd;
-    if (ends_with(".tar") || ends_with("diff.tar")) return Compression::None;
-    return std::nullopt;
-}
-
 std::size_t PrefixReader::read(void* buffer, std::size_t size) {
     if (offset_ < prefix_.size()) {
         std::size_t n = std::min(size, prefix_.size() - offset_);

@@ -28,12 +28,6 @@ std::optional<std::string> clean_entry_path(std::string_view name) {
     return out;
 }
 
-std::pair<std::string, std::string> split_parent(const std::string& path) {
-    auto slash = path.rfind('/');
-    if (slash == std::string::npos) return {"", path};
-    return {path.substr(0, slash), path.substr(slash + 1)};
-}
-
 Whiteout classify_whiteout(std::string_view base) {
     constexpr std::string_view prefix = ".wh.";
     constexpr std::string_view meta_prefix = ".wh..wh.";

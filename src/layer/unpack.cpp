@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <exception>
 #include <map>
-#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +21,7 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/layer/entry_path.hpp"
 #include "imgtool/sys/files.hpp"
+#include "imgtool/sys/tree_metadata.hpp"
 
 namespace imgtool::layer {
 namespace {
@@ -56,25 +56,10 @@ la_ssize_t read_callback(struct archive* a, void* opaque, const void** out) {
     }
 }
 
-bool is_overlay_xattr(std::string_view name) {
-    return name.substr(0, 16) == "trusted.overlay." || name.substr(0, 13) == "user.overlay.";
-}
-
 [[noreturn]] void throw_archive(struct archive* a) {
     const char* reason = archive_error_string(a);
     throw Error(Errc::Corrupt, std::string("corrupt layer tar: ") + (reason ? reason : "read error"));
 }
-
-// Directory metadata applied at the end, one node per directory path, as a tree of names: a tar that
-// lists one deep directory a million times costs one node, and a million distinct directories cost
-// their names, not their full paths (memory stays below what the directories cost on disk).
-struct DeferredDir {
-    std::uint32_t parent;  // index in the node list; the layer root is node 0, its own parent
-    std::string name;
-    bool set = false;      // a directory entry gave this path metadata (else only a path component)
-    mode_t mode = 0;
-    struct timespec times[2] {};
-};
 
 class Unpacker {
 public:
@@ -136,24 +121,9 @@ public:
     }
 
     void finish() {
-        // Directory modes and times last: creating children would change the times, and a restrictive
-        // mode could block them. Each directory is re-resolved with no symlinks allowed at all, so a
-        // directory that a later entry replaced with a symlink is skipped, never followed.
-        // Deepest first (nodes are made parents first): a restrictive mode on a parent must not keep a
-        // child from being opened.
-        for (std::size_t i = deferred_.size(); i-- > 0;) {
-            const DeferredDir& d = deferred_[i];
-            if (!d.set) continue;
-            std::string path = deferred_path(static_cast<std::uint32_t>(i));
-            int err = 0;
-            UniqueFd fd = path.empty() ? sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY) : open_no_symlinks(path, err);
-            if (!fd) {
-                if (err == ENOENT || err == ENOTDIR || err == ELOOP || err == EXDEV) continue;
-                throw_errno(err, "open", printable(path));
-            }
-            if (::fchmod(fd.get(), d.mode) != 0) throw_errno("chmod", printable(path));
-            if (::futimens(fd.get(), d.times) != 0) throw_errno("utimes", printable(path));
-        }
+        // Directory modes and times last, deepest first; a directory that a later entry replaced with a
+        // symlink is skipped, never followed.
+        deferred_.apply(root_fd_);
         // Later entries may have replaced or removed what was recorded: keep what is still there.
         for (const auto& [ino, path] : implicit_) {
             if (still_there(path, ino)) stats_.implicit_dirs.push_back(path);
@@ -173,16 +143,6 @@ public:
 private:
     std::string shown() const { return printable(name_); }
 
-    // No symlink at all may appear on the way: a fix-up must never follow one.
-    UniqueFd open_no_symlinks(const std::string& path, int& err) {
-        try {
-            return sys::open_beneath(root_fd_, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        } catch (const Error& e) {
-            err = e.code().value();
-            return {};
-        }
-    }
-
     // The directory that will hold an entry, or -1 when a component is not a directory in this layer
     // (the caller decides: a whiteout there is a no-op, anything else an error). Resolution happens
     // inside the layer root, so symlinks of this layer never lead out of it. Components the tar omits
@@ -199,9 +159,8 @@ private:
             last_dir_.clear();
             return cached_parent_fd_.get();
         }
-        int err = 0;
-        UniqueFd fd = sys::open_in_root(root_fd_, parent, O_RDONLY | O_DIRECTORY, err);
-        if (!fd) {
+        auto [fd, err] = sys::try_open_in_root(root_fd_, parent, O_RDONLY | O_DIRECTORY);
+        if (err) {
             if (err != ENOENT && err != ENOTDIR) throw_errno(err, "open parent of", shown());
             fd = make_parents(parent, for_whiteout);
             if (!fd) return -1;
@@ -217,21 +176,22 @@ private:
         for (const std::string& part : split(parent, '/')) {
             if (part.empty()) continue;
             prefix += (prefix.empty() ? "" : "/") + part;
-            int err = 0;
             // Each prefix is resolved afresh inside the root (a symlink of this layer may lead elsewhere
             // in it); what is missing is made in the directory the previous prefix resolved to.
-            UniqueFd next = sys::open_in_root(root_fd_, prefix, O_RDONLY | O_DIRECTORY, err);
-            if (!next) {
+            auto [next, err] = sys::try_open_in_root(root_fd_, prefix, O_RDONLY | O_DIRECTORY);
+            if (err) {
                 if (err != ENOENT && err != ENOTDIR) throw_errno(err, "open", printable(prefix));
-                auto st = sys::lstat_at(current.get(), part);
-                if (st && (!is_whiteout(*st) || for_whiteout)) {  // a file, a symlink to nothing, a whiteout
+                auto [st, stat_err] = sys::try_lstat_at(current.get(), part);
+                if (stat_err && stat_err != ENOENT) throw_errno(stat_err, "stat", printable(prefix));
+                bool exists = !stat_err;
+                if (exists && (!sys::is_whiteout(st) || for_whiteout)) {  // a file, a symlink to nothing, a whiteout
                     blocked_at_ = prefix;
-                    blocked_why_ = S_ISLNK(st->st_mode) ? "a symlink that leads to no directory inside the layer"
-                                   : is_whiteout(*st)   ? "whited out in this layer"
-                                                        : "not a directory in this layer";
+                    blocked_why_ = S_ISLNK(st.st_mode)    ? "a symlink that leads to no directory inside the layer"
+                                   : sys::is_whiteout(st) ? "whited out in this layer"
+                                                          : "not a directory in this layer";
                     return {};
                 }
-                if (st) {
+                if (exists) {
                     remove_existing(current.get(), part);
                 } else if (implicit_.size() >= kMaxImplicitDirs || implicit_bytes_ > kMaxImplicitBytes) {
                     throw Error(Errc::Corrupt, "more than " + std::to_string(kMaxImplicitDirs) +
@@ -241,7 +201,7 @@ private:
                 if (options_.reserve) options_.reserve->charge(4096, 1);
                 if (::mkdirat(current.get(), part.c_str(), 0755) != 0) throw_errno("mkdir", printable(prefix));
                 next = sys::open_at(current.get(), part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, printable(prefix));
-                if (st) {
+                if (exists) {
                     set_opaque(next.get());  // replaces a whiteout of this layer: the lower one stays hidden
                 } else {
                     std::string real = real_path(next.get());
@@ -275,14 +235,15 @@ private:
         return out;
     }
 
+    // The directory recorded at `path` as inode `ino`, if it is still there, reached with no symlink at
+    // all on the way; else an empty fd. Any failure to reach it means "not there": a later entry of
+    // this layer removed or replaced it.
     UniqueFd still_there(const std::string& path, ino_t ino) {
-        int err = 0;
-        UniqueFd fd = path.empty() ? sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY) : open_no_symlinks(path, err);
+        UniqueFd fd = path.empty() ? sys::open_at(root_fd_, ".", O_RDONLY | O_DIRECTORY)
+                                   : sys::try_open_beneath(root_fd_, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW).value;
         if (!fd || sys::fstat_fd(fd.get(), path).st_ino != ino) return {};
         return fd;
     }
-
-    static bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
 
     const char* opaque_xattr() const { return options_.rootless ? "user.overlay.opaque" : "trusted.overlay.opaque"; }
 
@@ -348,11 +309,12 @@ private:
     std::vector<std::string> subdirectories_and_purge(int dir) {
         std::vector<std::string> subdirs;
         for (const std::string& name : sys::list_directory(dir, shown())) {
-            auto st = sys::lstat_at(dir, name);
-            if (!st) continue;
-            if (S_ISDIR(st->st_mode)) {
+            auto [st, err] = sys::try_lstat_at(dir, name);
+            if (err == ENOENT) continue;
+            if (err) throw_errno(err, "stat", shown());
+            if (S_ISDIR(st.st_mode)) {
                 subdirs.push_back(name);
-            } else if (is_whiteout(*st) && ::unlinkat(dir, name.c_str(), 0) == 0) {
+            } else if (sys::is_whiteout(st) && ::unlinkat(dir, name.c_str(), 0) == 0) {
                 ++stats_.dropped_whiteouts;
             }
         }
@@ -367,10 +329,12 @@ private:
             ++stats_.dropped_whiteouts;
             return;
         }
-        if (auto st = sys::lstat_at(dir, target)) {
+        auto [st, err] = sys::try_lstat_at(dir, target);
+        if (err && err != ENOENT) throw_errno(err, "stat", shown());
+        if (!err) {
             // An entry of this layer by that name stays: whiteouts apply to lower layers only. A
             // directory becomes opaque so that the lower one's contents stay hidden.
-            if (S_ISDIR(st->st_mode)) {
+            if (S_ISDIR(st.st_mode)) {
                 UniqueFd d = sys::open_at(dir, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, shown());
                 make_opaque(d.get());
             }
@@ -412,13 +376,14 @@ private:
     }
 
     void remove_existing(int dir, const std::string& base) {
-        auto st = sys::lstat_at(dir, base);
-        if (!st) return;
+        auto [st, err] = sys::try_lstat_at(dir, base);
+        if (err == ENOENT) return;
+        if (err) throw_errno(err, "stat", shown());
         opaque_cache_.reset();  // an inode number it holds may be reused
         sys::remove_tree_at(dir, base);
         // The cached parent is always the directory holding `base` (the caller's `dir`, still in use), so
         // it stays valid; the last-made directory may have been `base` or below it.
-        if (S_ISDIR(st->st_mode)) last_dir_fd_.reset();
+        if (S_ISDIR(st.st_mode)) last_dir_fd_.reset();
     }
 
     // Runs `create` (a *at syscall returning 0/-1 or an fd); on EEXIST removes what is there (a
@@ -469,7 +434,7 @@ private:
         const void* value;
         size_t size;
         while (archive_entry_xattr_next(e, &xname, &value, &size) == ARCHIVE_OK) {
-            if (is_overlay_xattr(xname)) {
+            if (sys::is_overlay_xattr(xname)) {
                 ++stats_.dropped_xattrs;  // smuggled overlay metadata must never act as a whiteout or redirect
                 continue;
             }
@@ -551,10 +516,11 @@ private:
         bool replaces_whiteout = false;
         if (::mkdirat(dir, base.c_str(), 0700) != 0) {
             if (errno != EEXIST) throw_errno("mkdir", shown());
-            auto st = sys::lstat_at(dir, base);
-            existed = st && S_ISDIR(st->st_mode);
-            if (!existed) {  // a non-directory of that name: replaced
-                replaces_whiteout = st && is_whiteout(*st);
+            auto [st, err] = sys::try_lstat_at(dir, base);
+            if (err && err != ENOENT) throw_errno(err, "stat", shown());
+            existed = !err && S_ISDIR(st.st_mode);
+            if (!existed) {  // a non-directory of that name (or nothing any more): replaced
+                replaces_whiteout = !err && sys::is_whiteout(st);
                 remove_existing(dir, base);
                 if (::mkdirat(dir, base.c_str(), 0700) != 0) throw_errno("mkdir", shown());
             }
@@ -572,28 +538,12 @@ private:
         last_dir_fd_ = std::move(fd);
     }
 
+    // A later entry for the same path wins, as the tar order says. The owner was set on the entry itself.
     void defer_dir(const std::string& path, struct archive_entry* e) {
-        if (deferred_.empty()) deferred_.push_back({0, "", false, 0, {}});
-        std::uint32_t node = 0;
-        for (const std::string& part : split(path, '/')) {
-            if (part.empty()) continue;
-            std::string key = std::to_string(node) + '/' + part;
-            auto [it, fresh] = deferred_children_.try_emplace(std::move(key), static_cast<std::uint32_t>(deferred_.size()));
-            if (fresh) deferred_.push_back({node, part, false, 0, {}});
-            node = it->second;
-        }
-        DeferredDir& d = deferred_[node];
-        d.set = true;  // a later entry for the same path wins, as the tar order says
-        d.mode = static_cast<mode_t>(archive_entry_perm(e) & 07777);
-        entry_times(e, d.times);
-    }
-
-    std::string deferred_path(std::uint32_t node) const {
-        std::vector<const std::string*> names;
-        for (; node != 0; node = deferred_[node].parent) names.push_back(&deferred_[node].name);
-        std::string path;
-        for (auto it = names.rbegin(); it != names.rend(); ++it) path += (path.empty() ? "" : "/") + **it;
-        return path;
+        sys::DirMetadata meta;
+        meta.mode = static_cast<mode_t>(archive_entry_perm(e) & 07777);
+        entry_times(e, meta.times);
+        deferred_.record(path, meta);
     }
 
     // Metadata for entries that cannot be opened (symlinks, device nodes, fifos): by name in a parent
@@ -652,22 +602,27 @@ private:
                                               " escapes the layer root");
         }
         auto [tparent, tbase] = split_parent(*target);
-        int err = 0;
-        UniqueFd tdir = sys::open_in_root(root_fd_, tparent, O_RDONLY | O_DIRECTORY, err);
-        if (!tdir) throw_errno(err, "hardlink target", printable(raw_target));
-        auto tst = sys::lstat_at(tdir.get(), tbase);
-        if (!tst) throw Error(Errc::NotFound, shown() + ": hardlink target " + printable(raw_target) + " does not exist");
-        if (S_ISDIR(tst->st_mode)) {
+        auto [tdir, open_err] = sys::try_open_in_root(root_fd_, tparent, O_RDONLY | O_DIRECTORY);
+        if (open_err) throw_errno(open_err, "hardlink target", printable(raw_target));
+        auto [tst, target_err] = sys::try_lstat_at(tdir.get(), tbase);
+        if (target_err == ENOENT) {
+            throw Error(Errc::NotFound, shown() + ": hardlink target " + printable(raw_target) + " does not exist");
+        }
+        if (target_err) throw_errno(target_err, "stat", printable(raw_target));
+        if (S_ISDIR(tst.st_mode)) {
             throw Error(Errc::UnsafePath, shown() + ": hardlink to a directory (" + printable(raw_target) + ")");
         }
         // A whiteout is not an entry of this layer: linking to it would make a whiteout without a .wh. name.
-        if (is_whiteout(*tst)) {
+        if (sys::is_whiteout(tst)) {
             throw Error(Errc::NotFound, shown() + ": hardlink target " + printable(raw_target) +
                                             " does not exist (this layer whited it out)");
         }
-        auto existing = sys::lstat_at(dir, base);
-        if (existing && existing->st_dev == tst->st_dev && existing->st_ino == tst->st_ino) return;
-        if (existing) remove_existing(dir, base);
+        auto [existing, existing_err] = sys::try_lstat_at(dir, base);
+        if (existing_err && existing_err != ENOENT) throw_errno(existing_err, "stat", shown());
+        if (!existing_err) {
+            if (existing.st_dev == tst.st_dev && existing.st_ino == tst.st_ino) return;
+            remove_existing(dir, base);
+        }
         // flags 0: link the target entry itself, even if it is a symlink, never what it points to.
         if (::linkat(tdir.get(), tbase.c_str(), dir, base.c_str(), 0) != 0) throw_errno("link", shown());
     }
@@ -682,8 +637,7 @@ private:
     UniqueFd cached_parent_fd_;
     std::string last_dir_;  // the directory entry made last, still open
     UniqueFd last_dir_fd_;
-    std::vector<DeferredDir> deferred_;
-    std::unordered_map<std::string, std::uint32_t> deferred_children_;  // "<parent index>/<name>" -> node
+    sys::DeferredDirs deferred_;
     std::map<ino_t, std::string> implicit_;       // directories made as parents, by inode
     std::map<ino_t, std::string> whiteout_dirs_;  // directories where whiteout devices were made
     std::string root_path_;                       // of root_fd_, for real_path()

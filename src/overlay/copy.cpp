@@ -5,7 +5,6 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -17,20 +16,15 @@
 #include <vector>
 
 #include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/space.hpp"
+#include "imgtool/sys/tree_metadata.hpp"
 
 namespace imgtool::overlay {
 namespace {
 
 using sys::UniqueFd;
-
-bool is_overlay_xattr(std::string_view name) {
-    return name.substr(0, 16) == "trusted.overlay." || name.substr(0, 13) == "user.overlay.";
-}
-
-bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
-
 
 // Extended attributes are read by fd (regular files, directories) or by name under a parent fd with the
 // l* calls through "/proc/self/fd/<dir>/<name>" (symlinks, devices: never opened, last component not
@@ -48,7 +42,7 @@ XattrList collect_xattrs(List list, Get get) {
     for (std::size_t pos = 0; pos < static_cast<std::size_t>(size);) {
         std::string name = names.c_str() + pos;
         pos += name.size() + 1;
-        if (is_overlay_xattr(name)) continue;
+        if (sys::is_overlay_xattr(name)) continue;
         ssize_t vlen = get(name.c_str(), nullptr, 0);
         if (vlen < 0) continue;
         std::string value(static_cast<std::size_t>(vlen), '\0');
@@ -74,15 +68,6 @@ XattrList xattrs_by_name(int dirfd, const std::string& name) {
     return collect_xattrs([&p](char* b, size_t n) { return ::llistxattr(p.c_str(), b, n); },
                           [&p](const char* k, void* v, size_t n) { return ::lgetxattr(p.c_str(), k, v, n); });
 }
-
-struct DeferredDir {
-    std::string path;
-    mode_t mode;
-    uid_t uid;
-    gid_t gid;
-    bool chown;  // false for the target itself, whose owner is the caller's
-    struct timespec times[2];
-};
 
 // Data is copied in pieces of this size: each is charged to the reserve before it is written.
 constexpr std::uint64_t kChunk = 256 << 10;
@@ -126,17 +111,20 @@ public:
             }
             for (const std::string& name : sys::list_directory(f.src.get(), layer_dir + "/" + f.rel)) {
                 std::string rel = f.rel.empty() ? name : f.rel + "/" + name;
-                auto st = sys::lstat_at(f.src.get(), name);
-                if (!st) continue;
+                auto [st, src_err] = sys::try_lstat_at(f.src.get(), name);
+                if (src_err == ENOENT) continue;
+                if (src_err) throw_errno(src_err, "stat", layer_dir + "/" + rel);
                 ++stats_.entries;
-                if (is_whiteout(*st)) {
+                if (sys::is_whiteout(st)) {
                     sys::remove_tree_at(dst.get(), name);
                     continue;
                 }
-                auto existing = sys::lstat_at(dst.get(), name);
-                if (S_ISDIR(st->st_mode)) {
-                    if (existing && !S_ISDIR(existing->st_mode)) sys::remove_tree_at(dst.get(), name);
-                    if (!existing || !S_ISDIR(existing->st_mode)) {
+                auto [existing, dst_err] = sys::try_lstat_at(dst.get(), name);
+                if (dst_err && dst_err != ENOENT) throw_errno(dst_err, "stat", rel);
+                bool exists = !dst_err;
+                if (S_ISDIR(st.st_mode)) {
+                    if (exists && !S_ISDIR(existing.st_mode)) sys::remove_tree_at(dst.get(), name);
+                    if (!exists || !S_ISDIR(existing.st_mode)) {
                         charge(0, 1);
                         // 0700 and ours until finish(): nobody else can add, swap or rename entries
                         // in it while we fill it.
@@ -146,34 +134,19 @@ public:
                     UniqueFd src_child = sys::open_at(f.src.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, rel);
                     UniqueFd dst_child = sys::open_at(dst.get(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, rel);
                     copy_xattrs_fd(src_child.get(), dst_child.get());
-                    defer(rel, *st, true);
+                    defer(rel, st, true);
                     stack.push_back({std::move(src_child), rel});
                     continue;
                 }
-                if (existing) sys::remove_tree_at(dst.get(), name);
-                copy_entry(f.src.get(), dst.get(), name, rel, *st);
+                if (exists) sys::remove_tree_at(dst.get(), name);
+                copy_entry(f.src.get(), dst.get(), name, rel, st);
             }
         }
     }
 
-    void finish() {
-        // Later entries win; a directory a higher layer deleted or replaced is skipped.
-        for (const DeferredDir& d : deferred_) {
-            UniqueFd fd;
-            try {
-                fd = open_target_dir(d.path);
-            } catch (const Error& e) {
-                int err = e.code().value();
-                if (e.code().category() == std::generic_category() && (err == ENOENT || err == ENOTDIR || err == ELOOP)) {
-                    continue;
-                }
-                throw;
-            }
-            if (d.chown && ::fchown(fd.get(), d.uid, d.gid) != 0) throw_errno("chown", d.path);
-            if (::fchmod(fd.get(), d.mode) != 0) throw_errno("chmod", d.path);
-            if (::futimens(fd.get(), d.times) != 0) throw_errno("utimes", d.path);
-        }
-    }
+    // A higher layer's directory replaced the lower one's metadata when it was recorded; a directory a
+    // higher layer deleted or replaced is skipped.
+    void finish() { deferred_.apply(target_); }
 
     const CopyStats& stats() const { return stats_; }
 
@@ -183,9 +156,14 @@ private:
         return sys::open_beneath(target_, rel, O_RDONLY | O_DIRECTORY);
     }
 
+    // `chown`: false for the target itself, whose owner is the caller's.
     void defer(const std::string& rel, const struct stat& st, bool chown) {
-        DeferredDir d{rel, static_cast<mode_t>(st.st_mode & 07777), st.st_uid, st.st_gid, chown, {st.st_atim, st.st_mtim}};
-        deferred_.push_back(d);
+        sys::DirMetadata meta;
+        meta.mode = static_cast<mode_t>(st.st_mode & 07777);
+        meta.times[0] = st.st_atim;
+        meta.times[1] = st.st_mtim;
+        if (chown) meta.owner = sys::Owner{st.st_uid, st.st_gid};
+        deferred_.record(rel, meta);
     }
 
     void charge(std::uint64_t bytes, std::uint64_t entries) {
@@ -305,7 +283,7 @@ private:
         if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
             auto it = links_.find(st.st_ino);
             if (it != links_.end()) {
-                auto [parent, base] = split_rel(it->second);
+                auto [parent, base] = split_parent(it->second);
                 UniqueFd pdir = open_target_dir(parent);
                 if (::linkat(pdir.get(), base.c_str(), dst_dir, name.c_str(), 0) != 0) throw_errno("link", rel);
                 return;
@@ -353,12 +331,6 @@ private:
         if (::utimensat(dst_dir, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("utimes", rel);
     }
 
-    static std::pair<std::string, std::string> split_rel(const std::string& rel) {
-        auto slash = rel.rfind('/');
-        if (slash == std::string::npos) return {"", rel};
-        return {rel.substr(0, slash), rel.substr(slash + 1)};
-    }
-
     int target_;
     const CopyOptions& options_;
     const detail::CreatedHook& created_;
@@ -367,7 +339,7 @@ private:
     bool copy_file_range_ok_ = true;
     std::unique_ptr<char[]> buffer_;  // for pread/pwrite, kChunk bytes
     std::map<ino_t, std::string> links_;
-    std::vector<DeferredDir> deferred_;
+    sys::DeferredDirs deferred_;
 };
 
 }  // namespace

@@ -49,39 +49,34 @@ UniqueFd open_at(int dirfd, const std::string& path, int flags, mode_t mode, std
     return UniqueFd(fd);
 }
 
-UniqueFd open_at_if_exists(int dirfd, const std::string& path, int flags, std::string_view shown) {
-    int fd = ::openat(dirfd, path.c_str(), flags | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return {};
-        throw_errno("open", shown_or(shown, path));
-    }
-    return UniqueFd(fd);
-}
-
 UniqueFd open_beneath(int dirfd, const std::string& path, int flags, mode_t mode) {
+    auto [fd, err] = try_open_beneath(dirfd, path, flags, mode);
+    if (err) throw_errno(err, "open", path);
+    return std::move(fd);
+}
+
+Result<UniqueFd> try_open_beneath(int dirfd, const std::string& path, int flags, mode_t mode) {
     int fd = raw_openat2(dirfd, path, flags, mode, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
-    if (fd < 0) throw_errno("open", path);
-    return UniqueFd(fd);
+    if (fd < 0) return {UniqueFd(), errno};
+    return {UniqueFd(fd), 0};
 }
 
-UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags) {
-    int fd = raw_openat2(dirfd, path, flags, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
-    if (fd < 0 && errno == ENOENT) return {};
-    if (fd < 0) throw_errno("open", path);
-    return UniqueFd(fd);
+UniqueFd open_in_root(int rootfd, const std::string& path, int flags) {
+    auto [fd, err] = try_open_in_root(rootfd, path, flags);
+    if (err) throw_errno(err, "open", path);
+    return std::move(fd);
 }
 
-UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err) {
+Result<UniqueFd> try_open_in_root(int rootfd, const std::string& path, int flags) {
     int fd = raw_openat2(rootfd, path.empty() ? "." : path, flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
-    err = fd < 0 ? errno : 0;
-    return UniqueFd(fd < 0 ? -1 : fd);
+    if (fd < 0) return {UniqueFd(), errno};
+    return {UniqueFd(fd), 0};
 }
 
 UniqueFd open_dirs_in_root(int rootfd, const std::string& path, int flags) {
-    int err = 0;
-    UniqueFd fd = open_in_root(rootfd, path, flags | O_DIRECTORY, err);
-    if (fd) return fd;
-    if (err != ENOENT) throw_errno(err, "open", path);
+    auto whole = try_open_in_root(rootfd, path, flags | O_DIRECTORY);
+    if (!whole.err) return std::move(whole.value);
+    if (whole.err != ENOENT) throw_errno(whole.err, "open", path);
     UniqueFd current = open_at(rootfd, ".", O_PATH | O_DIRECTORY);
     // Prefixes keep the caller's spelling ("/a/b" or "a/b") so errors name the path as it was given.
     std::string prefix = !path.empty() && path[0] == '/' ? "/" : "";
@@ -92,22 +87,21 @@ UniqueFd open_dirs_in_root(int rootfd, const std::string& path, int flags) {
         if (part.empty() || part == ".") continue;
         prefix += (prefix.empty() || prefix == "/" ? "" : "/") + part;
         // Each prefix is resolved afresh inside the root; mkdirat goes into the directory it resolved to.
-        UniqueFd next = open_in_root(rootfd, prefix, flags | O_DIRECTORY, err);
-        if (!next && err == ENOENT) {
+        auto next = try_open_in_root(rootfd, prefix, flags | O_DIRECTORY);
+        if (next.err == ENOENT) {
             if (::mkdirat(current.get(), part.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("mkdir", prefix);
-            next = open_in_root(rootfd, prefix, flags | O_DIRECTORY, err);
+            next = try_open_in_root(rootfd, prefix, flags | O_DIRECTORY);
         }
-        if (!next) throw_errno(err, "open", prefix);
-        current = std::move(next);
+        if (next.err) throw_errno(next.err, "open", prefix);
+        current = std::move(next.value);
     }
     return current;
 }
 
-std::optional<struct stat> lstat_at(int dirfd, const std::string& name) {
-    struct stat st {};
-    if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return st;
-    if (errno == ENOENT) return std::nullopt;
-    throw_errno("stat", name);
+Result<struct stat> try_lstat_at(int dirfd, const std::string& name) {
+    Result<struct stat> r;
+    if (::fstatat(dirfd, name.c_str(), &r.value, AT_SYMLINK_NOFOLLOW) != 0) r.err = errno;
+    return r;
 }
 
 struct stat fstat_fd(int fd, std::string_view shown) {
@@ -215,8 +209,9 @@ void atomic_write_file(int dirfd, const std::string& name, std::string_view data
 void mkdir_at(int dirfd, const std::string& name, mode_t mode, bool exist_ok) {
     if (::mkdirat(dirfd, name.c_str(), mode) == 0) return;
     if (errno == EEXIST && exist_ok) {
-        auto st = lstat_at(dirfd, name);
-        if (st && S_ISDIR(st->st_mode)) return;
+        auto [st, err] = try_lstat_at(dirfd, name);
+        if (err && err != ENOENT) throw_errno(err, "stat", name);
+        if (!err && S_ISDIR(st.st_mode)) return;
         throw Error(std::error_code(ENOTDIR, std::generic_category()), name + ": exists and is not a directory",
                     name);
     }
@@ -513,6 +508,27 @@ void remove_tree_at(int dirfd, const std::string& name) {
     UniqueFd top(fd);
     detail::remove_children(top.get(), name, {});
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_errno("rmdir", name);
+}
+
+// ---- compatibility (see the header) ----
+
+std::optional<struct stat> lstat_at(int dirfd, const std::string& name) {
+    auto [st, err] = try_lstat_at(dirfd, name);
+    if (err == ENOENT) return std::nullopt;
+    if (err) throw_errno(err, "stat", name);
+    return st;
+}
+
+UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags) {
+    auto [fd, err] = try_open_beneath(dirfd, path, flags);
+    if (err && err != ENOENT) throw_errno(err, "open", path);
+    return std::move(fd);
+}
+
+UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err) {
+    auto r = try_open_in_root(rootfd, path, flags);
+    err = r.err;
+    return std::move(r.value);
 }
 
 }  // namespace imgtool::sys

@@ -49,8 +49,8 @@ std::string drain_kernel_messages(int fsfd) {
 
 }  // namespace
 
-MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
-                    const std::string& target, FsMountError& failure) {
+MountGuard try_mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
+                        const std::string& target, FsMountError& failure) {
     const bool read_only = attributes & MOUNT_ATTR_RDONLY;
     auto fail = [&](int fd, const std::string& step) {
         failure.error = errno;

@@ -1,7 +1,7 @@
 // libFuzzer target: the pure path rules that keep tar entries inside their layer directory.
 //   clean_entry_path: a result never starts with '/', never has an empty, "." or ".." component, and
 //                     cleaning is idempotent; only a ".." can make it refuse a name.
-//   split_parent:     parent + "/" + base rebuilds the path; base has no '/'.
+//   split_parent (core): parent + "/" + base rebuilds the path; base has no '/'.
 //   classify_whiteout: the kind follows from the prefix alone; a Whiteout target is a plain name.
 //   image::normalize_member_name (the outer-archive rule) agrees with clean_entry_path wherever it accepts.
 #include <cstddef>
@@ -45,7 +45,7 @@ void check_clean_path(std::string_view name, const std::string& path) {
     auto again = layer::clean_entry_path(path);
     require(again.has_value() && *again == path, "clean_entry_path is not idempotent", name);
 
-    auto [parent, base] = layer::split_parent(path);
+    auto [parent, base] = imgtool::split_parent(path);
     require(base.find('/') == std::string::npos, "split_parent base contains '/'", name);
     require(path.empty() == base.empty(), "split_parent base is empty for a non-root path", name);
     require(parent.empty() ? base == path : parent + "/" + base == path, "split_parent does not rebuild the path",
@@ -72,7 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto path = layer::clean_entry_path(name);
     if (path) {
         check_clean_path(name, *path);
-        if (!path->empty()) check_whiteout(layer::split_parent(*path).second);
+        if (!path->empty()) check_whiteout(imgtool::split_parent(*path).second);
     } else {
         require(has_dotdot_component(name), "a name without \"..\" was refused", name);
     }

@@ -1,4 +1,4 @@
-// Layer compression: magic-byte detection, media types, and the gzip (ISA-L) / zstd decompressors on
+// Layer compression: magic-byte detection and the gzip (ISA-L) / zstd decompressors on
 // good, multi-member, truncated and trailing-garbage streams.
 #include <doctest/doctest.h>
 
@@ -21,7 +21,6 @@
 using imgtool::Errc;
 using imgtool::make_error_code;
 using imgtool::layer::Compression;
-using imgtool::layer::compression_for_media_type;
 using imgtool::layer::compression_name;
 using imgtool::layer::detect_compression;
 using imgtool::layer::make_decompressor;
@@ -201,23 +200,6 @@ TEST_CASE("detect_compression on short or near-miss inputs") {
     CHECK(detect_compression("\x28\xb5\x2f\xfe") == Compression::None);
     CHECK(detect_compression("\xfd\x2f\xb5\x28") == Compression::None);  // byte-swapped
     CHECK(detect_compression("BZh9") == Compression::None);              // bzip2 is not supported
-}
-
-TEST_CASE("compression_for_media_type") {
-    CHECK(compression_for_media_type("application/vnd.oci.image.layer.v1.tar") == Compression::None);
-    CHECK(compression_for_media_type("application/vnd.oci.image.layer.v1.tar+gzip") == Compression::Gzip);
-    CHECK(compression_for_media_type("application/vnd.oci.image.layer.v1.tar+zstd") == Compression::Zstd);
-    CHECK(compression_for_media_type("application/vnd.oci.image.layer.nondistributable.v1.tar+gzip") ==
-          Compression::Gzip);
-    CHECK(compression_for_media_type("application/vnd.docker.image.rootfs.diff.tar") == Compression::None);
-    CHECK(compression_for_media_type("application/vnd.docker.image.rootfs.diff.tar.gzip") ==
-          Compression::Gzip);
-    CHECK(compression_for_media_type("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip") ==
-          Compression::Gzip);
-    CHECK(compression_for_media_type("application/vnd.oci.image.config.v1+json") == std::nullopt);
-    CHECK(compression_for_media_type("application/vnd.oci.image.manifest.v1+json") == std::nullopt);
-    CHECK(compression_for_media_type("application/octet-stream") == std::nullopt);
-    CHECK(compression_for_media_type("") == std::nullopt);
 }
 
 TEST_CASE("compression_name") {

@@ -4,13 +4,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 
 #include "imgtool/layer/entry_path.hpp"
 
 using imgtool::layer::classify_whiteout;
 using imgtool::layer::clean_entry_path;
-using imgtool::layer::split_parent;
 using imgtool::layer::WhiteoutKind;
 
 namespace {
@@ -57,13 +55,6 @@ TEST_CASE("clean_entry_path keeps bytes that are not separators") {
     CHECK(cleaned("a\\..\\b") == "a\\..\\b");  // backslash is an ordinary byte on Linux
     CHECK(cleaned("sp ace/t\tab") == "sp ace/t\tab");
     CHECK(cleaned(std::string("a\0b", 3)) == std::string("a\0b", 3));
-}
-
-TEST_CASE("split_parent") {
-    CHECK(split_parent("a/b/c") == std::pair<std::string, std::string>{"a/b", "c"});
-    CHECK(split_parent("c") == std::pair<std::string, std::string>{"", "c"});
-    CHECK(split_parent("a/.wh.b") == std::pair<std::string, std::string>{"a", ".wh.b"});
-    CHECK(split_parent("") == std::pair<std::string, std::string>{"", ""});
 }
 
 TEST_CASE("classify_whiteout: ordinary names") {

@@ -1,5 +1,8 @@
-// core/strings: error text from hostile names stays one line of valid text.
+// core/strings: error text from hostile names stays one line of valid text; path splitting.
 #include <doctest/doctest.h>
+
+#include <string>
+#include <utility>
 
 #include "imgtool/core/strings.hpp"
 
@@ -19,4 +22,13 @@ TEST_CASE("escape_control escapes controls, C1 controls and bytes that are not U
     CHECK(escape_control("a\xe2\x80\xae" "b") == "a\\xe2\\x80\\xae" "b");  // U+202E right-to-left override
     CHECK(escape_control("\xe2\x81\xa6") == "\\xe2\\x81\\xa6");          // U+2066 isolate
     CHECK(escape_control("\xe2\x80\x94") == "\xe2\x80\x94");               // an em dash stays
+}
+
+TEST_CASE("split_parent splits a relative path at its last slash") {
+    using Split = std::pair<std::string, std::string>;
+    CHECK(split_parent("a/b/c") == Split{"a/b", "c"});
+    CHECK(split_parent("c") == Split{"", "c"});
+    CHECK(split_parent("a/.wh.b") == Split{"a", ".wh.b"});
+    CHECK(split_parent("") == Split{"", ""});
+    CHECK(split_parent("a/") == Split{"a", ""});  // callers pass cleaned paths: a trailing slash leaves an empty base
 }

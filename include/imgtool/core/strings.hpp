@@ -4,11 +4,14 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace imgtool {
 
 std::vector<std::string> split(std::string_view text, char separator);
+// Splits a relative path at its last '/': "a/b/c" -> {"a/b", "c"}, "c" -> {"", "c"}.
+std::pair<std::string, std::string> split_parent(std::string_view path);
 bool is_lower_hex(std::string_view text) noexcept;
 // "12.3 MB" style, decimal units as docker prints sizes.
 std::string human_size(std::uint64_t bytes);

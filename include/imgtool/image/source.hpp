@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "imgtool/digest/digest.hpp"
@@ -18,7 +19,6 @@
 namespace imgtool::image {
 
 enum class SourceFormat { DockerArchive, OciArchive, OciLayout };
-std::string format_name(SourceFormat format);
 
 class Source {
 public:
@@ -46,7 +46,6 @@ struct LayerPlan {
     std::string member;                    // where the blob is in the source
     std::optional<digest::Digest> digest;  // blob digest, when the format states one
     std::uint64_t size = 0;                // blob size (from the descriptor, else the member)
-    std::string media_type;                // may be empty (docker archives)
     digest::Digest diff_id;
 };
 
@@ -65,6 +64,11 @@ struct PlanOptions {
 };
 
 std::vector<ImagePlan> plan_images(const Source& source, const PlanOptions& options);
+
+// The layer media types a manifest may name (OCI, its nondistributable variants, Docker's): the one list.
+// What a type says about compression is not used: the puller detects compression from the blob's first
+// bytes, because docker archives mislabel it (layer/compression.hpp).
+bool is_layer_media_type(std::string_view media_type);
 
 // "blobs/sha256/<hex>" for a validated digest.
 std::string blob_member(const digest::Digest& d);

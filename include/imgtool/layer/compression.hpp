@@ -4,7 +4,6 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,10 +14,9 @@ namespace imgtool::layer {
 enum class Compression { None, Gzip, Zstd };
 std::string compression_name(Compression c);
 
-// From the first bytes of a blob (at least 4 are needed to see zstd).
+// From the first bytes of a blob (at least 4 are needed to see zstd). A manifest's media type is never
+// asked: image::is_layer_media_type only checks that it names a layer.
 Compression detect_compression(std::string_view head);
-// From an OCI/Docker media type; nullopt if it does not say (or is not a layer type).
-std::optional<Compression> compression_for_media_type(std::string_view media_type);
 
 // Replays `prefix`, then continues with `rest`: lets detection peek without losing bytes.
 class PrefixReader final : public sys::Reader {

@@ -13,9 +13,6 @@ namespace imgtool::layer {
 // and a ".." that would climb above the root is refused (nullopt).
 std::optional<std::string> clean_entry_path(std::string_view name);
 
-// Splits "a/b/c" into {"a/b", "c"} and "c" into {"", "c"}.
-std::pair<std::string, std::string> split_parent(const std::string& path);
-
 enum class WhiteoutKind {
     None,     // an ordinary name
     Whiteout, // ".wh.NAME": delete NAME from lower layers

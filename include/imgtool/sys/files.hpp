@@ -1,5 +1,22 @@
-// Fd-relative file helpers. Every function reports failures as imgtool::Error with the path and errno.
-// Nothing here follows a symlink unless its name says so.
+// Fd-relative file helpers. Nothing here follows a symlink unless its name says so.
+//
+// What sys is for: the calls that need care (openat2 resolution inside a root or beneath a directory,
+// mounts, locks, tree removal, the free-space reserve, bounded readers), wrapped once. It is not the only
+// place syscalls are made: where one libc call does the job (mkdirat, fchmod, linkat...), other modules
+// call libc directly and report a failure with throw_errno, as crun does. (A few one-line conveniences
+// that many modules share, such as fstat_fd and fsync_fd, live here too.)
+//
+// Errors, one rule for every function in sys:
+//  - A failure throws imgtool::Error carrying the errno, the operation and the path:
+//    "open `a/b`: No such file or directory" (throw_errno).
+//  - Where a caller must branch on a specific errno (ENOENT: absent is an answer, not a failure; ENOTDIR,
+//    ELOOP...), it calls the try_ variant instead: same arguments, nothing thrown for the call's own
+//    failure, a Result {value, err} returned (err is 0 on success, else the errno). The caller handles the
+//    errnos it expects and reports the rest with throw_errno(err, ...). The try_ mount calls fill an
+//    FsMountError instead (errno, failing step, the kernel's message: a mount needs more than an errno
+//    to explain itself; sys/mount.hpp).
+//  - Nothing else: no int& out-parameters, no "empty fd means missing", no catching Error to read its
+//    errno back. (The compatibility section at the end lists the old shapes still used, and by whom.)
 #pragma once
 
 #include <cstddef>
@@ -15,25 +32,33 @@
 
 namespace imgtool::sys {
 
-// openat(2) that throws; `shown` is the name used in the error message.
+// The result of a try_ function: `value` when err is 0, else err is the errno of the failed call. Written
+// to be unpacked: `auto [fd, err] = sys::try_open_beneath(...)`.
+template <typename T>
+struct Result {
+    T value{};
+    int err = 0;
+};
+
+// openat(2); `shown` is the name used in the error message.
 UniqueFd open_at(int dirfd, const std::string& path, int flags, mode_t mode = 0, std::string_view shown = {});
-// openat(2) that returns an empty fd on ENOENT instead of throwing.
-UniqueFd open_at_if_exists(int dirfd, const std::string& path, int flags, std::string_view shown = {});
 
 // openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: `path` must be a plain
-// path below dirfd. Used for store and OCI-layout paths, where a symlink is always hostile.
+// path below dirfd. Used for store and OCI-layout paths, where a symlink is always hostile, and to
+// re-resolve a directory with no symlink allowed anywhere on the way.
 UniqueFd open_beneath(int dirfd, const std::string& path, int flags, mode_t mode = 0);
-// The same, but an empty fd when the path does not exist (other failures still throw).
-UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags);
-// openat2(2) with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: symlinks resolve as if dirfd were "/", so the
-// result is always inside dirfd. Returns -errno in `err` instead of throwing (callers decide).
-UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err);
+Result<UniqueFd> try_open_beneath(int dirfd, const std::string& path, int flags, mode_t mode = 0);
+// openat2(2) with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS: symlinks resolve as if rootfd were "/", so the
+// result is always inside rootfd. "" is rootfd itself.
+UniqueFd open_in_root(int rootfd, const std::string& path, int flags);
+Result<UniqueFd> try_open_in_root(int rootfd, const std::string& path, int flags);
 
 // Opens directory `path` inside rootfd (RESOLVE_IN_ROOT: symlinks in the path resolve inside the root),
 // creating missing components (mode 0755, owned by the caller) as it goes. Throws with the failing prefix.
 UniqueFd open_dirs_in_root(int rootfd, const std::string& path, int flags);
 
-std::optional<struct stat> lstat_at(int dirfd, const std::string& name);
+// fstatat(2) with AT_SYMLINK_NOFOLLOW. Only a try_ form: every caller branches on ENOENT.
+Result<struct stat> try_lstat_at(int dirfd, const std::string& name);
 struct stat fstat_fd(int fd, std::string_view shown);
 
 // Reads a whole (small) file; refuses more than max_bytes so hostile inputs cannot exhaust memory.
@@ -78,5 +103,17 @@ void remove_children(int top_fd, const std::string& shown, const RemoveTreeOptio
 
 // A unique name for temporary entries: "<prefix><pid>-<random hex>".
 std::string unique_name(std::string_view prefix);
+
+// ---- compatibility ------------------------------------------------------------------------------------
+// Older shapes, kept only until the files named here (outside this change) move to the try_ forms above;
+// then they go. Each is the try_ form underneath.
+// store/store.cpp, layer/merged.cpp, launch/container.cpp -> try_lstat_at.
+// nullopt on ENOENT, throws for any other failure.
+std::optional<struct stat> lstat_at(int dirfd, const std::string& name);
+// launch/container.cpp (mask_paths) -> try_open_beneath. Empty on ENOENT, throws for any other failure.
+UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags);
+// launch/container.cpp (read_image_file, volumes) -> try_open_in_root / open_in_root. `err` gets the
+// positive errno (0 on success); nothing is thrown.
+UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err);
 
 }  // namespace imgtool::sys

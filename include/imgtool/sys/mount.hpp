@@ -1,5 +1,7 @@
 // Mount syscalls, and nothing else: callers build what to mount as data (overlay::MountSpec) and hand
 // it here. MountGuard detaches its mount on destruction unless released.
+// Errors follow sys/files.hpp's rule: everything throws, except the try_ calls, which report an
+// FsMountError (errno, failing step, the kernel's message) for callers that have a fallback.
 #pragma once
 
 #include <string>
@@ -37,8 +39,13 @@ struct FsMountError {
 // New mount API: fsopen + fsconfig(parameters) + create + fsmount + move_mount onto target.
 // `attributes` are MOUNT_ATTR_* flags (rdonly, nosuid, nodev, noexec). Returns an engaged guard, or fills
 // `failure` and returns an empty one.
-MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
-                    const std::string& target, FsMountError& failure);
+MountGuard try_mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
+                        const std::string& target, FsMountError& failure);
+// Compatibility: the old name of try_mount_fs, until overlay/mount.cpp moves to it.
+inline MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters,
+                           unsigned attributes, const std::string& target, FsMountError& failure) {
+    return try_mount_fs(fstype, parameters, attributes, target, failure);
+}
 // Same, but attaches the new mount on the file or directory open as `target_fd` (resolved earlier with
 // openat2 inside a root, or through sys::open_user_directory, so the mount can never land elsewhere:
 // runc CVE-2021-30465). The new mount is made private once attached. Throws.
