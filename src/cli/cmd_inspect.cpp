@@ -40,7 +40,7 @@ void add_inspect(CLI::App& app, Globals& globals, Action& action) {
                     {"Architecture", config.platform.architecture},
                     {"Os", config.platform.os},
                     {"Size", img.size},
-                    {"Config", config.config},
+                    {"Config", nlohmann::json(config.config)},  // image::to_json: the fields the image has
                     {"RootFS", {{"Type", "layers"}, {"Layers", layers}}},
                     {"GraphDriver", {{"Name", "overlay"}, {"Data", {{"LowerDir", lower}}}}},
                 };

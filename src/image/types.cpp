@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 
 #include <cctype>
+#include <cstdint>
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
@@ -102,7 +103,171 @@ Descriptor parse_descriptor(const json& obj, std::string_view what) {
     return d;
 }
 
+// ---- the container config: each field's type checked once, the error naming it ("config.Env") ----
+
+// The field's value, or nullptr when it is absent or null (Go's decoder leaves both at the zero value).
+const json* field(const json& obj, const char* key) {
+    auto it = obj.find(key);
+    return it == obj.end() || it->is_null() ? nullptr : &*it;
+}
+
+[[noreturn]] void wrong_type(std::string_view what, const std::string& name, const json& value,
+                             const char* expected) {
+    bad(what, "\"" + name + "\" has the wrong type (" + value.type_name() + "), expected " + expected);
+}
+
+std::optional<std::string> string_field(const json& obj, const char* key, const std::string& prefix,
+                                        std::string_view what) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) wrong_type(what, prefix + key, *v, "a string");
+    return v->get<std::string>();
+}
+
+std::optional<std::vector<std::string>> strings_field(const json& obj, const char* key,
+                                                      const std::string& prefix, std::string_view what) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_array()) wrong_type(what, prefix + key, *v, "an array of strings");
+    std::vector<std::string> out;
+    out.reserve(v->size());
+    for (std::size_t i = 0; i < v->size(); ++i) {
+        const json& item = (*v)[i];
+        if (!item.is_string()) {
+            wrong_type(what, prefix + key + "[" + std::to_string(i) + "]", item, "a string");
+        }
+        out.push_back(item.get<std::string>());
+    }
+    return out;
+}
+
+// Docker's set of names: an object whose values are empty objects ({"80/tcp": {}}). Go decodes each
+// value into struct{}, which takes any object or null and nothing else; only the keys are kept.
+std::optional<std::vector<std::string>> set_field(const json& obj, const char* key, const std::string& prefix,
+                                                  std::string_view what) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_object()) wrong_type(what, prefix + key, *v, "an object");
+    std::vector<std::string> out;
+    out.reserve(v->size());
+    for (const auto& [name, value] : v->items()) {
+        if (!value.is_object() && !value.is_null()) {
+            wrong_type(what, prefix + key + "[\"" + printable(name) + "\"]", value, "an object");
+        }
+        out.push_back(name);
+    }
+    return out;
+}
+
+std::optional<std::map<std::string, std::string>> map_field(const json& obj, const char* key,
+                                                            const std::string& prefix,
+                                                            std::string_view what) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_object()) wrong_type(what, prefix + key, *v, "an object of strings");
+    std::map<std::string, std::string> out;
+    for (const auto& [name, value] : v->items()) {
+        if (!value.is_string()) {
+            wrong_type(what, prefix + key + "[\"" + printable(name) + "\"]", value, "a string");
+        }
+        out.emplace(name, value.get<std::string>());
+    }
+    return out;
+}
+
+std::optional<bool> bool_field(const json& obj, const char* key, const std::string& prefix,
+                               std::string_view what) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean()) wrong_type(what, prefix + key, *v, "true or false");
+    return v->get<bool>();
+}
+
+// An integer that fits Go's int64 (1.0 and 1e9 are floats, which Go refuses for an integer field too).
+std::optional<std::int64_t> int_field(const json& obj, const char* key, const std::string& prefix,
+                                      std::string_view what) {
+    const json* v = field(obj, key);
+    if (!v) return std::nullopt;
+    if (!v->is_number_integer() ||
+        (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))) {
+        wrong_type(what, prefix + key, *v, "a 64-bit integer");
+    }
+    return v->get<std::int64_t>();
+}
+
+Healthcheck parse_healthcheck(const json& obj, std::string_view what) {
+    const std::string prefix = "config.Healthcheck.";
+    Healthcheck h;
+    h.test = strings_field(obj, "Test", prefix, what);
+    h.interval = int_field(obj, "Interval", prefix, what);
+    h.timeout = int_field(obj, "Timeout", prefix, what);
+    h.start_period = int_field(obj, "StartPeriod", prefix, what);
+    h.start_interval = int_field(obj, "StartInterval", prefix, what);
+    h.retries = int_field(obj, "Retries", prefix, what);
+    return h;
+}
+
+ContainerConfig parse_container_config(const json& obj, std::string_view what) {
+    const std::string prefix = "config.";
+    ContainerConfig c;
+    c.user = string_field(obj, "User", prefix, what);
+    c.exposed_ports = set_field(obj, "ExposedPorts", prefix, what);
+    c.env = strings_field(obj, "Env", prefix, what);
+    c.entrypoint = strings_field(obj, "Entrypoint", prefix, what);
+    c.cmd = strings_field(obj, "Cmd", prefix, what);
+    c.volumes = set_field(obj, "Volumes", prefix, what);
+    c.working_dir = string_field(obj, "WorkingDir", prefix, what);
+    c.labels = map_field(obj, "Labels", prefix, what);
+    c.stop_signal = string_field(obj, "StopSignal", prefix, what);
+    c.args_escaped = bool_field(obj, "ArgsEscaped", prefix, what);
+    if (const json* h = field(obj, "Healthcheck")) {
+        if (!h->is_object()) wrong_type(what, prefix + "Healthcheck", *h, "an object");
+        c.healthcheck = parse_healthcheck(*h, what);
+    }
+    c.on_build = strings_field(obj, "OnBuild", prefix, what);
+    c.shell = strings_field(obj, "Shell", prefix, what);
+    return c;
+}
+
+template <typename T>
+void put(json& j, const char* key, const std::optional<T>& value) {
+    if (value) j[key] = *value;
+}
+
+void put_set(json& j, const char* key, const std::optional<std::vector<std::string>>& names) {
+    if (!names) return;
+    json& set = j[key] = json::object();
+    for (const auto& name : *names) set[name] = json::object();
+}
+
 }  // namespace
+
+void to_json(json& j, const Healthcheck& h) {
+    j = json::object();
+    put(j, "Test", h.test);
+    put(j, "Interval", h.interval);
+    put(j, "Timeout", h.timeout);
+    put(j, "StartPeriod", h.start_period);
+    put(j, "StartInterval", h.start_interval);
+    put(j, "Retries", h.retries);
+}
+
+void to_json(json& j, const ContainerConfig& c) {
+    j = json::object();
+    put(j, "User", c.user);
+    put_set(j, "ExposedPorts", c.exposed_ports);
+    put(j, "Env", c.env);
+    put(j, "Entrypoint", c.entrypoint);
+    put(j, "Cmd", c.cmd);
+    put_set(j, "Volumes", c.volumes);
+    put(j, "WorkingDir", c.working_dir);
+    put(j, "Labels", c.labels);
+    put(j, "StopSignal", c.stop_signal);
+    put(j, "ArgsEscaped", c.args_escaped);
+    put(j, "Healthcheck", c.healthcheck);
+    put(j, "OnBuild", c.on_build);
+    put(j, "Shell", c.shell);
+}
 
 Descriptor::Descriptor() : digest(digest::Digest::sha256_hex(std::string(64, '0'))) {}
 
@@ -234,9 +399,7 @@ ImageConfig parse_config(std::string_view bytes, std::string_view what) {
     }
     if (auto it = doc.find("config"); it != doc.end() && !it->is_null()) {
         if (!it->is_object()) bad(what, "\"config\" is not an object");
-        c.config = *it;
-    } else {
-        c.config = json::object();
+        c.config = parse_container_config(*it, what);
     }
     const json& rootfs = require(doc, "rootfs", json::value_t::object, what);
     std::string type = optional_string(rootfs, "type", what);

@@ -300,21 +300,20 @@ TEST_CASE("parse_config reads platform, created, config and diff_ids") {
     image::ImageConfig c = image::parse_config(doc, "config");
     CHECK(c.platform.str() == "linux/arm/v7");
     CHECK(c.created == "2024-01-02T03:04:05Z");
-    CHECK(c.config["Cmd"][0] == "sh");
-    CHECK(c.config["Env"][0] == "PATH=/usr/bin");
+    CHECK(c.config.cmd == std::vector<std::string>{"sh"});
+    CHECK(c.config.env == std::vector<std::string>{"PATH=/usr/bin"});
     REQUIRE(c.diff_ids.size() == 2);
     CHECK(c.diff_ids[0].str() == kDigestA);
     CHECK(c.diff_ids[1].str() == kDigestB);
 }
 
-TEST_CASE("parse_config: a missing or null config becomes an empty object; no layers is fine") {
+TEST_CASE("parse_config: a missing or null config has no fields; no layers is fine") {
     auto c = image::parse_config(R"({"rootfs":{"type":"layers","diff_ids":[]}})", "config");
-    CHECK(c.config.is_object());
-    CHECK(c.config.empty());
+    CHECK(c.config == image::ContainerConfig{});
     CHECK(c.diff_ids.empty());
     CHECK(c.platform.os.empty());
     auto n = image::parse_config(R"({"config":null,"rootfs":{"type":"layers","diff_ids":[]}})", "config");
-    CHECK(n.config.is_object());
+    CHECK(n.config == image::ContainerConfig{});
 }
 
 TEST_CASE("parse_config rejects bad shapes") {

@@ -56,10 +56,51 @@ struct Manifest {
     std::vector<Descriptor> layers;
 };
 
+// docker's HEALTHCHECK, kept as data (imgtool runs no health checks). Durations are nanoseconds, as
+// in the JSON; 0 means "inherit the default" to docker.
+struct Healthcheck {
+    std::optional<std::vector<std::string>> test;  // {} inherit, {"NONE"}, {"CMD", ...}, {"CMD-SHELL", cmd}
+    std::optional<std::int64_t> interval;
+    std::optional<std::int64_t> timeout;
+    std::optional<std::int64_t> start_period;
+    std::optional<std::int64_t> start_interval;
+    std::optional<std::int64_t> retries;
+
+    bool operator==(const Healthcheck&) const = default;
+};
+
+// The image config's "config" object: what a container of the image starts with. The fields are
+// those docker's image inspect shows (moby's DockerOCIImageConfig: the OCI ImageConfig plus
+// Healthcheck, OnBuild, Shell); others (docker's container-only Hostname, AttachStdin...) are dropped.
+// Every field is optional so that absent (or null) stays distinguishable from empty: to_json writes
+// back exactly the fields the image had. For launching, absent and empty mean the same (docker's).
+struct ContainerConfig {
+    std::optional<std::string> user;
+    std::optional<std::vector<std::string>> exposed_ports;  // "80/tcp", ...; sorted, the JSON's object keys
+    std::optional<std::vector<std::string>> env;            // "KEY=VALUE", in order
+    std::optional<std::vector<std::string>> entrypoint;
+    std::optional<std::vector<std::string>> cmd;
+    std::optional<std::vector<std::string>> volumes;  // container paths; sorted, the JSON's object keys
+    std::optional<std::string> working_dir;
+    std::optional<std::map<std::string, std::string>> labels;
+    std::optional<std::string> stop_signal;
+    std::optional<bool> args_escaped;  // Windows only; kept for inspect
+    std::optional<Healthcheck> healthcheck;
+    std::optional<std::vector<std::string>> on_build;
+    std::optional<std::vector<std::string>> shell;
+
+    bool operator==(const ContainerConfig&) const = default;
+};
+
+// The "Config" object of docker's inspect, with docker's names: exactly the fields present in `c`
+// ("ExposedPorts" and "Volumes" map each key to {}). nlohmann's hook: nlohmann::json j = config.
+void to_json(nlohmann::json& j, const ContainerConfig& c);
+void to_json(nlohmann::json& j, const Healthcheck& h);
+
 struct ImageConfig {
     Platform platform;
     std::string created;
-    nlohmann::json config;  // the container config object (Env, Cmd, ...), {} when absent
+    ContainerConfig config;  // all fields absent when the image has no (or a null) "config"
     std::vector<digest::Digest> diff_ids;
 };
 
@@ -77,6 +118,9 @@ bool is_manifest_media_type(std::string_view media_type);
 // `what` names the document in error messages ("index.json", "manifest sha256:..").
 Index parse_index(std::string_view bytes, std::string_view what, std::string_view expected_media_type = {});
 Manifest parse_manifest(std::string_view bytes, std::string_view what, std::string_view expected_media_type = {});
+// Checks the type of every ContainerConfig field once, here (a wrong one is Errc::Corrupt naming the
+// field: "config.Entrypoint", "config.Env[2]", "config.Healthcheck.Interval"); members it does not know
+// are neither checked nor kept. The document's 20 MiB cap (json.hpp) is the only bound on their sizes.
 ImageConfig parse_config(std::string_view bytes, std::string_view what);
 std::vector<DockerManifestEntry> parse_docker_manifest(std::string_view bytes, std::string_view what);
 

@@ -1,0 +1,61 @@
+// From an image's container config and run's options to a LaunchSpec: docker's rules for argv,
+// environment, working directory, user, host name, capabilities, volumes and tmpfs, as one pure
+// function (no syscalls, no disk: what run reads from files or the process is passed in as values).
+// The counterpart of umoci's oci/config/convert (image config -> runtime spec). The runner itself
+// (container.hpp) still knows nothing about images; only this translation reads their config.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "imgtool/image/types.hpp"
+#include "imgtool/launch/container.hpp"
+
+namespace imgtool::launch {
+
+// What run's flags say, as plain values. Everything that would need a syscall to know is read by the
+// caller: the env files' contents, the caller's own environment.
+struct RunOptions {
+    std::vector<std::string> command;       // COMMAND [ARG...] after IMAGE; empty: the image's Cmd
+    std::optional<std::string> entrypoint;  // --entrypoint (set, even to "", replaces the image's)
+    std::vector<std::string> env_files;     // the text of each --env-file, in order
+    std::vector<std::string> env;           // -e KEY=VALUE or -e KEY, in order
+    std::vector<std::string> host_env;      // the caller's environment, for "-e KEY"
+    std::string workdir;                    // -w; empty: the image's WorkingDir, else /
+    std::string user;                       // -u; empty: the image's User
+    std::string hostname;                   // --hostname; empty: default_hostname
+    std::string default_hostname;           // run passes the image ID's short form
+    std::string net = "host";               // --net: host or none
+    bool interactive = false;
+    bool tty = false;
+    bool read_only = false;
+    bool init = false;
+    bool privileged = false;
+    std::vector<std::string> cap_add;
+    std::vector<std::string> cap_drop;
+    std::vector<std::string> volumes;  // -v HOST:CONTAINER[:ro|rw]
+    std::vector<std::string> tmpfs;    // --tmpfs PATH
+};
+
+inline constexpr std::string_view kDefaultPath =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// docker's -v HOST:CONTAINER[:ro|rw], CONTAINER absolute. Throws Errc::InvalidArgument.
+VolumeSpec parse_volume(const std::string& text);
+
+// The LaunchSpec for a container of `config` run with `options`, all but what only the caller can
+// supply (root_dir, mount_root, on_started), in docker's terms:
+// - argv: compose_argv (an absent and an empty Entrypoint or Cmd mean the same, as in docker);
+// - env: the image's Env, then each env file's lines, then -e, later keys replacing earlier ones
+//   (merge_env); then PATH (kDefaultPath), HOSTNAME and, with -t, TERM=xterm where not already set;
+// - working directory: -w, else the image's WorkingDir, else /; it must be absolute;
+// - user: -u, else the image's User (resolved later, in the image's own /etc/passwd);
+// - hostname: --hostname, else default_hostname;
+// - capabilities: --privileged all (--cap-add/--cap-drop ignored), else docker's defaults adjusted;
+// - volumes parsed (parse_volume), --tmpfs paths absolute; network none or host.
+// Throws imgtool::Error (Errc::InvalidArgument for bad options) with nothing half-built.
+LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOptions& options);
+
+}  // namespace imgtool::launch

@@ -1,0 +1,229 @@
+// spec_from_image: an image's container config and run's options to a LaunchSpec, docker's rules.
+#include <doctest/doctest.h>
+
+#include "test_support.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <ostream>  // std::error_code printing in failed CHECKs
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/image/types.hpp"
+#include "imgtool/launch/config.hpp"
+#include "imgtool/launch/spec.hpp"
+
+using imgtool::Errc;
+using imgtool::make_error_code;
+using imgtool::image::ContainerConfig;
+using imgtool::launch::LaunchSpec;
+using imgtool::launch::RunOptions;
+using imgtool::launch::spec_from_image;
+using Strings = std::vector<std::string>;
+using test_support::thrown_code;
+
+namespace {
+
+const std::error_code kInvalid = make_error_code(Errc::InvalidArgument);
+const std::string kPath(imgtool::launch::kDefaultPath);
+
+ContainerConfig image_with(std::optional<Strings> entrypoint, std::optional<Strings> cmd) {
+    ContainerConfig c;
+    c.entrypoint = std::move(entrypoint);
+    c.cmd = std::move(cmd);
+    return c;
+}
+
+ContainerConfig sh_image() {
+    return image_with(std::nullopt, Strings{"/bin/sh"});
+}
+
+RunOptions options() {
+    RunOptions o;
+    o.default_hostname = "0123456789ab";
+    return o;
+}
+
+Strings argv_of(const ContainerConfig& c, std::optional<std::string> entrypoint, Strings command) {
+    RunOptions o = options();
+    o.entrypoint = std::move(entrypoint);
+    o.command = std::move(command);
+    return spec_from_image(c, o).argv;
+}
+
+std::error_code spec_code(const ContainerConfig& c, const RunOptions& o) {
+    return thrown_code([&] { (void)spec_from_image(c, o); });
+}
+
+}  // namespace
+
+TEST_CASE("spec_from_image: argv from Entrypoint, Cmd, --entrypoint and COMMAND as docker composes it") {
+    const ContainerConfig both = image_with(Strings{"/entry", "-x"}, Strings{"default", "args"});
+    CHECK(argv_of(both, std::nullopt, {}) == Strings{"/entry", "-x", "default", "args"});
+    CHECK(argv_of(both, std::nullopt, {"mine"}) == Strings{"/entry", "-x", "mine"});  // COMMAND replaces Cmd
+    // --entrypoint replaces Entrypoint and drops the image's Cmd.
+    CHECK(argv_of(both, "/other", {}) == Strings{"/other"});
+    CHECK(argv_of(both, "/other", {"a", "b"}) == Strings{"/other", "a", "b"});
+    // --entrypoint "" clears it: COMMAND alone is run, and without one there is nothing to run.
+    CHECK(argv_of(both, "", {"/bin/true"}) == Strings{"/bin/true"});
+    CHECK(spec_code(both, [] {
+              RunOptions o = options();
+              o.entrypoint = "";
+              return o;
+          }()) == kInvalid);
+
+    const ContainerConfig cmd_only = image_with(std::nullopt, Strings{"/bin/sh", "-c", "echo"});
+    CHECK(argv_of(cmd_only, std::nullopt, {}) == Strings{"/bin/sh", "-c", "echo"});
+    CHECK(argv_of(cmd_only, std::nullopt, {"ls", "-l"}) == Strings{"ls", "-l"});
+    CHECK(argv_of(cmd_only, "/bin/echo", {}) == Strings{"/bin/echo"});
+
+    const ContainerConfig entry_only = image_with(Strings{"/entry"}, std::nullopt);
+    CHECK(argv_of(entry_only, std::nullopt, {}) == Strings{"/entry"});
+    CHECK(argv_of(entry_only, std::nullopt, {"x"}) == Strings{"/entry", "x"});
+
+    // An absent and an empty Entrypoint or Cmd mean the same.
+    for (const auto& ep : {std::optional<Strings>{}, std::optional<Strings>{Strings{}}}) {
+        for (const auto& cmd : {std::optional<Strings>{}, std::optional<Strings>{Strings{}}}) {
+            ContainerConfig c = image_with(ep, cmd);
+            CHECK(spec_code(c, options()) == kInvalid);  // nothing to run
+            CHECK(argv_of(c, std::nullopt, {"/bin/true"}) == Strings{"/bin/true"});
+            CHECK(argv_of(c, "/bin/echo", {"hi"}) == Strings{"/bin/echo", "hi"});
+        }
+    }
+    CHECK(argv_of(image_with(Strings{}, Strings{"sh"}), std::nullopt, {}) == Strings{"sh"});
+    CHECK(argv_of(image_with(Strings{"/e"}, Strings{}), std::nullopt, {}) == Strings{"/e"});
+}
+
+TEST_CASE("spec_from_image: environment, image < env files < -e, then PATH, HOSTNAME, TERM defaults") {
+    ContainerConfig c = sh_image();
+    c.env = Strings{"PATH=/img/bin", "IMAGE=1", "GREETING=image", "OVER=image"};
+    RunOptions o = options();
+    o.env_files = {"# comment\n\nGREETING=file1\nOVER=file1\n  INDENTED=yes\r\n", "OVER=file2\nFILE2=2\n"};
+    o.env = {"OVER=cli", "FROM_HOST", "NOT_ON_HOST", "EMPTY="};
+    o.host_env = {"FROM_HOST=host value", "LEAK=no"};
+    LaunchSpec s = spec_from_image(c, o);
+    CHECK(s.env == Strings{"PATH=/img/bin", "IMAGE=1", "GREETING=file1", "OVER=cli", "INDENTED=yes",
+                           "FILE2=2", "FROM_HOST=host value", "EMPTY=", "HOSTNAME=0123456789ab"});
+
+    // No Env at all: PATH gets docker's default; HOSTNAME follows --hostname; TERM only with -t.
+    RunOptions bare = options();
+    CHECK(spec_from_image(sh_image(), bare).env == Strings{kPath, "HOSTNAME=0123456789ab"});
+    bare.hostname = "box";
+    bare.tty = true;
+    CHECK(spec_from_image(sh_image(), bare).env == Strings{kPath, "HOSTNAME=box", "TERM=xterm"});
+    // What the image or the user set wins over every default.
+    RunOptions set = options();
+    set.tty = true;
+    set.env = {"PATH=/mine", "HOSTNAME=named", "TERM=dumb"};
+    LaunchSpec named = spec_from_image(sh_image(), set);
+    CHECK(named.env == Strings{"PATH=/mine", "HOSTNAME=named", "TERM=dumb"});
+    CHECK(named.hostname == "0123456789ab");  // the UTS name is not the variable
+    ContainerConfig empty_env = sh_image();
+    empty_env.env = Strings{};
+    CHECK(spec_from_image(empty_env, options()).env == Strings{kPath, "HOSTNAME=0123456789ab"});
+
+    // A variable without a name is refused, from -e or from a file.
+    RunOptions bad = options();
+    bad.env = {"=x"};
+    CHECK(spec_code(sh_image(), bad) == kInvalid);
+    bad = options();
+    bad.env_files = {"A=1\n=x\n"};
+    CHECK(spec_code(sh_image(), bad) == kInvalid);
+}
+
+TEST_CASE("spec_from_image: -w over WorkingDir over /, always absolute") {
+    ContainerConfig c = sh_image();
+    CHECK(spec_from_image(c, options()).workdir == "/");
+    c.working_dir = "";
+    CHECK(spec_from_image(c, options()).workdir == "/");
+    c.working_dir = "/srv";
+    CHECK(spec_from_image(c, options()).workdir == "/srv");
+    RunOptions o = options();
+    o.workdir = "/etc";
+    CHECK(spec_from_image(c, o).workdir == "/etc");
+    o.workdir = "relative";
+    CHECK(spec_code(c, o) == kInvalid);
+    c.working_dir = "srv";  // the image's own must be absolute too
+    CHECK(spec_code(c, options()) == kInvalid);
+    o.workdir = "/ok";  // unless -w replaces it
+    CHECK(spec_from_image(c, o).workdir == "/ok");
+}
+
+TEST_CASE("spec_from_image: -u over the image's User; host name") {
+    ContainerConfig c = sh_image();
+    CHECK(spec_from_image(c, options()).user.empty());
+    c.user = "app:staff";
+    CHECK(spec_from_image(c, options()).user == "app:staff");
+    RunOptions o = options();
+    o.user = "1000";
+    CHECK(spec_from_image(c, o).user == "1000");
+
+    CHECK(spec_from_image(c, options()).hostname == "0123456789ab");
+    o.hostname = "box-x";
+    CHECK(spec_from_image(c, o).hostname == "box-x");
+}
+
+TEST_CASE("spec_from_image: capabilities, --privileged, --cap-add / --cap-drop") {
+    using imgtool::launch::all_capabilities;
+    using imgtool::launch::default_capabilities;
+    const std::uint64_t sys_admin = 1ULL << 21, net_raw = 1ULL << 13;
+    RunOptions o = options();
+    LaunchSpec s = spec_from_image(sh_image(), o);
+    CHECK(s.capabilities == default_capabilities());
+    CHECK_FALSE(s.privileged);
+    o.cap_add = {"SYS_ADMIN"};
+    o.cap_drop = {"net_raw"};
+    CHECK(spec_from_image(sh_image(), o).capabilities == ((default_capabilities() | sys_admin) & ~net_raw));
+    o.cap_add = {"NOPE"};
+    CHECK(spec_code(sh_image(), o) == kInvalid);
+    // --privileged: everything; --cap-add/--cap-drop are not even looked at.
+    o.privileged = true;
+    o.cap_drop = {"ALL"};
+    LaunchSpec p = spec_from_image(sh_image(), o);
+    CHECK(p.capabilities == all_capabilities());
+    CHECK(p.privileged);
+}
+
+TEST_CASE("spec_from_image: volumes, tmpfs, network and flags") {
+    RunOptions o = options();
+    o.volumes = {"/host:/data", "rel/host:/ro:ro", "/h:/rw:rw"};
+    o.tmpfs = {"/scratch", "/run"};
+    LaunchSpec s = spec_from_image(sh_image(), o);
+    REQUIRE(s.volumes.size() == 3);
+    CHECK((s.volumes[0].host == "/host" && s.volumes[0].container == "/data" && !s.volumes[0].read_only));
+    CHECK((s.volumes[1].host == "rel/host" && s.volumes[1].container == "/ro" && s.volumes[1].read_only));
+    CHECK((s.volumes[2].container == "/rw" && !s.volumes[2].read_only));
+    CHECK(s.tmpfs == Strings{"/scratch", "/run"});
+
+    for (const char* bad : {"/only", "", ":/data", "/host:", "/host:data", "/host:/data:rx",
+                            "/host:/data:ro:x", "/host:/data:"}) {
+        CAPTURE(bad);
+        RunOptions v = options();
+        v.volumes = {"/fine:/fine", bad};
+        CHECK(spec_code(sh_image(), v) == kInvalid);
+    }
+    for (const char* bad : {"", "scratch", "./x"}) {
+        CAPTURE(bad);
+        RunOptions t = options();
+        t.tmpfs = {bad};
+        CHECK(spec_code(sh_image(), t) == kInvalid);
+    }
+
+    CHECK_FALSE(s.new_network);
+    o.net = "none";
+    CHECK(spec_from_image(sh_image(), o).new_network);
+    o.net = "bridge";
+    CHECK(spec_code(sh_image(), o) == kInvalid);
+
+    CHECK_FALSE((s.read_only_root || s.tty || s.interactive || s.init));
+    RunOptions f = options();
+    f.read_only = f.tty = f.interactive = f.init = true;
+    LaunchSpec flags = spec_from_image(sh_image(), f);
+    CHECK((flags.read_only_root && flags.tty && flags.interactive && flags.init));
+    // What only the caller can supply is left for it.
+    CHECK(flags.root_dir.empty());
+    CHECK_FALSE(flags.mount_root);
+    CHECK_FALSE(flags.on_started);
+}
