@@ -125,11 +125,12 @@ UniqueFd ensure_file_in_root(int root_fd, const std::string& path) {
 // The system directories (/proc, /sys, /dev) must be real directories in the image: a symlink there is
 // an attack on the runtime (runc CVE-2019-19921, CVE-2023-27561), refused rather than followed.
 UniqueFd system_dir(int root_fd, const std::string& name) {
-    auto st = sys::lstat_at(root_fd, name);
-    if (st && !S_ISDIR(st->st_mode)) {
+    auto [st, err] = sys::try_lstat_at(root_fd, name);
+    if (err && err != ENOENT) throw_errno(err, "stat", "/" + name);
+    if (!err && !S_ISDIR(st.st_mode)) {
         throw Error(Errc::UnsafePath, "/" + name + " in the image is not a directory (refusing to mount over it)");
     }
-    if (!st && ::mkdirat(root_fd, name.c_str(), 0755) != 0) throw_errno("mkdir", "/" + name);
+    if (err == ENOENT && ::mkdirat(root_fd, name.c_str(), 0755) != 0) throw_errno("mkdir", "/" + name);
     return sys::open_beneath(root_fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW);
 }
 
@@ -209,8 +210,9 @@ void mask_paths() {
     }
     // No exceptions for the expected absences here: this runs on the child's own clone stack.
     for (const char* path : masked) {
-        UniqueFd target = sys::open_beneath_if_exists(root.get(), path + 1, O_PATH | O_NOFOLLOW);
-        if (!target) continue;  // absent on this kernel
+        auto [target, err] = sys::try_open_beneath(root.get(), path + 1, O_PATH | O_NOFOLLOW);
+        if (err == ENOENT) continue;  // absent on this kernel
+        if (err) throw_errno(err, "open", path);
         struct stat st = sys::fstat_fd(target.get(), path);
         if (S_ISDIR(st.st_mode)) {
             sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"size", "0"}}, MOUNT_ATTR_RDONLY, target.get(), path);
@@ -219,8 +221,9 @@ void mask_paths() {
         }
     }
     for (const char* path : read_only) {
-        UniqueFd target = sys::open_beneath_if_exists(root.get(), path + 1, O_PATH | O_NOFOLLOW);
-        if (!target) continue;
+        auto [target, err] = sys::try_open_beneath(root.get(), path + 1, O_PATH | O_NOFOLLOW);
+        if (err == ENOENT) continue;
+        if (err) throw_errno(err, "open", path);
         sys::bind_at(target.get(), target.get(), true, path);
     }
 }
@@ -279,10 +282,10 @@ void drop_privileges(const User& user, std::uint64_t caps, int cap_last) {
 }
 
 std::string read_image_file(int root_fd, const std::string& path) {
-    int err = 0;
     // O_NONBLOCK: a FIFO planted in the image must not hang the launch (read_fd refuses non-files).
-    UniqueFd fd = sys::open_in_root(root_fd, path, O_RDONLY | O_NONBLOCK, err);
-    if (!fd) return {};
+    // Whatever keeps it from opening (absent, a dangling link), the image has no such file.
+    auto [fd, err] = sys::try_open_in_root(root_fd, path, O_RDONLY | O_NONBLOCK);
+    if (err) return {};
     return sys::read_fd(fd.get(), path, 4 << 20);
 }
 
@@ -510,9 +513,7 @@ int child_main(void* raw) {
             // nodev: the host directory may hold device nodes, and the container's root can make more
             // in it. Set on the new mount, found again by the same in-root lookup (target is the
             // directory under it).
-            int err = 0;
-            UniqueFd mounted = sys::open_in_root(root.get(), v.container, O_PATH, err);
-            if (!mounted) throw_errno(err, "open", v.container);
+            UniqueFd mounted = sys::open_in_root(root.get(), v.container, O_PATH);
             sys::set_mount_attributes(mounted.get(), MOUNT_ATTR_NODEV, true, v.container);
         }
         for (const auto& t : spec.tmpfs) {

@@ -8,11 +8,10 @@
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
 #include "imgtool/sys/files.hpp"
+#include "imgtool/sys/tree_metadata.hpp"
 
 namespace imgtool::layer {
 namespace {
-
-bool is_whiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
 
 bool is_opaque(int dir, const char* xattr) {
     char v = 0;
@@ -38,10 +37,11 @@ MergedEntry merged_lookup(const std::vector<StackedLayer>& layers, const std::st
         prefix += (prefix.empty() ? "" : "/") + part;
         std::vector<sys::UniqueFd> next;
         for (const sys::UniqueFd& dir : merging) {
-            auto st = sys::lstat_at(dir.get(), part);
-            if (!st) continue;
-            if (is_whiteout(*st)) break;  // hidden from here down
-            if (!S_ISDIR(st->st_mode)) {
+            auto [st, err] = sys::try_lstat_at(dir.get(), part);
+            if (err == ENOENT) continue;
+            if (err) throw_errno(err, "stat", prefix);
+            if (sys::is_whiteout(st)) break;  // hidden from here down
+            if (!S_ISDIR(st.st_mode)) {
                 // The topmost entry decides the type; a non-directory below a directory ends the merge.
                 if (next.empty()) return {MergedKind::Other, prefix};
                 break;

@@ -38,6 +38,13 @@ constexpr std::uint64_t kMaxRecordBytes = 4 << 20;
 constexpr std::uint64_t kMaxTagsBytes = 64 << 20;
 constexpr std::uint64_t kMaxImplicitBytes = 32 << 20;
 
+// Whether dirfd/name exists (never followed); any failure but ENOENT is an error.
+bool exists(int dirfd, const std::string& name) {
+    auto [st, err] = sys::try_lstat_at(dirfd, name);
+    if (err && err != ENOENT) throw_errno(err, "stat", name);
+    return !err;
+}
+
 // Every record the store reads back is capped and parsed strictly; a failure names the file.
 json read_record(int dirfd, const std::string& name, std::uint64_t max_bytes, const std::string& shown, const char* what) {
     json j = json::parse(sys::read_file_at(dirfd, name, max_bytes), nullptr, false);
@@ -423,7 +430,7 @@ void Store::clean_leftovers() {
 }
 
 bool Store::has_blob(const Digest& d) const {
-    return sys::lstat_at(root_fd_.get(), "blobs/sha256/" + d.hex()).has_value();
+    return exists(root_fd_.get(), "blobs/sha256/" + d.hex());
 }
 
 void Store::put_blob(const Digest& d, std::string_view bytes) {
@@ -455,7 +462,7 @@ sys::UniqueFd Store::open_empty() const { return sys::open_beneath(root_fd_.get(
 std::vector<std::string> Store::implicit_dirs(const Digest& diff_id) const {
     std::vector<std::string> out;
     std::string name = "layers/" + diff_id.hex() + "/implicit.json";
-    if (!sys::lstat_at(root_fd_.get(), name)) return out;
+    if (!exists(root_fd_.get(), name)) return out;
     json j = read_record(root_fd_.get(), name, kMaxImplicitBytes, root_ + "/" + name, "layer record");
     if (!j.is_array()) throw Error(Errc::Corrupt, root_ + "/" + name + ": corrupt layer record");
     for (const auto& path : j) {
@@ -466,12 +473,12 @@ std::vector<std::string> Store::implicit_dirs(const Digest& diff_id) const {
 }
 
 bool Store::has_layer(const Digest& diff_id) const {
-    return sys::lstat_at(root_fd_.get(), "layers/" + diff_id.hex()).has_value();
+    return exists(root_fd_.get(), "layers/" + diff_id.hex());
 }
 
 std::optional<LayerInfo> Store::layer_info(const Digest& diff_id) const {
     std::string name = "layers/" + diff_id.hex() + "/layer.json";
-    if (!sys::lstat_at(root_fd_.get(), name)) return std::nullopt;
+    if (!exists(root_fd_.get(), name)) return std::nullopt;
     json j = read_record(root_fd_.get(), name, kMaxRecordBytes, root_ + "/" + name, "layer record");
     LayerInfo info{.diff_id = diff_id,
                    .size = j.value("size", std::uint64_t{0}),
@@ -544,7 +551,7 @@ std::vector<ImageRecord> Store::images() const {
 
 std::optional<ImageRecord> Store::image(const Digest& id) const {
     std::string name = "images/" + id.hex() + ".json";
-    if (!sys::lstat_at(root_fd_.get(), name)) return std::nullopt;
+    if (!exists(root_fd_.get(), name)) return std::nullopt;
     json j = read_record(root_fd_.get(), name, kMaxRecordBytes, root_ + "/" + name, "image record");
     return record_from_json(j, root_ + "/" + name);
 }
@@ -557,7 +564,7 @@ void Store::save_image(const ImageRecord& record) {
 
 std::map<std::string, Digest> Store::tags() const {
     std::map<std::string, Digest> out;
-    if (!sys::lstat_at(root_fd_.get(), "tags.json")) return out;
+    if (!exists(root_fd_.get(), "tags.json")) return out;
     json j = read_record(root_fd_.get(), "tags.json", kMaxTagsBytes, root_ + "/tags.json", "tag record");
     if (!j.is_object()) throw Error(Errc::Corrupt, root_ + "/tags.json: corrupt tag record");
     for (auto& [name, id] : j.items()) out.emplace(name, Digest::parse(id.get<std::string>()));
@@ -779,7 +786,7 @@ void Store::ContainerArea::record_process(int pid) const {
 void Store::check_id_map(const std::string& current) {
     constexpr const char* kIdMapFile = "idmap";
     std::string recorded;
-    if (sys::lstat_at(root_fd_.get(), kIdMapFile)) recorded = sys::read_file_at(root_fd_.get(), kIdMapFile, 1 << 16);
+    if (exists(root_fd_.get(), kIdMapFile)) recorded = sys::read_file_at(root_fd_.get(), kIdMapFile, 1 << 16);
     if (recorded == current) return;
     sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);
     if (!recorded.empty() && !sys::directory_is_empty(layers.get(), root_ + "/layers")) {

@@ -510,25 +510,4 @@ void remove_tree_at(int dirfd, const std::string& name) {
     if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) throw_errno("rmdir", name);
 }
 
-// ---- compatibility (see the header) ----
-
-std::optional<struct stat> lstat_at(int dirfd, const std::string& name) {
-    auto [st, err] = try_lstat_at(dirfd, name);
-    if (err == ENOENT) return std::nullopt;
-    if (err) throw_errno(err, "stat", name);
-    return st;
-}
-
-UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags) {
-    auto [fd, err] = try_open_beneath(dirfd, path, flags);
-    if (err && err != ENOENT) throw_errno(err, "open", path);
-    return std::move(fd);
-}
-
-UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err) {
-    auto r = try_open_in_root(rootfd, path, flags);
-    err = r.err;
-    return std::move(r.value);
-}
-
 }  // namespace imgtool::sys

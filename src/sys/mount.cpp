@@ -49,34 +49,6 @@ std::string drain_kernel_messages(int fsfd) {
 
 }  // namespace
 
-MountGuard try_mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
-                        const std::string& target, FsMountError& failure) {
-    const bool read_only = attributes & MOUNT_ATTR_RDONLY;
-    auto fail = [&](int fd, const std::string& step) {
-        failure.error = errno;
-        failure.step = step;
-        if (fd >= 0) failure.kernel_message = drain_kernel_messages(fd);
-        return MountGuard();
-    };
-    int raw = ::fsopen(fstype.c_str(), FSOPEN_CLOEXEC);
-    if (raw < 0) return fail(-1, "fsopen");
-    UniqueFd fs(raw);
-    for (const auto& [key, value] : parameters) {
-        int rc = value.empty() ? ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, key.c_str(), nullptr, 0)
-                               : ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
-        if (rc != 0) return fail(fs.get(), "fsconfig " + key);
-    }
-    if (read_only && ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, "ro", nullptr, 0) != 0) return fail(fs.get(), "fsconfig ro");
-    if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) return fail(fs.get(), "create");
-    int mnt = ::fsmount(fs.get(), FSMOUNT_CLOEXEC, attributes);
-    if (mnt < 0) return fail(fs.get(), "fsmount");
-    UniqueFd mount_fd(mnt);
-    if (::move_mount(mount_fd.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-        return fail(-1, "move_mount");
-    }
-    return MountGuard(target);
-}
-
 bool try_mount_fs_at(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
                      int target_fd, FsMountError& failure) {
     auto fail = [&](int fd, const std::string& step) {
@@ -158,6 +130,10 @@ MountGuard mount_legacy(const std::string& fstype, const std::string& source, co
 
 void make_private(const std::string& target) {
     if (::mount(nullptr, target.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) throw_errno("make private", target);
+}
+
+int try_unmount(const std::string& target, int flags) {
+    return ::umount2(target.c_str(), flags) == 0 ? 0 : errno;
 }
 
 void unmount(const std::string& target, int flags) {

@@ -39,15 +39,11 @@ bool tree_mounted_at(const store::Store& store, const store::MountRecord& record
 }
 
 void unmount_busy_clear(const std::string& target) {
-    try {
-        sys::unmount(target);
-    } catch (const Error& e) {
-        if (e.code() == std::errc::device_or_resource_busy) {
-            throw Error(Errc::Busy, target + ": target is busy (a process is using it, or something is mounted "
-                                             "below it)");
-        }
-        throw;
+    int err = sys::try_unmount(target);
+    if (err == EBUSY) {
+        throw Error(Errc::Busy, target + ": target is busy (a process is using it, or something is mounted below it)");
     }
+    if (err) throw_errno(err, "umount", target);
 }
 
 // The work directory beside a user's --upper, removed only if it is still the one imgtool made: its

@@ -109,24 +109,3 @@ TEST_CASE("mkdir_at: an existing directory is fine when asked, anything else the
     CHECK(thrown([&] { sys::mkdir_at(s.fd(), "dir", 0755, false); }).code() == errno_code(EEXIST));
 }
 
-TEST_CASE("compatibility shapes keep their contracts until their callers move") {
-    Scratch s;
-    make_tree(s.fd());
-
-    // lstat_at: nullopt for ENOENT only.
-    CHECK_FALSE(sys::lstat_at(s.fd(), "missing").has_value());
-    CHECK(sys::lstat_at(s.fd(), "dir").has_value());
-    CHECK(thrown([&] { sys::lstat_at(s.fd(), "file/below"); }).code() == errno_code(ENOTDIR));
-
-    // open_beneath_if_exists: empty for ENOENT only.
-    CHECK_FALSE(sys::open_beneath_if_exists(s.fd(), "missing", O_PATH));
-    CHECK(sys::open_beneath_if_exists(s.fd(), "dir", O_PATH));
-    CHECK(thrown([&] { sys::open_beneath_if_exists(s.fd(), "link-dir/file", O_PATH); }).code() == errno_code(ELOOP));
-
-    // open_in_root with an int&: the positive errno, 0 on success, never a throw.
-    int err = -1;
-    CHECK(sys::open_in_root(s.fd(), "link-dir/file", O_RDONLY, err));
-    CHECK(err == 0);
-    CHECK_FALSE(sys::open_in_root(s.fd(), "missing", O_RDONLY, err));
-    CHECK(err == ENOENT);
-}

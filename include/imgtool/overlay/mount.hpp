@@ -9,9 +9,9 @@
 
 namespace imgtool::overlay {
 
-// `attributes`: MOUNT_ATTR_* flags (nosuid, nodev) besides the spec's read-only.
-sys::MountGuard mount(const MountSpec& spec, const std::string& target, unsigned attributes = 0);
-// Mounts on a directory fd (inside a container being set up). `attributes`: MOUNT_ATTR_* (e.g. nodev).
+// Mounts on a directory fd: a view's target or a container's root, opened and checked by the caller,
+// so the mount can land nowhere else. `attributes`: MOUNT_ATTR_* (nosuid, nodev) besides the spec's
+// read-only. Throws with the kernel's reason.
 void mount_at(const MountSpec& spec, int target_fd, unsigned attributes);
 
 }  // namespace imgtool::overlay

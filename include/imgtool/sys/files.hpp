@@ -16,7 +16,7 @@
 //    FsMountError instead (errno, failing step, the kernel's message: a mount needs more than an errno
 //    to explain itself; sys/mount.hpp).
 //  - Nothing else: no int& out-parameters, no "empty fd means missing", no catching Error to read its
-//    errno back. (The compatibility section at the end lists the old shapes still used, and by whom.)
+//    errno back.
 #pragma once
 
 #include <cstddef>
@@ -103,17 +103,5 @@ void remove_children(int top_fd, const std::string& shown, const RemoveTreeOptio
 
 // A unique name for temporary entries: "<prefix><pid>-<random hex>".
 std::string unique_name(std::string_view prefix);
-
-// ---- compatibility ------------------------------------------------------------------------------------
-// Older shapes, kept only until the files named here (outside this change) move to the try_ forms above;
-// then they go. Each is the try_ form underneath.
-// store/store.cpp, layer/merged.cpp, launch/container.cpp -> try_lstat_at.
-// nullopt on ENOENT, throws for any other failure.
-std::optional<struct stat> lstat_at(int dirfd, const std::string& name);
-// launch/container.cpp (mask_paths) -> try_open_beneath. Empty on ENOENT, throws for any other failure.
-UniqueFd open_beneath_if_exists(int dirfd, const std::string& path, int flags);
-// launch/container.cpp (read_image_file, volumes) -> try_open_in_root / open_in_root. `err` gets the
-// positive errno (0 on success); nothing is thrown.
-UniqueFd open_in_root(int rootfd, const std::string& path, int flags, int& err);
 
 }  // namespace imgtool::sys

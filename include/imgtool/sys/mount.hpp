@@ -36,16 +36,6 @@ struct FsMountError {
     std::string kernel_message;  // what the kernel logged on the fs context, if anything
 };
 
-// New mount API: fsopen + fsconfig(parameters) + create + fsmount + move_mount onto target.
-// `attributes` are MOUNT_ATTR_* flags (rdonly, nosuid, nodev, noexec). Returns an engaged guard, or fills
-// `failure` and returns an empty one.
-MountGuard try_mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters, unsigned attributes,
-                        const std::string& target, FsMountError& failure);
-// Compatibility: the old name of try_mount_fs, until overlay/mount.cpp moves to it.
-inline MountGuard mount_fs(const std::string& fstype, const std::vector<FsParameter>& parameters,
-                           unsigned attributes, const std::string& target, FsMountError& failure) {
-    return try_mount_fs(fstype, parameters, attributes, target, failure);
-}
 // Same, but attaches the new mount on the file or directory open as `target_fd` (resolved earlier with
 // openat2 inside a root, or through sys::open_user_directory, so the mount can never land elsewhere:
 // runc CVE-2021-30465). The new mount is made private once attached. Throws.
@@ -72,5 +62,7 @@ MountGuard mount_legacy(const std::string& fstype, const std::string& source, co
 void make_private(const std::string& target);
 // umount2(2); throws with errno (EBUSY: in use).
 void unmount(const std::string& target, int flags = 0);
+// The same, returning 0 or the errno (EBUSY: in use, or something mounted below).
+int try_unmount(const std::string& target, int flags = 0);
 
 }  // namespace imgtool::sys
