@@ -159,4 +159,20 @@ std::unique_ptr<sys::Reader> make_decompressor(Compression c, sys::Reader& compr
     return std::make_unique<PassThrough>(compressed);
 }
 
+BlobHead read_blob_head(sys::Reader& blob) {
+    BlobHead head{std::string(8, '\0'), Compression::None};
+    std::size_t got = 0;
+    while (got < head.bytes.size()) {
+        std::size_t n = blob.read(head.bytes.data() + got, head.bytes.size() - got);
+        if (n == 0) break;
+        got += n;
+    }
+    head.bytes.resize(got);
+    head.compression = detect_compression(head.bytes);
+    return head;
+}
+
+BlobStream::BlobStream(BlobHead head, sys::Reader& blob)
+    : replay_(std::move(head.bytes), blob), decompressed_(make_decompressor(head.compression, replay_)) {}
+
 }  // namespace imgtool::layer

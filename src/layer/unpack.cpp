@@ -19,6 +19,7 @@
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/layer/compression.hpp"
 #include "imgtool/layer/entry_path.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/tree_metadata.hpp"
@@ -689,6 +690,36 @@ UnpackStats unpack_layer(sys::ViewReader& tar_stream, int root_fd, const UnpackO
     rethrow_parked();
     unpacker.finish();
     return unpacker.stats();
+}
+
+namespace {
+
+// Stops a stream that decompresses to more than it may.
+class CappedReader final : public sys::Reader {
+public:
+    CappedReader(sys::Reader& inner, std::uint64_t cap) : inner_(inner), left_(cap) {}
+    std::size_t read(void* buffer, std::size_t size) override {
+        std::size_t n = inner_.read(buffer, size);
+        if (n > left_) throw Error(Errc::SizeMismatch, "layer decompresses to more than allowed");
+        left_ -= n;
+        return n;
+    }
+
+private:
+    sys::Reader& inner_;
+    std::uint64_t left_;
+};
+
+}  // namespace
+
+UnpackStats unpack_blob(sys::Reader& blob, int root_fd, const UnpackOptions& options, std::uint64_t max_uncompressed) {
+    BlobStream stream(read_blob_head(blob), blob);
+    CappedReader tar(stream, max_uncompressed);
+    UnpackStats stats = unpack_layer(tar, root_fd, options);
+    char rest[65536];
+    while (tar.read(rest, sizeof rest) > 0) {
+    }
+    return stats;
 }
 
 }  // namespace imgtool::layer

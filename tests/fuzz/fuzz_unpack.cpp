@@ -1,6 +1,6 @@
-// libFuzzer target: a hostile layer blob through the real extraction path: detect_compression on its
-// head, PrefixReader replay, make_decompressor (so gzip and zstd inputs reach ISA-L and libzstd), then
-// unpack_layer into a fresh directory, then a drain of the rest of the stream, as cli/pull.cpp does.
+// libFuzzer target: a hostile layer blob through the library's extraction path, layer::unpack_blob:
+// compression detected from its head (so gzip and zstd inputs reach ISA-L and libzstd), decompressed,
+// unpacked into a fresh directory, the rest of the stream drained, as the import pipeline does.
 //
 // Containment, checked after every input: the unpack root is created (mkdtemp) inside a private
 // directory next to an empty "sentinel" directory. Once the root has been removed (remove_tree_at), the
@@ -68,33 +68,6 @@ private:
     std::size_t chunk_;
     std::size_t offset_ = 0;
 };
-
-class CappedReader final : public sys::Reader {
-public:
-    CappedReader(sys::Reader& inner, std::uint64_t cap) : inner_(inner), left_(cap) {}
-    std::size_t read(void* buffer, std::size_t size) override {
-        std::size_t n = inner_.read(buffer, size);
-        if (n > left_) throw imgtool::Error(imgtool::Errc::SizeMismatch, "fuzz harness: decompressed size cap");
-        left_ -= n;
-        return n;
-    }
-
-private:
-    sys::Reader& inner_;
-    std::uint64_t left_;
-};
-
-std::string read_head(sys::Reader& r, std::size_t want) {
-    std::string head(want, '\0');
-    std::size_t got = 0;
-    while (got < want) {
-        std::size_t n = r.read(head.data() + got, want - got);
-        if (n == 0) break;
-        got += n;
-    }
-    head.resize(got);
-    return head;
-}
 
 // Names in a directory, without "." and "..".
 std::vector<std::string> list_dir(int dirfd, const std::string& shown) {
@@ -182,16 +155,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!root) fail("open " + root_path + ": " + std::strerror(errno));
         try {
             MemoryReader blob(data, size);
-            std::string head = read_head(blob, 8);
-            layer::Compression compression = layer::detect_compression(head);
-            layer::PrefixReader replay(std::move(head), blob);
-            auto decompressed = layer::make_decompressor(compression, replay);
-            CappedReader tar(*decompressed, kMaxDecompressed);
-            layer::unpack_layer(tar, root.get(), layer::UnpackOptions{});
-            // The pipeline hashes everything after the end-of-archive blocks too: drain it.
-            std::vector<char> sink(1 << 16);
-            while (tar.read(sink.data(), sink.size()) > 0) {
-            }
+            // The library's single-threaded path: head, decompressor, unpack, drain (the pull's
+            // pipeline runs the same steps on several threads).
+            layer::unpack_blob(blob, root.get(), layer::UnpackOptions{}, kMaxDecompressed);
         } catch (const imgtool::Error&) {
         }
     }

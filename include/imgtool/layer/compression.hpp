@@ -33,4 +33,24 @@ private:
 // A Reader producing the decompressed stream of `compressed`.
 std::unique_ptr<sys::Reader> make_decompressor(Compression c, sys::Reader& compressed);
 
+// A blob's first bytes (8, fewer only at end of stream), read to detect its compression; they are
+// replayed to the decompressor (BlobStream).
+struct BlobHead {
+    std::string bytes;
+    Compression compression = Compression::None;
+};
+BlobHead read_blob_head(sys::Reader& blob);
+
+// The uncompressed stream of a blob whose head was read: the head replayed, then the rest of `blob`,
+// through the detected decompressor.
+class BlobStream final : public sys::Reader {
+public:
+    BlobStream(BlobHead head, sys::Reader& blob);
+    std::size_t read(void* buffer, std::size_t size) override { return decompressed_->read(buffer, size); }
+
+private:
+    PrefixReader replay_;
+    std::unique_ptr<sys::Reader> decompressed_;
+};
+
 }  // namespace imgtool::layer

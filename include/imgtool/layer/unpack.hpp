@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <climits>
 #include <functional>
 #include <string>
 #include <vector>
@@ -71,5 +72,12 @@ struct UnpackOptions {
 UnpackStats unpack_layer(sys::ViewReader& tar_stream, int root_fd, const UnpackOptions& options);
 // The same over a copying Reader, through a 1 MiB buffer.
 UnpackStats unpack_layer(sys::Reader& tar_stream, int root_fd, const UnpackOptions& options);
+
+// A layer blob in one thread: compression detected from its head, decompressed, unpacked, the rest of
+// the stream read to its end (the caller hashes `blob` as it wishes). More than `max_uncompressed`
+// bytes is an error. The pull's pipeline does the same on several threads; this serves single-threaded
+// callers (the fuzz target, tests).
+UnpackStats unpack_blob(sys::Reader& blob, int root_fd, const UnpackOptions& options,
+                        std::uint64_t max_uncompressed = UINT64_MAX);
 
 }  // namespace imgtool::layer
