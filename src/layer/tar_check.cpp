@@ -108,12 +108,20 @@ bool lib_checksum_ok(const char* h) {
         if (c != ' ' && c != '\0' && (c < '0' || c > '7')) return false;
     }
     std::int64_t stored = lib_text_number(h + kChecksum, 8, 8);
-    std::int64_t unsigned_sum = 0, signed_sum = 0;
+    // Unsigned and signed byte sums, the checksum field counted as spaces; one pass for both (a byte of
+    // 0x80 or more counts 256 less when signed).
+    const auto* b = reinterpret_cast<const unsigned char*>(h);
+    std::uint32_t sum = 0, high = 0;
     for (std::size_t i = 0; i < kBlock; ++i) {
-        char c = (i >= kChecksum && i < kChecksum + 8) ? ' ' : h[i];
-        unsigned_sum += static_cast<unsigned char>(c);
-        signed_sum += static_cast<signed char>(c);
+        sum += b[i];
+        high += b[i] >> 7;
     }
+    for (std::size_t i = kChecksum; i < kChecksum + 8; ++i) {
+        sum -= b[i];
+        high -= b[i] >> 7;
+    }
+    sum += 8 * ' ';
+    std::int64_t unsigned_sum = sum, signed_sum = static_cast<std::int64_t>(sum) - 256 * static_cast<std::int64_t>(high);
     return stored == unsigned_sum || stored == signed_sum;
 }
 
@@ -495,21 +503,9 @@ struct TarCheck::Impl {
         format = gnu ? Format::Gnu : ustar ? (format == Format::Pax ? Format::Pax : Format::Ustar) : Format::Tar;
         if (t == '0' || t == 'S') sparse_allowed = true;
 
-        std::string base(field(h, kName, 100));
-        if (ustar && h[kPrefix] != '\0') {
-            std::string prefix(field(h, kPrefix, 155));
-            if (!ends_with_slash(prefix)) prefix += '/';
-            base = prefix + base;
-        }
-        std::string base_link(field(h, kLinkname, 100));
-        // libarchive keeps a link name buffer across entries: a link whose own linkname field is empty gets
-        // a target only if some earlier header allocated that buffer.
-        if (h[kLinkname] != '\0') linkname_buffer = true;
-        link_set = linkname_buffer;
-
         std::int64_t size = lib_number(h + kSize, 12);
         if (size < 0 || size == kMax) return stop();  // libarchive: negative size, size overflow
-        e = Entry{};
+        // The entry's fields are reset one by one: its strings keep their buffers from entry to entry.
         e.typeflag = t;
         e.gnu_tar_size = size;
         switch (t) {
@@ -523,6 +519,23 @@ struct TarCheck::Impl {
             default: e.data = size;
         }
         e.regular = t == '1' ? size > 0 : !(t >= '2' && t <= '6') && t != 'D' && t != 'M';
+        e.lib_ext = e.go_ext = e.sparse = false;
+        e.go_data.reset();
+        e.sparse_sum = 0;
+        e.map_bytes = 0;
+
+        // What the header alone says, as libarchive reads it.
+        e.name.clear();
+        if (ustar && h[kPrefix] != '\0') {
+            e.name = field(h, kPrefix, 155);
+            if (!ends_with_slash(e.name)) e.name += '/';
+        }
+        e.name += field(h, kName, 100);
+        e.link = field(h, kLinkname, 100);
+        // libarchive keeps a link name buffer across entries: a link whose own linkname field is empty gets
+        // a target only if some earlier header allocated that buffer.
+        if (h[kLinkname] != '\0') linkname_buffer = true;
+        link_set = linkname_buffer;
 
         // Old GNU sparse map: in the header, continued in extension blocks that follow it. libarchive
         // reads it for any GNU header whose first entry is set, Go only for type 'S'.
@@ -532,7 +545,7 @@ struct TarCheck::Impl {
         }
         e.go_ext = t == 'S' && gnu && h[kGnuIsExtended] != '\0';
 
-        names(h, base, base_link, gnu, ustar);
+        names(h, gnu, ustar);
         if (phase == Phase::Done) return;
         if (e.lib_ext) {
             phase = Phase::SparseExt;
@@ -563,19 +576,23 @@ struct TarCheck::Impl {
         return true;
     }
 
-    // Names, link targets and sizes as each reader sees them; refuses where they differ.
-    void names(const char* h, const std::string& base, const std::string& base_link, bool gnu, bool ustar) {
+    // Names, link targets and sizes as each reader sees them; refuses where they differ. On entry e.name
+    // and e.link hold what the header alone says (as libarchive reads it); on return, libarchive's reading.
+    // Runs for every entry: the common case (no extension headers, an ordinary magic) copies nothing.
+    void names(const char* h, bool gnu, bool ustar) {
         char t = e.typeflag;
-        if (!chain.problem.empty()) return refuse(chain.problem, best_effort_name(base));
-        // libarchive applies the 'x' header's records in order, each overwriting the last.
-        std::optional<std::string> path, linkpath, sparse_name, size;
-        std::string paths_differ, links_differ, sparse_names_differ, sizes_differ;
-        auto note = [](std::optional<std::string>& slot, std::string_view value, std::string& differ) {
-            if (slot && *slot != value && differ.empty()) differ = *slot;
-            slot = std::string(value);
+        if (!chain.problem.empty()) return refuse(chain.problem, best_effort_name(e.name));
+        // libarchive applies the 'x' header's records in order, each overwriting the last. The views point
+        // into chain.pax, which lives until the entry is done.
+        std::optional<std::string_view> path, linkpath, sparse_name, size;
+        std::optional<std::string_view> paths_differ, links_differ, sparse_names_differ, sizes_differ;
+        auto note = [](std::optional<std::string_view>& slot, std::string_view value,
+                       std::optional<std::string_view>& differ) {
+            if (slot && *slot != value && !differ) differ = *slot;
+            slot = value;
         };
         bool go_fails = false, sparse_map_go = false;
-        std::optional<std::string> go_major, go_minor;
+        std::optional<std::string_view> go_major, go_minor;
         int sparse_pairs = 0;  // Go accepts GNU.sparse.offset/numbytes only alternating
         for (const auto& r : chain.pax) {
             std::string_view value = c_string(r.value);
@@ -602,7 +619,7 @@ struct TarCheck::Impl {
                 if (!plain_decimal(r.value)) {
                     return refuse("a PAX size that is not a plain decimal number (" + printable(r.value) +
                                       "; Python reads 0, Go refuses the archive)" + kOnWalk,
-                                  path.value_or(base));
+                                  best_effort_name(e.name));
                 }
                 e.data = e.gnu_tar_size = lib_decimal(value);
                 if (e.data == kMax) return stop();  // libarchive: size attribute overflow
@@ -610,35 +627,33 @@ struct TarCheck::Impl {
         }
 
         // libarchive's reading: of the GNU long name and the 'x' header's name (the GNU sparse name, else
-        // the PAX path), the one whose header comes first.
-        std::optional<std::string> pax_name;
+        // the PAX path), the one whose header comes first; else the header's.
+        std::optional<std::string_view> pax_name;
         if (sparse_name && !c_string(*sparse_name).empty()) {
-            pax_name = std::string(c_string(*sparse_name));
+            pax_name = c_string(*sparse_name);
         } else if (path && !c_string(*path).empty()) {
-            pax_name = std::string(c_string(*path));
+            pax_name = c_string(*path);
         }
-        std::string lib_name = base;
+        const bool from_header = !chain.long_name && !pax_name;
         if (chain.long_name && (chain.long_name_first || !pax_name)) {
-            lib_name = *chain.long_name;
+            e.name = *chain.long_name;
         } else if (pax_name) {
-            lib_name = *pax_name;
+            e.name = *pax_name;
         }
         if (linkpath) linkname_buffer = true;
-        std::string lib_link = base_link;
-        if (chain.long_link) lib_link = *chain.long_link;
-        if (linkpath && !c_string(*linkpath).empty()) lib_link = std::string(c_string(*linkpath));
-        if (!link_set) lib_link.clear();
-        e.name = lib_name;
-        e.link = lib_link;
+        if (chain.long_link) e.link = *chain.long_link;
+        if (linkpath && !c_string(*linkpath).empty()) e.link = c_string(*linkpath);
+        if (!link_set) e.link.clear();
+        const std::string& lib_name = e.name;
 
         // Readers other than Go (GNU tar, Python, Rust's tar crate) where Go and libarchive agree.
         auto name_problem = [&](const std::string& what) { refuse(what + kOnName, lib_name); };
-        if (!paths_differ.empty()) {
-            return name_problem("several PAX path records (" + printable(paths_differ) + " and " + printable(*path) +
+        if (paths_differ) {
+            return name_problem("several PAX path records (" + printable(*paths_differ) + " and " + printable(*path) +
                                 "; Rust's tar crate takes the first, the others the last)");
         }
-        if (!sparse_names_differ.empty()) {
-            return name_problem("several GNU.sparse.name records (" + printable(sparse_names_differ) + " and " +
+        if (sparse_names_differ) {
+            return name_problem("several GNU.sparse.name records (" + printable(*sparse_names_differ) + " and " +
                                 printable(*sparse_name) + ")");
         }
         if (path && c_string(*path).empty()) {
@@ -662,15 +677,14 @@ struct TarCheck::Impl {
             return name_problem("both a GNU.sparse.name (" + printable(c_string(*sparse_name)) + ") and a PAX path (" +
                                 printable(c_string(*path)) + "; Python takes the later record)");
         }
-        bool from_header = !chain.long_name && !path && !sparse_name;
         if (from_header && !gnu && !ustar && h[kPrefix] != '\0' && t != 'S') {
             return name_problem("an old-style header with text where ustar keeps a name prefix (Python's tarfile "
                                 "joins it to the name)");
         }
         if (t == '1' || t == '2') {
             auto link_problem = [&](const std::string& what) { refuse(what + kOnLink, lib_name); };
-            if (!links_differ.empty()) {
-                return link_problem("several PAX linkpath records (" + printable(links_differ) + " and " +
+            if (links_differ) {
+                return link_problem("several PAX linkpath records (" + printable(*links_differ) + " and " +
                                     printable(*linkpath) + ")");
             }
             if (linkpath && c_string(*linkpath).empty()) {
@@ -688,8 +702,8 @@ struct TarCheck::Impl {
                                     "(libarchive then reads none)");
             }
         }
-        if (!sizes_differ.empty()) {
-            return refuse("several PAX size records (" + printable(sizes_differ) + " and " + printable(*size) +
+        if (sizes_differ) {
+            return refuse("several PAX size records (" + printable(*sizes_differ) + " and " + printable(*size) +
                               "; Rust's tar crate takes the first, the others the last)" + kOnWalk,
                           lib_name);
         }
@@ -698,32 +712,31 @@ struct TarCheck::Impl {
                               std::to_string(sparse_major) + ", minor " + std::to_string(sparse_minor) + ")" + kOnWalk,
                           lib_name);
         }
-
-        // Go's reading.
-        bool guessed_prefix = false;
-        std::string go_name = go_header_name(h, guessed_prefix);
-        if (path) go_name = *path;
-        if (chain.long_name && !chain.long_name->empty()) go_name = *chain.long_name;
-        bool go_sparse = (go_major == "0" && (go_minor == "0" || go_minor == "1")) ||
-                         (go_major == "1" && go_minor == "0") || (!go_major && !go_minor && sparse_map_go);
-        if (t != 'S' && go_sparse && sparse_name && !sparse_name->empty()) go_name = *sparse_name;
-        std::string go_link = base_link;
-        if (linkpath) go_link = *linkpath;
-        if (chain.long_link && !chain.long_link->empty()) go_link = *chain.long_link;
         if (t == 'S' && !gnu) go_fails = true;  // Go reads an old sparse map only in a GNU header
 
-        if (!go_fails && !same_name(lib_name, go_name)) {
-            std::string why = guessed_prefix
-                                  ? "an old GNU header whose time fields hold text, which Go's archive/tar reads as a "
-                                    "name prefix (" + printable(go_name) + ")"
-                              : ustar && h[kPrefix] != '\0'
-                                  ? "a ustar name prefix that Go's archive/tar reads differently (" +
-                                        printable(go_name) + ": non-standard magic or star trailer)"
-                                  : "a name Go's archive/tar reads as " + printable(go_name);
-            return name_problem(why);
-        }
-        if (!go_fails && (t == '1' || t == '2') && go_link != lib_link) {
-            return refuse("a link target Go's archive/tar reads as " + printable(go_link) + kOnLink, lib_name);
+        // Go's reading. With the refusals above it can differ from libarchive's only in what the header
+        // alone says (its prefix rules), or where Go ignores a GNU sparse name.
+        bool go_sparse = (go_major == "0" && (go_minor == "0" || go_minor == "1")) ||
+                         (go_major == "1" && go_minor == "0") || (!go_major && !go_minor && sparse_map_go);
+        bool odd_prefix = gnu ? h[kGnuAtime] != '\0' || h[kGnuCtime] != '\0'
+                              : ustar && h[kPrefix] != '\0' &&
+                                    (!has(h, kMagic, "ustar\0"sv) || has(h, kStarTrailer, "tar\0"sv));
+        bool guessed_prefix = false;
+        std::optional<std::string> go_name;
+        if (!go_fails && ((from_header && odd_prefix) || (sparse_name && (t == 'S' || !go_sparse)))) {
+            go_name = go_header_name(h, guessed_prefix);
+            if (path) go_name = std::string(*path);
+            if (chain.long_name && !chain.long_name->empty()) go_name = *chain.long_name;
+            if (!same_name(lib_name, *go_name)) {
+                std::string why = guessed_prefix
+                                      ? "an old GNU header whose time fields hold text, which Go's archive/tar reads "
+                                        "as a name prefix (" + printable(*go_name) + ")"
+                                  : from_header && ustar
+                                      ? "a ustar name prefix that Go's archive/tar reads differently (" +
+                                            printable(*go_name) + ": non-standard magic or star trailer)"
+                                      : "a name Go's archive/tar reads as " + printable(*go_name);
+                return name_problem(why);
+            }
         }
 
         // What Go skips as data.
@@ -731,7 +744,7 @@ struct TarCheck::Impl {
             std::optional<std::int64_t> go_size = size ? std::optional<std::int64_t>(lib_decimal(*size))
                                                        : go_number(h + kSize, 12);
             char go_type = t;
-            if (t == '\0') go_type = ends_with_slash(go_name) ? '5' : '0';
+            if (t == '\0') go_type = ends_with_slash(go_name ? *go_name : lib_name) ? '5' : '0';
             if (go_size && *go_size >= 0) {
                 e.go_data = (go_type >= '1' && go_type <= '6') ? 0 : *go_size;
             }
@@ -739,7 +752,7 @@ struct TarCheck::Impl {
     }
 
     // The name libarchive gives an entry whose extension headers are refused anyway (for the message).
-    std::string best_effort_name(const std::string& base) const {
+    std::string best_effort_name(std::string_view base) const {
         std::string path, sparse;
         for (const auto& r : chain.pax) {
             if (r.key == "path") path = c_string(r.value);
@@ -747,7 +760,7 @@ struct TarCheck::Impl {
         }
         std::string pax_name = sparse.empty() ? path : sparse;
         if (chain.long_name && (chain.long_name_first || pax_name.empty())) return *chain.long_name;
-        return pax_name.empty() ? base : pax_name;
+        return pax_name.empty() ? std::string(base) : pax_name;
     }
 
     // Go's name from the header alone (reader.go readHeader): the prefix depends on the exact magic.
