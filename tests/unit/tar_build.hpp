@@ -33,7 +33,7 @@ public:
     Header& size(std::uint64_t n) { return octal(124, 12, n); }
     Header& size_base256(std::uint64_t n) {
         b_[124] = static_cast<char>(0x80);
-        for (int i = 0; i < 11; ++i) b_[135 - i] = static_cast<char>((n >> (8 * i)) & 0xff);
+        for (int i = 0; i < 11; ++i) b_[135 - i] = static_cast<char>(i < 8 ? (n >> (8 * i)) & 0xff : 0);
         return *this;
     }
     Header& link(std::string_view target) { return put(157, target.substr(0, 100)); }
