@@ -1188,11 +1188,12 @@ def _(ctx):
 @case("extract", "pax-global-path")
 def _(ctx):
     """A PAX global header ('g') with path=../x and linkpath=/sentinel: never applies to
-    the entries that follow as an escape."""
+    the entries that follow as an escape. GNU tar and Python would apply it to every later
+    entry (libarchive and Go ignore it), so the layer is refused (category "ambiguous")."""
     t = Tar().pax([("path", f"../{MARKER}-global"), ("linkpath", ctx.S)], typeflag=b"g")
     t.file("f", "f\n").symlink("s", "target")
-    return one_layer(ctx, t, contained(F("f", "f\n"), L("s", "target"),
-                                       outside=[f"{MARKER}-global"]))
+    return one_layer(ctx, t, dict(error("entry 1 (f): a PAX global header that sets path"),
+                                  outside=[f"{MARKER}-global"]))
 
 
 @case("extract", "unknown-typeflag")
@@ -2873,6 +2874,197 @@ def _(ctx):
     return run_case(ctx, t, run_args=["-v", f"{ctx.S}/sub:/etc2/{MARKER}-mnt:ro"],
                     cmd=["/bin/sh", "-c", f"ls /etc/{MARKER}-mnt; echo ran"],
                     expect=ran(0, stdout="link\nx\nran\n"))
+
+
+# ---- names tar readers disagree on ----------------------------------------------------
+# One layer tar whose entries Go's archive/tar (scanners, containerd, umoci), GNU tar, Python's
+# tarfile or Rust's tar crate read differently from libarchive: a reviewer sees a harmless name
+# while imgtool would write bin/sh (or the reverse). Each is refused with one line naming the layer
+# and the entry, before anything is committed (layer::TarCheck, docs/layers.md "Known reader
+# differences").
+
+def gnu_long(value, typeflag=b"L") -> bytes:
+    """A GNU long name ('L') or long link name ('K') header and its NUL-terminated data."""
+    data = _b(value) + b"\0"
+    return header(b"././@LongLink", typeflag, size=len(data), gnu=True) + pad(data)
+
+
+def _ambiguous(ctx, tar: Tar, *needles, compression="gzip") -> dict:
+    """The layer is refused; the error names it (blob digest), then the entry and the reason."""
+    blob = layer(tar, compression)
+    return blob_case(ctx, blob, error(f"layer {digest_of(blob.data)}: ", *needles))
+
+
+_ON_NAME = "tar readers disagree on its name"
+_ON_WALK = "tar readers disagree on where the next entry starts"
+
+
+@case("ambiguous", "pax-path-then-gnu-long-name")
+def _(ctx):
+    """PAX path=bin/sh, then GNU 'L' harmless, then the ustar header: libarchive and GNU tar
+    read bin/sh, Go's archive/tar reads harmless."""
+    t = Tar().pax([("path", "bin/sh")]).raw(gnu_long(f"{MARKER}-harmless"))
+    t.raw(header("ustar-name", size=3) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, "entry 1 (bin/sh): both a PAX path (bin/sh) and a GNU long name "
+                              f"({MARKER}-harmless)", _ON_NAME)
+
+
+@case("ambiguous", "gnu-long-name-then-pax-path")
+def _(ctx):
+    """GNU 'L' bin/sh, then PAX path=harmless: libarchive and Go read bin/sh, GNU tar harmless.
+    The layer is uncompressed (the tar is checked on the producer thread)."""
+    t = Tar().raw(gnu_long("bin/sh")).pax([("path", f"{MARKER}-harmless")])
+    t.raw(header("ustar-name", size=3) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, f"entry 1 (bin/sh): both a PAX path ({MARKER}-harmless) and a GNU "
+                              "long name (bin/sh)", _ON_NAME, compression="none")
+
+
+@case("ambiguous", "gnu-header-prefix-in-times")
+def _(ctx):
+    """A GNU-magic header named bin/sh whose atime/ctime bytes hold opt/harmless: libarchive and
+    GNU tar read bin/sh, Go's archive/tar guesses a pre-Go-1.8 prefix (opt/harmless/bin/sh)."""
+    t = Tar().raw(header("bin/sh", size=3, gnu=True, extra={345: b"opt/harmless"}) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, "entry 1 (bin/sh): an old GNU header whose time fields hold text",
+                      "(opt/harmless/bin/sh)", _ON_NAME)
+
+
+@case("ambiguous", "pax-linkpath-and-gnu-long-link")
+def _(ctx):
+    """A symlink with PAX linkpath=busybox and GNU 'K' true: libarchive reads the first of them,
+    GNU tar always the PAX one, Go always the GNU one."""
+    t = Tar().file("busybox", "bb\n").file("true", "t\n").pax([("linkpath", "busybox")])
+    t.raw(gnu_long("true", b"K") + header("sh", b"2", linkname="x", mode=0o777))
+    return _ambiguous(ctx, t, "entry 3 (sh): both a PAX linkpath (busybox) and a GNU long link "
+                              "name (true)", "tar readers disagree on its link target")
+
+
+@case("ambiguous", "pax-path-twice")
+def _(ctx):
+    """One PAX header with path=harmless then path=bin/sh: libarchive, Go, GNU tar and Python
+    take the last, Rust's tar crate the first."""
+    t = Tar().pax([("path", f"{MARKER}-harmless"), ("path", "bin/sh")])
+    t.raw(header("ustar-name", size=3) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, "entry 1 (bin/sh): several PAX path records", _ON_NAME)
+
+
+@case("ambiguous", "pax-global-header-sets-path")
+def _(ctx):
+    """A PAX global header ('g') with path=bin/sh before a file harmless: GNU tar and Python apply
+    it to every later entry, libarchive and Go ignore it."""
+    t = Tar().pax([("path", "bin/sh")], typeflag=b"g").file(f"{MARKER}-harmless", "sh\n")
+    return _ambiguous(ctx, t, f"entry 1 ({MARKER}-harmless): a PAX global header that sets path",
+                      "tar readers disagree on the names of the entries after it")
+
+
+@case("ambiguous", "pax-global-header-inside-chain")
+def _(ctx):
+    """PAX path=bin/sh, then a global header, then the ustar header harmless: libarchive, GNU tar
+    and Python read bin/sh; Go returns the global header as an entry and forgets the path."""
+    t = Tar().pax([("path", "bin/sh")]).pax([("comment", "c")], typeflag=b"g")
+    t.raw(header(f"{MARKER}-harmless", size=3) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, "entry 1 (bin/sh): a PAX global header between the entry and its "
+                              "extension headers", _ON_NAME)
+
+
+@case("ambiguous", "gnu-long-name-twice")
+def _(ctx):
+    """GNU 'L' harmless, then 'L' bin/sh: libarchive, Go and GNU tar read bin/sh, Python the
+    first."""
+    t = Tar().raw(gnu_long(f"{MARKER}-harmless") + gnu_long("bin/sh"))
+    t.raw(header("ustar-name", size=3) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, "entry 1 (bin/sh): two GNU long names", _ON_NAME)
+
+
+@case("ambiguous", "pax-header-twice")
+def _(ctx):
+    """Two PAX headers, path=harmless then path=bin/sh: libarchive applies the second (and warns),
+    Python the first."""
+    t = Tar().pax([("path", f"{MARKER}-harmless")]).pax([("path", "bin/sh")])
+    t.raw(header("ustar-name", size=3) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, "entry 1 (bin/sh): two PAX extended headers", _ON_NAME)
+
+
+@case("ambiguous", "ustar-prefix-odd-magic")
+def _(ctx):
+    """Magic "ustar\x01": libarchive reads the prefix field (bin/sh), Go and GNU tar do not (sh)."""
+    t = Tar().raw(header("sh", size=3, prefix=b"bin", extra={257: b"ustar\x01"}) + pad(b"sh\n"))
+    return _ambiguous(ctx, t, "entry 1 (bin/sh): a ustar name prefix that Go's archive/tar reads "
+                              "differently (sh", _ON_NAME)
+
+
+# The walk cases hide an empty bin/sh header (512 bytes) where one reader sees data and another a
+# header; either way the archive then ends cleanly for both.
+_HIDDEN = header("bin/sh", size=0)
+
+
+@case("ambiguous", "file-named-dir-with-data")
+def _(ctx):
+    """A regular file x/ whose 512 bytes of data are a header for bin/sh: libarchive makes x a
+    directory, skips nothing and writes bin/sh; Go reads the header as x/'s data."""
+    t = Tar().raw(header(f"{MARKER}-dir/", size=BLOCK) + _HIDDEN)
+    return _ambiguous(ctx, t, f"entry 1 ({MARKER}-dir/): a name ending in / with 512 bytes of data",
+                      _ON_WALK)
+
+
+@case("ambiguous", "size-field-leading-nuls")
+def _(ctx):
+    """A size field of NULs then 1000 (octal 512): libarchive reads 0 and writes the bin/sh
+    behind it; Go trims the NULs, reads 512 and skips that header as data."""
+    t = Tar().raw(header(f"{MARKER}-f", size=b"\0" * 6 + b"1000\0") + _HIDDEN)
+    return _ambiguous(ctx, t, f"entry 1 ({MARKER}-f): a file whose data libarchive reads as 0 bytes "
+                              "and Go's archive/tar as 512", _ON_WALK)
+
+
+@case("ambiguous", "hard-link-with-data")
+def _(ctx):
+    """In a pax archive, a hard link with a 512-byte size whose data is a header for bin/sh:
+    libarchive skips it as data, Go, GNU tar and Python read bin/sh."""
+    t = Tar().file("t", "t\n", pax=[("mtime", "1")])
+    t.raw(header("h", b"1", linkname="t", size=BLOCK) + _HIDDEN)
+    return _ambiguous(ctx, t, "entry 2 (h): a hard link whose data libarchive reads as 512 bytes "
+                              "and Go's archive/tar as 0", _ON_WALK)
+
+
+@case("ambiguous", "sparse-map-short")
+def _(ctx):
+    """An old GNU sparse file with 1024 bytes of data whose map covers 512: libarchive resumes
+    reading headers inside the data (at bin/sh), Go and GNU tar skip all 1024 bytes."""
+    t = Tar().raw(header(f"{MARKER}-sparse", b"S", size=1024, gnu=True,
+                         extra={386: _num(0, 12), 398: _num(512, 12), 483: _num(4096, 12)}))
+    t.raw(b"S" * BLOCK + _HIDDEN)
+    return _ambiguous(ctx, t, f"entry 1 ({MARKER}-sparse): a sparse map covering 512 of its 1024 "
+                              "bytes of data", _ON_WALK)
+
+
+@case("ambiguous", "symlink-with-size")
+def _(ctx):
+    """A symlink whose size field says 512, followed by a bin/sh header: libarchive, Go and Python
+    read bin/sh next, GNU tar skips it as the symlink's data."""
+    t = Tar().raw(header("link", b"2", linkname="target", size=BLOCK, mode=0o777) + _HIDDEN)
+    return _ambiguous(ctx, t, "entry 1 (link): a symlink with a size of 512 (GNU tar skips", _ON_WALK)
+
+
+@case("ambiguous", "ordinary-long-names")
+def _(ctx):
+    """Long names and targets as writers make them, each read one way by every reader: PAX path
+    and linkpath, GNU 'L' and 'K', a ustar prefix, a PAX path over a prefix, a GNU sparse file,
+    a global header with a comment (git archive): accepted as before."""
+    long_dir = "d" * 60 + "/" + "e" * 60
+    t = Tar().dir("d" * 60).dir(long_dir)
+    t.file(long_dir + "/pax", "p\n")                      # PAX path (> 100 bytes)
+    t.file(long_dir + "/gnu", "g\n", gnu_names=True)      # GNU 'L'
+    t.symlink("to-long", long_dir + "/pax")               # PAX linkpath
+    t.symlink("to-long-gnu", long_dir + "/gnu", gnu_names=True)  # GNU 'K'
+    t.raw(header("prefixed", size=2, prefix="d" * 60) + pad(b"x\n"))
+    t.raw(Tar().pax([("path", "d" * 60 + "/pax-over-prefix")]).bytes(end=False))
+    t.raw(header("ignored", size=2, prefix="ignored-prefix") + pad(b"y\n"))
+    t.raw(Tar().pax([("comment", "0123abcd")], typeflag=b"g").bytes(end=False))
+    t.raw(gnu_sparse_old("sparse", 1 << 20, [(0, b"H" * 512), ((1 << 20) - 512, b"T" * 512)]))
+    return one_layer(ctx, t, contained(
+        F(long_dir + "/pax", "p\n"), F(long_dir + "/gnu", "g\n"),
+        L("to-long", long_dir + "/pax"), L("to-long-gnu", long_dir + "/gnu"),
+        F("d" * 60 + "/prefixed", "x\n"), F("d" * 60 + "/pax-over-prefix", "y\n"),
+        F("sparse", size=1 << 20)))
 
 
 # --------------------------------------------------------------------------

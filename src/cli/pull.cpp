@@ -24,6 +24,7 @@
 #include "imgtool/layer/chunk_pipe.hpp"
 #include "imgtool/layer/compression.hpp"
 #include "imgtool/layer/merged.hpp"
+#include "imgtool/layer/tar_check.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/layer/unpack.hpp"
 
@@ -86,10 +87,12 @@ std::size_t fill(sys::Reader& reader, std::vector<char>& chunk) {
     return used;
 }
 
-// What was learnt about the tar stream: its diff_id, complete only when every byte was hashed.
+// What was learnt about the tar stream: its diff_id, complete only when every byte was hashed, and the
+// first entry tar readers read differently (layer::TarCheck runs beside the hash, on the same bytes).
 struct TarDigest {
     std::optional<Digest> digest;
     std::uint64_t bytes = 0;
+    std::optional<layer::TarFinding> ambiguity;
 };
 
 // The pipe's readers: the extractor, and (compressed layers only) the thread that hashes the tar.
@@ -134,12 +137,16 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
         bool hash_here = opened.producer_hashes_tar();
         digest::HashingReader tar(*decompressed);
         sys::Reader& stream = hash_here ? static_cast<sys::Reader&>(tar) : *decompressed;
+        layer::TarCheck check;
         bool complete = false;
         try {
             while (std::vector<char>* chunk = pipe.acquire()) {
                 if (cancel.load(std::memory_order_relaxed)) throw Error(Errc::Busy, "cancelled");
                 std::size_t used = fill(stream, *chunk);
-                if (hash_here) job.bytes.store(tar.bytes(), std::memory_order_relaxed);
+                if (hash_here) {
+                    job.bytes.store(tar.bytes(), std::memory_order_relaxed);
+                    check.feed({chunk->data(), used});
+                }
                 complete = used < chunk->size();
                 pipe.commit(chunk, used);
                 if (complete) break;
@@ -150,7 +157,7 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
             throw;
         }
         opened.blob.drain();
-        if (hash_here && complete) tar_digest = TarDigest{tar.finish(), tar.bytes()};
+        if (hash_here && complete) tar_digest = TarDigest{tar.finish(), tar.bytes(), check.finding()};
         pipe.close();
     } catch (...) {
         error = std::current_exception();
@@ -163,15 +170,17 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
 void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarDigest& out) {
     try {
         digest::Sha256 hash;
+        layer::TarCheck check;
         std::uint64_t bytes = 0;
         while (true) {
             std::span<const char> view = pipe.next(kTarHasher);
             if (view.empty()) break;
             hash.update(view.data(), view.size());
+            check.feed(view);
             bytes += view.size();
             job.bytes.store(bytes, std::memory_order_relaxed);
         }
-        if (!pipe.abandoned()) out = TarDigest{hash.finish(), bytes};
+        if (!pipe.abandoned()) out = TarDigest{hash.finish(), bytes, check.finding()};
     } catch (...) {
         // The producer's failure: it reports it itself.
     }
@@ -249,6 +258,9 @@ void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob
     }
     if (!tar.digest) throw Error(Errc::Corrupt, "layer stream ended early");  // not reached: the pipe was drained
     if (*tar.digest != plan.diff_id) throw diff_id_mismatch(plan.diff_id, *tar.digest);
+    // Like a diff_id mismatch, and only once the layer unpacked cleanly: the whole stream was checked,
+    // so the verdict does not depend on how far a failing unpack let the hasher read.
+    if (tar.ambiguity) throw Error(Errc::Ambiguous, tar.ambiguity->message());
     if (!stats.whiteout_dirs.empty()) make_skeleton(job.staging->dir_fd(), stats.whiteout_dirs);
     job.info = store::LayerInfo{.diff_id = plan.diff_id,
                                 .size = tar.bytes,
