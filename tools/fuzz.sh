@@ -15,7 +15,7 @@ set -euo pipefail
 IMGTOOL_SRC=$(cd "$(dirname "$0")/.." && pwd)
 . "$IMGTOOL_SRC/tools/deps.sh"
 
-ALL_TARGETS=(fuzz_json fuzz_tar_index fuzz_unpack fuzz_entry_path)
+ALL_TARGETS=(fuzz_json fuzz_tar_index fuzz_unpack fuzz_entry_path fuzz_tar_check)
 seconds=10
 timeout=10
 build_only=0
