@@ -8,7 +8,7 @@
 #   --seconds N   run each target for N seconds (default 10)
 #   --timeout S   a single input running longer than S seconds is a hang (default 10)
 #   --build-only  build the targets and the seeds, run nothing
-#   TARGET        fuzz_json fuzz_tar_index fuzz_unpack fuzz_entry_path (default: all)
+#   TARGET        fuzz_json fuzz_tar_index fuzz_unpack fuzz_entry_path fuzz_tar_check (default: all)
 # Works from any working directory (CTest runs it as the fuzz.smoke test). Run it as root: fuzz_unpack
 # creates device nodes and chowns files, exactly as the unpacker does during a pull.
 set -euo pipefail
@@ -268,8 +268,17 @@ names.update(["", "/", ".", "..", "./", "a/..", "a/../..", "/../x", "a//b/", "./
 for n in sorted(names):
     seed("fuzz_entry_path", n.encode("utf-8", "surrogateescape"))
 
+# --- raw layer tars for the header checker: the uncompressed fuzz_unpack seeds -----------------------------
+unpack_dir = os.path.join(out, "fuzz_unpack")
+for name in sorted(os.listdir(unpack_dir)):
+    with open(os.path.join(unpack_dir, name), "rb") as fh:
+        data = fh.read()
+    if not data.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd")):
+        seed("fuzz_tar_check", data)
+
 print("fuzz: seeds " + ", ".join(f"{t} {counts.get(t, 0)}" for t in
-                                 ["fuzz_json", "fuzz_tar_index", "fuzz_unpack", "fuzz_entry_path"]))
+                                 ["fuzz_json", "fuzz_tar_index", "fuzz_unpack", "fuzz_entry_path",
+                                  "fuzz_tar_check"]))
 PY
     rm -rf "$SEEDS/images"
     # Dictionaries: the tokens a mutator cannot guess byte by byte.
