@@ -7,7 +7,7 @@
 #include "imgtool/core/log.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/rootless/userns.hpp"
-#include "pull.hpp"
+#include "imgtool/import/pull.hpp"
 
 namespace imgtool::cli {
 
@@ -34,7 +34,7 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
         action = [&globals, args] {
             store::Store store(globals.store_root());
             check_rootless_id_map(store);
-            PullOptions options;
+            import::PullOptions options;
             if (!args->platform.empty()) options.platform = image::Platform::parse(args->platform);
             options.extra_tags = args->tags;
             options.jobs = args->jobs;
@@ -43,8 +43,9 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
             options.progress = tty && !args->quiet;
             options.rootless = rootless::active();
             options.squash_owners = options.rootless && rootless::single_id_mapped();
-            PullLosses losses;
-            auto results = pull_local(store, args->source, options, &losses);
+            import::PullLosses losses;
+            auto source = import::open_local(args->source);
+            auto results = import::pull(store, *source, options, &losses);
             // Said once per pull, so a rootless user knows what the store does not hold.
             auto note = [](std::uint64_t n, const char* what) {
                 if (n > 0) std::fprintf(stderr, "imgtool: pull-local: note: %llu %s\n", static_cast<unsigned long long>(n), what);

@@ -1,5 +1,7 @@
-// The pull-local pipeline: plan (image module) -> verify, decompress and unpack every missing layer in
-// parallel, one pass per layer (layer module) -> commit layers, blobs, records, tags (store module).
+// The import pipeline: plan (from a BlobSource) -> lock the layers -> verify, decompress and unpack
+// every missing layer in parallel, one pass per layer (layer module) -> check the stacks -> commit
+// layers, then blobs, records and names (store module). Nothing is committed unless every layer of every
+// image verifies; a failure leaves the store as it was.
 #pragma once
 
 #include <cstdint>
@@ -9,10 +11,11 @@
 
 #include "imgtool/digest/digest.hpp"
 #include "imgtool/image/types.hpp"
+#include "imgtool/import/blob_source.hpp"
 #include "imgtool/store/store.hpp"
 #include "imgtool/sys/space.hpp"
 
-namespace imgtool::cli {
+namespace imgtool::import {
 
 struct PullOptions {
     std::optional<image::Platform> platform;
@@ -39,7 +42,7 @@ struct PullResult {
     std::vector<std::pair<std::string, digest::Digest>> moved_tags;  // tags taken from another image
 };
 
-std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options,
-                                   PullLosses* losses = nullptr);
+std::vector<PullResult> pull(store::Store& store, BlobSource& source, const PullOptions& options,
+                             PullLosses* losses = nullptr);
 
-}  // namespace imgtool::cli
+}  // namespace imgtool::import

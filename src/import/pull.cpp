@@ -1,4 +1,4 @@
-#include "pull.hpp"
+#include "imgtool/import/pull.hpp"
 
 #include <unistd.h>
 
@@ -28,7 +28,7 @@
 #include "imgtool/sys/files.hpp"
 #include "imgtool/layer/unpack.hpp"
 
-namespace imgtool::cli {
+namespace imgtool::import {
 namespace {
 
 using digest::Digest;
@@ -105,8 +105,8 @@ constexpr std::size_t kTarHasher = 1;
 // layer's producer only reads, so it hashes the tar itself: a third thread there only added
 // hand-overs (measured 5% slower on the uncompressed benchmark image).
 struct OpenedBlob {
-    OpenedBlob(const image::Source& source, const image::LayerPlan& plan)
-        : member(source.open_member(plan.member)), blob(*member, plan.digest, plan.size) {
+    OpenedBlob(const BlobSource& source, const image::LayerPlan& plan)
+        : member(source.open_layer(plan)), blob(*member, plan.digest, plan.size) {
         // An uncompressed blob whose digest is its diff_id is the tar stream itself: the diff_id hash
         // verifies it, so hashing it twice would only double the work.
         bool blob_is_tar = plan.digest && *plan.digest == plan.diff_id;
@@ -209,7 +209,7 @@ void make_skeleton(int staging_dir, const std::vector<std::string>& dirs) {
     }
 }
 
-void unpack_layer_job(const image::Source& source, store::Store& store, LayerJob& job, const PullOptions& pull,
+void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& job, const PullOptions& pull,
                       const std::atomic<bool>& cancel, sys::SpaceReserve* reserve) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
@@ -359,7 +359,7 @@ private:
     std::thread thread_;
 };
 
-void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const image::Source& source,
+void run_parallel(const std::vector<LayerJob*>& jobs, unsigned workers, const BlobSource& source,
                   store::Store& store, const PullOptions& options, sys::SpaceReserve& reserve) {
     std::atomic<std::size_t> next{0};
     std::atomic<bool> cancel{false};
@@ -474,11 +474,9 @@ void check_implicit_dirs(const store::Store& store, const image::ImagePlan& plan
 
 }  // namespace
 
-std::vector<PullResult> pull_local(store::Store& store, const std::string& source_path, const PullOptions& options,
-                                   PullLosses* losses) {
-    auto source = image::Source::open(source_path);
-    return with_context(source->shown(), [&] {
-        auto plans = dedupe(image::plan_images(*source, image::PlanOptions{options.platform}));
+std::vector<PullResult> pull(store::Store& store, BlobSource& source, const PullOptions& options, PullLosses* losses) {
+    return with_context(source.name(), [&] {
+        auto plans = dedupe(source.plan(image::PlanOptions{options.platform}));
         if (plans.size() > 1 && !options.extra_tags.empty()) {
             throw Error(Errc::InvalidArgument, "--tag needs an archive with a single image (this one has " +
                                                    std::to_string(plans.size()) + ")");
@@ -527,7 +525,7 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
             ProgressPrinter progress(jobs, options.progress);
             {
                 BackgroundWriteback writeback(store);
-                run_parallel(jobs, workers, *source, store, options, reserve);
+                run_parallel(jobs, workers, source, store, options, reserve);
             }
             progress.stop();
             if (losses) {
@@ -575,4 +573,4 @@ std::vector<PullResult> pull_local(store::Store& store, const std::string& sourc
     });
 }
 
-}  // namespace imgtool::cli
+}  // namespace imgtool::import

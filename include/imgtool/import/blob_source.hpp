@@ -1,0 +1,32 @@
+// Where an import reads images from. The pipeline (import/pull.hpp) asks a source for the plan (every
+// image with its blobs' expected digests and sizes, metadata already verified) and then for each layer
+// blob it must unpack, as a stream of exactly the planned bytes; verifying them is the pipeline's job.
+// A local archive and an OCI layout directory are one implementation (image::Source); a registry is the
+// next one.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "imgtool/image/source.hpp"
+#include "imgtool/sys/reader.hpp"
+
+namespace imgtool::import {
+
+class BlobSource {
+public:
+    virtual ~BlobSource() = default;
+    // Names the source in every error ("image.tar: layer sha256:..: ...").
+    virtual std::string name() const = 0;
+    virtual std::vector<image::ImagePlan> plan(const image::PlanOptions& options) = 0;
+    // A stream of the layer blob's bytes; may be called from several threads at once.
+    virtual std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer) const = 0;
+};
+
+// A docker-save tar, an OCI archive or an OCI layout directory, detected by content.
+std::unique_ptr<BlobSource> open_local(const std::string& path);
+// Any image::Source (an in-memory one in tests).
+std::unique_ptr<BlobSource> from_source(std::unique_ptr<image::Source> source);
+
+}  // namespace imgtool::import
