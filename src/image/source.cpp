@@ -360,7 +360,18 @@ std::unique_ptr<Source> Source::open(const std::string& path) {
 std::vector<ImagePlan> plan_images(const Source& source, const PlanOptions& options) {
     if (source.format() == SourceFormat::DockerArchive) {
         // A Docker >= 25 archive is also an OCI layout; manifest.json is what docker itself reads.
-        return plan_docker(source);
+        // A docker archive names no platform but in its configs: an explicit --platform must match
+        // them (silently importing another platform would be a surprise).
+        auto plans = plan_docker(source);
+        if (options.platform) {
+            for (const auto& plan : plans) {
+                if (!options.platform->accepts(plan.config.platform)) {
+                    throw Error(Errc::NotFound, "manifest.json: image " + plan.id.str() + " is for " +
+                                                    plan.config.platform.str() + ", not " + options.platform->str());
+                }
+            }
+        }
+        return plans;
     }
     return plan_oci(source, options);
 }

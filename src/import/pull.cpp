@@ -269,7 +269,8 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
                                 .compression = layer::compression_name(opened.compression),
                                 .root_opaque = stats.root_opaque,
                                 .skeleton = !stats.whiteout_dirs.empty(),
-                                .implicit_dirs = stats.implicit_dirs.size()};
+                                .implicit_dirs = stats.implicit_dirs.size(),
+                                .dropped_xattrs = stats.dropped_xattrs};
     job.stats = stats;
     job.entries = stats.entries;
     job.bytes = tar.bytes;

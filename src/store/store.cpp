@@ -487,7 +487,8 @@ std::optional<LayerInfo> Store::layer_info(const Digest& diff_id) const {
                    .compression = j.value("compression", ""),
                    .root_opaque = j.value("root_opaque", false),
                    .skeleton = j.value("skeleton", false),
-                   .implicit_dirs = j.value("implicit_dirs", std::uint64_t{0})};
+                   .implicit_dirs = j.value("implicit_dirs", std::uint64_t{0}),
+                   .dropped_xattrs = j.value("dropped_xattrs", std::uint64_t{0})};
     if (j.contains("blob")) info.blob_digest = Digest::parse(j["blob"].get<std::string>());
     return info;
 }
@@ -512,7 +513,7 @@ void Store::sync() {
 bool Store::commit_layer(Staging&& staging, const LayerInfo& info, const std::vector<std::string>& implicit) {
     json j = {{"diff_id", info.diff_id.str()}, {"size", info.size}, {"entries", info.entries},
               {"compression", info.compression}, {"root_opaque", info.root_opaque}, {"skeleton", info.skeleton},
-              {"implicit_dirs", info.implicit_dirs}};
+              {"implicit_dirs", info.implicit_dirs}, {"dropped_xattrs", info.dropped_xattrs}};
     if (info.blob_digest) j["blob"] = info.blob_digest->str();
     std::string shown = root_ + "/layers/" + info.diff_id.hex();
     write_atomically(staging.dir_fd(), "layer.json", j.dump(), 0444, shown + "/layer.json");

@@ -456,6 +456,19 @@ class PlatformTest(unittest.TestCase):
         self.assertEqual(after, before, harness.listing_diff(before, after))
 
 
+    def test_docker_archive_platform_must_match(self):
+        """A docker archive has one platform per config: an explicit --platform that is not it is an
+        error, never a silent import of another platform."""
+        source = harness.image_path("basic", "docker-archive")
+        other = "linux/s390x" if harness.host_platform() != "linux/s390x" else "linux/amd64"
+        harness.run(self.root, "images")
+        before = harness.store_listing(self.root)
+        res = harness.run(self.root, "pull-local", source, "--platform", other)
+        harness.assert_one_error_line(self, res, "pull-local", f"is for {harness.host_platform()}, not {other}")
+        self.assertEqual(harness.store_listing(self.root), before)
+        harness.pull(self, self.root, source, "--platform", harness.host_platform())
+
+
 class BrokenInputTest(unittest.TestCase):
     """Hostile inputs: one error line, and the store and the host are untouched."""
 

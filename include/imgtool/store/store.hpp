@@ -64,6 +64,7 @@ struct LayerInfo {
     bool root_opaque = false;  // hides all lower layers (see overlay::plan_lowers)
     bool skeleton = false;     // has skel/: stacked right under diff/ (see layer::UnpackStats)
     std::uint64_t implicit_dirs = 0;  // entries of implicit.json
+    std::uint64_t dropped_xattrs = 0;  // overlay xattrs the tar carried, dropped (never acted upon)
 };
 
 // A mount made by `imgtool mount`, recorded so that `umount` touches only what imgtool mounted.
