@@ -1611,9 +1611,26 @@ def _(ctx):
 
 @case("resource", "empty-layer-blob")
 def _(ctx):
-    """A layer blob of 0 bytes (diff_id of the empty stream): an error or an empty layer."""
-    return blob_case(ctx, Blob(MT_LAYER["none"], b"", "sha256:" + sha256_hex(b"")),
-                     error("corrupt layer tar: Unrecognized archive format"))
+    """A layer blob of 0 bytes (diff_id of the empty stream): an empty layer, as Go's tar
+    reader (podman, umoci) reads it."""
+    return blob_case(ctx, Blob(MT_LAYER["none"], b"", "sha256:" + sha256_hex(b"")), contained())
+
+
+@case("resource", "tar-without-end-blocks")
+def _(ctx):
+    """A layer that stops right after its last file's data: no block padding, no end-of-archive
+    blocks (what umoci 0.4.7's insert writes). Go's reader takes it whole; so must we."""
+    full = Tar().dir("etc").file("etc/first", "first\n").file("etc/last", "last\n").bytes(end=False)
+    return one_layer(ctx, full[:-(BLOCK - len("last\n"))],
+                     contained(F("etc/first", "first\n"), F("etc/last", "last\n")))
+
+
+@case("resource", "tar-cut-inside-last-data")
+def _(ctx):
+    """A layer cut a few bytes into its last file's data, no end blocks; its diff_id is the cut
+    stream's, so only where the stream ended says it is truncated (zeros must not complete it)."""
+    full = Tar().file("a", "a\n").file("last", "0123456789\n").bytes(end=False)
+    return one_layer(ctx, full[:-(BLOCK - 4)], error("truncated"))
 
 
 @case("resource", "killed-during-unpack")

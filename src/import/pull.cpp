@@ -93,6 +93,7 @@ struct TarDigest {
     std::optional<Digest> digest;
     std::uint64_t bytes = 0;
     std::optional<layer::TarFinding> ambiguity;
+    bool ended_cleanly = false;  // between entries or in an entry's padding (layer::TarCheck::ended_cleanly)
 };
 
 // The pipe's readers: the extractor, and (compressed layers only) the thread that hashes the tar.
@@ -157,7 +158,7 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
             throw;
         }
         opened.blob.drain();
-        if (hash_here && complete) tar_digest = TarDigest{tar.finish(), tar.bytes(), check.finding()};
+        if (hash_here && complete) tar_digest = TarDigest{tar.finish(), tar.bytes(), check.finding(), check.ended_cleanly()};
         pipe.close();
     } catch (...) {
         error = std::current_exception();
@@ -180,7 +181,7 @@ void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarDigest& out) {
             bytes += view.size();
             job.bytes.store(bytes, std::memory_order_relaxed);
         }
-        if (!pipe.abandoned()) out = TarDigest{hash.finish(), bytes, check.finding()};
+        if (!pipe.abandoned()) out = TarDigest{hash.finish(), bytes, check.finding(), check.ended_cleanly()};
     } catch (...) {
         // The producer's failure: it reports it itself.
     }
@@ -261,6 +262,9 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
     // Like a diff_id mismatch, and only once the layer unpacked cleanly: the whole stream was checked,
     // so the verdict does not depend on how far a failing unpack let the hasher read.
     if (tar.ambiguity) throw Error(Errc::Ambiguous, tar.ambiguity->message());
+    // The unpacker supplied the zeros of a tar that stops without its end blocks (umoci 0.4.7 writes
+    // those); a stream that stopped inside a header or a file's data is truncated, whatever it hashes to.
+    if (stats.padded_end && !tar.ended_cleanly) throw Error(Errc::Corrupt, "layer tar ends inside an entry (truncated)");
     if (!stats.whiteout_dirs.empty()) make_skeleton(job.staging->dir_fd(), stats.whiteout_dirs);
     job.info = store::LayerInfo{.diff_id = plan.diff_id,
                                 .size = tar.bytes,

@@ -348,7 +348,18 @@ struct TarCheck::Impl {
         }
     }
 
+    // Where a stream that ends here ended: between entries, or in the block padding after an entry's
+    // data (a writer that never wrote the padding and the end-of-archive blocks, as umoci 0.4.7's
+    // insert does), rather than inside a header or an entry's data.
+    bool ended_cleanly() const {
+        if (state == State::End) return true;
+        if (state != State::Checking) return false;
+        if (phase == Phase::Header) return held == 0 && chain.headers == 0;
+        return phase == Phase::Skip && after_skip == Phase::Header && skip <= skip_padding;
+    }
+
     void skip_then(std::uint64_t n, Phase next) {
+        skip_padding = 0;
         skip = n;
         after_skip = next;
         phase = n ? Phase::Skip : next;
@@ -969,6 +980,7 @@ struct TarCheck::Impl {
         ++passed;
         chain = Chain{};
         skip_then(map_padding + lib_skip, Phase::Header);
+        skip_padding = pad;  // the tail of that skip that is only block padding
     }
 
     // ---- state ----
@@ -982,6 +994,7 @@ struct TarCheck::Impl {
     std::uint64_t block_start = 0;  // of the block being parsed
     std::uint64_t passed = 0;       // entries that passed; the current one is passed + 1
     std::uint64_t skip = 0;
+    std::uint64_t skip_padding = 0;  // how much of `skip` is block padding after an entry's data
     std::array<char, kBlock> buffer{};
     std::size_t held = 0;
     Ext ext_kind = Ext::Other;
@@ -1005,6 +1018,7 @@ TarCheck::~TarCheck() = default;
 
 void TarCheck::feed(std::span<const char> bytes) { impl_->feed(bytes); }
 TarCheck::State TarCheck::state() const { return impl_->state; }
+bool TarCheck::ended_cleanly() const { return impl_->ended_cleanly(); }
 const std::optional<TarFinding>& TarCheck::finding() const { return impl_->finding; }
 std::uint64_t TarCheck::entries() const { return impl_->passed; }
 void TarCheck::set_observer(std::function<void(const TarCheckedEntry&)> observer) {

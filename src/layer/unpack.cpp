@@ -34,12 +34,21 @@ struct ArchiveDeleter {
 };
 
 // Feeds libarchive the stream's own buffers (no copy); an exception is parked and rethrown after
-// libarchive returns.
+// libarchive returns. At the stream's end, once, the block padding and the two end-of-archive blocks
+// a writer left out (umoci 0.4.7's insert ends its tars right after the last file's data; Go's reader
+// takes them whole, libarchive would call them truncated): whether the stream ended where such zeros
+// may follow, not inside a header or an entry's data, is for the caller to check (TarCheck sees the
+// raw stream).
 struct CallbackContext {
     sys::ViewReader* reader;
     const std::atomic<bool>* cancel;
     std::exception_ptr error;
+    std::uint64_t delivered = 0;
+    bool padded = false;  // the zeros were supplied
 };
+
+constexpr std::size_t kTarBlock = 512;
+const char kZeros[3 * kTarBlock] = {};
 
 la_ssize_t read_callback(struct archive* a, void* opaque, const void** out) {
     auto* ctx = static_cast<CallbackContext*>(opaque);
@@ -48,6 +57,13 @@ la_ssize_t read_callback(struct archive* a, void* opaque, const void** out) {
             throw Error(Errc::Busy, "cancelled");
         }
         std::span<const char> view = ctx->reader->next();
+        if (view.empty() && !ctx->padded) {
+            ctx->padded = true;
+            std::size_t fill = (kTarBlock - ctx->delivered % kTarBlock) % kTarBlock + 2 * kTarBlock;
+            *out = kZeros;
+            return static_cast<la_ssize_t>(fill);
+        }
+        ctx->delivered += view.size();
         *out = view.data();
         return static_cast<la_ssize_t>(view.size());
     } catch (...) {
@@ -689,7 +705,9 @@ UnpackStats unpack_layer(sys::ViewReader& tar_stream, int root_fd, const UnpackO
     }
     rethrow_parked();
     unpacker.finish();
-    return unpacker.stats();
+    UnpackStats stats = unpacker.stats();
+    stats.padded_end = ctx.padded;
+    return stats;
 }
 
 namespace {

@@ -116,3 +116,44 @@ TEST_CASE("a layer that does not match its diff_id leaves the store as it was") 
     CHECK(store.tags().empty());
     CHECK(store.mounts().empty());
 }
+
+// umoci 0.4.7's insert ends a layer right after the last file's data: no block padding, no
+// end-of-archive blocks. Go's reader (podman, umoci) takes it; so must we, and a stream that stops
+// inside a header or a file's data is still truncated even when the config's diff_id matches it.
+TEST_CASE("a layer without its end blocks imports; one cut inside an entry does not") {
+    Scratch scratch(memory_parent());
+    store::Store store(scratch.path() + "/store");
+    std::string whole = tar_build::file("etc/a", "alpha\n") + tar_build::file("etc/b", "bravo\n");
+    const std::size_t second_data = 3 * tar_build::kBlock;  // header a, data a, header b
+    SUBCASE("no padding, no end blocks") {
+        std::string layer = whole.substr(0, second_data + 6);
+        Layout l = layout({layer}, "example.com/short:1");
+        auto source = import::from_source(std::make_unique<MemorySource>(l.members));
+        import::pull(store, *source, options());
+        auto record = store.resolve("example.com/short:1");
+        CHECK(read_file(AT_FDCWD, store.layer_dir(record.layers[0]) + "/etc/b") == "bravo\n");
+    }
+    SUBCASE("padding but no end blocks") {
+        Layout l = layout({whole}, "example.com/short:1");
+        auto source = import::from_source(std::make_unique<MemorySource>(l.members));
+        import::pull(store, *source, options());
+        CHECK(store.images().size() == 1);
+    }
+    SUBCASE("an empty stream is an empty layer") {
+        Layout l = layout({std::string()}, "example.com/empty:1");
+        auto source = import::from_source(std::make_unique<MemorySource>(l.members));
+        import::pull(store, *source, options());
+        CHECK(store.images().size() == 1);
+    }
+    SUBCASE("cut inside a file's data or a header") {
+        for (std::size_t cut : {second_data + 3, second_data - 100, tar_build::kBlock + 3}) {
+            CAPTURE(cut);
+            Layout l = layout({whole.substr(0, cut)}, "example.com/cut:1");
+            auto source = import::from_source(std::make_unique<MemorySource>(l.members));
+            CHECK(test_support::thrown_code([&] { import::pull(store, *source, options()); }) ==
+                  make_error_code(Errc::Corrupt));
+            CHECK(store.images().empty());
+            CHECK(store.tags().empty());
+        }
+    }
+}

@@ -67,6 +67,11 @@ public:
     void feed(std::span<const char> bytes);
 
     State state() const;
+    // Fed a whole stream, whether it ended between entries or in the block padding after an entry's
+    // data, with or without end-of-archive blocks: go-archive reads such a tar whole (umoci 0.4.7's
+    // insert writes them), libarchive needs the padding and end blocks supplied (the unpacker does).
+    // False when the stream ended inside a header or an entry's data: the layer is truncated.
+    bool ended_cleanly() const;
     const std::optional<TarFinding>& finding() const;
     std::uint64_t entries() const;  // entries that passed
     // Called for each entry that passed, before its data is skipped.

@@ -44,6 +44,9 @@ struct UnpackStats {
     std::uint64_t squashed_owners = 0;   // entries whose owner was not kept (squash_owners)
     std::uint64_t dropped_whiteouts = 0; // redundant: inside an opaque directory, or under a non-directory
     bool root_opaque = false;  // ".wh..wh..opq" at the layer root: this layer hides every layer below it
+    // The stream ended before its end-of-archive blocks and the zeros were supplied (see unpack.cpp):
+    // the caller must know it ended between entries (layer::TarCheck::ended_cleanly).
+    bool padded_end = false;
     // Directories the tar never lists, created as parents (real paths relative to the layer root, sorted).
     std::vector<std::string> implicit_dirs;
     // Non-opaque directories holding whiteout devices (sorted). overlayfs shows a whiteout as a broken
