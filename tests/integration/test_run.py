@@ -680,6 +680,13 @@ class FilesystemTest(RunTest):
         self.assertEqual(self.ok("ls /srv"), "hello.txt\n", "without --upper: the image")
         self.assertEqual(self.layer_hashes(), hashes)
 
+    def test_copy_driver_has_no_upper(self):
+        # A copy is one writable tree, thrown away at the end: --upper would silently keep nothing.
+        upper = os.path.join(self.work, "upper-copy")
+        res = self.sh("echo x > /srv/new", "--driver", "copy", "--upper", upper)
+        self.assert_run_error(res, 125, "--upper needs the overlay driver")
+        self.assertFalse(os.path.exists(upper), "nothing made for a refused run")
+
     def test_read_only_root(self):
         res = self.sh("touch /x", "--read-only")
         self.assertNotEqual(res.rc, 0, str(res))
