@@ -27,7 +27,6 @@
 #include <climits>
 #include <cstring>
 #include <optional>
-#include <sstream>
 #include <string>
 
 #include "device_cgroup.hpp"
@@ -904,38 +903,6 @@ RunOutcome run_container(const LaunchSpec& spec) {
     if (WIFEXITED(status)) return {WEXITSTATUS(status), {}};
     if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), {}};
     return {125, "unexpected wait status"};
-}
-
-std::string process_identity(pid_t pid) {
-    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
-    const std::string stat = sys::read_file_at(AT_FDCWD, path, 4096);
-    // Field 2, the command name in parentheses, may itself hold spaces and parentheses: the fields
-    // after it start after the last ')'.
-    auto name_end = stat.rfind(')');
-    if (name_end == std::string::npos) throw Error(Errc::Corrupt, path + ": no command name", path);
-    std::istringstream fields(stat.substr(name_end + 1));
-    std::string field;
-    for (int number = 3; number <= 22; ++number) {
-        if (!(fields >> field)) throw Error(Errc::Corrupt, path + ": fewer than 22 fields", path);
-    }
-    if (field.find_first_not_of("0123456789") != std::string::npos) {
-        throw Error(Errc::Corrupt, path + ": start time \"" + field + "\" is not a number", path);
-    }
-    return std::to_string(pid) + " " + field + "\n";
-}
-
-void write_pid_file(int dir_fd, const std::string& name, pid_t pid) {
-    const std::string text = process_identity(pid);
-    const std::string temp = sys::unique_name("." + name + ".tmp-");
-    UniqueFd fd = sys::open_at(dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
-    try {
-        sys::write_all(fd.get(), text.data(), text.size(), name);
-        // Whoever reads `name` sees all of it or none of it.
-        if (::renameat(dir_fd, temp.c_str(), dir_fd, name.c_str()) != 0) throw_errno("rename", name);
-    } catch (...) {
-        ::unlinkat(dir_fd, temp.c_str(), 0);
-        throw;
-    }
 }
 
 bool arm_parent_death_signal(int lifeline) {

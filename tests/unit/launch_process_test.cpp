@@ -1,5 +1,5 @@
 // How run_container ties a container's life to imgtool's, outside of any namespace: the parent-death
-// signal armed with a lifeline check, and the pid file that names the container's process.
+// signal armed with a lifeline check, and the start time that names the container's process.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include "imgtool/core/error.hpp"
 #include "imgtool/launch/container.hpp"
 #include "imgtool/sys/files.hpp"
+#include "imgtool/sys/process.hpp"
 #include "imgtool/sys/unique_fd.hpp"
 
 using namespace imgtool;
@@ -22,7 +23,7 @@ using namespace imgtool::launch;
 
 namespace {
 
-// Field 22 of /proc/PID/stat, found independently of process_identity: the 20th field after the last ')'.
+// Field 22 of /proc/PID/stat, found independently of sys::process_start_time: the 20th field after the last ')'.
 std::string start_time(pid_t pid) {
     std::string text = sys::read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid) + "/stat", 4096);
     std::string rest = text.substr(text.rfind(')') + 2);
@@ -48,9 +49,10 @@ struct Lifeline {
 
 }  // namespace
 
-TEST_CASE("process_identity: pid and start time, whatever the command name holds") {
-    std::string own = process_identity(::getpid());
-    CHECK(own == std::to_string(::getpid()) + " " + start_time(::getpid()) + "\n");
+TEST_CASE("process_start_time: field 22, whatever the command name holds; nothing once gone") {
+    auto own = sys::process_start_time(::getpid());
+    REQUIRE(own.has_value());
+    CHECK(std::to_string(*own) == start_time(::getpid()));
     // A command name with a space and parentheses would shift the fields of a naive parser.
     int ready[2];
     REQUIRE(::pipe(ready) == 0);
@@ -64,28 +66,16 @@ TEST_CASE("process_identity: pid and start time, whatever the command name holds
     }
     char byte;
     REQUIRE(::read(ready[0], &byte, 1) == 1);
-    std::string id = process_identity(child);
+    auto child_time = sys::process_start_time(child);
     std::string want_time = start_time(child);
     ::kill(child, SIGKILL);
     wait_status(child);
     ::close(ready[0]);
     ::close(ready[1]);
-    CHECK(want_time.find_first_not_of("0123456789") == std::string::npos);
-    CHECK(id == std::to_string(child) + " " + want_time + "\n");
-    // Gone: an error, never a made-up identity.
-    CHECK_THROWS_AS(process_identity(child), Error);
-}
-
-TEST_CASE("write_pid_file: the identity, replaced atomically, nothing else left") {
-    char tmpl[] = "/tmp/imgtool-pidfile-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    std::string dir = tmpl;
-    sys::UniqueFd dir_fd = sys::open_at(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY);
-    sys::atomic_write_file(dir_fd.get(), "container.pid", "stale\n", 0644);
-    write_pid_file(dir_fd.get(), "container.pid", ::getpid());
-    CHECK(sys::read_file_at(dir_fd.get(), "container.pid", 4096) == process_identity(::getpid()));
-    CHECK(sys::list_directory(dir_fd.get(), dir) == std::vector<std::string>{"container.pid"});
-    sys::remove_tree_at(AT_FDCWD, dir);
+    REQUIRE(child_time.has_value());
+    CHECK(std::to_string(*child_time) == want_time);
+    // Reaped: no start time, never a made-up one.
+    CHECK_FALSE(sys::process_start_time(child).has_value());
 }
 
 TEST_CASE("arm_parent_death_signal: armed, and false once the parent's end is gone") {

@@ -69,14 +69,6 @@ struct RunOutcome {
 
 RunOutcome run_container(const LaunchSpec& spec);
 
-// "<pid> <starttime>\n", starttime being field 22 of /proc/<pid>/stat (clock ticks after boot): names
-// one process for as long as it lives, whatever later reuses its pid. Throws if there is no such process.
-std::string process_identity(pid_t pid);
-
-// Writes process_identity(pid) to dir_fd/name atomically: a temporary in the same directory, renamed
-// over name. Not fsync-ed: the process it names does not survive a crash of the machine either.
-void write_pid_file(int dir_fd, const std::string& name, pid_t pid);
-
 // Sets PR_SET_PDEATHSIG to SIGKILL on the calling process, then tells whether its parent still holds
 // the other end of `lifeline` (a socket the parent never writes to again): false if the parent died
 // before the signal was armed. getppid() cannot tell: the first process of a PID namespace sees 0 as
