@@ -1,12 +1,13 @@
 # Sourced by tools/demo.sh and tools/test.sh: installs the Debian packages imgtool needs, only if missing.
 # Build: compiler, CMake, and the libraries the design card allows (see docs/dependencies.md).
 IMGTOOL_BUILD_PACKAGES="g++ cmake ninja-build pkg-config libarchive-dev libssl-dev nlohmann-json3-dev \
-libcli11-dev libisal-dev libzstd-dev libseccomp-dev doctest-dev"
+libcli11-dev libisal-dev libzstd-dev libseccomp-dev libcurl4-openssl-dev doctest-dev"
 # Tests: reference implementations and payloads (umoci/skopeo to compare trees, busybox as a static
 # payload, zstd to generate zstd layers, util-linux for unshare, tmux for the terminal tests, uidmap for
 # the rootless tests: newuidmap/newgidmap; gcc builds a static setuid probe and strace watches where
 # files are created in test_boundaries).
-IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap gcc strace"
+IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap gcc strace \
+docker-registry apache2-utils openssl"
 
 imgtool_install_packages() {
     local missing=()
@@ -21,7 +22,19 @@ imgtool_install_packages() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Packages such as docker-registry start a service on install (a registry on every interface at
+    # :5000): the tests start their own on 127.0.0.1, so no service may start (policy-rc.d, exit 101).
+    local policy=/usr/sbin/policy-rc.d placed=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && placed=1
+    fi
+    local rc=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    [ -n "$placed" ] && rm -f "$policy"
+    if command -v systemctl >/dev/null && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+        systemctl disable --now docker-registry >/dev/null 2>&1 || true
+    fi
+    return $rc
 }
 
 imgtool_build() {  # $1 = build dir, $2 = build type

@@ -35,7 +35,7 @@ void add_inspect(CLI::App& app, Globals& globals, Action& action) {
                 nlohmann::json entry = {
                     {"Id", img.id.str()},
                     {"RepoTags", repo_tags},
-                    {"RepoDigests", nlohmann::json::array()},
+                    {"RepoDigests", img.repo_digests},
                     {"Created", config.created},
                     {"Architecture", config.platform.architecture},
                     {"Os", config.platform.os},

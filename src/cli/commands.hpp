@@ -8,9 +8,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
+#include "imgtool/import/blob_source.hpp"
 #include "imgtool/store/store.hpp"
 #include "imgtool/sys/space.hpp"
 
@@ -31,7 +33,23 @@ using Action = std::function<int()>;
 // --min-free's value (empty: the default reserve); throws InvalidArgument for junk.
 std::optional<sys::MinFreeSetting> min_free_option(const std::string& text);
 
+// What pull-local and pull share: the import's options, and its report (the image ID on stdout, notes
+// on stderr).
+struct ImportArgs {
+    std::string verb;
+    std::vector<std::string> tags;
+    std::string platform;
+    bool quiet = false;
+    unsigned jobs = 0;
+    std::string min_free;
+};
+void add_import_options(CLI::App& cmd, ImportArgs& args, const std::string& jobs_help);
+int import_and_report(Globals& globals, import::BlobSource& source, const ImportArgs& args);
+
 void add_pull_local(CLI::App& app, Globals& globals, Action& action);
+void add_pull(CLI::App& app, Globals& globals, Action& action);
+void add_login(CLI::App& app, Globals& globals, Action& action);
+void add_logout(CLI::App& app, Globals& globals, Action& action);
 void add_images(CLI::App& app, Globals& globals, Action& action);
 void add_inspect(CLI::App& app, Globals& globals, Action& action);
 void add_rm(CLI::App& app, Globals& globals, Action& action);

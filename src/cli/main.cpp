@@ -47,7 +47,10 @@ int main(int argc, char** argv) {
     app.add_flag("--debug", globals.debug, "print debugging detail");
 
     cli::Action action;
+    cli::add_pull(app, globals, action);
     cli::add_pull_local(app, globals, action);
+    cli::add_login(app, globals, action);
+    cli::add_logout(app, globals, action);
     cli::add_images(app, globals, action);
     cli::add_inspect(app, globals, action);
     cli::add_rm(app, globals, action);

@@ -21,6 +21,8 @@ public:
             case Errc::Ambiguous: return "ambiguous";
             case Errc::Busy: return "busy";
             case Errc::Unsupported: return "unsupported";
+            case Errc::Unavailable: return "unavailable";
+            case Errc::Unauthorized: return "unauthorized";
         }
         return "unknown error";
     }

@@ -153,7 +153,8 @@ std::optional<std::string> tag_from_annotations(const std::map<std::string, std:
 ImagePlan plan_from_manifest(const Source& source, const Descriptor& manifest_desc) {
     std::string what = "manifest " + manifest_desc.digest.str();
     ImagePlan plan{.id = manifest_desc.digest, .config_bytes = {}, .config = {}, .manifest_digest = manifest_desc.digest,
-                   .manifest_bytes = read_blob(source, manifest_desc, "manifest"), .layers = {}, .tags = {}};
+                   .manifest_bytes = read_blob(source, manifest_desc, "manifest"), .layers = {}, .tags = {},
+                   .repo_digests = {}};
     Manifest m = parse_manifest(plan.manifest_bytes, what, manifest_desc.media_type);
     plan.config_bytes = read_blob(source, m.config, "config");
     plan.id = m.config.digest;
@@ -279,7 +280,7 @@ std::vector<ImagePlan> plan_docker(const Source& source) {
             throw Error(Errc::NotFound, "manifest.json: config " + entry.config + " missing from the archive");
         }
         ImagePlan plan{.id = digest::Digest::sha256_hex(std::string(64, '0')), .config_bytes = {}, .config = {},
-                       .manifest_digest = std::nullopt, .manifest_bytes = {}, .layers = {}, .tags = {}};
+                       .manifest_digest = std::nullopt, .manifest_bytes = {}, .layers = {}, .tags = {}, .repo_digests = {}};
         plan.config_bytes = source.read_small(entry.config);
         plan.id = digest::Sha256::of(plan.config_bytes);
         // Docker >= 25 names blobs by digest: then the name is a claim we can check.

@@ -485,7 +485,22 @@ std::string normalize_tag(std::string_view name) {
             if (sep && (k == 0 || k + 1 == part.size())) throw invalid("bad path component");
         }
     }
-    return tag.empty() ? std::string(name) + ":latest" : std::string(name);
+    std::string out = tag.empty() ? std::string(name) + ":latest" : std::string(name);
+    // docker.io's images keep docker's familiar names ("docker.io/library/alpine:3" is "alpine:3"), so
+    // that every spelling of one reference finds the same local name.
+    bool docker_hub = !(parts.size() > 1 && (parts[0].find_first_of(".:") != std::string::npos || parts[0] == "localhost"));
+    for (std::string_view hub : {"docker.io/", "index.docker.io/"}) {
+        if (out.rfind(hub, 0) == 0) {
+            out.erase(0, hub.size());
+            docker_hub = true;
+            break;
+        }
+    }
+    std::string_view repo_part = std::string_view(out).substr(0, out.rfind(':'));
+    if (docker_hub && repo_part.rfind("library/", 0) == 0 && repo_part.find('/', 8) == std::string_view::npos) {
+        out.erase(0, 8);
+    }
+    return out;
 }
 
 }  // namespace imgtool::image

@@ -412,7 +412,8 @@ store::Store::ImageCommit image_commit(const store::Store& store, const image::I
                               .created = plan.config.created,
                               .architecture = plan.config.platform.architecture,
                               .os = plan.config.platform.os,
-                              .size = 0};
+                              .size = 0,
+                              .repo_digests = plan.repo_digests};
     for (const auto& l : plan.layers) {
         record.layers.push_back(l.diff_id);
         if (auto info = store.layer_info(l.diff_id)) record.size += info->size;

@@ -59,11 +59,15 @@ std::uint64_t layer_lock_offset(const Digest& d) {
 }
 
 
+// RepoDigests one image record keeps (far above real use; keeps the record far below its read cap).
+constexpr std::size_t kMaxRepoDigests = 256;
+
 json record_to_json(const ImageRecord& r) {
     json j = {{"id", r.id.str()},     {"created", r.created}, {"architecture", r.architecture},
               {"os", r.os},           {"size", r.size},       {"layers", json::array()}};
     if (r.manifest_digest) j["manifest_digest"] = r.manifest_digest->str();
     for (const auto& l : r.layers) j["layers"].push_back(l.str());
+    if (!r.repo_digests.empty()) j["repo_digests"] = r.repo_digests;
     return j;
 }
 
@@ -75,7 +79,9 @@ ImageRecord record_from_json(const json& j, const std::string& shown) {
                       .created = j.value("created", ""),
                       .architecture = j.value("architecture", ""),
                       .os = j.value("os", ""),
-                      .size = j.value("size", std::uint64_t{0})};
+                      .size = j.value("size", std::uint64_t{0}),
+                      .repo_digests = {}};
+        if (j.contains("repo_digests")) r.repo_digests = j.at("repo_digests").get<std::vector<std::string>>();
         if (j.contains("manifest_digest")) r.manifest_digest = Digest::parse(j.at("manifest_digest").get<std::string>());
         for (const auto& l : j.at("layers")) r.layers.push_back(Digest::parse(l.get<std::string>()));
         return r;
@@ -614,8 +620,24 @@ ImageRecord Store::resolve(std::string_view reference) const {
         throw no_such();
     }
     if (!prefixed) {
-        auto all_tags = tags();
+        // docker.io's names are stored in docker's familiar form (image::normalize_tag): "alpine:3",
+        // whichever spelling the user types.
         std::string name = ref;
+        for (std::string_view hub : {"docker.io/", "index.docker.io/"}) {
+            if (name.rfind(hub, 0) == 0) {
+                name.erase(0, hub.size());
+                if (name.rfind("library/", 0) == 0 && name.find('/', 8) == std::string::npos) name.erase(0, 8);
+                break;
+            }
+        }
+        // NAME@sha256:...: the image a registry pull recorded under that digest.
+        if (name.find('@') != std::string::npos) {
+            for (const auto& record : images()) {
+                if (std::find(record.repo_digests.begin(), record.repo_digests.end(), name) != record.repo_digests.end()) return record;
+            }
+            throw no_such();
+        }
+        auto all_tags = tags();
         if (name.find(':', name.rfind('/') == std::string::npos ? 0 : name.rfind('/')) == std::string::npos) {
             name += ":latest";
         }
@@ -738,8 +760,15 @@ std::map<std::string, Digest> Store::commit_images(const std::vector<ImageCommit
         put_blob(image.record.id, image.config_bytes);
         ImageRecord record = image.record;
         // The same image re-imported without a (verified) manifest keeps the one it has.
-        if (!record.manifest_digest) {
-            if (auto existing = this->image(record.id)) record.manifest_digest = existing->manifest_digest;
+        if (auto existing = this->image(record.id)) {
+            if (!record.manifest_digest) record.manifest_digest = existing->manifest_digest;
+            // Every registry digest the image was pulled by stays, newest first, bounded like its tags.
+            for (const auto& d : existing->repo_digests) {
+                if (record.repo_digests.size() >= kMaxRepoDigests) break;
+                if (std::find(record.repo_digests.begin(), record.repo_digests.end(), d) == record.repo_digests.end()) {
+                    record.repo_digests.push_back(d);
+                }
+            }
         }
         save_image(record);
         tagged = tagged || !image.tags.empty();

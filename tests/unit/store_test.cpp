@@ -35,9 +35,9 @@ TEST_CASE("a full ID resolves to its image, whatever the tags say") {
     store::Store store(scratch.path() + "/store");
     digest::Digest a = digest::Sha256::of("a"), b = digest::Sha256::of("b");
     store.save_image({.id = a, .manifest_digest = std::nullopt, .layers = {}, .created = "", .architecture = "",
-                      .os = "", .size = 0});
+                      .os = "", .size = 0, .repo_digests = {}});
     store.save_image({.id = b, .manifest_digest = std::nullopt, .layers = {}, .created = "", .architecture = "",
-                      .os = "", .size = 0});
+                      .os = "", .size = 0, .repo_digests = {}});
     store.save_tags({{b.hex() + ":latest", a}, {"short:latest", a}});
     CHECK(store.resolve(b.hex()).id == b);
     CHECK(store.resolve(b.str()).id == b);

@@ -480,9 +480,18 @@ TEST_CASE("Platform::host names a linux platform in Go's terms") {
 
 TEST_CASE("normalize_tag adds :latest where no tag is given") {
     CHECK(image::normalize_tag("busybox") == "busybox:latest");
-    CHECK(image::normalize_tag("library/busybox") == "library/busybox:latest");
+    CHECK(image::normalize_tag("library/busybox") == "busybox:latest");
     CHECK(image::normalize_tag("localhost:5000/a") == "localhost:5000/a:latest");
     CHECK(image::normalize_tag("localhost:5000/a/b") == "localhost:5000/a/b:latest");
+}
+
+TEST_CASE("normalize_tag: docker.io names in docker's familiar form, other registries as given") {
+    CHECK(image::normalize_tag("docker.io/library/alpine") == "alpine:latest");
+    CHECK(image::normalize_tag("index.docker.io/library/alpine:3.19") == "alpine:3.19");
+    CHECK(image::normalize_tag("docker.io/user/app:1") == "user/app:1");
+    CHECK(image::normalize_tag("docker.io/library/a/b:1") == "library/a/b:1");
+    CHECK(image::normalize_tag("quay.io/library/alpine:1") == "quay.io/library/alpine:1");
+    CHECK(image::normalize_tag("localhost/library/x") == "localhost/library/x:latest");
 }
 
 TEST_CASE("normalize_tag keeps an explicit tag") {

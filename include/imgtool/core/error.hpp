@@ -23,6 +23,8 @@ enum class Errc {
     Ambiguous,
     Busy,
     Unsupported,
+    Unavailable,     // a server or the network failed, after every retry
+    Unauthorized,    // credentials missing or refused
 };
 
 const std::error_category& imgtool_category() noexcept;

@@ -57,6 +57,7 @@ struct ImagePlan {
     std::string manifest_bytes;
     std::vector<LayerPlan> layers;
     std::vector<std::string> tags;  // normalised
+    std::vector<std::string> repo_digests;  // "name@sha256:<manifest>", registry pulls only
 };
 
 struct PlanOptions {

@@ -53,6 +53,7 @@ struct ImageRecord {
     std::string architecture;
     std::string os;
     std::uint64_t size = 0;  // sum of uncompressed layer sizes
+    std::vector<std::string> repo_digests;  // "name@sha256:<manifest>" for each registry pull, as docker's RepoDigests
 };
 
 struct LayerInfo {

@@ -1,0 +1,401 @@
+"""imgtool pull against real registries (Debian's docker-registry, the CNCF distribution registry)
+on 127.0.0.1: plain HTTP, TLS with a CA the test makes, htpasswd basic auth and token auth, with a
+fault-injecting proxy in front (registry.py). Images are pushed with skopeo from the generated test
+images; what pull stores is compared with what pull-local stores from the same source."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import time
+import unittest
+
+import harness
+import registry
+import treecmp
+
+BUSYBOX = ("busybox", "oci-archive")
+BASIC_OCI = ("basic", "oci-archive")      # gzip and zstd layers
+BASIC_DOCKER = ("basic", "docker-archive")
+FAST = ["--retry-delay", "50ms"]           # retries in tests wait 50 ms, 100 ms...
+
+
+def layers_snapshot(root: str) -> tuple:
+    """(every layer's tree, what each layer.json says of it). The blob a layer came from (its digest
+    and compression) may differ between a registry and an archive of the same image: skopeo
+    compresses an uncompressed docker-archive layer on push."""
+    snap = treecmp.snapshot(os.path.join(root, "layers"), mtimes=False)
+    infos = {}
+    for path in [p for p in snap if p.endswith("/layer.json")]:
+        with open(os.path.join(root, "layers", path.lstrip("/"))) as fh:
+            info = json.load(fh)
+        infos[path] = {k: v for k, v in info.items() if k not in ("blob", "compression")}
+        del snap[path]
+    return snap, infos
+
+
+def assert_same_layers(tc, root_a: str, root_b: str) -> None:
+    snap_a, info_a = layers_snapshot(root_a)
+    snap_b, info_b = layers_snapshot(root_b)
+    tc.assertEqual(treecmp.compare(snap_a, snap_b), [])
+    tc.assertEqual(info_a, info_b)
+
+
+def biggest_layer(reg, repo: str, tag: str) -> tuple:
+    """(blob path regex, size) of the image's largest layer."""
+    manifest = json.loads(reg.get_manifest(repo, tag).body)
+    layer = max(manifest["layers"], key=lambda d: d["size"])
+    return re.escape(f"/v2/{repo}/blobs/{layer['digest']}") + "$", layer["size"]
+
+
+def local_id(tc, image) -> tuple:
+    """(ID, store root) of pull-local of the same source."""
+    root = harness.new_store(tc)
+    return harness.pull(tc, root, harness.image_path(*image)), root
+
+
+class Plain(unittest.TestCase):
+    """No auth, plain HTTP (--tls-verify=false, as podman needs for it)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.reg = registry.Registry()
+        cls.digests = {
+            "busybox": cls.reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1"),
+            "basic": cls.reg.push("oci-archive:" + harness.image_path(*BASIC_OCI), "t/basic:v1"),
+            "basicd": cls.reg.push("docker-archive:" + harness.image_path(*BASIC_DOCKER), "t/basicd:v1",
+                                   fmt="v2s2"),
+            "multi": cls.reg.push("oci:" + harness.image_path("multiarch", "oci-layout"), "t/multi:v1",
+                                  all_platforms=True),
+        }
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+
+    def setUp(self):
+        self.proxy = registry.FaultProxy(self.reg)
+        self.addCleanup(self.proxy.close)
+        self.root = harness.new_store(self)
+
+    def pull(self, ref, *args, root=None):
+        return harness.run(root or self.root, "pull", "--tls-verify=false", *FAST, *args, ref)
+
+    def pull_ok(self, ref, *args, root=None) -> str:
+        res = self.pull(ref, *args, root=root)
+        self.assertEqual(res.rc, 0, str(res))
+        lines = res.out.splitlines()
+        self.assertEqual(len(lines), 1, str(res))
+        return lines[0]
+
+    def unchanged_after_failure(self, ref, *needles, args=()):
+        """pull fails with one line naming the reference and each needle; the store is exactly as before."""
+        harness.pull(self, self.root, harness.image_path("rootopq", "docker-archive"))  # shares no layer
+        before = harness.store_listing(self.root)
+        res = self.pull(ref, *args)
+        line = harness.assert_one_error_line(self, res, "pull", ref.split("@")[0].split(":")[-1], *needles)
+        self.assertEqual(harness.listing_diff(before, harness.store_listing(self.root)), "")
+        return line
+
+    # --- the happy path
+
+    def test_same_image_and_tree_as_pull_local(self):
+        for name, image in (("busybox", BUSYBOX), ("basic", BASIC_OCI), ("basicd", BASIC_DOCKER)):
+            with self.subTest(name):
+                root = harness.new_store(self)
+                got = self.pull_ok(f"{self.reg.host}/t/{name}:v1", root=root)
+                want, local_root = local_id(self, image)
+                self.assertEqual(got, want)
+                assert_same_layers(self, local_root, root)
+                self.assertEqual(os.listdir(os.path.join(root, "tmp")), [])
+
+    def test_names_digests_and_lookups(self):
+        ref = f"{self.proxy.host}/t/busybox:v1"
+        image_id = self.pull_ok(ref)
+        info = harness.inspect(self, self.root, ref)[0]
+        self.assertEqual(info["Id"], image_id)
+        self.assertEqual(info["RepoTags"], [ref])
+        pinned = f"{self.proxy.host}/t/busybox@{self.digests['busybox']}"
+        self.assertEqual(info["RepoDigests"], [pinned])
+        self.assertEqual(harness.inspect(self, self.root, pinned)[0]["Id"], image_id)
+
+    def test_pinned_digest_is_verified_and_records_no_tag(self):
+        pinned = f"{self.proxy.host}/t/busybox@{self.digests['busybox']}"
+        image_id = self.pull_ok(pinned)
+        self.assertEqual(harness.tag_map(self, self.root), {})
+        self.assertEqual(harness.inspect(self, self.root, pinned)[0]["Id"], image_id)
+        # The registry answers another manifest than the digest asked for: refused.
+        other = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "config": {}, "layers": []}).encode()
+        self.proxy.status(r"/manifests/sha256:", 200, body=other,
+                          headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+        self.unchanged_after_failure(pinned, "digest mismatch")
+
+    def test_unknown_tag_and_repository(self):
+        self.unchanged_after_failure(f"{self.proxy.host}/t/busybox:nope", "manifest nope", "not found")
+        self.unchanged_after_failure(f"{self.proxy.host}/t/none:v1", "not found")
+
+    def test_repull_fetches_no_layer(self):
+        ref = f"{self.proxy.host}/t/basic:v1"
+        first = self.pull_ok(ref)
+        self.proxy.clear_log()
+        self.assertEqual(self.pull_ok(ref), first)
+        paths = [r.path for r in self.proxy.requests]
+        blobs = [p for p in paths if "/blobs/" in p]
+        config = harness.inspect(self, self.root, ref)[0]["Id"]
+        self.assertEqual(blobs, [f"/v2/t/basic/blobs/{config}"], paths)
+
+    def test_platform_from_an_index(self):
+        ref = f"{self.proxy.host}/t/multi:v1"
+        layout = harness.image_path("multiarch", "oci-layout")
+        for platform in ("linux/amd64", "linux/arm64"):
+            with self.subTest(platform):
+                root = harness.new_store(self)
+                got = self.pull_ok(ref, "--platform", platform, root=root)
+                want = harness.pull(self, harness.new_store(self), layout, "--platform", platform)
+                self.assertEqual(got, want)
+        line = self.unchanged_after_failure(ref, "no image for platform linux/s390x", "linux/amd64",
+                                            args=("--platform", "linux/s390x"))
+        self.assertIn("available", line)
+
+    def test_https_to_a_plain_http_registry_is_one_line(self):
+        harness.pull(self, self.root, harness.image_path(*BUSYBOX))
+        before = harness.store_listing(self.root)
+        res = harness.run(self.root, "pull", "--retry", "0", f"{self.reg.host}/t/busybox:v1")
+        harness.assert_one_error_line(self, res, "pull", self.reg.host, "ping")
+        self.assertEqual(harness.listing_diff(before, harness.store_listing(self.root)), "")
+
+    def test_references_docker_refuses(self):
+        for bad in ("x/UPPER", f"{self.reg.host}/t/x:", "a" * 64, "x@sha256:12"):
+            with self.subTest(bad):
+                res = self.pull(bad)
+                harness.assert_one_error_line(self, res, "pull", "invalid reference")
+
+    # --- faults: recovered
+
+    def test_cut_transfer_resumes_with_a_range_request(self):
+        ref = f"{self.proxy.host}/t/basic:v1"
+        path, _ = biggest_layer(self.reg, "t/basic", "v1")
+        rule = self.proxy.drop_after(path, 5000)
+        got = self.pull_ok(ref)
+        self.assertEqual(rule.hits, 1)
+        want, _ = local_id(self, BASIC_OCI)
+        self.assertEqual(got, want)
+        resumed = [r for r in self.proxy.requests if r.range]
+        self.assertEqual(len(resumed), 1, self.proxy.requests)
+        self.assertEqual(resumed[0].range, "bytes=5000-")
+        # Only the missing part was sent again.
+        served = [r.bytes_sent for r in self.proxy.matching(path, "GET")]
+        self.assertEqual(served[0], 5000, served)
+        self.assertEqual(sum(served) - 5000, served[1], served)
+
+    def test_reset_connection_resumes(self):
+        path, _ = biggest_layer(self.reg, "t/busybox", "v1")
+        rule = self.proxy.drop_after(path, 3000, reset=True)
+        self.pull_ok(f"{self.proxy.host}/t/busybox:v1")
+        self.assertEqual(rule.hits, 1)
+
+    def test_server_errors_and_rate_limits_are_retried(self):
+        self.proxy.status(r"/manifests/", 503)
+        self.proxy.status(r"/blobs/", 500)
+        rate = self.proxy.status(r"/blobs/", 429, retry_after=1)
+        start = time.monotonic()
+        self.pull_ok(f"{self.proxy.host}/t/busybox:v1")
+        self.assertEqual(rate.hits, 1)
+        self.assertGreaterEqual(time.monotonic() - start, 1.0)  # Retry-After was honoured
+
+    def test_stalled_transfer_is_abandoned_and_resumed(self):
+        path, _ = biggest_layer(self.reg, "t/basic", "v1")
+        stall = self.proxy.stall(path, 30, after_bytes=2000)
+        start = time.monotonic()
+        self.pull_ok(f"{self.proxy.host}/t/basic:v1", "--stall-timeout", "2")
+        self.assertEqual(stall.hits, 1)
+        self.assertLess(time.monotonic() - start, 20)
+        self.assertIn("bytes=2000-", [r.range for r in self.proxy.requests])
+
+    def test_redirect_to_storage_is_followed(self):
+        rule = self.proxy.redirect(r"^/v2/.*/blobs/sha256:", to="cdn", times=None)
+        got = self.pull_ok(f"{self.proxy.host}/t/basic:v1")
+        self.assertGreaterEqual(rule.hits, 3)
+        self.assertEqual(got, local_id(self, BASIC_OCI)[0])
+
+    # --- faults: refused, store unchanged
+
+    def test_corrupt_byte_is_a_digest_mismatch(self):
+        path, _ = biggest_layer(self.reg, "t/basic", "v1")
+        self.proxy.corrupt(path, 100, times=None)
+        self.unchanged_after_failure(f"{self.proxy.host}/t/basic:v1", "digest mismatch")
+
+    def test_persistent_server_error_gives_up(self):
+        self.proxy.status(r"/blobs/", 500, times=None)
+        self.unchanged_after_failure(f"{self.proxy.host}/t/busybox:v1", "HTTP 500", "attempts",
+                                     args=("--retry", "2"))
+
+    def test_missing_blob(self):
+        self.proxy.status(r"/blobs/sha256:", 404, times=None)
+        self.unchanged_after_failure(f"{self.proxy.host}/t/busybox:v1", "not found")
+
+    def test_schema1_is_refused_by_name(self):
+        body = json.dumps({"schemaVersion": 1, "name": "t/busybox", "tag": "v1", "fsLayers": []}).encode()
+        self.proxy.status(r"/manifests/", 200, body=body,
+                          headers={"Content-Type": registry.MT_SCHEMA1_SIGNED})
+        self.unchanged_after_failure(f"{self.proxy.host}/t/busybox:v1", "schema 1")
+
+    def test_size_lie_is_refused(self):
+        manifest = json.loads(self.reg.get_manifest("t/busybox", "v1").body)
+        manifest["layers"][0]["size"] += 1
+        body = json.dumps(manifest).encode()
+        self.proxy.status(r"/manifests/", 200, body=body, headers={"Content-Type": manifest["mediaType"]})
+        self.unchanged_after_failure(f"{self.proxy.host}/t/busybox:v1", "size mismatch")
+
+    def test_kill_mid_pull_then_pull_again(self):
+        ref = f"{self.proxy.host}/t/basic:v1"
+        self.proxy.stall(r"/blobs/sha256:", 60, after_bytes=100000, times=None)
+        proc = harness.popen(self.root, "pull", "--tls-verify=false", ref)
+        harness.reap_at_cleanup(self, proc)
+        self.assertTrue(harness.wait_for(lambda: any(r.status == 200 and "/blobs/" in r.path or True
+                                                     for r in self.proxy.requests) and
+                                         len(self.proxy.matching(r"/blobs/sha256:")) >= 2, 30),
+                        self.proxy.requests)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.proxy.clear_rules()
+        got = self.pull_ok(ref)
+        self.assertEqual(got, local_id(self, BASIC_OCI)[0])
+        clean = harness.new_store(self)
+        self.pull_ok(ref, root=clean)
+        assert_same_layers(self, clean, self.root)
+
+
+class BasicAuth(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.reg = registry.Registry(auth="basic")
+        cls.reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
+        cls.ref = f"{cls.reg.host}/t/busybox:v1"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+
+    def setUp(self):
+        self.root = harness.new_store(self)
+        self.authfile = os.path.join(harness.scratch_dir(self), "auth.json")
+
+    def pull(self, *args):
+        return harness.run(self.root, "pull", "--tls-verify=false", *FAST, "--authfile", self.authfile, *args, self.ref)
+
+    def test_credentials(self):
+        res = self.pull("--creds", "alice:wonderland")
+        self.assertEqual(res.rc, 0, str(res))
+
+    def test_wrong_and_missing_credentials_are_one_line_without_the_password(self):
+        res = self.pull("--creds", "alice:s3cr3t-guess", "--retry", "0")
+        line = harness.assert_one_error_line(self, res, "pull", "credentials refused")
+        self.assertNotIn("s3cr3t-guess", line)
+        res = harness.run(self.root, "--debug", "pull", "--tls-verify=false", "--creds", "alice:s3cr3t-guess", self.ref)
+        self.assertNotIn("s3cr3t-guess", res.out + res.err)
+        res = self.pull()
+        harness.assert_one_error_line(self, res, "pull", "authentication required")
+
+    def test_login_pull_logout(self):
+        res = harness.run(self.root, "login", "--tls-verify=false", "--authfile", self.authfile, "-u", "alice",
+                          "-p", "nope", self.reg.host)
+        harness.assert_one_error_line(self, res, "login", "credentials refused")
+        self.assertFalse(os.path.exists(self.authfile))
+        proc = subprocess.run(harness.imgtool_argv(self.root, "login", "--tls-verify=false", "--authfile",
+                                                   self.authfile, "-u", "alice", "--password-stdin", self.reg.host),
+                              input=b"wonderland\n", capture_output=True, env=harness.base_env())
+        self.assertEqual(proc.returncode, 0, proc)
+        self.assertEqual(stat.S_IMODE(os.stat(self.authfile).st_mode), 0o600)
+        with open(self.authfile) as fh:
+            self.assertIn(self.reg.host, json.load(fh)["auths"])
+        res = self.pull()
+        self.assertEqual(res.rc, 0, str(res))
+        # The store never holds the password.
+        for dirpath, _, files in os.walk(self.root):
+            for name in files:
+                with open(os.path.join(dirpath, name), "rb") as fh:
+                    self.assertNotIn(b"wonderland", fh.read(), os.path.join(dirpath, name))
+        res = harness.run(self.root, "logout", "--authfile", self.authfile, self.reg.host)
+        self.assertEqual(res.rc, 0, str(res))
+        with open(self.authfile) as fh:
+            self.assertEqual(json.load(fh)["auths"], {})
+        res = harness.run(self.root, "logout", "--authfile", self.authfile, self.reg.host)
+        harness.assert_one_error_line(self, res, "logout", "not logged in")
+        res = self.pull("--retry", "0")
+        harness.assert_one_error_line(self, res, "pull", "authentication required")
+
+    def test_auth_file_from_the_environment(self):
+        with open(self.authfile, "w") as fh:
+            json.dump({"auths": {self.reg.host: {"auth": "YWxpY2U6d29uZGVybGFuZA=="}}}, fh)
+        res = harness.run(self.root, "pull", "--tls-verify=false", self.ref,
+                          env=harness.base_env(REGISTRY_AUTH_FILE=self.authfile))
+        self.assertEqual(res.rc, 0, str(res))
+
+
+class TokenAuth(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.reg = registry.Registry(auth="token")
+        cls.reg.push("oci-archive:" + harness.image_path(*BASIC_OCI), "t/basic:v1")
+        cls.ref = f"{cls.reg.host}/t/basic:v1"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+
+    def test_one_token_for_the_whole_pull(self):
+        self.reg.reset_counters()
+        res = harness.run(harness.new_store(self), "pull", "--tls-verify=false", "--creds", "alice:wonderland", self.ref)
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(self.reg.token_requests, 1, self.reg.token_log)
+        self.assertEqual(self.reg.token_scopes, [["repository:t/basic:pull"]])
+
+    def test_without_credentials(self):
+        res = harness.run(harness.new_store(self), "pull", "--tls-verify=false", "--retry", "0", self.ref)
+        harness.assert_one_error_line(self, res, "pull", "token server wants credentials")
+
+
+class AnonymousToken(unittest.TestCase):
+    def test_anonymous_pull(self):
+        with registry.Registry(auth="token", anonymous_pull=True) as reg:
+            reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
+            reg.reset_counters()
+            res = harness.run(harness.new_store(self), "pull", "--tls-verify=false", f"{reg.host}/t/busybox:v1")
+            self.assertEqual(res.rc, 0, str(res))
+            self.assertEqual(reg.token_requests, 1)
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.reg = registry.Registry(tls=True, auth="basic")
+        cls.reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
+        cls.ref = f"{cls.reg.host}/t/busybox:v1"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+
+    def test_ca_from_cert_dir(self):
+        res = harness.run(harness.new_store(self), "pull", "--cert-dir", self.reg.cert_dir(), "--creds",
+                          "alice:wonderland", self.ref)
+        self.assertEqual(res.rc, 0, str(res))
+
+    def test_unknown_ca_is_one_line(self):
+        res = harness.run(harness.new_store(self), "pull", "--retry", "0", "--creds", "alice:wonderland", self.ref)
+        harness.assert_one_error_line(self, res, "pull", "certificate")
+
+    def test_tls_verify_false_accepts_any_certificate(self):
+        res = harness.run(harness.new_store(self), "pull", "--tls-verify=false", "--creds", "alice:wonderland", self.ref)
+        self.assertEqual(res.rc, 0, str(res))
+
+
+if __name__ == "__main__":
+    unittest.main()

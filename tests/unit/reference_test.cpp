@@ -1,0 +1,73 @@
+// Reference parsing: the facts are docker's (distribution/reference's normalize tests).
+#include <doctest/doctest.h>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/image/reference.hpp"
+
+using imgtool::Error;
+using imgtool::image::Reference;
+
+TEST_CASE("Reference: docker.io's short names") {
+    Reference r = Reference::parse("alpine");
+    CHECK(r.registry == "docker.io");
+    CHECK(r.repository == "library/alpine");
+    CHECK(!r.tag);
+    CHECK(!r.digest);
+    CHECK(r.local_tag() == "alpine:latest");
+    CHECK(r.manifest_reference() == "latest");
+    CHECK(r.api_host() == "registry-1.docker.io");
+    CHECK(r.str() == "docker.io/library/alpine");
+
+    Reference u = Reference::parse("user/app:1.2");
+    CHECK(u.registry == "docker.io");
+    CHECK(u.repository == "user/app");
+    CHECK(u.local_tag() == "user/app:1.2");
+
+    CHECK(Reference::parse("docker.io/library/alpine:3").local_tag() == "alpine:3");
+    CHECK(Reference::parse("index.docker.io/library/alpine").registry == "docker.io");
+    CHECK(Reference::parse("docker.io/alpine").repository == "library/alpine");
+}
+
+TEST_CASE("Reference: the first component is a registry only with '.', ':', localhost or upper case") {
+    Reference h = Reference::parse("127.0.0.1:5000/team/app:v1");
+    CHECK(h.registry == "127.0.0.1:5000");
+    CHECK(h.repository == "team/app");
+    CHECK(h.local_tag() == "127.0.0.1:5000/team/app:v1");
+    CHECK(h.api_host() == "127.0.0.1:5000");
+    CHECK(Reference::parse("localhost/x").registry == "localhost");
+    CHECK(Reference::parse("quay.io/a/b/c").repository == "a/b/c");
+    CHECK(Reference::parse("team/app").registry == "docker.io");
+    Reference upper = Reference::parse("Example.COM/a");
+    CHECK(upper.registry == "example.com");
+}
+
+TEST_CASE("Reference: digests pin the manifest; no tag is recorded for a digest alone") {
+    std::string hex(64, 'a');
+    Reference d = Reference::parse("quay.io/a/b@sha256:" + hex);
+    CHECK(d.digest->hex() == hex);
+    CHECK(!d.tag);
+    CHECK(d.local_tag().empty());
+    CHECK(d.manifest_reference() == "sha256:" + hex);
+    Reference both = Reference::parse("a:1@sha256:" + hex);
+    CHECK(*both.tag == "1");
+    CHECK(both.manifest_reference() == "sha256:" + hex);
+    CHECK(both.local_tag() == "a:1");
+    CHECK(both.str() == "docker.io/library/a:1@sha256:" + hex);
+}
+
+TEST_CASE("Reference: what docker refuses") {
+    std::string hex(64, 'a');
+    for (const char* bad : {"", "UPPER", "a:", "a:-x", "a//b", "/a", "a/", "a@sha256:abc", "a@md5:" , "a@sha512:00",
+                            "host:99999/a", "host:0/a", "-bad.com/a", "a b", "a:b:c"}) {
+        CAPTURE(bad);
+        CHECK_THROWS_AS(Reference::parse(bad), Error);
+    }
+    CHECK_THROWS_AS(Reference::parse(hex), Error);  // an image ID, never a repository
+    CHECK_THROWS_AS(Reference::parse(std::string(300, 'a')), Error);
+    try {
+        Reference::parse("Team/App");
+        FAIL("accepted");
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).find("Team/App") != std::string::npos);
+    }
+}
