@@ -43,7 +43,8 @@ struct LayerJob {
     layer::UnpackStats stats;             // implicit_dirs go to the store with the layer
     // Progress, read by the progress printer.
     std::atomic<std::uint64_t> entries{0};
-    std::atomic<std::uint64_t> bytes{0};
+    std::atomic<std::uint64_t> bytes{0};    // of the tar
+    std::atomic<std::uint64_t> fetched{0};  // of the blob, read from the source
     std::atomic<bool> done{false};
 };
 
@@ -144,6 +145,7 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
             while (std::vector<char>* chunk = pipe.acquire()) {
                 if (cancel.load(std::memory_order_relaxed)) throw Error(Errc::Busy, "cancelled");
                 std::size_t used = fill(stream, *chunk);
+                job.fetched.store(opened.blob.bytes(), std::memory_order_relaxed);
                 if (hash_here) {
                     job.bytes.store(tar.bytes(), std::memory_order_relaxed);
                     check.feed({chunk->data(), used});
@@ -307,12 +309,22 @@ private:
             cv_.wait_for(lock, std::chrono::milliseconds(200));
         }
     }
+    // "layer sha256:0123456789ab [=======>      ]  12.3 MiB / 40.1 MiB  25.1 MiB/s  1234 entries"
     void draw() {
         std::string out;
         if (drawn_) out += "\x1b[" + std::to_string(jobs_.size()) + "A";
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
         for (LayerJob* job : jobs_) {
-            out += "\r\x1b[K" + layer_label(*job->plan).substr(0, 25) + ": " + human_size(job->bytes.load()) + ", " +
-                   std::to_string(job->entries.load()) + " entries" + (job->done ? " done" : "") + "\n";
+            std::uint64_t fetched = job->done ? job->plan->size : job->fetched.load();
+            std::uint64_t total = std::max<std::uint64_t>(job->plan->size, 1);
+            constexpr int kWidth = 24;
+            int filled = static_cast<int>(std::min<std::uint64_t>(kWidth, fetched * kWidth / total));
+            std::string bar = std::string(static_cast<std::size_t>(filled), '=') +
+                              (filled < kWidth ? ">" + std::string(static_cast<std::size_t>(kWidth - filled - 1), ' ') : "");
+            std::string rate = seconds > 0.2 && !job->done ? "  " + human_size(static_cast<std::uint64_t>(fetched / seconds)) + "/s" : "";
+            out += "\r\x1b[Klayer " + (job->plan->digest ? *job->plan->digest : job->plan->diff_id).short_hex() + " [" + bar +
+                   "] " + human_size(fetched) + " / " + human_size(job->plan->size) + rate + "  " +
+                   std::to_string(job->entries.load()) + " entries" + (job->done ? "  done" : "") + "\n";
         }
         drawn_ = true;
         std::fwrite(out.data(), 1, out.size(), stderr);
@@ -320,6 +332,7 @@ private:
     }
 
     std::vector<LayerJob*> jobs_;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
     bool enabled_;
     bool drawn_ = false;
     bool stopping_ = false;

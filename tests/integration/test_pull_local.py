@@ -895,13 +895,14 @@ class OutputTest(unittest.TestCase):
         rc, out, err = self.run_with_pty_stderr("pull-local", harness.image_path(rec))
         self.assertEqual((rc, out), (0, rec["id"] + "\n"), "stdout carries only the ID")
         # The progress display: one line per layer (named by its blob digest, in the order the
-        # workers started them), redrawn in place, ending with each layer's entry count and "done".
+        # workers started them), redrawn in place, ending with a full bar, the blob's size read of
+        # its size, the layer's entry count and "done".
         layers = gen_images.basic_layers()
         for layer in layers:
             digest = sha256_bytes(layer.blob()[1])[:12]
-            final = re.findall(rf"\r\x1b\[Klayer sha256:{digest}: ([^\r\n]*) done\r\n", err)
+            final = re.findall(rf"\r\x1b\[Klayer {digest} \[={{24}}\] ([^\r\n]*)  done\r\n", err)
             self.assertTrue(final, f"no final progress line for layer {digest}:\n{err!r}")
-            self.assertRegex(final[-1], rf"^[0-9.]+[kMG]?B, {len(layer.entries)} entries$")
+            self.assertRegex(final[-1], rf"^([0-9.]+[kMG]?B) / \1  {len(layer.entries)} entries$")
         lines = err.split("\r\n")
         self.assertIn(f"\x1b[{len(layers)}A", err, "the progress lines are redrawn in place")
         notice = (f"imgtool: loaded {rec['id']} ({len(layers)} layers unpacked, 0 reused): "
