@@ -10,7 +10,7 @@ public:
     std::vector<image::ImagePlan> plan(const image::PlanOptions& options) override {
         return image::plan_images(*source_, options);
     }
-    std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer) const override {
+    std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, Spool*) const override {
         return source_->open_member(layer.member);
     }
 

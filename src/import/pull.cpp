@@ -35,6 +35,8 @@ using digest::Digest;
 
 // An archive's names, all images together: far above real use, far below what tags.json can hold.
 constexpr std::size_t kMaxTagsPerSource = 4096;
+// Partial downloads (store::Store::open_partial) nobody resumed for this long are garbage.
+constexpr std::int64_t kPartialMaxAge = 24 * 3600;
 
 struct LayerJob {
     const image::LayerPlan* plan;
@@ -107,8 +109,8 @@ constexpr std::size_t kTarHasher = 1;
 // layer's producer only reads, so it hashes the tar itself: a third thread there only added
 // hand-overs (measured 5% slower on the uncompressed benchmark image).
 struct OpenedBlob {
-    OpenedBlob(const BlobSource& source, const image::LayerPlan& plan)
-        : member(source.open_layer(plan)), blob(*member, plan.digest, plan.size) {
+    OpenedBlob(const BlobSource& source, const image::LayerPlan& plan, Spool* spool)
+        : member(source.open_layer(plan, spool)), blob(*member, plan.digest, plan.size) {
         // An uncompressed blob whose digest is its diff_id is the tar stream itself: the diff_id hash
         // verifies it, so hashing it twice would only double the work.
         bool blob_is_tar = plan.digest && *plan.digest == plan.diff_id;
@@ -212,11 +214,22 @@ void make_skeleton(int staging_dir, const std::vector<std::string>& dirs) {
     }
 }
 
+// The store's partial/ files as the pipeline's Spool.
+class StoreSpool final : public Spool {
+public:
+    explicit StoreSpool(store::Store& store) : store_(store) {}
+    std::optional<sys::UniqueFd> open(const Digest& blob) override { return store_.open_partial(blob); }
+
+private:
+    store::Store& store_;
+};
+
 void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& job, const PullOptions& pull,
                       const std::atomic<bool>& cancel, sys::SpaceReserve* reserve) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
-    OpenedBlob opened(source, plan);
+    StoreSpool spool(store);
+    OpenedBlob opened(source, plan, &spool);
     bool hasher_thread = !opened.producer_hashes_tar();
     layer::ChunkPipe pipe(256 << 10, 8, hasher_thread ? 2 : 1);
     TarDigest tar;
@@ -570,6 +583,10 @@ std::vector<PullResult> pull(store::Store& store, BlobSource& source, const Pull
             // Every layer verified: now, and only now, make them visible. One syncfs covers them all.
             store.sync();
             for (LayerJob* job : jobs) store.commit_layer(std::move(*job->staging), *job->info, job->stats.implicit_dirs);
+            // What a download kept for resuming is in the store now, unpacked.
+            for (LayerJob* job : jobs) {
+                if (job->plan->digest) store.remove_partial(*job->plan->digest);
+            }
         }
 
         // Records and all names in one store commit (the names checked to fit before anything is
@@ -577,6 +594,7 @@ std::vector<PullResult> pull(store::Store& store, BlobSource& source, const Pull
         std::vector<store::Store::ImageCommit> commits;
         for (const auto& plan : plans) commits.push_back(image_commit(store, plan, scheduled));
         std::map<std::string, Digest> moved = store.commit_images(commits);
+        store.prune_partials(kPartialMaxAge);
         std::vector<PullResult> results;
         for (const auto& plan : plans) {
             PullResult r{.id = plan.id, .tags = plan.tags, .layers_unpacked = 0, .layers_reused = 0, .moved_tags = {}};

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/image/json.hpp"
 #include "imgtool/image/types.hpp"
+#include "imgtool/sys/files.hpp"
 
 namespace imgtool::registry {
 namespace {
@@ -348,10 +350,13 @@ std::string Client::small_blob(const digest::Digest& d, std::uint64_t size, cons
 // A blob's bytes, resumed with Range requests after a cut; see Client::open_blob.
 class BlobStream final : public sys::Reader {
 public:
-    BlobStream(Client& client, digest::Digest d, std::uint64_t size)
-        : client_(client), digest_(std::move(d)), size_(size), what_("blob " + digest_.str()) {}
+    BlobStream(Client& client, digest::Digest d, std::uint64_t size, std::optional<sys::UniqueFd> partial)
+        : client_(client), digest_(std::move(d)), size_(size), what_("blob " + digest_.str()) {
+        if (partial) adopt_partial(std::move(*partial));
+    }
 
     std::size_t read(void* buffer, std::size_t n) override {
+        if (offset_ < replay_end_) return replay(buffer, n);
         if (offset_ == size_) {
             check_end();
             return 0;
@@ -367,6 +372,7 @@ public:
                 failure = e.what();
             }
             if (failure.empty()) {
+                keep(buffer, got);
                 offset_ += got;
                 failures_ = 0;  // progress: the retry budget is per stall, not per blob
                 return got;
@@ -381,6 +387,71 @@ public:
     }
 
 private:
+    // What an earlier, interrupted pull kept: a whole blob is used only if it hashes right; a prefix is
+    // replayed and hashed with the rest (a mismatch at the end empties the file, so a bad prefix cannot
+    // fail every later pull).
+    void adopt_partial(sys::UniqueFd fd) {
+        struct stat st = sys::fstat_fd(fd.get(), "partial " + digest_.str());
+        std::uint64_t have = static_cast<std::uint64_t>(st.st_size);
+        partial_ = std::move(fd);
+        if (have > size_ || (have == size_ && !partial_matches())) {
+            discard_partial();
+            return;
+        }
+        replay_end_ = have;
+        if (have > 0 && have < size_) hashing_.emplace();
+        if (have > 0) log::debug(what_ + ": resuming from byte " + std::to_string(have) + " kept by an earlier pull");
+    }
+
+    bool partial_matches() {
+        digest::Sha256 hash;
+        std::vector<char> chunk(1 << 20);
+        std::uint64_t at = 0;
+        while (at < size_) {
+            ssize_t n = ::pread(partial_->get(), chunk.data(), chunk.size(), static_cast<off_t>(at));
+            if (n <= 0) return false;
+            hash.update(chunk.data(), static_cast<std::size_t>(n));
+            at += static_cast<std::uint64_t>(n);
+        }
+        return hash.finish() == digest_;
+    }
+
+    void discard_partial() {
+        if (partial_ && ::ftruncate(partial_->get(), 0) != 0) partial_.reset();
+        replay_end_ = 0;
+        hashing_.reset();
+    }
+
+    std::size_t replay(void* buffer, std::size_t n) {
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(n, replay_end_ - offset_));
+        ssize_t got = ::pread(partial_->get(), buffer, want, static_cast<off_t>(offset_));
+        if (got <= 0) {
+            // The file shrank under us (or cannot be read): download from here instead.
+            replay_end_ = offset_;
+            return read(buffer, n);
+        }
+        if (hashing_) hashing_->update(buffer, static_cast<std::size_t>(got));
+        offset_ += static_cast<std::uint64_t>(got);
+        return static_cast<std::size_t>(got);
+    }
+
+    // Appends downloaded bytes to the partial file; a write that fails (a full disk) only stops keeping.
+    void keep(const void* buffer, std::size_t n) {
+        if (hashing_) hashing_->update(buffer, n);
+        if (partial_) {
+            try {
+                sys::pwrite_all(partial_->get(), buffer, n, static_cast<off_t>(offset_), "partial");
+            } catch (const Error&) {
+                partial_.reset();
+            }
+        }
+        if (hashing_ && offset_ + n == size_ && hashing_->finish() != digest_) {
+            // The kept prefix and the rest do not make the blob: the pipeline reports the mismatch;
+            // the next pull starts from nothing.
+            discard_partial();
+        }
+    }
+
     void open() {
         Request request{.method = "GET", .url = client_.base_url() + client_.reference_.repository + "/blobs/" + digest_.str(),
                         .headers = {}, .range_from = offset_ > 0 ? std::optional<std::uint64_t>(offset_) : std::nullopt};
@@ -434,11 +505,15 @@ private:
     std::uint64_t offset_ = 0;
     unsigned failures_ = 0;
     std::unique_ptr<Stream> stream_;
+    std::optional<sys::UniqueFd> partial_;
+    std::uint64_t replay_end_ = 0;          // bytes [0, replay_end_) come from the partial file
+    std::optional<digest::Sha256> hashing_;  // set when a prefix was replayed: the whole must match
 };
 
-std::unique_ptr<sys::Reader> Client::open_blob(const digest::Digest& d, std::uint64_t size) {
+std::unique_ptr<sys::Reader> Client::open_blob(const digest::Digest& d, std::uint64_t size,
+                                               std::optional<sys::UniqueFd> partial) {
     check();
-    return std::make_unique<BlobStream>(*this, d, size);
+    return std::make_unique<BlobStream>(*this, d, size, std::move(partial));
 }
 
 }  // namespace imgtool::registry

@@ -85,8 +85,10 @@ public:
         return {plan};
     }
 
-    std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer) const override {
-        return const_cast<Client&>(client_).open_blob(*layer.digest, layer.size);
+    std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, import::Spool* spool) const override {
+        std::optional<sys::UniqueFd> partial;
+        if (spool) partial = spool->open(*layer.digest);
+        return const_cast<Client&>(client_).open_blob(*layer.digest, layer.size, std::move(partial));
     }
 
 private:

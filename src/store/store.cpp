@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <climits>
 #include <cerrno>
 #include <cstdio>
@@ -371,7 +373,7 @@ Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_a
     }
     if ((st.st_mode & 07777) != 0700 && ::fchmod(root_fd_.get(), 0700) != 0) throw_errno("chmod", root);
     lock_fd_ = sys::open_at(root_fd_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600, root + "/lock");
-    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "mounts", "empty", "tmp"}) {
+    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "mounts", "empty", "tmp", "partial"}) {
         sys::mkdir_at(root_fd_.get(), dir, 0700, true);
     }
     tmp_fd_ = sys::open_beneath(root_fd_.get(), "tmp", O_RDONLY | O_DIRECTORY);
@@ -672,7 +674,42 @@ ImageRecord Store::resolve(std::string_view reference) const {
     return matches.front();
 }
 
+std::optional<sys::UniqueFd> Store::open_partial(const Digest& blob) {
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "partial", O_RDONLY | O_DIRECTORY);
+    sys::UniqueFd fd = sys::open_beneath(dir.get(), blob.hex(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+    struct stat st = sys::fstat_fd(fd.get(), "partial/" + blob.hex());
+    if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, root_ + "/partial/" + blob.hex() + ": not a regular file");
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) return std::nullopt;
+        throw_errno("flock", root_ + "/partial/" + blob.hex());
+    }
+    return fd;
+}
+
+void Store::remove_partial(const Digest& blob) {
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "partial", O_RDONLY | O_DIRECTORY);
+    if (::unlinkat(dir.get(), blob.hex().c_str(), 0) != 0 && errno != ENOENT) throw_errno("unlink", root_ + "/partial/" + blob.hex());
+}
+
+void Store::prune_partials(std::int64_t max_age_seconds) {
+    sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "partial", O_RDONLY | O_DIRECTORY);
+    const std::int64_t now = ::time(nullptr);
+    for (const std::string& name : sys::list_directory(dir.get(), root_ + "/partial")) {
+        auto [fd, err] = sys::try_open_beneath(dir.get(), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+        if (err) {
+            ::unlinkat(dir.get(), name.c_str(), 0);  // not a file we made (a symlink, a FIFO...): it goes
+            continue;
+        }
+        struct stat st = sys::fstat_fd(fd.get(), name);
+        if (max_age_seconds > 0 && now - st.st_mtime < max_age_seconds) continue;
+        // Held by a pull that is using it: left alone.
+        if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;
+        ::unlinkat(dir.get(), name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0);
+    }
+}
+
 void Store::remove_image(const Digest& id) {
+    prune_partials(0);  // rm is the user's way to reclaim space: interrupted downloads go too
     if (access_ != Access::Exclusive) throw Error(Errc::Busy, "remove needs exclusive access to the store");
     auto record = image(id);
     if (!record) throw Error(Errc::NotFound, "no such image: " + id.str());

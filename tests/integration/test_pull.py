@@ -98,7 +98,9 @@ class Plain(unittest.TestCase):
         before = harness.store_listing(self.root)
         res = self.pull(ref, *args)
         line = harness.assert_one_error_line(self, res, "pull", ref.split("@")[0].split(":")[-1], *needles)
-        self.assertEqual(harness.listing_diff(before, harness.store_listing(self.root)), "")
+        # Unchanged but for partial/: what was downloaded is kept for the next pull to resume.
+        after = {p: e for p, e in harness.store_listing(self.root).items() if not p.startswith("/partial/")}
+        self.assertEqual(harness.listing_diff(before, after), "")
         return line
 
     # --- the happy path
@@ -252,24 +254,60 @@ class Plain(unittest.TestCase):
         self.proxy.status(r"/manifests/", 200, body=body, headers={"Content-Type": manifest["mediaType"]})
         self.unchanged_after_failure(f"{self.proxy.host}/t/busybox:v1", "size mismatch")
 
-    def test_kill_mid_pull_then_pull_again(self):
+    def test_kill_mid_pull_then_pull_again_resumes(self):
         ref = f"{self.proxy.host}/t/basic:v1"
-        self.proxy.stall(r"/blobs/sha256:", 60, after_bytes=100000, times=None)
+        path, size = biggest_layer(self.reg, "t/basic", "v1")
+        digest = path.split("blobs/")[1].rstrip("$").replace("\\", "")
+        self.proxy.stall(path, 60, after_bytes=100000)
         proc = harness.popen(self.root, "pull", "--tls-verify=false", ref)
         harness.reap_at_cleanup(self, proc)
-        self.assertTrue(harness.wait_for(lambda: any(r.status == 200 and "/blobs/" in r.path or True
-                                                     for r in self.proxy.requests) and
-                                         len(self.proxy.matching(r"/blobs/sha256:")) >= 2, 30),
-                        self.proxy.requests)
-        time.sleep(0.5)
+        partial = os.path.join(self.root, "partial", digest.split(":")[1])
+        kept = harness.wait_for(lambda: os.path.exists(partial) and os.path.getsize(partial) >= 100000, 30)
+        self.assertTrue(kept, "the download was not kept in partial/")
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         self.proxy.clear_rules()
+        self.proxy.clear_log()
         got = self.pull_ok(ref)
         self.assertEqual(got, local_id(self, BASIC_OCI)[0])
+        # The second run asked only for what the first did not keep.
+        self.assertEqual(self.proxy.ranges(path), ["bytes=100000-"])
+        self.assertEqual(self.proxy.bytes_served(path), size - 100000)
+        self.assertEqual(os.listdir(os.path.join(self.root, "partial")), [])
+        self.assertEqual(os.listdir(os.path.join(self.root, "tmp")), [])
         clean = harness.new_store(self)
         self.pull_ok(ref, root=clean)
         assert_same_layers(self, clean, self.root)
+
+    def test_bad_kept_data_never_blocks_a_later_pull(self):
+        ref = f"{self.proxy.host}/t/basic:v1"
+        path, size = biggest_layer(self.reg, "t/basic", "v1")
+        digest = path.split("blobs/")[1].rstrip("$").replace("\\", "")
+        blob = self.reg.get_blob("t/basic", digest)
+        self.pull_ok(f"{self.proxy.host}/t/busybox:v1")  # makes the store
+        partial = os.path.join(self.root, "partial", digest.split(":")[1])
+        # A whole blob with a flipped byte: checked before use, thrown away, downloaded again.
+        with open(partial, "wb") as fh:
+            fh.write(blob[:500] + bytes([blob[500] ^ 1]) + blob[501:])
+        self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
+        self.assertFalse(os.path.exists(partial))
+        harness.run(self.root, "rm", ref)
+        # A prefix with a flipped byte: found only at the end (a mismatch), then forgotten.
+        with open(partial, "wb") as fh:
+            fh.write(blob[:500] + bytes([blob[500] ^ 1]) + blob[501:4000])
+        res = self.pull(ref)
+        harness.assert_one_error_line(self, res, "pull", "digest mismatch")
+        self.assertEqual(os.path.getsize(partial), 0)
+        self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
+
+    def test_rm_removes_kept_downloads(self):
+        self.pull_ok(f"{self.proxy.host}/t/busybox:v1")
+        partial = os.path.join(self.root, "partial", "ab" * 32)
+        with open(partial, "wb") as fh:
+            fh.write(b"x" * 100)
+        res = harness.run(self.root, "rm", f"{self.proxy.host}/t/busybox:v1")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(os.listdir(os.path.join(self.root, "partial")), [])
 
 
 class BasicAuth(unittest.TestCase):

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,16 @@
 
 namespace imgtool::import {
 
+// Where a source that downloads keeps what it fetched of a blob, so that the next run resumes an
+// interrupted import instead of starting over (registry pulls). The pipeline hands one to open_layer
+// and removes a blob's partial file once its layer is committed; local sources ignore it.
+class Spool {
+public:
+    virtual ~Spool() = default;
+    // The blob's partial file (read-write, locked for this process), or nullopt if it cannot be kept.
+    virtual std::optional<sys::UniqueFd> open(const digest::Digest& blob) = 0;
+};
+
 class BlobSource {
 public:
     virtual ~BlobSource() = default;
@@ -21,7 +32,7 @@ public:
     virtual std::string name() const = 0;
     virtual std::vector<image::ImagePlan> plan(const image::PlanOptions& options) = 0;
     // A stream of the layer blob's bytes; may be called from several threads at once.
-    virtual std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer) const = 0;
+    virtual std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, Spool* spool) const = 0;
 };
 
 // A docker-save tar, an OCI archive or an OCI layout directory, detected by content.

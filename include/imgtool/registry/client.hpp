@@ -18,6 +18,7 @@
 #include "imgtool/registry/auth.hpp"
 #include "imgtool/registry/http.hpp"
 #include "imgtool/sys/reader.hpp"
+#include "imgtool/sys/unique_fd.hpp"
 
 namespace imgtool::registry {
 
@@ -55,7 +56,11 @@ public:
     std::string small_blob(const digest::Digest& digest, std::uint64_t size, const std::string& what);
     // A blob's bytes as they arrive, resuming cut transfers with Range requests; the stream ends
     // after exactly `size` bytes (longer bodies are a size mismatch). Thread-safe: one stream per layer.
-    std::unique_ptr<sys::Reader> open_blob(const digest::Digest& digest, std::uint64_t size);
+    // With a partial file (store::Store::open_partial), what it holds is delivered first and only the
+    // rest is downloaded (a whole one is checked against the digest before use); every byte that
+    // arrives is appended to it, so an interrupted pull resumes on the next run.
+    std::unique_ptr<sys::Reader> open_blob(const digest::Digest& digest, std::uint64_t size,
+                                           std::optional<sys::UniqueFd> partial = std::nullopt);
 
     const image::Reference& reference() const { return reference_; }
     // How many token requests were made (tests assert tokens are reused).

@@ -15,6 +15,9 @@
 //     mounts/<name>.json   active `imgtool mount`s; mounts/<name>/{upper,work} for --writable,
 //                          mounts/<name>/tree for a copy-driver view (bind-mounted on the target)
 //     empty/               an empty directory (bottom lower for single-layer read-only views)
+//     partial/<hex>        a registry blob's first bytes as far as an interrupted pull got them, so the
+//                          next pull resumes there; unverified until complete (then checked whole
+//                          before use), removed once its layer is committed, by rm, or after a day
 //     tmp/                 staging and every temporary file; garbage once no imgtool process is active
 //
 // Lifecycle and invariants:
@@ -156,6 +159,16 @@ public:
     // Renames a synced staging dir to layers/<hex>. Returns false if the layer was already there.
     // `implicit` is written as implicit.json (info.implicit_dirs must be its size).
     bool commit_layer(Staging&& staging, const LayerInfo& info, const std::vector<std::string>& implicit = {});
+
+    // --- partial downloads ---
+    // partial/<hex> of a blob, opened read-write (created empty if missing) and locked for this
+    // process (flock, released with the fd); nullopt if another process holds it (then the caller
+    // downloads without keeping anything).
+    std::optional<sys::UniqueFd> open_partial(const digest::Digest& blob);
+    void remove_partial(const digest::Digest& blob);
+    // Removes the partial downloads no process holds that were last written more than `max_age`
+    // seconds ago (0: all of them).
+    void prune_partials(std::int64_t max_age_seconds);
 
     // --- images and tags ---
     sys::RangeLock lock_metadata();
