@@ -94,13 +94,21 @@ TEST_CASE("arm_parent_death_signal: armed, and false once the parent's end is go
     }
     SUBCASE("parent gone before the signal was armed") {
         Lifeline line;
+        int closed[2];  // the child arms only once the parent's end is gone (else the two race)
+        REQUIRE(::pipe(closed) == 0);
         pid_t child = ::fork();
         REQUIRE(child >= 0);
         if (child == 0) {
             line.parent_end.reset();
+            ::close(closed[1]);
+            char byte;
+            if (::read(closed[0], &byte, 1) != 1) ::_exit(2);
             ::_exit(arm_parent_death_signal(line.child_end.get()) ? 1 : 0);
         }
+        ::close(closed[0]);
         line.parent_end.reset();  // the parent's end closes as it would when the parent dies
+        REQUIRE(::write(closed[1], "c", 1) == 1);
+        ::close(closed[1]);
         CHECK(wait_status(child) == 0);
     }
     SUBCASE("the parent's death after arming kills the child") {
