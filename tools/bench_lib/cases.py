@@ -8,6 +8,11 @@ sample). Everything a contender writes lives under Ctx.fsdir, on the filesystem 
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
 import os
 import re
 
@@ -31,6 +36,8 @@ class Ctx:
         self.podman_error: str | None = None
         self._small_store: tuple[str, str] | None = None
         self._bundle: str | None = None
+        self._registry: subprocess.Popen | None = None
+        self._registry_host: str | None = None
 
     def path(self, *parts) -> str:
         return os.path.join(self.fsdir, *parts)
@@ -120,10 +127,50 @@ class Ctx:
             self._bundle = b
         return self._bundle
 
+    def registry(self) -> str:
+        """Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1, serving the big
+        gzip image as bench/big:gzip (pushed once with skopeo, blobs as they are in the archive);
+        its storage is outside the measured filesystem. Returns HOST:PORT."""
+        if self._registry_host:
+            return self._registry_host
+        if not shutil.which("docker-registry"):
+            raise Unavailable("docker-registry is not installed (Debian package docker-registry)")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        store = os.path.join(os.path.dirname(self.images["dir"]), "registry")
+        os.makedirs(store, exist_ok=True)
+        config = os.path.join(store, "config.yml")
+        with open(config, "w") as fh:
+            json.dump({"version": 0.1, "log": {"level": "error", "accesslog": {"disabled": True}},
+                       "storage": {"filesystem": {"rootdirectory": os.path.join(store, "data")}},
+                       "http": {"addr": f"127.0.0.1:{port}"}}, fh)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        log = open(os.path.join(self.logdir, "registry.log"), "ab")
+        self._registry = subprocess.Popen(["docker-registry", "serve", config], stdout=log,
+                                          stderr=log, env=env, start_new_session=True)
+        host = f"127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://{host}/v2/", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise Unavailable("docker-registry did not answer on " + host)
+        run(["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false",
+             f"oci-archive:{self.archive('gzip')}", f"docker://{host}/bench/big:gzip"])
+        self._registry_host = host
+        return host
+
     def teardown(self):
         clean(self.path("lat"))
         self._small_store = None
         self._bundle = None
+        if self._registry:
+            self._registry.terminate()
+            self._registry.wait(timeout=10)
+            self._registry, self._registry_host = None, None
 
 
 class Contender:
@@ -403,6 +450,101 @@ class UmociRootlessUnpack(_Rootless):
                               self.out])]
 
 
+# --- pull from a registry on loopback ---------------------------------------------------------
+
+REGISTRY_REF = "bench/big:gzip"
+
+
+class ImgtoolRegistryPull(_FreshOutput):
+    group, tool, label, measure_rss = "pull registry", "imgtool", "imgtool pull (fresh store)", True
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.out = ctx.path("imgtool-registry-store")
+
+    def setup(self):
+        self.host = self.ctx.registry()
+
+    def cmds(self):
+        return [[self.ctx.imgtool, "--root", self.out, "pull", "-q", "--tls-verify=false",
+                 f"{getattr(self, 'host', 'HOST')}/{REGISTRY_REF}"]]
+
+
+class ImgtoolLocalSame(ImgtoolPull):
+    """pull-local of the OCI archive that was pushed: what streaming from the registry costs."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx, "gzip")
+        self.group, self.tool, self.label = "pull registry", "local", "imgtool pull-local (same image, OCI archive)"
+
+
+class PodmanPull(Contender):
+    group, tool, measure_rss = "pull registry", "podman", True
+    label = "podman pull (fresh storage root)"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.root = ctx.path("podman-pull")
+
+    def setup(self):
+        self.host = self.ctx.registry()
+        drv = self.ctx.probe_podman()
+        self.label = f"podman pull ({drv}, fresh storage root)"
+
+    def before(self):
+        clean(self.root)
+        self.env = self.ctx.podman_env(self.root)
+
+    def cmds(self):
+        return [[*self.ctx.podman_argv(self.root, self.ctx.podman_driver or "overlay"), "pull", "-q",
+                 "--tls-verify=false", f"{getattr(self, 'host', 'HOST')}/{REGISTRY_REF}"]]
+
+    def output(self):
+        return self.root
+
+    def after(self):
+        clean(self.root)
+
+
+class SkopeoUmoci(_FreshOutput):
+    group, tool, measure_rss = "pull registry", "skopeo+umoci", True
+    label = "skopeo copy docker:// oci: + umoci unpack"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.out = ctx.path("skopeo-umoci")
+
+    def setup(self):
+        self.host = self.ctx.registry()
+
+    def cmds(self):
+        host = getattr(self, "host", "HOST")
+        return [["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
+                 f"docker://{host}/{REGISTRY_REF}", f"oci:{self.out}/layout:bench"],
+                ["umoci", "unpack", "--image", f"{self.out}/layout:bench", f"{self.out}/bundle"]]
+
+
+class ImgtoolRegistryRepull(ImgtoolRegistryPull):
+    group, label, latency, measure_rss = "re-pull registry", "imgtool pull (image already stored)", True, False
+
+    def setup(self):
+        super().setup()
+        clean(self.out)
+        run(self.cmds()[0])
+
+    def before(self):
+        pass
+
+    def output(self):
+        return None
+
+    def after(self):
+        pass
+
+    def teardown(self):
+        clean(self.out)
+
+
 # --- latency: mount + umount, run /bin/true -------------------------------------------------
 
 class ImgtoolMount(Contender):
@@ -509,4 +651,8 @@ def pull_contenders(ctx: Ctx, with_podman: bool, builtin: bool = True) -> list[l
     if builtin:
         groups.append([ImgtoolRootlessPull(ctx), UmociRootlessUnpack(ctx)])
         groups += [[ImgtoolRepull(ctx, f)] for f in ("gzip", "zstd", "docker")]
+        registry = [ImgtoolRegistryPull(ctx), ImgtoolLocalSame(ctx)]
+        if with_podman:
+            registry.append(PodmanPull(ctx))
+        groups += [registry + [SkopeoUmoci(ctx)], [ImgtoolRegistryRepull(ctx)]]
     return groups
