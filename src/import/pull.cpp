@@ -508,7 +508,11 @@ void check_implicit_dirs(const store::Store& store, const image::ImagePlan& plan
 
 std::vector<PullResult> pull(store::Store& store, BlobSource& source, const PullOptions& options, PullLosses* losses) {
     return with_context(source.name(), [&] {
-        auto plans = dedupe(source.plan(image::PlanOptions{options.platform}));
+        auto stored_blob = [&store](const Digest& d) -> std::optional<std::string> {
+            if (!store.has_blob(d)) return std::nullopt;
+            return store.read_blob(d);
+        };
+        auto plans = dedupe(source.plan(image::PlanOptions{options.platform, stored_blob}));
         if (plans.size() > 1 && !options.extra_tags.empty()) {
             throw Error(Errc::InvalidArgument, "--tag needs an archive with a single image (this one has " +
                                                    std::to_string(plans.size()) + ")");

@@ -27,6 +27,7 @@ struct CurlApi {
     decltype(&::curl_easy_getinfo) easy_getinfo;
     decltype(&::curl_easy_cleanup) easy_cleanup;
     decltype(&::curl_easy_strerror) easy_strerror;
+    decltype(&::curl_easy_pause) easy_pause;
     decltype(&::curl_multi_init) multi_init;
     decltype(&::curl_multi_add_handle) multi_add_handle;
     decltype(&::curl_multi_remove_handle) multi_remove_handle;
@@ -61,6 +62,7 @@ CurlApi load_curl() {
     bind(lib, api.easy_getinfo, "curl_easy_getinfo");
     bind(lib, api.easy_cleanup, "curl_easy_cleanup");
     bind(lib, api.easy_strerror, "curl_easy_strerror");
+    bind(lib, api.easy_pause, "curl_easy_pause");
     bind(lib, api.multi_init, "curl_multi_init");
     bind(lib, api.multi_add_handle, "curl_multi_add_handle");
     bind(lib, api.multi_remove_handle, "curl_multi_remove_handle");
@@ -129,6 +131,12 @@ struct Stream::Impl {
     CURLcode result = CURLE_OK;
     char error[CURL_ERROR_SIZE] = {};
     bool body_started = false;
+    bool paused = false;
+
+    // What one stream may hold unread. libcurl reads as long as the socket has data (dozens of
+    // 256 KiB reads per call on loopback): past this, the transfer pauses until the reader catches up,
+    // so memory stays flat whatever the layer size or -j.
+    static constexpr std::size_t kMaxUnread = 1 << 20;
 
     ~Impl() {
         if (multi && easy) curl().multi_remove_handle(multi, easy);
@@ -143,6 +151,10 @@ struct Stream::Impl {
         if (impl->buffer_pos == impl->buffer.size()) {
             impl->buffer.clear();
             impl->buffer_pos = 0;
+        }
+        if (impl->buffer.size() - impl->buffer_pos >= kMaxUnread) {
+            impl->paused = true;
+            return CURL_WRITEFUNC_PAUSE;  // curl keeps this chunk and offers it again on resume
         }
         impl->buffer.append(data, n);
         return n;
@@ -168,6 +180,13 @@ struct Stream::Impl {
 
     // Runs the transfer until bytes arrive or it ends.
     void pump() {
+        if (paused) {
+            paused = false;
+            // May deliver the held chunk right here, through on_body.
+            CURLcode rc = curl().easy_pause(easy, CURLPAUSE_CONT);
+            if (rc != CURLE_OK) throw TransportError(curl().easy_strerror(rc));
+            if (buffer_pos < buffer.size()) return;
+        }
         int running = 0;
         while (true) {
             CURLMcode mc = curl().multi_perform(multi, &running);

@@ -2,6 +2,7 @@
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/digest/sha256.hpp"
 #include "imgtool/image/source.hpp"
 #include "imgtool/image/types.hpp"
 
@@ -59,7 +60,14 @@ public:
         image::Manifest manifest = image::parse_manifest(fetched.bytes, what, fetched.media_type);
         image::ImagePlan plan{.id = manifest.config.digest, .config_bytes = {}, .config = {}, .manifest_digest = std::nullopt,
                               .manifest_bytes = {}, .layers = {}, .tags = {}, .repo_digests = {}};
-        plan.config_bytes = client_.small_blob(manifest.config.digest, manifest.config.size, "config " + manifest.config.digest.str());
+        std::optional<std::string> stored;
+        if (options.stored_blob) stored = options.stored_blob(manifest.config.digest);
+        if (stored && stored->size() == manifest.config.size && digest::Sha256::of(*stored) == manifest.config.digest) {
+            plan.config_bytes = std::move(*stored);
+        } else {
+            plan.config_bytes = client_.small_blob(manifest.config.digest, manifest.config.size,
+                                                   "config " + manifest.config.digest.str());
+        }
         plan.config = image::parse_config(plan.config_bytes, "config " + manifest.config.digest.str());
         plan.manifest_digest = fetched.digest;
         plan.manifest_bytes = fetched.bytes;

@@ -517,6 +517,10 @@ class SkopeoUmoci(_FreshOutput):
     def setup(self):
         self.host = self.ctx.registry()
 
+    def before(self):
+        super().before()
+        os.makedirs(self.out)
+
     def cmds(self):
         host = getattr(self, "host", "HOST")
         return [["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
@@ -526,6 +530,10 @@ class SkopeoUmoci(_FreshOutput):
 
 class ImgtoolRegistryRepull(ImgtoolRegistryPull):
     group, label, latency, measure_rss = "re-pull registry", "imgtool pull (image already stored)", True, False
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.out = ctx.path("imgtool-registry-populated")
 
     def setup(self):
         super().setup()

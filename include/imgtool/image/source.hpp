@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -62,6 +63,9 @@ struct ImagePlan {
 
 struct PlanOptions {
     std::optional<Platform> platform;  // default: the host's
+    // A blob the store already holds, or nullopt: a source that fetches over the network need not
+    // fetch it again (a re-pull then costs the manifest request only). Checked against its digest.
+    std::function<std::optional<std::string>(const digest::Digest&)> stored_blob;
 };
 
 std::vector<ImagePlan> plan_images(const Source& source, const PlanOptions& options);
