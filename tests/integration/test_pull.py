@@ -429,6 +429,17 @@ class Tls(unittest.TestCase):
         res = harness.run(harness.new_store(self), "pull", "--retry", "0", "--creds", "alice:wonderland", self.ref)
         harness.assert_one_error_line(self, res, "pull", "certificate")
 
+    def test_credentials_never_go_to_a_plain_http_token_realm(self):
+        # The registry speaks TLS, its token realm plain HTTP: the password would cross the network
+        # in clear text (base64 in a Basic header).
+        with registry.Registry(tls=True, auth="token") as reg:
+            reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
+            reg.reset_counters()
+            res = harness.run(harness.new_store(self), "pull", "--cert-dir", reg.cert_dir(), "--creds",
+                              "alice:wonderland", f"{reg.host}/t/busybox:v1")
+            harness.assert_one_error_line(self, res, "pull", "plain HTTP", "refusing to send credentials")
+            self.assertEqual(reg.token_requests + reg.token_denied, 0, reg.token_log)
+
     def test_tls_verify_false_accepts_any_certificate(self):
         res = harness.run(harness.new_store(self), "pull", "--tls-verify=false", "--creds", "alice:wonderland", self.ref)
         self.assertEqual(res.rc, 0, str(res))
