@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <iostream>
 
 #include "commands.hpp"
 #include "registry_options.hpp"
@@ -58,8 +57,13 @@ void add_login(CLI::App& app, Globals&, Action& action) {
             if (user->empty()) throw Error(Errc::InvalidArgument, "--username is required");
             if (*password_stdin) {
                 if (!password->empty()) throw Error(Errc::InvalidArgument, "--password and --password-stdin exclude each other");
-                std::getline(std::cin, *password);
-                if (!password->empty() && password->back() == '\r') password->pop_back();
+                // One line, at most 4 KiB: `< /dev/zero` must not fill memory.
+                char line[4098];
+                std::string text = std::fgets(line, sizeof line, stdin) ? line : "";
+                if (!text.empty() && text.back() == '\n') text.pop_back();
+                if (text.size() > 4096) throw Error(Errc::InvalidArgument, "--password-stdin: longer than 4096 bytes");
+                if (!text.empty() && text.back() == '\r') text.pop_back();
+                *password = text;
             }
             if (password->empty()) throw Error(Errc::InvalidArgument, "no password (--password-stdin or --password)");
             registry::ClientOptions options = client_options(*reg);

@@ -439,7 +439,8 @@ store::Store::ImageCommit image_commit(const store::Store& store, const image::I
                               .architecture = plan.config.platform.architecture,
                               .os = plan.config.platform.os,
                               .size = 0,
-                              .repo_digests = plan.repo_digests};
+                              // A registry digest names the manifest: only as verified as it is.
+                              .repo_digests = keep_manifest ? plan.repo_digests : std::vector<std::string>{}};
     for (const auto& l : plan.layers) {
         record.layers.push_back(l.diff_id);
         if (auto info = store.layer_info(l.diff_id)) record.size += info->size;

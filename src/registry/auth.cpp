@@ -145,9 +145,19 @@ std::vector<std::string> auth_file_candidates(const std::optional<std::string>& 
     return files;
 }
 
+// An auth file's JSON. A parse error names the file only: the parser's excerpt of where it stopped
+// may be a password.
+nlohmann::json parse_auth_file(std::string_view json_text, const std::string& shown) {
+    try {
+        return image::parse_json_strict(json_text, shown);
+    } catch (const Error&) {
+        throw Error(Errc::Corrupt, shown + ": not valid JSON (the parser's excerpt is not shown: it may hold a password)");
+    }
+}
+
 std::optional<Credentials> find_credentials(std::string_view json_text, std::string_view registry,
                                             std::string_view repository, const std::string& shown) {
-    nlohmann::json doc = image::parse_json_strict(json_text, shown);
+    nlohmann::json doc = parse_auth_file(json_text, shown);
     if (!doc.is_object()) throw Error(Errc::Corrupt, shown + ": not a JSON object");
     auto auths = doc.find("auths");
     if (auths == doc.end()) return std::nullopt;
@@ -173,9 +183,11 @@ std::optional<Credentials> find_credentials(std::string_view json_text, std::str
 std::optional<Credentials> lookup_credentials(const std::vector<std::string>& files, std::string_view registry,
                                               std::string_view repository) {
     for (const std::string& file : files) {
-        sys::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+        // O_NONBLOCK: a FIFO planted where the file should be must not hang the pull.
+        sys::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
         if (!fd && (errno == ENOENT || errno == ENOTDIR)) continue;
         if (!fd) throw_errno("open", file);
+        if (!S_ISREG(sys::fstat_fd(fd.get(), file).st_mode)) throw Error(Errc::Corrupt, file + ": not a regular file");
         std::string text = sys::read_fd(fd.get(), file, kMaxAuthFile);
         if (auto found = find_credentials(text, registry, repository, file)) return found;
     }
@@ -184,7 +196,7 @@ std::optional<Credentials> lookup_credentials(const std::vector<std::string>& fi
 
 std::string with_entry(std::string_view json_text, std::string_view registry, const std::optional<Credentials>& creds,
                        const std::string& shown) {
-    nlohmann::json doc = json_text.empty() ? nlohmann::json::object() : image::parse_json_strict(json_text, shown);
+    nlohmann::json doc = json_text.empty() ? nlohmann::json::object() : parse_auth_file(json_text, shown);
     if (!doc.is_object()) throw Error(Errc::Corrupt, shown + ": not a JSON object");
     if (!doc.contains("auths")) doc["auths"] = nlohmann::json::object();
     nlohmann::json& auths = doc["auths"];

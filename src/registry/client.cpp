@@ -79,7 +79,9 @@ std::vector<std::string> files_ending(const std::string& dir, std::string_view s
     while (dirent* e = ::readdir(d)) {
         std::string name = e->d_name;
         if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
-            out.push_back(dir + "/" + name);
+            // Regular files only: a FIFO named ca.crt would block the read for ever.
+            struct stat st {};
+            if (::lstat((dir + "/" + name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) out.push_back(dir + "/" + name);
         }
     }
     ::closedir(d);
@@ -263,7 +265,12 @@ std::string Client::fetch_token(const Challenge& bearer) {
                                                      : "the token server wants credentials (--creds, or imgtool login)");
     }
     if (response->status() != 200) throw_status(*response, "token server");
-    std::string body = response->read_all(kMaxToken, "token");
+    std::string body;
+    try {
+        body = response->read_all(kMaxToken, "token");
+    } catch (const TransportError& e) {
+        throw Error(Errc::Unavailable, "token server: " + e.message());
+    }
     nlohmann::json doc = image::parse_json_strict(body, "token server's answer");
     for (const char* key : {"token", "access_token"}) {
         if (doc.is_object() && doc.contains(key) && doc[key].is_string() && !doc[key].get<std::string>().empty()) {
@@ -297,20 +304,38 @@ void Client::check() {
     checked_ = true;
 }
 
+std::string Client::get_document(const Request& request, const std::string& what, std::size_t limit,
+                                 std::vector<std::string>* content_type) {
+    for (unsigned attempt = 1;; ++attempt) {
+        auto response = send(request, what);
+        if (response->status() != 200) throw_status(*response, what);
+        try {
+            std::string body = response->read_all(limit, what);
+            if (content_type) *content_type = response->header("content-type");
+            return body;
+        } catch (const TransportError& e) {
+            // Cut or stalled mid-body: a document is small, so it is fetched again whole.
+            if (attempt >= options_.attempts) {
+                throw Error(Errc::Unavailable, what + ": " + e.message() + " (" + std::to_string(attempt) + " attempts)");
+            }
+            log::debug(what + ": " + e.message() + "; retrying");
+            wait_before_retry(attempt, nullptr);
+        }
+    }
+}
+
 FetchedManifest Client::manifest(const std::string& ref) {
     check();
     std::string what = "manifest " + ref;
     Request request{.method = "GET", .url = base_url() + reference_.repository + "/manifests/" + ref,
                     .headers = manifest_accept(), .range_from = std::nullopt};
-    auto response = send(request, what);
-    if (response->status() != 200) throw_status(*response, what);
-    FetchedManifest m{.bytes = response->read_all(kMaxManifest, what), .media_type = {},
+    std::vector<std::string> content_type;
+    FetchedManifest m{.bytes = get_document(request, what, kMaxManifest, &content_type), .media_type = {},
                       .digest = digest::Digest::sha256_hex(std::string(64, '0'))};
     m.digest = digest::Sha256::of(m.bytes);
     if (ref.rfind("sha256:", 0) == 0 && m.digest.str() != ref) {
         throw Error(Errc::DigestMismatch, what + ": digest mismatch: got " + m.digest.str());
     }
-    auto content_type = response->header("content-type");
     nlohmann::json doc = image::parse_json_strict(m.bytes, what);
     if (doc.is_object() && doc.contains("mediaType") && doc["mediaType"].is_string()) {
         m.media_type = doc["mediaType"].get<std::string>();
@@ -334,9 +359,7 @@ std::string Client::small_blob(const digest::Digest& d, std::uint64_t size, cons
     }
     Request request{.method = "GET", .url = base_url() + reference_.repository + "/blobs/" + d.str(), .headers = {},
                     .range_from = std::nullopt};
-    auto response = send(request, what);
-    if (response->status() != 200) throw_status(*response, what);
-    std::string bytes = response->read_all(static_cast<std::size_t>(size), what);
+    std::string bytes = get_document(request, what, static_cast<std::size_t>(size), nullptr);
     if (bytes.size() != size) {
         throw Error(Errc::SizeMismatch, what + ": size mismatch: descriptor says " + std::to_string(size) + " bytes, got " +
                                             std::to_string(bytes.size()));
@@ -376,6 +399,11 @@ public:
                 return got;
             }
             stream_.reset();
+            // Each resume that made progress resets the budget, so a server cutting every connection
+            // after a few bytes is bounded separately.
+            if (++resumes_ > kMaxResumes) {
+                throw Error(Errc::Unavailable, what_ + ": " + failure + " (gave up after " + std::to_string(kMaxResumes) + " resumed transfers)");
+            }
             if (++failures_ >= client_.options_.attempts) {
                 throw Error(Errc::Unavailable, what_ + ": " + failure + " (" + std::to_string(failures_) + " attempts)");
             }
@@ -500,8 +528,10 @@ private:
     digest::Digest digest_;
     std::uint64_t size_;
     std::string what_;
+    static constexpr unsigned kMaxResumes = 64;
     std::uint64_t offset_ = 0;
     unsigned failures_ = 0;
+    unsigned resumes_ = 0;
     std::unique_ptr<Stream> stream_;
     std::optional<sys::UniqueFd> partial_;
     std::uint64_t replay_end_ = 0;          // bytes [0, replay_end_) come from the partial file

@@ -287,8 +287,9 @@ std::unique_ptr<Stream> Http::open(const Request& request) const {
     curl().easy_setopt(e, CURLOPT_MAXREDIRS, 10L);
     curl().easy_setopt(e, CURLOPT_USERAGENT, "imgtool/0.1");
     curl().easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
-    // A transfer that receives less than one byte a second for `stall` seconds has stalled.
-    curl().easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    // A transfer that receives less than 1 KiB a second for `stall` seconds has stalled: a server
+    // trickling a byte now and then must not hold a pull for ever.
+    curl().easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl().easy_setopt(e, CURLOPT_LOW_SPEED_TIME, static_cast<long>(stall_.count()));
     curl().easy_setopt(e, CURLOPT_BUFFERSIZE, 256L << 10);
     curl().easy_setopt(e, CURLOPT_WRITEFUNCTION, &Stream::Impl::on_body);

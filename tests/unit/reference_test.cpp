@@ -71,3 +71,47 @@ TEST_CASE("Reference: what docker refuses") {
         CHECK(std::string(e.what()).find("Team/App") != std::string::npos);
     }
 }
+
+#include "imgtool/registry/auth.hpp"
+
+TEST_CASE("auth files: a broken one is named, never quoted (the parser's excerpt may be a password)") {
+    using imgtool::registry::find_credentials;
+    // base64 of alice:S3cretPW_zq9, cut before its closing quote; then a raw line break in a password.
+    for (const char* text : {R"({"auths":{"r.example":{"auth":"YWxpY2U6UzNjcmV0UFdfenE5)",
+                             "{\"auths\":{\"r.example\":{\"username\":\"alice\",\"password\":\"S3cretPW_zq9\n\"}}}"}) {
+        try {
+            find_credentials(text, "r.example", "x", "/tmp/auth.json");
+            FAIL("accepted");
+        } catch (const Error& e) {
+            std::string what = e.what();
+            CHECK(what.find("/tmp/auth.json") != std::string::npos);
+            CHECK(what.find("YWxpY2U6UzNjcmV0UFdfenE5") == std::string::npos);
+            CHECK(what.find("S3cretPW") == std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("auth files: the most specific key wins; docker's URL key counts for docker.io") {
+    using imgtool::registry::find_credentials;
+    // alice:one, bob:two, carol:three
+    std::string text = R"({"auths":{"reg.io":{"auth":"YWxpY2U6b25l"},"reg.io/team":{"auth":"Ym9iOnR3bw=="},
+                          "https://index.docker.io/v1/":{"auth":"Y2Fyb2w6dGhyZWU="}}})";
+    CHECK(find_credentials(text, "reg.io", "team/app", "f")->username == "bob");
+    CHECK(find_credentials(text, "reg.io", "other/app", "f")->username == "alice");
+    auto hub = find_credentials(text, "docker.io", "library/alpine", "f");
+    CHECK(hub->username == "carol");
+    CHECK(hub->password == "three");
+    CHECK(!find_credentials(text, "elsewhere.io", "x", "f"));
+}
+
+TEST_CASE("WWW-Authenticate: several challenges, quoted values with escapes and commas") {
+    auto cs = imgtool::registry::parse_challenges(
+        R"(Bearer realm="https://auth.example/token",service="reg, \"x\"",scope="repository:a/b:pull", Basic realm="r")");
+    REQUIRE(cs.size() == 2);
+    CHECK(cs[0].scheme == "bearer");
+    CHECK(cs[0].params.at("realm") == "https://auth.example/token");
+    CHECK(cs[0].params.at("service") == "reg, \"x\"");
+    CHECK(cs[0].params.at("scope") == "repository:a/b:pull");
+    CHECK(cs[1].scheme == "basic");
+    CHECK(cs[1].params.at("realm") == "r");
+}

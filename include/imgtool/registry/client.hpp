@@ -73,6 +73,9 @@ private:
     // final response whatever its status.
     std::unique_ptr<Stream> send(Request request, const std::string& what);
     std::unique_ptr<Stream> send_once(Request request);
+    // A 200 answer's whole body (at most `limit` bytes), the request repeated if the body is cut.
+    std::string get_document(const Request& request, const std::string& what, std::size_t limit,
+                             std::vector<std::string>* content_type);
     void authorize(const std::vector<std::string>& challenges);
     std::string fetch_token(const Challenge& bearer);
     std::string base_url() const;

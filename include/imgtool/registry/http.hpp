@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "imgtool/core/error.hpp"
 #include "imgtool/sys/reader.hpp"
 
 namespace imgtool::registry {
@@ -32,13 +33,9 @@ struct Request {
 
 // A transport failure (connection refused or reset, TLS, a stalled or cut transfer): worth retrying.
 // HTTP statuses are not errors at this level.
-class TransportError : public std::exception {
+class TransportError : public Error {
 public:
-    explicit TransportError(std::string message) : message_(std::move(message)) {}
-    const char* what() const noexcept override { return message_.c_str(); }
-
-private:
-    std::string message_;
+    explicit TransportError(std::string message) : Error(Errc::Unavailable, std::move(message)) {}
 };
 
 class Http;
