@@ -150,6 +150,20 @@ class Plain(unittest.TestCase):
         paths = [r.path for r in self.proxy.requests]
         self.assertEqual(paths, ["/v2/", "/v2/t/basic/manifests/v1"])
 
+    def test_repull_never_records_an_unverified_manifest(self):
+        # A second tag whose manifest names the same layers by a blob digest the registry does not
+        # have: the layers are in the store (by diff_id), so nothing is fetched, and nothing may
+        # vouch for that manifest (RepoDigests names it as the image's).
+        self.pull_ok(f"{self.proxy.host}/t/busybox:v1")
+        manifest = json.loads(self.reg.get_manifest("t/busybox", "v1").body)
+        manifest["layers"][0]["digest"] = "sha256:" + "ab" * 32
+        body = json.dumps(manifest).encode()
+        self.proxy.status(r"/manifests/fake$", 200, body=body, headers={"Content-Type": manifest["mediaType"]})
+        self.pull_ok(f"{self.proxy.host}/t/busybox:fake")
+        fake = "sha256:" + __import__("hashlib").sha256(body).hexdigest()
+        info = harness.inspect(self, self.root, f"{self.proxy.host}/t/busybox:fake")[0]
+        self.assertNotIn(f"{self.proxy.host}/t/busybox@{fake}", info["RepoDigests"])
+
     def test_platform_from_an_index(self):
         ref = f"{self.proxy.host}/t/multi:v1"
         layout = harness.image_path("multiarch", "oci-layout")
