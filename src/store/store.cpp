@@ -780,6 +780,7 @@ std::vector<std::string> Store::tags_of(const Digest& id) const {
 std::map<std::string, Digest> Store::commit_images(const std::vector<ImageCommit>& images) {
     auto lock = lock_metadata();
     auto all = tags();
+    const auto before = all;
     std::map<std::string, Digest> moved;
     for (const auto& image : images) {
         for (const auto& name : image.tags) {
@@ -797,7 +798,8 @@ std::map<std::string, Digest> Store::commit_images(const std::vector<ImageCommit
         put_blob(image.record.id, image.config_bytes);
         ImageRecord record = image.record;
         // The same image re-imported without a (verified) manifest keeps the one it has.
-        if (auto existing = this->image(record.id)) {
+        std::optional<ImageRecord> existing = this->image(record.id);
+        if (existing) {
             if (!record.manifest_digest) record.manifest_digest = existing->manifest_digest;
             // Every registry digest the image was pulled by stays, newest first, bounded like its tags.
             for (const auto& d : existing->repo_digests) {
@@ -807,10 +809,11 @@ std::map<std::string, Digest> Store::commit_images(const std::vector<ImageCommit
                 }
             }
         }
-        save_image(record);
+        // A re-pull of an unchanged image writes nothing (each write is an fsync'd rename).
+        if (!existing || record_to_json(*existing) != record_to_json(record)) save_image(record);
         tagged = tagged || !image.tags.empty();
     }
-    if (tagged) save_tags(all);
+    if (tagged && all != before) save_tags(all);
     // A name moved from an image to another image of the same batch is not news.
     for (auto it = moved.begin(); it != moved.end();) {
         bool ours = false;

@@ -744,6 +744,40 @@ class PullTest(RootlessTestCase):
 # --------------------------------------------------------------------------
 
 
+class RegistryPullTest(RootlessTestCase):
+    """imgtool pull as an ordinary user: the same pipeline as pull-local, from a registry on loopback
+    (started by root, as a test fixture)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import registry
+        cls.reg = registry.Registry(auth="basic")
+        cls.reg.push("oci-archive:" + image("basic", "oci-archive"), "t/basic:v1")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.close()
+
+    def test_pull_as_a_user_equals_pull_local(self):
+        rec = harness.image_record("basic", "oci-archive")
+        note = DEVICE_NOTE.format(len(device_entries(model_images()["basic"]))) + "\n"
+        ref = f"{self.reg.host}/t/basic:v1"
+        res = self.imgtool("pull", "--tls-verify=false", "--creds", "alice:wonderland", ref)
+        self.assertEqual((res.rc, res.out, res.err), (0, rec["id"] + "\n", note.replace("pull-local", "pull")),
+                         str(res))
+        self.assertEqual(os.listdir(os.path.join(self.store, "tmp")), [])
+        self.assertEqual(os.listdir(os.path.join(self.store, "partial")), [])
+        self.assert_store_owned_by_user(self.store)
+        local = self.user_dir("local-")
+        res = self.imgtool("pull-local", image("basic", "oci-archive"),
+                           env=self.env(IMGTOOL_ROOT=os.path.join(local, "store")))
+        self.assertEqual(res.out, rec["id"] + "\n", str(res))
+        self.assertEqual(harness.layer_hexes(self.store), harness.layer_hexes(os.path.join(local, "store")))
+        res = self.imgtool("inspect", ref)
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(json.loads(res.out)[0]["RepoTags"], [ref])
+
+
 class OverlayTestCase(RootlessTestCase):
     """Tests that mount a rootless overlay: skipped, with the reason, where the kernel cannot."""
 
