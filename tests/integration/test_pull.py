@@ -184,6 +184,22 @@ class Plain(unittest.TestCase):
         harness.assert_one_error_line(self, res, "pull", self.reg.host, "ping")
         self.assertEqual(harness.listing_diff(before, harness.store_listing(self.root)), "")
 
+    def test_progress_on_a_terminal_only(self):
+        from test_pull_local import OutputTest
+        ref = f"{self.reg.host}/t/basic:v1"
+        rc, out, err = OutputTest.run_with_pty_stderr(self, "pull", "--tls-verify=false", ref)
+        want = local_id(self, BASIC_OCI)[0]
+        self.assertEqual((rc, out), (0, want + "\n"), err)
+        manifest = json.loads(self.reg.get_manifest("t/basic", "v1").body)
+        for layer in manifest["layers"]:
+            short = layer["digest"].split(":")[1][:12]
+            self.assertRegex(err, rf"\r\x1b\[Klayer {short} \[={{24}}\] ([0-9.]+[kMG]?B) / \1  \d+ entries  done\r\n")
+        self.assertIn(f"imgtool: loaded {want}", err)
+        rc, out, err = OutputTest.run_with_pty_stderr(self, "pull", "-q", "--tls-verify=false", ref)
+        self.assertEqual((rc, out, err), (0, want + "\n", ""), "-q: nothing but the ID")
+        res = self.pull(ref)  # stderr a pipe: nothing on it
+        self.assertEqual((res.rc, res.err), (0, ""), str(res))
+
     def test_references_docker_refuses(self):
         for bad in ("x/UPPER", f"{self.reg.host}/t/x:", "a" * 64, "x@sha256:12"):
             with self.subTest(bad):
