@@ -1,7 +1,7 @@
 # Sourced by tools/demo.sh and tools/test.sh: installs the Debian packages imgtool needs, only if missing.
 # Build: compiler, CMake, and the libraries the design card allows (see docs/dependencies.md).
 IMGTOOL_BUILD_PACKAGES="g++ cmake ninja-build pkg-config libarchive-dev libssl-dev nlohmann-json3-dev \
-libcli11-dev libisal-dev libzstd-dev libseccomp-dev libcurl4-openssl-dev doctest-dev"
+libcli11-dev libisal-dev libzstd-dev libseccomp-dev libcurl4-openssl-dev libtoml11-dev doctest-dev"
 # Tests: reference implementations and payloads (umoci/skopeo to compare trees, busybox as a static
 # payload, zstd to generate zstd layers, util-linux for unshare, tmux for the terminal tests, uidmap for
 # the rootless tests: newuidmap/newgidmap; gcc builds a static setuid probe and strace watches where

@@ -1,6 +1,8 @@
 #include "imgtool/registry/source.hpp"
 
 #include "imgtool/core/error.hpp"
+#include "imgtool/core/log.hpp"
+#include "imgtool/registry/config.hpp"
 #include "imgtool/core/strings.hpp"
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/image/source.hpp"
@@ -14,14 +16,42 @@ constexpr int kMaxIndexDepth = 4;
 
 class RegistrySource final : public import::BlobSource {
 public:
-    RegistrySource(const image::Reference& reference, const ClientOptions& options) : client_(reference, options) {}
+    RegistrySource(const image::Reference& reference, const ClientOptions& options, std::vector<Endpoint> endpoints)
+        : reference_(reference), options_(options), endpoints_(std::move(endpoints)) {}
 
-    std::string name() const override { return client_.reference().str(); }
+    std::string name() const override { return reference_.str(); }
 
+    // Mirrors first, then the registry: the first endpoint that yields a verified plan is the one the
+    // layers come from. A mirror's failure is only logged (--debug); the registry's is the error.
     std::vector<image::ImagePlan> plan(const image::PlanOptions& options) override {
-        const image::Reference& ref = client_.reference();
+        for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+            const Endpoint& endpoint = endpoints_[i];
+            ClientOptions client_options = options_;
+            if (endpoint.insecure) client_options.tls_verify = false;
+            auto client = std::make_unique<Client>(endpoint.reference, client_options);
+            try {
+                auto plans = plan_with(*client, options);
+                client_ = std::move(client);
+                return plans;
+            } catch (const Error& e) {
+                if (i + 1 == endpoints_.size()) throw;
+                log::debug("mirror " + endpoint.reference.registry + ": " + e.what() + "; trying the next source");
+            }
+        }
+        throw Error(Errc::NotFound, "no registry to pull from");
+    }
+
+    std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, import::Spool* spool) const override {
+        std::optional<sys::UniqueFd> partial;
+        if (spool) partial = spool->open(*layer.digest);
+        return client_->open_blob(*layer.digest, layer.size, std::move(partial));
+    }
+
+private:
+    std::vector<image::ImagePlan> plan_with(Client& client, const image::PlanOptions& options) {
+        const image::Reference& ref = reference_;
         image::Platform wanted = options.platform.value_or(image::Platform::host());
-        FetchedManifest fetched = client_.manifest(ref.manifest_reference());
+        FetchedManifest fetched = client.manifest(ref.manifest_reference());
         for (int depth = 0; image::is_index_media_type(fetched.media_type); ++depth) {
             if (depth >= kMaxIndexDepth) {
                 throw Error(Errc::Corrupt, "image indexes nested more than " + std::to_string(kMaxIndexDepth) + " deep");
@@ -43,7 +73,7 @@ public:
                                                 (available.empty() ? "" : " (available: " + available + ")"));
             }
             image::Descriptor next = *chosen;
-            fetched = client_.manifest(next.digest.str());
+            fetched = client.manifest(next.digest.str());
             if (fetched.bytes.size() != next.size) {
                 throw Error(Errc::SizeMismatch, "manifest " + next.digest.str() + ": size mismatch: descriptor says " +
                                                     std::to_string(next.size) + " bytes, got " + std::to_string(fetched.bytes.size()));
@@ -65,7 +95,7 @@ public:
         if (stored && stored->size() == manifest.config.size && digest::Sha256::of(*stored) == manifest.config.digest) {
             plan.config_bytes = std::move(*stored);
         } else {
-            plan.config_bytes = client_.small_blob(manifest.config.digest, manifest.config.size,
+            plan.config_bytes = client.small_blob(manifest.config.digest, manifest.config.size,
                                                    "config " + manifest.config.digest.str());
         }
         plan.config = image::parse_config(plan.config_bytes, "config " + manifest.config.digest.str());
@@ -93,20 +123,16 @@ public:
         return {plan};
     }
 
-    std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, import::Spool* spool) const override {
-        std::optional<sys::UniqueFd> partial;
-        if (spool) partial = spool->open(*layer.digest);
-        return const_cast<Client&>(client_).open_blob(*layer.digest, layer.size, std::move(partial));
-    }
-
-private:
-    Client client_;
+    image::Reference reference_;
+    ClientOptions options_;
+    std::vector<Endpoint> endpoints_;
+    std::unique_ptr<Client> client_;
 };
 
 }  // namespace
 
 std::unique_ptr<import::BlobSource> open_source(const image::Reference& reference, const ClientOptions& options) {
-    return std::make_unique<RegistrySource>(reference, options);
+    return std::make_unique<RegistrySource>(reference, options, pull_endpoints(reference));
 }
 
 }  // namespace imgtool::registry

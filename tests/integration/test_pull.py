@@ -200,6 +200,44 @@ class Plain(unittest.TestCase):
         res = self.pull(ref)  # stderr a pipe: nothing on it
         self.assertEqual((res.rc, res.err), (0, ""), str(res))
 
+    def mirror_conf(self, mirror_host: str) -> str:
+        path = os.path.join(harness.scratch_dir(self), "registries.conf")
+        with open(path, "w") as fh:
+            fh.write(f'''
+[[registry]]
+prefix = "mirrored.example"
+location = "{self.reg.host}"
+insecure = true
+[[registry.mirror]]
+location = "{mirror_host}"
+insecure = true
+''')
+        return path
+
+    def test_mirror_serves_the_pull(self):
+        conf = self.mirror_conf(self.proxy.host)
+        res = harness.run(self.root, "pull", "mirrored.example/t/busybox:v1",
+                          env=harness.base_env(CONTAINERS_REGISTRIES_CONF=conf))
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertTrue(self.proxy.matching(r"/blobs/sha256:"), "the mirror served no blob")
+        self.assertEqual(harness.tag_map(self, self.root), {"mirrored.example/t/busybox:v1": res.out.strip()})
+
+    def test_failing_mirror_falls_back_to_the_registry(self):
+        self.proxy.status(r"/manifests/", 500, times=None)
+        conf = self.mirror_conf(self.proxy.host)
+        res = harness.run(self.root, "pull", "--retry", "1", *FAST, "mirrored.example/t/busybox:v1",
+                          env=harness.base_env(CONTAINERS_REGISTRIES_CONF=conf))
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(res.out.strip(), local_id(self, BUSYBOX)[0])
+        self.assertTrue(self.proxy.matching(r"/manifests/"), "the mirror was not tried first")
+        # A mirror nobody listens on: the same.
+        with __import__("socket").socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = f"127.0.0.1:{s.getsockname()[1]}"
+        res = harness.run(harness.new_store(self), "pull", "--retry", "0", "mirrored.example/t/busybox:v1",
+                          env=harness.base_env(CONTAINERS_REGISTRIES_CONF=self.mirror_conf(dead)))
+        self.assertEqual(res.rc, 0, str(res))
+
     def test_references_docker_refuses(self):
         for bad in ("x/UPPER", f"{self.reg.host}/t/x:", "a" * 64, "x@sha256:12"):
             with self.subTest(bad):

@@ -115,3 +115,58 @@ TEST_CASE("WWW-Authenticate: several challenges, quoted values with escapes and 
     CHECK(cs[1].scheme == "basic");
     CHECK(cs[1].params.at("realm") == "r");
 }
+
+#include "imgtool/registry/config.hpp"
+
+TEST_CASE("registries.conf: mirrors first, then the location; longest prefix; policies; blocked") {
+    using imgtool::registry::pull_endpoints;
+    const char* conf = R"(
+unqualified-search-registries = ["docker.io"]
+[[registry]]
+prefix = "docker.io"
+location = "docker.io"
+[[registry.mirror]]
+location = "mirror.local:5000/hub"
+insecure = true
+[[registry.mirror]]
+location = "pinned.local"
+pull-from-mirror = "digest-only"
+
+[[registry]]
+prefix = "docker.io/team"
+location = "team.example/x"
+
+[[registry]]
+location = "blocked.example"
+blocked = true
+)";
+    auto eps = pull_endpoints(Reference::parse("alpine:3"), conf, "r.conf");
+    REQUIRE(eps.size() == 2);
+    CHECK(eps[0].reference.registry == "mirror.local:5000");
+    CHECK(eps[0].reference.repository == "hub/library/alpine");
+    CHECK(*eps[0].reference.tag == "3");
+    CHECK(eps[0].insecure);
+    CHECK(eps[0].mirror);
+    CHECK(eps[1].reference.registry == "docker.io");
+    CHECK(eps[1].reference.repository == "library/alpine");
+    CHECK(!eps[1].insecure);
+    CHECK(!eps[1].mirror);
+
+    auto pinned = pull_endpoints(Reference::parse("alpine@sha256:" + std::string(64, 'a')), conf, "r.conf");
+    REQUIRE(pinned.size() == 3);
+    CHECK(pinned[1].reference.registry == "pinned.local");
+
+    auto team = pull_endpoints(Reference::parse("team/app"), conf, "r.conf");
+    REQUIRE(team.size() == 1);
+    CHECK(team[0].reference.registry == "team.example");
+    CHECK(team[0].reference.repository == "x/app");
+
+    auto other = pull_endpoints(Reference::parse("quay.io/a/b"), conf, "r.conf");
+    REQUIRE(other.size() == 1);
+    CHECK(other[0].reference.str() == "quay.io/a/b");
+
+    CHECK_THROWS_AS(pull_endpoints(Reference::parse("blocked.example/a"), conf, "r.conf"), Error);
+    CHECK_THROWS_AS(pull_endpoints(Reference::parse("a"), "[[registry]\nlocation=", "r.conf"), Error);
+    // "docker.iox" is not under "docker.io".
+    CHECK(pull_endpoints(Reference::parse("docker.iox/a"), conf, "r.conf").size() == 1);
+}
