@@ -204,7 +204,7 @@ class _TokenServer:
     narrow it: policy(user_or_None, type, name, actions) -> actions).  POST (OAuth2) answers 404,
     which makes Docker-style clients fall back to GET."""
 
-    def __init__(self, registry: "Registry", work: str):
+    def __init__(self, registry: "Registry", work: str, tls_files: dict | None = None):
         self.registry = registry
         self.cert, self.key = make_signing_cert(work)
         with open(self.cert) as fh:
@@ -229,7 +229,13 @@ class _TokenServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.realm = f"http://127.0.0.1:{self.port}/token"
+        scheme = "http"
+        if tls_files:  # served with the registry's own certificate (same test CA)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls_files["server.crt"], tls_files["server.key"])
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.realm = f"{scheme}://127.0.0.1:{self.port}/token"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="token-server",
                                        daemon=True)
         self.thread.start()
@@ -339,11 +345,14 @@ class Registry:
 
     def __init__(self, workdir: str | None = None, *, tls: bool = False, auth: str | None = None,
                  users: dict | None = None, anonymous_pull: bool = False, token_policy=None,
-                 start_timeout: float = 30):
+                 start_timeout: float = 30, token_tls: bool = False):
         if auth not in (None, "basic", "token"):
             raise ValueError(f"auth must be None, 'basic' or 'token', not {auth!r}")
         self.binary = require_program("docker-registry")
         self.tls, self.auth = tls, auth
+        if token_tls and not tls:
+            raise ValueError("token_tls needs tls=True (the token server uses the registry's certificate)")
+        self.token_tls = token_tls
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.anonymous_pull, self.token_policy = anonymous_pull, token_policy
         self.token_requests = self.token_denied = 0
@@ -389,7 +398,7 @@ class Registry:
         elif self.auth == "token":
             d = os.path.join(self.workdir, "token")
             os.makedirs(d, exist_ok=True)
-            self._token_server = _TokenServer(self, d)
+            self._token_server = _TokenServer(self, d, self._tls_files if self.token_tls else None)
             self.token_realm = self._token_server.realm
             self._auth_section = {"token": {"realm": self.token_realm, "service": TOKEN_SERVICE,
                                             "issuer": TOKEN_ISSUER,

@@ -508,6 +508,16 @@ class Tls(unittest.TestCase):
             harness.assert_one_error_line(self, res, "pull", "plain HTTP", "refusing to send credentials")
             self.assertEqual(reg.token_requests + reg.token_denied, 0, reg.token_log)
 
+    def test_token_auth_over_tls(self):
+        # Registry and token server both on TLS with the test CA: the CA from --cert-dir serves both.
+        with registry.Registry(tls=True, auth="token", token_tls=True) as reg:
+            reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
+            reg.reset_counters()
+            res = harness.run(harness.new_store(self), "pull", "--cert-dir", reg.cert_dir(), "--creds",
+                              "alice:wonderland", f"{reg.host}/t/busybox:v1")
+            self.assertEqual((res.rc, res.out.strip()), (0, local_id(self, BUSYBOX)[0]), str(res))
+            self.assertEqual(reg.token_requests, 1, reg.token_log)
+
     def test_tls_verify_false_accepts_any_certificate(self):
         res = harness.run(harness.new_store(self), "pull", "--tls-verify=false", "--creds", "alice:wonderland", self.ref)
         self.assertEqual(res.rc, 0, str(res))
