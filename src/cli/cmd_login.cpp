@@ -30,12 +30,7 @@ std::string registry_host(std::string text) {
     return ref.registry;
 }
 
-std::string read_existing(const std::string& path) {
-    sys::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd && errno == ENOENT) return {};
-    if (!fd) throw_errno("open", path);
-    return sys::read_fd(fd.get(), path, 1 << 20);
-}
+std::string read_existing(const std::string& path) { return sys::read_config_file(path, 1 << 20).value_or(""); }
 
 }  // namespace
 

@@ -183,13 +183,9 @@ std::optional<Credentials> find_credentials(std::string_view json_text, std::str
 std::optional<Credentials> lookup_credentials(const std::vector<std::string>& files, std::string_view registry,
                                               std::string_view repository) {
     for (const std::string& file : files) {
-        // O_NONBLOCK: a FIFO planted where the file should be must not hang the pull.
-        sys::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-        if (!fd && (errno == ENOENT || errno == ENOTDIR)) continue;
-        if (!fd) throw_errno("open", file);
-        if (!S_ISREG(sys::fstat_fd(fd.get(), file).st_mode)) throw Error(Errc::Corrupt, file + ": not a regular file");
-        std::string text = sys::read_fd(fd.get(), file, kMaxAuthFile);
-        if (auto found = find_credentials(text, registry, repository, file)) return found;
+        std::optional<std::string> text = sys::read_config_file(file, kMaxAuthFile);
+        if (!text) continue;
+        if (auto found = find_credentials(*text, registry, repository, file)) return found;
     }
     return std::nullopt;
 }

@@ -171,11 +171,11 @@ std::unique_ptr<Stream> Client::send_once(Request request) {
     return http_->open(request);
 }
 
-std::unique_ptr<Stream> Client::send(Request request, const std::string& what) {
+std::unique_ptr<Stream> Client::send(Request request, const std::string& what, bool authorized) {
     for (unsigned attempt = 1;; ++attempt) {
         std::unique_ptr<Stream> response;
         try {
-            response = send_once(request);
+            response = authorized ? send_once(request) : http_->open(request);
         } catch (const TransportError& e) {
             if (attempt >= options_.attempts) {
                 throw Error(Errc::Unavailable, what + ": " + e.what() + " (" + std::to_string(attempt) + " attempts)");
@@ -247,18 +247,8 @@ std::string Client::fetch_token(const Challenge& bearer) {
     url += "scope=" + percent_encode(scope);
     Request request{.method = "GET", .url = url, .headers = {}, .range_from = std::nullopt};
     if (credentials_) request.headers.push_back("Authorization: " + basic_authorization(*credentials_));
-    std::unique_ptr<Stream> response;
-    for (unsigned attempt = 1;; ++attempt) {
-        try {
-            response = http_->open(request);
-        } catch (const TransportError& e) {
-            if (attempt >= options_.attempts) throw Error(Errc::Unavailable, "token server: " + std::string(e.what()));
-            wait_before_retry(attempt, nullptr);
-            continue;
-        }
-        if (!is_transient(response->status()) || attempt >= options_.attempts) break;
-        wait_before_retry(attempt, response.get());
-    }
+    // The realm is asked with the user's credentials (if any), never with a token.
+    std::unique_ptr<Stream> response = send(request, "token server", false);
     ++tokens_fetched_;
     if (response->status() == 401 || response->status() == 403) {
         throw Error(Errc::Unauthorized, credentials_ ? "credentials refused by the token server"

@@ -115,11 +115,7 @@ std::vector<Endpoint> pull_endpoints(const image::Reference& ref) {
         candidates.push_back("/etc/containers/registries.conf");
     }
     for (const std::string& file : candidates) {
-        sys::UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-        if (!fd && (errno == ENOENT || errno == ENOTDIR)) continue;
-        if (!fd) throw_errno("open", file);
-        if (!S_ISREG(sys::fstat_fd(fd.get(), file).st_mode)) throw Error(Errc::Corrupt, file + ": not a regular file");
-        return pull_endpoints(ref, sys::read_fd(fd.get(), file, kMaxConfFile), file);
+        if (auto text = sys::read_config_file(file, kMaxConfFile)) return pull_endpoints(ref, *text, file);
     }
     return {{ref, false, false}};
 }

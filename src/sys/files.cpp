@@ -115,6 +115,13 @@ std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_b
     return read_fd(fd.get(), path, max_bytes);
 }
 
+std::optional<std::string> read_config_file(const std::string& path, std::uint64_t max_bytes) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd && (errno == ENOENT || errno == ENOTDIR)) return std::nullopt;
+    if (!fd) throw_errno("open", path);
+    return read_fd(fd.get(), path, max_bytes);
+}
+
 std::string read_fd(int fd, std::string_view shown, std::uint64_t max_bytes) {
     struct stat st = fstat_fd(fd, shown);
     if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, std::string(shown) + ": not a regular file", std::string(shown));

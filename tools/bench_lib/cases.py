@@ -246,7 +246,24 @@ class ImgtoolPull(_FreshOutput):
                  self.ctx.archive(self.form)]]
 
 
-class ImgtoolRepull(ImgtoolPull):
+class _PopulatedStore:
+    """A re-pull: self.out is filled once in setup() and kept between samples (nothing to clean,
+    no output tree to measure)."""
+
+    def before(self):
+        pass
+
+    def output(self):
+        return None
+
+    def after(self):
+        pass
+
+    def teardown(self):
+        clean(self.out)
+
+
+class ImgtoolRepull(_PopulatedStore, ImgtoolPull):
     def __init__(self, ctx, form):
         super().__init__(ctx, form)
         self.group, self.label = f"re-pull {form}", "imgtool pull-local (image already stored)"
@@ -269,17 +286,6 @@ class ImgtoolRepull(ImgtoolPull):
             raise Unavailable(f"the store holds {n} entries after pull-local, the layers have "
                               f"{expected}: not timing a pull that does not unpack")
 
-    def before(self):
-        pass
-
-    def output(self):
-        return None
-
-    def after(self):
-        pass
-
-    def teardown(self):
-        clean(self.out)
 
 
 class UmociUnpack(_FreshOutput):
@@ -528,7 +534,7 @@ class SkopeoUmoci(_FreshOutput):
                 ["umoci", "unpack", "--image", f"{self.out}/layout:bench", f"{self.out}/bundle"]]
 
 
-class ImgtoolRegistryRepull(ImgtoolRegistryPull):
+class ImgtoolRegistryRepull(_PopulatedStore, ImgtoolRegistryPull):
     group, label, latency, measure_rss = "re-pull registry", "imgtool pull (image already stored)", True, False
 
     def __init__(self, ctx):
@@ -540,17 +546,6 @@ class ImgtoolRegistryRepull(ImgtoolRegistryPull):
         clean(self.out)
         run(self.cmds()[0])
 
-    def before(self):
-        pass
-
-    def output(self):
-        return None
-
-    def after(self):
-        pass
-
-    def teardown(self):
-        clean(self.out)
 
 
 # --- latency: mount + umount, run /bin/true -------------------------------------------------

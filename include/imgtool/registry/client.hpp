@@ -69,9 +69,9 @@ public:
 private:
     friend class BlobStream;
     struct Attempted;
-    // Sends `request` (a path under /v2/), with authorization, retrying transient failures; returns the
-    // final response whatever its status.
-    std::unique_ptr<Stream> send(Request request, const std::string& what);
+    // Sends `request`, with the registry's authorization unless `authorized` is false (the token
+    // realm), retrying transient failures; returns the final response whatever its status.
+    std::unique_ptr<Stream> send(Request request, const std::string& what, bool authorized = true);
     std::unique_ptr<Stream> send_once(Request request);
     // A 200 answer's whole body (at most `limit` bytes), the request repeated if the body is cut.
     std::string get_document(const Request& request, const std::string& what, std::size_t limit,

@@ -63,6 +63,9 @@ struct stat fstat_fd(int fd, std::string_view shown);
 
 // Reads a whole (small) file; refuses more than max_bytes so hostile inputs cannot exhaust memory.
 std::string read_file_at(int dirfd, const std::string& path, std::uint64_t max_bytes);
+// A user's configuration file (an auth file, registries.conf) whole, or nullopt if it does not exist:
+// opened O_NONBLOCK so that a FIFO planted in its place fails (not a regular file) instead of hanging.
+std::optional<std::string> read_config_file(const std::string& path, std::uint64_t max_bytes);
 // Reads an open regular file from its current offset to the end, with the same cap.
 std::string read_fd(int fd, std::string_view shown, std::uint64_t max_bytes);
 std::string pread_exact(int fd, std::uint64_t offset, std::uint64_t length, std::string_view shown);
