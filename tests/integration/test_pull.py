@@ -377,16 +377,24 @@ insecure = true
         self.assertEqual(os.listdir(os.path.join(self.root, "partial")), [])
 
 
-class BasicAuth(unittest.TestCase):
+class RegistryCase(unittest.TestCase):
+    """One registry per class (Registry(**registry_args)) holding `image` as `tag`; self.ref names it."""
+    registry_args: dict = {}
+    image, tag = BUSYBOX, "t/busybox:v1"
+
     @classmethod
     def setUpClass(cls):
-        cls.reg = registry.Registry(auth="basic")
-        cls.reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
-        cls.ref = f"{cls.reg.host}/t/busybox:v1"
+        cls.reg = registry.Registry(**cls.registry_args)
+        cls.reg.push("oci-archive:" + harness.image_path(*cls.image), cls.tag)
+        cls.ref = f"{cls.reg.host}/{cls.tag}"
 
     @classmethod
     def tearDownClass(cls):
         cls.reg.close()
+
+
+class BasicAuth(RegistryCase):
+    registry_args = {"auth": "basic"}
 
     def setUp(self):
         self.root = harness.new_store(self)
@@ -444,16 +452,9 @@ class BasicAuth(unittest.TestCase):
         self.assertEqual(res.rc, 0, str(res))
 
 
-class TokenAuth(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.reg = registry.Registry(auth="token")
-        cls.reg.push("oci-archive:" + harness.image_path(*BASIC_OCI), "t/basic:v1")
-        cls.ref = f"{cls.reg.host}/t/basic:v1"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.close()
+class TokenAuth(RegistryCase):
+    registry_args = {"auth": "token"}
+    image, tag = BASIC_OCI, "t/basic:v1"
 
     def test_one_token_for_the_whole_pull(self):
         self.reg.reset_counters()
@@ -477,16 +478,8 @@ class AnonymousToken(unittest.TestCase):
             self.assertEqual(reg.token_requests, 1)
 
 
-class Tls(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.reg = registry.Registry(tls=True, auth="basic")
-        cls.reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
-        cls.ref = f"{cls.reg.host}/t/busybox:v1"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.close()
+class Tls(RegistryCase):
+    registry_args = {"tls": True, "auth": "basic"}
 
     def test_ca_from_cert_dir(self):
         res = harness.run(harness.new_store(self), "pull", "--cert-dir", self.reg.cert_dir(), "--creds",
