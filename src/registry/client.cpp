@@ -177,6 +177,7 @@ std::unique_ptr<Stream> Client::send(Request request, const std::string& what, b
         try {
             response = authorized ? send_once(request) : http_->open(request);
         } catch (const TransportError& e) {
+            if (e.lasting()) throw Error(Errc::Unavailable, what + ": " + e.what());
             if (attempt >= options_.attempts) {
                 throw Error(Errc::Unavailable, what + ": " + e.what() + " (" + std::to_string(attempt) + " attempts)");
             }

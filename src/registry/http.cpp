@@ -53,7 +53,7 @@ void bind(void* library, Fn& fn, const char* name) {
 
 CurlApi load_curl() {
     // Never unloaded: libcurl keeps global state for the life of the process.
-    void* lib = ::dlopen(kLibcurl, RTLD_NOW | RTLD_LOCAL);
+    void* lib = ::dlopen(kLibcurl, RTLD_LAZY | RTLD_LOCAL);
     if (!lib) throw Error(Errc::Unsupported, std::string(kLibcurl) + " not found: pulling needs libcurl (Debian package libcurl4)");
     CurlApi api{};
     bind(lib, api.global_init, "curl_global_init");
@@ -90,7 +90,30 @@ const CurlApi& curl() {
 std::string describe(CURLcode code, const char* detail) {
     std::string text = detail && *detail ? detail : curl().easy_strerror(code);
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    if (code == CURLE_SSL_CONNECT_ERROR && text.find("wrong version number") != std::string::npos) {
+        text += " (the server does not speak TLS: a plain-HTTP registry needs --tls-verify=false)";
+    }
     return printable(text);
+}
+
+// Failures of configuration, not of the moment: retrying them only delays the error.
+bool is_lasting(CURLcode code, const char* detail) {
+    switch (code) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CIPHER:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_TOO_MANY_REDIRECTS:
+        return true;
+    case CURLE_SSL_CONNECT_ERROR:
+        // A reset mid-handshake is worth another try; a plain-HTTP answer to TLS is not.
+        return detail && std::string_view(detail).find("wrong version number") != std::string_view::npos;
+    default:
+        return false;
+    }
 }
 
 constexpr const char* kSystemBundle = "/etc/ssl/certs/ca-certificates.crt";
@@ -132,6 +155,11 @@ struct Stream::Impl {
     char error[CURL_ERROR_SIZE] = {};
     bool body_started = false;
     bool paused = false;
+    bool tls_without_client_cert = false;
+    // The caller's buffer while a read waits: body bytes land there without a copy through `buffer`.
+    char* direct = nullptr;
+    std::size_t direct_room = 0;
+    std::size_t direct_filled = 0;
 
     // What one stream may hold unread. libcurl reads as long as the socket has data (dozens of
     // 256 KiB reads per call on loopback): past this, the transfer pauses until the reader catches up,
@@ -156,7 +184,13 @@ struct Stream::Impl {
             impl->paused = true;
             return CURL_WRITEFUNC_PAUSE;  // curl keeps this chunk and offers it again on resume
         }
-        impl->buffer.append(data, n);
+        std::size_t direct = 0;
+        if (impl->direct != nullptr && impl->buffer_pos == impl->buffer.size()) {
+            direct = std::min(n, impl->direct_room - impl->direct_filled);
+            std::memcpy(impl->direct + impl->direct_filled, data, direct);
+            impl->direct_filled += direct;
+        }
+        impl->buffer.append(data + direct, n - direct);
         return n;
     }
 
@@ -185,7 +219,7 @@ struct Stream::Impl {
             // May deliver the held chunk right here, through on_body.
             CURLcode rc = curl().easy_pause(easy, CURLPAUSE_CONT);
             if (rc != CURLE_OK) throw TransportError(curl().easy_strerror(rc));
-            if (buffer_pos < buffer.size()) return;
+            if (direct_filled > 0 || buffer_pos < buffer.size()) return;
         }
         int running = 0;
         while (true) {
@@ -198,14 +232,25 @@ struct Stream::Impl {
                     result = msg->data.result;
                 }
             }
-            if (done || buffer_pos < buffer.size()) return;
+            if (done || direct_filled > 0 || buffer_pos < buffer.size()) return;
             mc = curl().multi_poll(multi, nullptr, 0, 1000, nullptr);
             if (mc != CURLM_OK) throw TransportError(curl().multi_strerror(mc));
         }
     }
 
     void check_result() const {
-        if (result != CURLE_OK) throw TransportError(describe(result, error));
+        if (result == CURLE_OK) return;
+        std::string text = describe(result, error);
+        bool lasting = is_lasting(result, error);
+        if (tls_without_client_cert && !body_started && (result == CURLE_SEND_ERROR || result == CURLE_RECV_ERROR)) {
+            // A registry that demands a client certificate refuses after the TLS 1.3 handshake: the
+            // client sees an alert, or (mostly) a connection already shut or reset when it sends.
+            std::string_view detail(error);
+            text += " (if the registry wants a client certificate: NAME.cert and NAME.key in the certificate directory)";
+            lasting = detail.find("alert bad certificate") != std::string_view::npos ||
+                      detail.find("certificate required") != std::string_view::npos;
+        }
+        throw TransportError(text, lasting);
     }
 };
 
@@ -229,6 +274,24 @@ std::optional<std::uint64_t> Stream::content_length() const {
 
 std::size_t Stream::read(void* out, std::size_t size) {
     Impl& impl = *impl_;
+    if (impl.buffer_pos == impl.buffer.size() && size > 0) {
+        // Nothing buffered: the transfer writes straight into `out` (one copy less on a layer's bytes).
+        impl.direct = static_cast<char*>(out);
+        impl.direct_room = size;
+        impl.direct_filled = 0;
+        struct Detach {
+            Impl& impl;
+            ~Detach() { impl.direct = nullptr, impl.direct_room = 0; }
+        } detach{impl};
+        while (impl.direct_filled == 0 && impl.buffer_pos == impl.buffer.size()) {
+            if (impl.done) {
+                impl.check_result();
+                return 0;
+            }
+            impl.pump();
+        }
+        if (impl.direct_filled > 0) return impl.direct_filled;
+    }
     while (impl.buffer_pos == impl.buffer.size()) {
         if (impl.done) {
             impl.check_result();
@@ -264,7 +327,7 @@ Http::Http(TlsSettings tls, std::chrono::seconds stall) : tls_(std::move(tls)), 
         } catch (const Error&) {
             // No system bundle: only the extra CAs are trusted.
         }
-        for (const std::string& file : tls_.ca_files) shared_->ca_blob += "\n" + sys::read_file_at(AT_FDCWD, file, 1 << 20);
+        for (const std::string& file : tls_.ca_files) shared_->ca_blob.append("\n").append(sys::read_file_at(AT_FDCWD, file, 1 << 20));
     }
 }
 
@@ -273,6 +336,7 @@ Http::~Http() = default;
 std::unique_ptr<Stream> Http::open(const Request& request) const {
     auto impl = std::make_unique<Stream::Impl>();
     impl->easy = curl().easy_init();
+    impl->tls_without_client_cert = request.url.rfind("https:", 0) == 0 && tls_.client_cert.empty();
     impl->multi = curl().multi_init();
     if (!impl->easy || !impl->multi) throw Error(Errc::Unsupported, "libcurl could not make a handle");
     CURL* e = impl->easy;

@@ -152,6 +152,12 @@ extendedKeyUsage = serverAuth
 subjectAltName = IP:127.0.0.1,DNS:localhost
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+[v3_client]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 [v3_signer]
 basicConstraints = critical,CA:TRUE
 keyUsage = critical,digitalSignature,keyCertSign
@@ -177,6 +183,21 @@ def make_tls_files(d: str) -> dict:
           "-set_serial", "0x" + secrets.token_hex(8), "-days", "7", "-extfile", cnf,
           "-extensions", "v3_server", "-out", p["server.crt"]])
     return p
+
+
+def make_client_pair(d: str, tls_files: dict, name: str = "client") -> tuple:
+    """(NAME.cert, NAME.key) in d: a client certificate signed by the test CA of tls_files."""
+    openssl = require_program("openssl")
+    cnf = os.path.join(d, "openssl.cnf")
+    with open(cnf, "w") as fh:
+        fh.write(_OPENSSL_CNF)
+    cert, key, csr = (os.path.join(d, name + ext) for ext in (".cert", ".key", ".csr"))
+    _run([openssl, "req", "-new", "-config", cnf, "-newkey", "rsa:2048", "-nodes",
+          "-keyout", key, "-out", csr, "-subj", "/CN=imgtool test client"])
+    _run([openssl, "x509", "-req", "-in", csr, "-CA", tls_files["ca.crt"], "-CAkey", tls_files["ca.key"],
+          "-set_serial", "0x" + secrets.token_hex(8), "-days", "7", "-extfile", cnf,
+          "-extensions", "v3_client", "-out", cert])
+    return cert, key
 
 
 def make_signing_cert(d: str) -> tuple:
@@ -345,7 +366,7 @@ class Registry:
 
     def __init__(self, workdir: str | None = None, *, tls: bool = False, auth: str | None = None,
                  users: dict | None = None, anonymous_pull: bool = False, token_policy=None,
-                 start_timeout: float = 30, token_tls: bool = False):
+                 start_timeout: float = 30, token_tls: bool = False, client_certs: bool = False):
         if auth not in (None, "basic", "token"):
             raise ValueError(f"auth must be None, 'basic' or 'token', not {auth!r}")
         self.binary = require_program("docker-registry")
@@ -353,6 +374,10 @@ class Registry:
         if token_tls and not tls:
             raise ValueError("token_tls needs tls=True (the token server uses the registry's certificate)")
         self.token_tls = token_tls
+        if client_certs and not tls:
+            raise ValueError("client_certs needs tls=True")
+        self.client_certs = client_certs
+        self.client_pair = None
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.anonymous_pull, self.token_policy = anonymous_pull, token_policy
         self.token_requests = self.token_denied = 0
@@ -387,6 +412,8 @@ class Registry:
             os.makedirs(d, exist_ok=True)
             self._tls_files = make_tls_files(d)
             self.ca_cert = self._tls_files["ca.crt"]
+            if self.client_certs:
+                self.client_pair = make_client_pair(d, self._tls_files)
         if self.auth == "basic":
             htpasswd = require_program("htpasswd")
             path = os.path.join(self.workdir, "htpasswd")
@@ -410,6 +437,8 @@ class Registry:
         if self.tls:
             http_section["tls"] = {"certificate": self._tls_files["server.crt"],
                                    "key": self._tls_files["server.key"]}
+            if self.client_certs:  # distribution then demands a client certificate signed by these
+                http_section["tls"]["clientcas"] = [self._tls_files["ca.crt"]]
         config = {
             "version": 0.1,
             "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": False}},
@@ -496,18 +525,27 @@ class Registry:
                 self.token_requests = self.token_denied = 0
                 self.token_scopes, self.token_log = [], []
 
-    def cert_dir(self) -> str:
-        """WORKDIR/certs.d/HOST:PORT holding ca.crt, laid out like /etc/containers/certs.d/HOST:PORT
-        (skopeo --cert-dir / --dest-cert-dir take it as is)."""
+    def cert_dir(self, client_pair: bool = True) -> str:
+        """A directory laid out like /etc/containers/certs.d/HOST:PORT: ca.crt, and with client_certs
+        (unless client_pair=False) client.cert + client.key. skopeo --cert-dir / --dest-cert-dir take
+        it as is."""
         if not self.tls:
             raise ValueError("cert_dir() is only for a TLS registry")
-        d = os.path.join(self.workdir, "certs.d", self.host)
+        d = os.path.join(self.workdir, "certs.d" if client_pair else "certs.d-ca-only", self.host)
         os.makedirs(d, exist_ok=True)
         shutil.copyfile(self.ca_cert, os.path.join(d, "ca.crt"))
+        if self.client_pair and client_pair:
+            shutil.copyfile(self.client_pair[0], os.path.join(d, "client.cert"))
+            shutil.copyfile(self.client_pair[1], os.path.join(d, "client.key"))
         return d
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        return ssl.create_default_context(cafile=self.ca_cert) if self.tls else None
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=self.ca_cert)
+        if self.client_pair:
+            ctx.load_cert_chain(*self.client_pair)
+        return ctx
 
     # -- raw HTTP, with the auth dance
 

@@ -35,7 +35,13 @@ struct Request {
 // HTTP statuses are not errors at this level.
 class TransportError : public Error {
 public:
-    explicit TransportError(std::string message) : Error(Errc::Unavailable, std::move(message)) {}
+    explicit TransportError(std::string message, bool lasting = false)
+        : Error(Errc::Unavailable, std::move(message)), lasting_(lasting) {}
+    // A failure that asking again cannot cure (a certificate refused, TLS to a plain-HTTP port).
+    bool lasting() const { return lasting_; }
+
+private:
+    bool lasting_;
 };
 
 class Http;
