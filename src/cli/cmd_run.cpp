@@ -15,6 +15,7 @@
 #include "imgtool/launch/spec.hpp"
 #include "imgtool/overlay/driver.hpp"
 #include "imgtool/sys/files.hpp"
+#include "imgtool/sys/process.hpp"
 
 extern char** environ;
 
@@ -43,8 +44,13 @@ int run(const Globals& globals, RunArgs& a) {
         options.env_files.push_back(sys::read_file_at(AT_FDCWD, f, 1 << 20));
     }
     for (char** e = environ; *e; ++e) options.host_env.emplace_back(*e);
-    options.default_hostname = img.id.short_hex();
+    const std::string container_id = sys::new_container_id();
+    options.default_hostname = container_id.substr(0, 12);
     launch::LaunchSpec spec = launch::spec_from_image(config.config, options);
+    // docker's init layer: the files every container needs, its own, made before anything is created.
+    std::string host_resolv = sys::read_config_file("/etc/resolv.conf", 1 << 20).value_or("");
+    const std::string hosts = launch::hosts_file(spec.hostname, options.add_hosts);
+    const std::string resolv = launch::resolv_conf(host_resolv, spec.new_network, options.dns, options.dns_search);
 
     view::ContainerRootPlan root;
     root.driver = overlay::plan_driver(a.driver, !a.upper.empty());
@@ -54,6 +60,9 @@ int run(const Globals& globals, RunArgs& a) {
     // leaves it for the next imgtool to clean). --upper keeps changes in the user's directory instead.
     store::Store::ContainerArea area = store.new_container_area();
     root.upper = {area.upper_dir(), area.work_dir()};
+    spec.own_files = {{area.write_file("hosts", hosts), "/etc/hosts"},
+                      {area.write_file("hostname", spec.hostname + "\n"), "/etc/hostname"},
+                      {area.write_file("resolv.conf", resolv), "/etc/resolv.conf"}};
     if (!a.upper.empty()) {
         root.user_upper = view::open_container_upper(a.upper);
         root.upper.upper = root.user_upper->path;
@@ -75,6 +84,7 @@ int run(const Globals& globals, RunArgs& a) {
 void add_run(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<RunArgs>();
     CLI::App* cmd = app.add_subcommand("run", "run a command in an image's root filesystem, in new namespaces");
+    cmd->footer("Then IMAGE [COMMAND [ARG...]]: options go before IMAGE; what follows it is the container's.");
     cmd->add_flag("--rm", a->rm, "remove the container's changes on exit (always done)");
     cmd->add_flag("-i,--interactive", a->options.interactive, "keep stdin attached");
     cmd->add_flag("-t,--tty", a->options.tty, "allocate a pseudo-terminal");
@@ -86,9 +96,16 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_option("-w,--workdir", a->options.workdir, "working directory inside the container");
     cmd->add_option("-u,--user", a->options.user,
                     "user[:group] (names from the image's /etc/passwd and /etc/group)");
-    cmd->add_option("--hostname", a->options.hostname, "container host name (default: short image ID)");
+    cmd->add_option("--hostname", a->options.hostname, "container host name (default: the short container ID)");
+    cmd->add_option("--add-host", a->options.add_hosts, "add NAME:ADDRESS to the container's /etc/hosts")
+        ->allow_extra_args(false);
+    cmd->add_option("--dns", a->options.dns, "nameserver for the container's /etc/resolv.conf (replaces the host's)")
+        ->allow_extra_args(false);
+    cmd->add_option("--dns-search", a->options.dns_search, "search domain for the container's /etc/resolv.conf")
+        ->allow_extra_args(false);
     cmd->add_option("--entrypoint", a->options.entrypoint, "override the image's entrypoint");
-    cmd->add_option("--net,--network", a->options.net, "host (default) or none")
+    cmd->add_option("--net,--network", a->options.net,
+                    "host (default: the host's network; docker's bridge needs a network stack imgtool has not) or none (loopback only)")
         ->check(CLI::IsMember({"host", "none"}));
     cmd->add_flag("--read-only", a->options.read_only, "mount the root filesystem read-only");
     cmd->add_option("--upper", a->upper, "keep the container's changes in DIR");
@@ -99,7 +116,8 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_option("--cap-drop", a->options.cap_drop, "drop a capability")->allow_extra_args(false);
     cmd->add_option("-v,--volume", a->options.volumes, "bind mount HOST:CONTAINER[:ro]")
         ->allow_extra_args(false);
-    cmd->add_option("--tmpfs", a->options.tmpfs, "mount a tmpfs at PATH")->allow_extra_args(false);
+    cmd->add_option("--tmpfs", a->options.tmpfs, "mount a tmpfs at PATH[:OPTIONS] (size=, mode=, uid=, gid=, exec...; noexec,nosuid,nodev by default)")
+        ->allow_extra_args(false);
     cmd->add_option("--driver", a->driver, "root filesystem driver: overlay (default) or copy")
         ->check(CLI::IsMember({"overlay", "copy"}));
     // Repeatable options take one value per occurrence (else "-e K IMAGE" would swallow IMAGE).

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -121,6 +122,35 @@ UniqueFd ensure_file_in_root(int root_fd, const std::string& path) {
     return sys::open_at(real_dir.get(), name, O_PATH | O_NOFOLLOW, 0, path);
 }
 
+// The mount point for one of the container's own files (/etc/hosts...): a regular file. A symlink
+// there (Debian's /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf) is replaced in the
+// container's writable layer, never followed, as docker's init layer replaces it.
+UniqueFd own_file_in_root(int root_fd, const std::string& path) {
+    auto slash = path.rfind('/');
+    UniqueFd dir = ensure_dir_in_root(root_fd, slash == 0 ? "/" : path.substr(0, slash));
+    UniqueFd real_dir = sys::open_at(dir.get(), ".", O_RDONLY | O_DIRECTORY);
+    std::string name = path.substr(slash + 1);
+    auto [st, err] = sys::try_lstat_at(real_dir.get(), name);
+    if (err && err != ENOENT) throw_errno(err, "stat", path);
+    if (!err && S_ISDIR(st.st_mode)) throw Error(Errc::UnsafePath, path + " in the image is a directory");
+    if (!err && !S_ISREG(st.st_mode) && ::unlinkat(real_dir.get(), name.c_str(), 0) != 0) throw_errno("replace", path);
+    int fd = ::openat(real_dir.get(), name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) throw_errno("create", path);
+    ::close(fd);
+    return sys::open_at(real_dir.get(), name, O_PATH | O_NOFOLLOW, 0, path);
+}
+
+// A new network namespace starts with lo down: up, as every runtime does, so 127.0.0.1 works.
+void bring_up_loopback() {
+    UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!sock) throw_errno("socket", "lo");
+    struct ifreq request {};
+    std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+    if (::ioctl(sock.get(), SIOCGIFFLAGS, &request) != 0) throw_errno("get flags", "lo");
+    request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP);
+    if (::ioctl(sock.get(), SIOCSIFFLAGS, &request) != 0) throw_errno("bring up", "lo");
+}
+
 // The system directories (/proc, /sys, /dev) must be real directories in the image: a symlink there is
 // an attack on the runtime (runc CVE-2019-19921, CVE-2023-27561), refused rather than followed.
 UniqueFd system_dir(int root_fd, const std::string& name) {
@@ -139,7 +169,9 @@ void setup_dev(int root_fd, bool privileged) {
     UniqueFd dev = system_dir(root_fd, "dev");
     // nodev: a node the container makes here (CAP_MKNOD is in docker's default set) opens nothing, so
     // `mknod /dev/x b 8 0` is not the host's disk. --privileged lifts it, as docker's does.
-    unsigned attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | (privileged ? 0 : MOUNT_ATTR_NODEV);
+    // exec stays allowed, as in docker (nosuid, mode 755): some programs run helpers from /dev/shm's
+    // neighbours or map /dev/zero executable.
+    unsigned attributes = MOUNT_ATTR_NOSUID | (privileged ? 0 : MOUNT_ATTR_NODEV);
     sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"mode", "755"}, {"size", "65536k"}}, attributes, dev.get(), "/dev");
     UniqueFd devdir = sys::open_beneath(root_fd, "dev", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     // The standard nodes are the host's, bind-mounted onto empty files: a bind mount keeps the flags of
@@ -423,6 +455,35 @@ void forward_to_child(int sig) {
     if (g_forward_to > 0) ::kill(g_forward_to, sig);
 }
 
+// --init's PID 1 is imgtool itself, not an exec'd program: /proc/1/cmdline, readable by everything in
+// the container, would show the host's command line (the binary's path, the store, the image). It is
+// rewritten in place, as setproctitle does, to "imgtool-init -- COMMAND...", as much as fits; the rest
+// of the area is zeroed.
+void hide_host_command_line(const std::vector<std::string>& argv) {
+    std::string stat;
+    try {
+        stat = sys::read_file_at(AT_FDCWD, "/proc/self/stat", 4096);
+    } catch (const Error&) {
+        return;  // no /proc: nothing shows the command line either
+    }
+    // arg_start and arg_end are fields 48 and 49; the fields after comm's ")" start at field 3.
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) return;
+    std::vector<std::string> fields = split(std::string_view(stat).substr(close + 2), ' ');
+    if (fields.size() < 47) return;
+    unsigned long start = std::strtoul(fields[45].c_str(), nullptr, 10);
+    unsigned long end = std::strtoul(fields[46].c_str(), nullptr, 10);
+    if (start == 0 || end <= start) return;
+    std::string title = std::string("imgtool-init") + '\0' + "--" + '\0';
+    for (const std::string& arg : argv) title += arg + '\0';
+    std::size_t room = end - start;
+    if (title.size() > room) title.resize(room);
+    title.back() = '\0';
+    char* area = reinterpret_cast<char*>(start);
+    std::memcpy(area, title.data(), title.size());
+    std::memset(area + title.size(), 0, room - title.size());
+}
+
 // A minimal init for --init: runs the command as its child, forwards signals to it, reaps every
 // orphan, and exits with the command's status.
 [[noreturn]] void run_init(const LaunchSpec& spec, const std::vector<std::string>& env, int error_pipe) {
@@ -437,6 +498,7 @@ void forward_to_child(int sig) {
     // open /proc/1/exe (the host binary) or /proc/1/mem (runc CVE-2019-5736). Before the fork, so the
     // command cannot race it; the command's execve makes the command itself dumpable again.
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) child_fail(error_pipe, 125, std::string("prctl: ") + std::strerror(errno));
+    hide_host_command_line(spec.argv);
     pid_t child = ::fork();
     if (child < 0) child_fail(error_pipe, 125, std::string("fork: ") + std::strerror(errno));
     if (child == 0) {
@@ -502,6 +564,12 @@ int child_main(void* raw) {
         setup_dev(root.get(), spec.privileged);
         if (args->console_socket >= 0) attach_container_tty(root.get(), args->console_socket);
         setup_sys(root.get(), spec.new_network);
+        for (const auto& f : spec.own_files) {
+            UniqueFd host = sys::open_at(AT_FDCWD, f.host, O_PATH | O_NOFOLLOW, 0, f.host);
+            UniqueFd target = own_file_in_root(root.get(), f.container);
+            sys::bind_at(host.get(), target.get(), false, f.container);
+        }
+        if (spec.new_network) bring_up_loopback();
         for (const auto& v : spec.volumes) {
             UniqueFd host = sys::open_at(AT_FDCWD, v.host, O_PATH, 0, v.host);
             struct stat st = sys::fstat_fd(host.get(), v.host);
@@ -516,9 +584,12 @@ int child_main(void* raw) {
             sys::set_mount_attributes(mounted.get(), MOUNT_ATTR_NODEV, true, v.container);
         }
         for (const auto& t : spec.tmpfs) {
-            UniqueFd target = ensure_dir_in_root(root.get(), t);
-            sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"mode", "1777"}}, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                             target.get(), t);
+            UniqueFd target = ensure_dir_in_root(root.get(), t.path);
+            std::vector<sys::FsParameter> parameters{{"source", "tmpfs"}};
+            parameters.insert(parameters.end(), t.options.begin(), t.options.end());
+            unsigned attributes = MOUNT_ATTR_NODEV | (t.suid ? 0 : MOUNT_ATTR_NOSUID) | (t.exec ? 0 : MOUNT_ATTR_NOEXEC) |
+                                  (t.read_only ? MOUNT_ATTR_RDONLY : 0);
+            sys::mount_fs_at("tmpfs", parameters, attributes, target.get(), t.path);
         }
         ensure_dir_in_root(root.get(), spec.workdir);
         User user = resolve_user(spec.user, parse_passwd(read_image_file(root.get(), "/etc/passwd")),

@@ -1,5 +1,9 @@
 #include "imgtool/launch/spec.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
 #include "imgtool/launch/config.hpp"
@@ -15,6 +19,153 @@ VolumeSpec parse_volume(const std::string& text) {
         throw Error(Errc::InvalidArgument, "invalid volume mode \"" + parts[2] + "\"");
     }
     return {parts[0], parts[1], parts.size() == 3 && parts[2] == "ro"};
+}
+
+namespace {
+
+bool all_digits(std::string_view text) {
+    return !text.empty() && text.size() <= 18 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// N with an optional k, m or g suffix (and % where `percent`), as tmpfs takes it.
+bool is_size(std::string_view text, bool percent) {
+    if (!text.empty() && (text.back() == 'k' || text.back() == 'm' || text.back() == 'g' || text.back() == 'K' ||
+                          text.back() == 'M' || text.back() == 'G' || (percent && text.back() == '%'))) {
+        text.remove_suffix(1);
+    }
+    return all_digits(text);
+}
+
+bool is_ip_address(const std::string& text) {
+    unsigned char buffer[sizeof(struct in6_addr)];
+    return ::inet_pton(AF_INET, text.c_str(), buffer) == 1 || ::inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+}
+
+bool is_loopback_address(const std::string& text) {
+    unsigned char v4[4];
+    struct in6_addr v6 {};
+    if (::inet_pton(AF_INET, text.c_str(), v4) == 1) return v4[0] == 127;
+    return ::inet_pton(AF_INET6, text.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// A name for /etc/hosts or resolv.conf: one word of printable characters.
+bool is_plain_word(const std::string& text) {
+    return !text.empty() && text.size() <= 253 &&
+           std::all_of(text.begin(), text.end(), [](char c) { return c > ' ' && c < 0x7f && c != '#'; });
+}
+
+std::vector<std::string> split_words(const std::string& line) {
+    std::vector<std::string> words;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+        std::size_t start = i;
+        while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
+        if (i > start) words.push_back(line.substr(start, i - start));
+    }
+    return words;
+}
+
+}  // namespace
+
+TmpfsSpec parse_tmpfs(const std::string& text) {
+    auto colon = text.find(':');
+    TmpfsSpec spec;
+    spec.path = text.substr(0, colon);
+    if (spec.path.empty() || spec.path[0] != '/') {
+        throw Error(Errc::InvalidArgument, "--tmpfs " + printable(text) + ": needs an absolute path");
+    }
+    bool mode_given = false;
+    if (colon != std::string::npos) {
+        for (const std::string& option : split(std::string_view(text).substr(colon + 1), ',')) {
+            auto eq = option.find('=');
+            std::string key = option.substr(0, eq);
+            std::string value = eq == std::string::npos ? "" : option.substr(eq + 1);
+            bool valid = true;
+            if (eq == std::string::npos) {
+                if (key == "exec" || key == "noexec") spec.exec = key == "exec";
+                else if (key == "suid" || key == "nosuid") spec.suid = key == "suid";
+                else if (key == "ro" || key == "rw") spec.read_only = key == "ro";
+                else if (key == "nodev") {
+                } else if (key == "dev") {
+                    throw Error(Errc::InvalidArgument, "--tmpfs " + printable(text) +
+                                ": dev is refused (a device node made there would open the host's device)");
+                } else valid = false;
+            } else if (key == "size") {
+                valid = is_size(value, true);
+            } else if (key == "nr_inodes" || key == "nr_blocks") {
+                valid = is_size(value, false);
+            } else if (key == "mode") {
+                valid = !value.empty() && value.size() <= 4 && value.find_first_not_of("01234567") == std::string::npos;
+                mode_given = true;
+            } else if (key == "uid" || key == "gid") {
+                valid = all_digits(value);
+            } else {
+                valid = false;
+            }
+            if (!valid) throw Error(Errc::InvalidArgument, "--tmpfs " + printable(text) + ": bad option "" + printable(option) + """);
+            if (eq != std::string::npos) spec.options.emplace_back(key, value);
+        }
+    }
+    if (!mode_given) spec.options.emplace_back("mode", "1777");
+    return spec;
+}
+
+std::string hosts_file(const std::string& hostname, const std::vector<std::string>& add_hosts) {
+    std::string text =
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        "fe00::0\tip6-localnet\n"
+        "ff00::0\tip6-mcastprefix\n"
+        "ff02::1\tip6-allnodes\n"
+        "ff02::2\tip6-allrouters\n";
+    if (!hostname.empty()) text += "127.0.1.1\t" + hostname + "\n";
+    for (const std::string& entry : add_hosts) {
+        // NAME:ADDRESS (docker's older form, an IPv6 address keeps its colons) or NAME=ADDRESS.
+        auto at = entry.find_first_of(":=");
+        std::string name = at == std::string::npos ? entry : entry.substr(0, at);
+        std::string address = at == std::string::npos ? "" : entry.substr(at + 1);
+        if (address.size() > 2 && address.front() == '[' && address.back() == ']') address = address.substr(1, address.size() - 2);
+        if (!is_plain_word(name) || !is_ip_address(address)) {
+            throw Error(Errc::InvalidArgument, "--add-host " + printable(entry) + ": expected NAME:ADDRESS (an IPv4 or IPv6 address)");
+        }
+        text += address + "\t" + name + "\n";
+    }
+    return text;
+}
+
+std::string resolv_conf(const std::string& host_text, bool own_network, const std::vector<std::string>& dns,
+                        const std::vector<std::string>& dns_search) {
+    for (const std::string& server : dns) {
+        if (!is_ip_address(server)) throw Error(Errc::InvalidArgument, "--dns " + printable(server) + ": not an IP address");
+    }
+    for (const std::string& domain : dns_search) {
+        if (!is_plain_word(domain)) throw Error(Errc::InvalidArgument, "--dns-search " + printable(domain) + ": not a domain name");
+    }
+    // Lines stay in the host's order; only what docker's rules change is dropped or added.
+    std::string text;
+    if (!dns_search.empty()) {
+        text += "search";
+        for (const std::string& domain : dns_search) text += " " + domain;
+        text += "\n";
+    }
+    bool kept_server = false;
+    for (const std::string& raw : split(host_text, '\n')) {
+        std::string line = raw;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        auto words = split_words(line);
+        if (!words.empty() && words[0] == "nameserver") {
+            if (!dns.empty() || words.size() < 2 || (own_network && is_loopback_address(words[1]))) continue;
+            kept_server = true;
+        }
+        if (!words.empty() && (words[0] == "search" || words[0] == "domain") && !dns_search.empty()) continue;
+        if (line.empty()) continue;
+        text += line + "\n";
+    }
+    std::vector<std::string> added = dns;
+    if (added.empty() && !kept_server && own_network) added = {"8.8.8.8", "8.8.4.4"};
+    for (const std::string& server : added) text += "nameserver " + server + "\n";
+    return text;
 }
 
 LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOptions& options) {
@@ -56,10 +207,7 @@ LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOption
                             ? all_capabilities()
                             : adjust_capabilities(default_capabilities(), options.cap_add, options.cap_drop);
     for (const auto& v : options.volumes) spec.volumes.push_back(parse_volume(v));
-    for (const auto& t : options.tmpfs) {
-        if (t.empty() || t[0] != '/') throw Error(Errc::InvalidArgument, "--tmpfs needs an absolute path");
-        spec.tmpfs.push_back(t);
-    }
+    for (const auto& t : options.tmpfs) spec.tmpfs.push_back(parse_tmpfs(t));
     return spec;
 }
 

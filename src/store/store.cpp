@@ -832,6 +832,12 @@ Store::ContainerArea Store::new_container_area() {
     return ContainerArea(std::move(staging));
 }
 
+std::string Store::ContainerArea::write_file(const std::string& name, std::string_view data) const {
+    sys::UniqueFd fd = sys::open_at(staging_.dir_fd(), name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644, name);
+    sys::write_all(fd.get(), data.data(), data.size(), name);
+    return staging_.path() + "/" + name;
+}
+
 void Store::ContainerArea::record_process(int pid) const {
     auto start = sys::process_start_time(pid);
     if (!start) throw Error(Errc::NotFound, "container process " + std::to_string(pid) + " is gone");

@@ -1,6 +1,9 @@
 #include "imgtool/sys/process.hpp"
 
 #include <fcntl.h>
+#include <sys/random.h>
+
+#include <cerrno>
 
 #include <string>
 #include <vector>
@@ -29,6 +32,24 @@ std::optional<std::uint64_t> process_start_time(int pid) {
     } catch (const std::exception&) {
         return std::nullopt;
     }
+}
+
+std::string new_container_id() {
+    unsigned char bytes[32];
+    std::size_t got = 0;
+    while (got < sizeof bytes) {
+        ssize_t n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw_errno("getrandom", "container ID");
+        got += static_cast<std::size_t>(n);
+    }
+    static const char kHex[] = "0123456789abcdef";
+    std::string id;
+    for (unsigned char b : bytes) {
+        id += kHex[b >> 4];
+        id += kHex[b & 15];
+    }
+    return id;
 }
 
 }  // namespace imgtool::sys

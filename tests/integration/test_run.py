@@ -586,9 +586,13 @@ class NamespaceTest(RunTest):
 
     def test_hostname(self):
         host = socket.gethostname()
-        short = self.image_id.split(":")[1][:12]
-        self.assertEqual(self.ok("hostname; echo $HOSTNAME"), f"{short}\n{short}\n")
-        self.assertNotEqual(short, host)
+        # Each container its own: the short form of a random container ID (docker's default).
+        names = [self.ok("hostname; echo $HOSTNAME").split() for _ in range(2)]
+        for short, env in names:
+            self.assertRegex(short, r"^[0-9a-f]{12}$")
+            self.assertEqual(env, short)
+            self.assertNotEqual(short, host)
+        self.assertNotEqual(names[0][0], names[1][0])
         self.assertEqual(self.ok("hostname", "--hostname", "box-x"), "box-x\n")
         # Changing it inside touches only the container's UTS namespace.
         self.assertEqual(self.ok("hostname changed-inside; hostname", "--privileged"),
@@ -885,8 +889,125 @@ class SecurityTest(RunTest):
 
     def test_network_none(self):
         self.assertEqual(self.ok("ls /sys/class/net", "--net", "none"), "lo\n")
+        # lo is up (IFF_UP, 0x1): 127.0.0.1 answers, as in every runtime's "none".
+        self.assertEqual(int(self.ok("cat /sys/class/net/lo/flags", "--net", "none"), 16) & 1, 1)
+        out = self.ok("ping -c 1 -W 2 127.0.0.1 >/dev/null && echo reached", "--net", "none")
+        self.assertEqual(out, "reached\n")
         # Control: the default shares the host's network.
         self.assertEqual(self.ok("ls /sys/class/net").split(), sorted(os.listdir("/sys/class/net")))
+
+
+class InitLayerTest(RunTest):
+    """docker's init layer: /etc/hosts, /etc/hostname and /etc/resolv.conf of the container's own,
+    bind-mounted from files the run makes, never the image's stale ones; --tmpfs options; /dev."""
+
+    def host_resolv(self) -> str:
+        with open("/etc/resolv.conf") as fh:
+            return fh.read()
+
+    def test_own_files(self):
+        out = self.ok("hostname; echo ---; cat /etc/hostname; echo ---; cat /etc/hosts; echo ---; "
+                      "cat /etc/resolv.conf; echo ---; busybox grep -E ' /etc/(hosts|hostname|resolv.conf) ' /proc/mounts")
+        name, hostname, hosts, resolv, mounts = out.split("---\n")
+        name = name.strip()
+        self.assertEqual(hostname, name + "\n")
+        self.assertIn("127.0.0.1\tlocalhost\n", hosts)
+        self.assertIn(f"127.0.1.1\t{name}\n", hosts)
+        # The host's network: the host's resolvers, as they are.
+        self.assertEqual(resolv.strip(), self.host_resolv().strip())
+        # Bind mounts, read-write (docker's are).
+        self.assertEqual(len(mounts.splitlines()), 3, mounts)
+        for line in mounts.splitlines():
+            self.assertIn(" rw,", line)
+        # Name resolution of localhost and of the container's own name works without a network.
+        out = self.ok("ping -c 1 -W 2 localhost >/dev/null && ping -c 1 -W 2 $(hostname) >/dev/null && echo ok",
+                      "--net", "none")
+        self.assertEqual(out, "ok\n")
+
+    def test_add_host_dns_and_search(self):
+        out = self.ok("cat /etc/hosts; echo ---; cat /etc/resolv.conf", "--add-host", "db:10.9.8.7",
+                      "--add-host", "v6:fd00::1", "--dns", "192.0.2.53", "--dns-search", "corp.example",
+                      "--hostname", "web")
+        hosts, resolv = out.split("---\n")
+        self.assertIn("10.9.8.7\tdb\n", hosts)
+        self.assertIn("fd00::1\tv6\n", hosts)
+        self.assertIn("127.0.1.1\tweb\n", hosts)
+        self.assertEqual([l for l in resolv.splitlines() if l.startswith("nameserver")], ["nameserver 192.0.2.53"])
+        self.assertTrue(resolv.startswith("search corp.example\n"), resolv)
+        for bad in (["--add-host", "db"], ["--add-host", "db:not-an-ip"], ["--dns", "dns.example"]):
+            res = self.run_ctr(*bad, IMAGE, "true")
+            self.assert_run_error(res, 125, bad[0])
+
+    def test_own_network_drops_loopback_resolvers(self):
+        # In --net none no resolver listens on the host's loopback: docker's rule drops those.
+        out = self.ok("cat /etc/resolv.conf", "--net", "none")
+        host_servers = [l.split()[1] for l in self.host_resolv().splitlines() if l.startswith("nameserver")]
+        expected = [a for a in host_servers if not (a.startswith("127.") or a == "::1")] or ["8.8.8.8", "8.8.4.4"]
+        self.assertEqual([l.split()[1] for l in out.splitlines() if l.startswith("nameserver")], expected)
+
+    def test_image_files_are_replaced_never_followed(self):
+        # A stale /etc/hosts and a resolv.conf symlink (Debian's systemd-resolved layout, here aimed
+        # at a host file): the container sees its own; the image's layer and the host are untouched.
+        ref = "imgtool-test/hostile-etc"
+        path = hostile_image(self.work, "etc", extra=[
+            gen_images.f("etc/hosts", b"10.0.0.1 stale-build-host\n"),
+            gen_images.sym("etc/resolv.conf", "/../../../../etc/shadow"),
+            gen_images.sym("etc/hostname", "../run/missing/hostname")])
+        harness.pull(self, self.root, path)
+        hashes = self.layer_hashes(ref)
+        with open("/etc/shadow", "rb") as fh:
+            shadow = fh.read()
+        out = self.ok("cat /etc/hosts /etc/resolv.conf /etc/hostname; ls /run 2>/dev/null || echo no-run", image=ref)
+        self.assertTrue(out.endswith("no-run\n"), out)  # the hostname symlink's target was not made
+        self.assertNotIn("stale-build-host", out)
+        self.assertIn("localhost", out)
+        self.assertNotIn("root:", out)
+        self.assertEqual(self.layer_hashes(ref), hashes)
+        with open("/etc/shadow", "rb") as fh:
+            self.assertEqual(fh.read(), shadow)
+        # A writable run can write its hosts file; the next run starts from its own again.
+        self.ok("echo 10.1.1.1 added >> /etc/hosts && busybox grep -c added /etc/hosts", image=ref)
+        self.assertNotIn("added", self.ok("cat /etc/hosts", image=ref))
+
+    def test_with_read_only_root(self):
+        out = self.ok("cat /etc/hostname; touch /etc/x 2>/dev/null || echo ro", "--read-only", "--hostname", "roh")
+        self.assertEqual(out, "roh\nro\n")
+
+    def test_volume_over_hosts_wins(self):
+        mine = os.path.join(self.work, "myhosts")
+        with open(mine, "w") as fh:
+            fh.write("1.2.3.4 mine\n")
+        self.assertEqual(self.ok("cat /etc/hosts", "-v", f"{mine}:/etc/hosts:ro"), "1.2.3.4 mine\n")
+
+    def test_tmpfs_options(self):
+        out = self.ok("busybox grep ' /run ' /proc/mounts; busybox stat -c '%a %u' /run",
+                      "--tmpfs", "/run:size=1m,mode=700,uid=1000")
+        mount, st = out.splitlines()
+        self.assertEqual(mount.split()[:3], ["tmpfs", "/run", "tmpfs"])
+        opts = mount.split()[3].split(",")
+        for want in ("rw", "nosuid", "nodev", "noexec", "size=1024k", "mode=700", "uid=1000"):
+            self.assertIn(want, opts, mount)
+        self.assertEqual(st, "700 1000")
+        opts = self.ok("busybox grep ' /x ' /proc/mounts", "--tmpfs", "/x:exec,ro").split()[3].split(",")
+        self.assertIn("ro", opts)
+        self.assertNotIn("noexec", opts)
+        self.assertIn("nodev", opts)
+        self.assertFalse(os.path.exists(os.path.join(self.work, "run:size=1m")))
+        for bad, needle in (("/run:size=lots", "size=lots"), ("/run:dev", "dev"), ("run", "absolute")):
+            self.assert_run_error(self.run_ctr("--tmpfs", bad, IMAGE, "true"), 125, "--tmpfs", needle)
+
+    def test_dev_is_nosuid_not_noexec(self):
+        line = self.ok("busybox grep ' /dev ' /proc/mounts")
+        opts = line.split()[3].split(",")
+        self.assertIn("nosuid", opts)
+        self.assertIn("mode=755", opts)
+        self.assertNotIn("noexec", opts)
+
+    def test_init_shows_no_host_command_line(self):
+        out = self.ok("cat /proc/1/cmdline | tr '\\0' ' '", "--init")
+        self.assertTrue(out.startswith("imgtool-init -- sh -c"), out)
+        for host_part in (self.root, harness.imgtool_binary(), "--root", "run"):
+            self.assertNotIn(host_part, out.replace("imgtool-init", ""))
 
 
 class SeccompTest(RunTest):

@@ -21,6 +21,10 @@ using imgtool::image::ContainerConfig;
 using imgtool::launch::LaunchSpec;
 using imgtool::launch::RunOptions;
 using imgtool::launch::spec_from_image;
+using imgtool::launch::TmpfsSpec;
+using imgtool::launch::parse_tmpfs;
+using imgtool::launch::hosts_file;
+using imgtool::launch::resolv_conf;
 using Strings = std::vector<std::string>;
 using test_support::thrown_code;
 
@@ -195,7 +199,8 @@ TEST_CASE("spec_from_image: volumes, tmpfs, network and flags") {
     CHECK((s.volumes[0].host == "/host" && s.volumes[0].container == "/data" && !s.volumes[0].read_only));
     CHECK((s.volumes[1].host == "rel/host" && s.volumes[1].container == "/ro" && s.volumes[1].read_only));
     CHECK((s.volumes[2].container == "/rw" && !s.volumes[2].read_only));
-    CHECK(s.tmpfs == Strings{"/scratch", "/run"});
+    REQUIRE(s.tmpfs.size() == 2);
+    CHECK((s.tmpfs[0].path == "/scratch" && s.tmpfs[1].path == "/run"));
 
     for (const char* bad : {"/only", "", ":/data", "/host:", "/host:data", "/host:/data:rx",
                             "/host:/data:ro:x", "/host:/data:"}) {
@@ -226,4 +231,55 @@ TEST_CASE("spec_from_image: volumes, tmpfs, network and flags") {
     CHECK(flags.root_dir.empty());
     CHECK_FALSE(flags.mount_root);
     CHECK_FALSE(flags.on_started);
+}
+
+TEST_CASE("parse_tmpfs: docker's PATH[:OPTIONS]") {
+    using Options = std::vector<std::pair<std::string, std::string>>;
+    TmpfsSpec plain = parse_tmpfs("/run");
+    CHECK(plain.path == "/run");
+    CHECK(plain.options == Options{{"mode", "1777"}});
+    CHECK_FALSE((plain.exec || plain.suid || plain.read_only));  // docker: noexec, nosuid
+
+    TmpfsSpec t = parse_tmpfs("/run:size=1m,mode=700,uid=1000,gid=1000,exec,ro,nr_inodes=10k,nosuid,nodev");
+    CHECK(t.path == "/run");
+    CHECK(t.options == Options{{"size", "1m"}, {"mode", "700"}, {"uid", "1000"}, {"gid", "1000"}, {"nr_inodes", "10k"}});
+    CHECK((t.exec && t.read_only && !t.suid));
+    CHECK(parse_tmpfs("/x:size=50%").options.front() == std::pair<std::string, std::string>{"size", "50%"});
+    CHECK(parse_tmpfs("/x:suid,noexec,rw").suid);
+
+    for (const char* bad : {"", "run", ":size=1m", "/run:size=", "/run:size=1x", "/run:size=-1", "/run:mode=8",
+                            "/run:mode=17777", "/run:uid=root", "/run:dev", "/run:bogus", "/run:size=1m,",
+                            "/run:nr_inodes=50%", "/run:mpol=bind"}) {
+        CAPTURE(bad);
+        CHECK(thrown_code([&] { parse_tmpfs(bad); }) == kInvalid);
+    }
+}
+
+TEST_CASE("hosts_file: localhost, the host name, --add-host") {
+    std::string text = hosts_file("c0ffee123456", {"db:10.0.0.2", "v6:::1", "br=[fe80::1]"});
+    CHECK(text.rfind("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", 0) == 0);
+    CHECK(text.find("127.0.1.1\tc0ffee123456\n") != std::string::npos);
+    CHECK(text.find("10.0.0.2\tdb\n") != std::string::npos);
+    CHECK(text.find("::1\tv6\n") != std::string::npos);
+    CHECK(text.find("fe80::1\tbr\n") != std::string::npos);
+    for (const char* bad : {"db", "db:", ":10.0.0.1", "db:10.0.0.256", "d b:10.0.0.1", "db:host-gateway", "a\nb:1.2.3.4"}) {
+        CAPTURE(bad);
+        CHECK(thrown_code([&] { hosts_file("h", {bad}); }) == kInvalid);
+    }
+}
+
+TEST_CASE("resolv_conf: docker's rules for the host's file") {
+    const std::string host = "# generated\nsearch corp.example\nnameserver 127.0.0.53\nnameserver 10.1.1.1\noptions edns0\n";
+    // The host's network: its resolvers, loopback included, are reachable.
+    CHECK(resolv_conf(host, false, {}, {}) == host);
+    // A network of its own: loopback resolvers cannot answer there.
+    CHECK(resolv_conf(host, true, {}, {}) == "# generated\nsearch corp.example\nnameserver 10.1.1.1\noptions edns0\n");
+    CHECK(resolv_conf("nameserver 127.0.0.53\nnameserver ::1\n", true, {}, {}) == "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    CHECK(resolv_conf("", false, {}, {}).empty());
+    // --dns and --dns-search replace.
+    CHECK(resolv_conf(host, false, {"9.9.9.9", "2620:fe::fe"}, {"a.example", "b.example"}) ==
+          "search a.example b.example\n# generated\noptions edns0\nnameserver 9.9.9.9\nnameserver 2620:fe::fe\n");
+    for (auto [dns, search] : std::vector<std::pair<Strings, Strings>>{{{"dns.example"}, {}}, {{}, {"a b"}}, {{""}, {}}}) {
+        CHECK(thrown_code([&] { resolv_conf(host, false, dns, search); }) == kInvalid);
+    }
 }

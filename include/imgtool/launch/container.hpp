@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,22 @@ struct VolumeSpec {
     std::string host;
     std::string container;
     bool read_only = false;
+};
+
+// --tmpfs PATH[:OPTIONS], parsed (spec.hpp's parse_tmpfs).
+struct TmpfsSpec {
+    std::string path;
+    std::vector<std::pair<std::string, std::string>> options;  // tmpfs's own: size, mode, uid, gid, nr_inodes
+    bool read_only = false;
+    bool exec = false;  // docker's default is noexec, nosuid, nodev
+    bool suid = false;
+};
+
+// A file of the container's own (docker's init layer: /etc/hosts, /etc/hostname, /etc/resolv.conf),
+// bind-mounted read-write over `container` from `host`, replacing whatever the image has there.
+struct FileBind {
+    std::string host;
+    std::string container;
 };
 
 struct LaunchSpec {
@@ -58,8 +75,9 @@ struct LaunchSpec {
     bool init = false;
     bool privileged = false;  // no masked paths, all capabilities, no device cgroup, no seccomp filter
     std::uint64_t capabilities = 0;
+    std::vector<FileBind> own_files;  // mounted before the volumes, which may cover them
     std::vector<VolumeSpec> volumes;
-    std::vector<std::string> tmpfs;
+    std::vector<TmpfsSpec> tmpfs;
 };
 
 struct RunOutcome {

@@ -36,7 +36,10 @@ struct RunOptions {
     std::vector<std::string> cap_add;
     std::vector<std::string> cap_drop;
     std::vector<std::string> volumes;  // -v HOST:CONTAINER[:ro|rw]
-    std::vector<std::string> tmpfs;    // --tmpfs PATH
+    std::vector<std::string> tmpfs;    // --tmpfs PATH[:OPTIONS]
+    std::vector<std::string> add_hosts;   // --add-host NAME:ADDRESS
+    std::vector<std::string> dns;         // --dns ADDRESS
+    std::vector<std::string> dns_search;  // --dns-search DOMAIN
 };
 
 inline constexpr std::string_view kDefaultPath =
@@ -44,6 +47,25 @@ inline constexpr std::string_view kDefaultPath =
 
 // docker's -v HOST:CONTAINER[:ro|rw], CONTAINER absolute. Throws Errc::InvalidArgument.
 VolumeSpec parse_volume(const std::string& text);
+
+// docker's --tmpfs PATH[:OPTIONS]: OPTIONS a comma-separated list of size=N[k|m|g|%], mode=OCTAL,
+// uid=N, gid=N, nr_inodes=N[k|m|g], nr_blocks=N[k|m|g], exec/noexec, suid/nosuid, ro/rw; noexec,nosuid
+// by default as in docker; always nodev (`dev` is refused: a node made there would open a host
+// device). Throws Errc::InvalidArgument naming the option.
+TmpfsSpec parse_tmpfs(const std::string& text);
+
+// The container's /etc/hosts: docker's localhost entries, the container's host name on 127.0.1.1 (as
+// Debian does, so that programs resolving their own name work without a network), then each
+// --add-host NAME:ADDRESS (docker's form; host-gateway is not supported). Throws on a bad entry.
+std::string hosts_file(const std::string& hostname, const std::vector<std::string>& add_hosts);
+
+// The container's /etc/resolv.conf from the host's text, docker's rules: --dns replaces the
+// nameservers and --dns-search the search domains; in a network namespace of its own (--net none) a
+// loopback nameserver (systemd-resolved's 127.0.0.53, dnsmasq's 127.0.0.1) cannot answer, so those
+// are dropped and, if none remain, docker's defaults (8.8.8.8, 8.8.4.4) take their place. With the
+// host's network the host's resolvers are reachable and kept.
+std::string resolv_conf(const std::string& host_text, bool own_network, const std::vector<std::string>& dns,
+                        const std::vector<std::string>& dns_search);
 
 // The LaunchSpec for a container of `config` run with `options`, all but what only the caller can
 // supply (root_dir, mount_root, on_started), in docker's terms:

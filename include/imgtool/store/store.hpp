@@ -217,6 +217,9 @@ public:
         // Writes container.pid ("<pid> <starttime>") atomically: while that process lives, no command
         // removes the area.
         void record_process(int pid) const;
+        // Writes a file of the container's own (its /etc/hosts...) into the area and returns its path.
+        // No fsync: it lives as long as the container.
+        std::string write_file(const std::string& name, std::string_view data) const;
 
     private:
         friend class Store;

@@ -4,10 +4,15 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace imgtool::sys {
 
 // The start time of process `pid`, or nullopt if it does not exist or has exited (a zombie).
 std::optional<std::uint64_t> process_start_time(int pid);
+
+// A new container's ID: 32 bytes from the kernel's random source, as 64 lowercase hex digits (docker's
+// form; the first 12 are the short ID).
+std::string new_container_id();
 
 }  // namespace imgtool::sys
