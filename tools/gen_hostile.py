@@ -2788,15 +2788,15 @@ def _(ctx):
 
 @case("run", "run-proc-exe-overwrite")
 def _(ctx):
-    """The command writes to /proc/self/exe, /proc/1/exe, /proc/1/root/../../etc/hostname and
+    """The command writes to /proc/self/exe, /proc/1/exe, /proc/1/root/../../etc/passwd and
     /proc/1/cwd/../../bin/busybox (runc CVE-2019-5736): the host's imgtool and busybox and
-    the store's layers stay as they are."""
+    the store's layers stay as they are; the writes land in the container's own layer."""
     script = ("for p in /proc/self/exe /proc/1/exe /proc/1/root/bin/busybox "
-              "/proc/1/cwd/../../bin/busybox /proc/1/root/../../etc/hostname; do "
+              "/proc/1/cwd/../../bin/busybox /proc/1/root/../../etc/passwd; do "
               "(echo pwned >> \"$p\") 2>/dev/null; done; "
-              "echo hostname=$(cat /proc/1/root/../../etc/hostname | busybox head -n 1); true")
+              "echo passwd=$(busybox head -n 1 /proc/1/root/../../etc/passwd | busybox cut -d: -f1); true")
     return run_case(ctx, None, cmd=["/bin/sh", "-c", script],
-                    expect=ran(0, contains=["hostname=busybox"]))
+                    expect=ran(0, contains=["passwd=root"]))
 
 
 @case("run", "run-nsswitch-ignored")

@@ -27,6 +27,13 @@ void add_rm(CLI::App& app, Globals& globals, Action& action) {
                     std::printf("Untagged: %s\n", as_tag.c_str());
                     continue;
                 }
+                // As docker: an image a running container uses stays.
+                for (const auto& c : store.running_containers()) {
+                    if (c.image == img.id) {
+                        throw Error(Errc::Busy, "image " + img.id.short_hex() + " is being used by running container " +
+                                                    c.id.substr(0, 12));
+                    }
+                }
                 // As podman: an image whose view is mounted stays until it is unmounted.
                 view::clean_stale_mounts(store);
                 for (const auto& m : store.mounts()) {

@@ -70,9 +70,15 @@ int run(const Globals& globals, RunArgs& a) {
     root.user_xattr = rootless::active();
     overlay::plan_overlay(layers.refs, root.upper, layers.empty_dir);  // refuse what cannot be stacked here
     spec.root_dir = area.root_dir();
+    area.write_record({.id = container_id, .image = img.id, .image_name = a.rest[0], .command = spec.argv, .pid = 0});
     // While the container lives, its area must survive other imgtool commands' cleaning of tmp/: they
-    // skip an area whose container.pid names a live process (pid and start time).
-    spec.on_started = [&area](pid_t pid) { area.record_process(pid); };
+    // skip an area whose container.pid names a live process (pid and start time). From then on the
+    // area and container.json hold the container's stake in the store (rm refuses its image), so run
+    // stops holding the store: `rm` of a tag or of another image does not wait for the container.
+    spec.on_started = [&area, &store](pid_t pid) {
+        area.record_process(pid);
+        store.release_activity();
+    };
     spec.mount_root = view::container_root(root);
     launch::RunOutcome outcome = launch::run_container(spec);
     if (!outcome.error.empty()) std::fprintf(stderr, "imgtool: run: %s\n", escape_control(outcome.error).c_str());

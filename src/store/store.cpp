@@ -397,21 +397,24 @@ constexpr const char* kContainerPidFile = "container.pid";
 
 // A container's writable layer in tmp/ names its process in "container.pid" ("PID STARTTIME"): while
 // that process lives (same start time: pids are reused), nothing may delete the layer under it.
-bool container_alive(int tmp_fd, const std::string& name) {
+// The pid of the live process container.pid names, or 0.
+int container_pid(int tmp_fd, const std::string& name) {
     int raw = ::openat(tmp_fd, (name + "/" + kContainerPidFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (raw < 0) return false;
+    if (raw < 0) return 0;
     sys::UniqueFd fd(raw);
     std::string text;
     try {
         text = sys::read_fd(fd.get(), name, 256);
     } catch (const Error&) {
-        return false;
+        return 0;
     }
     unsigned long long pid = 0, start = 0;
-    if (std::sscanf(text.c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0 || pid > 0x7fffffff) return false;
+    if (std::sscanf(text.c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0 || pid > 0x7fffffff) return 0;
     auto now = sys::process_start_time(static_cast<int>(pid));
-    return now && *now == start;
+    return now && *now == start ? static_cast<int>(pid) : 0;
 }
+
+bool container_alive(int tmp_fd, const std::string& name) { return container_pid(tmp_fd, name) != 0; }
 
 }  // namespace
 
@@ -830,6 +833,36 @@ Store::ContainerArea Store::new_container_area() {
     sys::mkdir_at(staging.dir_fd(), "root", 0755, false);
     sys::mkdir_at(staging.dir_fd(), "work", 0700, false);
     return ContainerArea(std::move(staging));
+}
+
+namespace {
+constexpr const char* kContainerRecordFile = "container.json";
+}
+
+void Store::ContainerArea::write_record(const RunningContainer& record) const {
+    json doc = {{"Id", record.id}, {"Image", record.image.str()}, {"ImageName", record.image_name},
+                {"Command", record.command}};
+    write_file(kContainerRecordFile, doc.dump());
+}
+
+std::vector<Store::RunningContainer> Store::running_containers() const {
+    std::vector<RunningContainer> running;
+    for (const std::string& name : sys::list_directory(tmp_fd_.get(), root_ + "/tmp")) {
+        if (!container_alive(tmp_fd_.get(), name)) continue;
+        try {
+            std::string text = sys::read_file_at(tmp_fd_.get(), name + "/" + kContainerRecordFile, 1 << 20);
+            json doc = json::parse(text);
+            running.push_back({.id = doc.at("Id").get<std::string>(),
+                               .image = Digest::parse(doc.at("Image").get<std::string>()),
+                               .image_name = doc.at("ImageName").get<std::string>(),
+                               .command = doc.at("Command").get<std::vector<std::string>>(),
+                               .pid = container_pid(tmp_fd_.get(), name)});
+        } catch (const std::exception& e) {
+            // An area of an older imgtool, or one cut short: alive, but not ours to describe.
+            log::debug("container area " + name + ": " + e.what());
+        }
+    }
+    return running;
 }
 
 std::string Store::ContainerArea::write_file(const std::string& name, std::string_view data) const {

@@ -205,6 +205,15 @@ public:
     void remove_image(const digest::Digest& id);
 
     // --- containers ---
+    // A container that runs now: its area in tmp/ holds container.json (what run wrote before starting
+    // it) and a container.pid naming a live process.
+    struct RunningContainer {
+        std::string id;           // 64 hex
+        digest::Digest image;
+        std::string image_name;   // the reference run was given
+        std::vector<std::string> command;
+        int pid = 0;
+    };
     // A container's private area in tmp/: root/ (its mount point), upper/ and work/ (its writable
     // layer). Removed on destruction; a crash leaves it for the next command to clean, unless the
     // container's process (record_process) still lives.
@@ -217,6 +226,8 @@ public:
         // Writes container.pid ("<pid> <starttime>") atomically: while that process lives, no command
         // removes the area.
         void record_process(int pid) const;
+        // Writes container.json: what running_containers() reports while the container lives.
+        void write_record(const RunningContainer& record) const;
         // Writes a file of the container's own (its /etc/hosts...) into the area and returns its path.
         // No fsync: it lives as long as the container.
         std::string write_file(const std::string& name, std::string_view data) const;
@@ -227,6 +238,13 @@ public:
         Staging staging_;
     };
     ContainerArea new_container_area();
+
+    std::vector<RunningContainer> running_containers() const;
+
+    // Lets go of this process's hold on the store (the shared activity lock), for a process that lives
+    // long but whose stake is recorded otherwise: a running container, whose area and image are kept
+    // by its container.pid and container.json. After this, only the container area may be used.
+    void release_activity() noexcept { activity_ = sys::RangeLock(); }
 
     // --- rootless ---
     // A rootless store holds owners as the host ids its namespace mapped them to: its layers are right
