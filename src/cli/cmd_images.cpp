@@ -8,8 +8,8 @@
 #include "imgtool/core/strings.hpp"
 
 namespace imgtool::cli {
-namespace {
 
+namespace {
 // "2023-11-14T22:13:20Z" -> seconds since the epoch (0 if unparsable).
 std::time_t parse_rfc3339(const std::string& text) {
     std::tm tm{};
@@ -17,7 +17,8 @@ std::time_t parse_rfc3339(const std::string& text) {
     return ::timegm(&tm);
 }
 
-// docker's "3 weeks ago" style.
+}  // namespace
+
 std::string ago(const std::string& created) {
     std::time_t then = parse_rfc3339(created);
     if (then == 0) return "N/A";
@@ -36,8 +37,6 @@ std::string ago(const std::string& created) {
     }
     return "Less than a minute ago";
 }
-
-}  // namespace
 
 void add_images(CLI::App& app, Globals& globals, Action& action) {
     auto format = std::make_shared<std::string>();

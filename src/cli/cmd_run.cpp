@@ -1,7 +1,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <ctime>
 
 #include "commands.hpp"
 #include "rootless_store.hpp"
@@ -25,14 +28,36 @@ namespace {
 // run's flags: what the container is to be (launch::RunOptions) and how its root is made here.
 struct RunArgs {
     launch::RunOptions options;
+    std::string name;
     std::vector<std::string> env_file_paths;  // --env-file; their text goes into options.env_files
     std::string upper, driver;
     bool rm = true;
     std::vector<std::string> rest;  // IMAGE [COMMAND [ARG...]]
 };
 
+// docker's rule for container names.
+bool valid_container_name(const std::string& name) {
+    if (name.size() < 2 || name.size() > 128 || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+    return std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+    });
+}
+
+std::string utc_now_rfc3339() {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&now, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+
 int run(const Globals& globals, RunArgs& a) {
     if (a.rest.empty()) throw Error(Errc::InvalidArgument, "run needs an IMAGE");
+    if (!a.name.empty() && !valid_container_name(a.name)) {
+        throw Error(Errc::InvalidArgument, "invalid container name \"" + printable(a.name) +
+                                               "\": letters, digits, _ . - (starting with a letter or digit)");
+    }
     store::Store store(globals.store_root());
     check_rootless_id_map(store);
     store::ImageRecord img = store.resolve(a.rest[0]);
@@ -70,7 +95,20 @@ int run(const Globals& globals, RunArgs& a) {
     root.user_xattr = rootless::active();
     overlay::plan_overlay(layers.refs, root.upper, layers.empty_dir);  // refuse what cannot be stacked here
     spec.root_dir = area.root_dir();
-    area.write_record({.id = container_id, .image = img.id, .image_name = a.rest[0], .command = spec.argv, .pid = 0});
+    {
+        // The name is checked and claimed under the metadata lock: two runs with one --name cannot both
+        // start (a starting container's record is locked, so it counts before its process exists).
+        sys::RangeLock names = store.lock_metadata();
+        if (!a.name.empty()) {
+            for (const auto& c : store.running_containers()) {
+                if (c.name == a.name) {
+                    throw Error(Errc::Busy, "the name \"" + a.name + "\" is in use by running container " + c.id.substr(0, 12));
+                }
+            }
+        }
+        area.write_record({.id = container_id, .name = a.name, .image = img.id, .image_name = a.rest[0],
+                           .command = spec.argv, .created = utc_now_rfc3339(), .pid = 0});
+    }
     // While the container lives, its area must survive other imgtool commands' cleaning of tmp/: they
     // skip an area whose container.pid names a live process (pid and start time). From then on the
     // area and container.json hold the container's stake in the store (rm refuses its image), so run
@@ -102,6 +140,7 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_option("-w,--workdir", a->options.workdir, "working directory inside the container");
     cmd->add_option("-u,--user", a->options.user,
                     "user[:group] (names from the image's /etc/passwd and /etc/group)");
+    cmd->add_option("--name", a->name, "a name for the container (unique among running containers)");
     cmd->add_option("--hostname", a->options.hostname, "container host name (default: the short container ID)");
     cmd->add_option("--add-host", a->options.add_hosts, "add NAME:ADDRESS to the container's /etc/hosts")
         ->allow_extra_args(false);

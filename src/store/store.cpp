@@ -839,24 +839,35 @@ namespace {
 constexpr const char* kContainerRecordFile = "container.json";
 }
 
-void Store::ContainerArea::write_record(const RunningContainer& record) const {
-    json doc = {{"Id", record.id}, {"Image", record.image.str()}, {"ImageName", record.image_name},
-                {"Command", record.command}};
-    write_file(kContainerRecordFile, doc.dump());
+void Store::ContainerArea::write_record(const RunningContainer& record) {
+    json doc = {{"Id", record.id}, {"Name", record.name}, {"Image", record.image.str()},
+                {"ImageName", record.image_name}, {"Command", record.command}, {"Created", record.created}};
+    std::string text = doc.dump();
+    sys::UniqueFd fd = sys::open_at(staging_.dir_fd(), kContainerRecordFile, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0644,
+                                    kContainerRecordFile);
+    if (::flock(fd.get(), LOCK_SH) != 0) throw_errno("lock", kContainerRecordFile);
+    sys::write_all(fd.get(), text.data(), text.size(), kContainerRecordFile);
+    record_fd_ = std::move(fd);
 }
 
 std::vector<Store::RunningContainer> Store::running_containers() const {
     std::vector<RunningContainer> running;
     for (const std::string& name : sys::list_directory(tmp_fd_.get(), root_ + "/tmp")) {
-        if (!container_alive(tmp_fd_.get(), name)) continue;
+        int pid = container_pid(tmp_fd_.get(), name);
+        int raw = ::openat(tmp_fd_.get(), (name + "/" + kContainerRecordFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (raw < 0) continue;
+        sys::UniqueFd fd(raw);
+        // Starting (run holds the record's lock) or running (its process lives); else a leftover.
+        if (pid == 0 && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) continue;
         try {
-            std::string text = sys::read_file_at(tmp_fd_.get(), name + "/" + kContainerRecordFile, 1 << 20);
-            json doc = json::parse(text);
+            json doc = json::parse(sys::read_fd(fd.get(), kContainerRecordFile, 1 << 20));
             running.push_back({.id = doc.at("Id").get<std::string>(),
+                               .name = doc.value("Name", ""),
                                .image = Digest::parse(doc.at("Image").get<std::string>()),
                                .image_name = doc.at("ImageName").get<std::string>(),
                                .command = doc.at("Command").get<std::vector<std::string>>(),
-                               .pid = container_pid(tmp_fd_.get(), name)});
+                               .created = doc.value("Created", ""),
+                               .pid = pid});
         } catch (const std::exception& e) {
             // An area of an older imgtool, or one cut short: alive, but not ours to describe.
             log::debug("container area " + name + ": " + e.what());

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -1526,6 +1527,55 @@ class LifetimeTest(RunTest):
         res = harness.run(self.root, "rm", IMAGE, timeout=15)
         self.assertEqual(res.rc, 0, str(res))
         self.assertEqual(harness.tmp_entries(self.root), [])
+
+
+class ContainersTest(RunTest):
+    """Containers users can see: ps, --name."""
+
+    def start(self, *args) -> tuple:
+        """A container running `sleep 60` (killed at cleanup); returns (Popen, its short ID)."""
+        proc = self.popen_run(*args, IMAGE, "sh", "-c", "hostname; exec sleep 60")
+        short_id = proc.stdout.readline().decode().strip()
+        self.assertRegex(short_id, r"^[0-9a-f]{12}$")
+        return proc, short_id
+
+    def test_ps_lists_running_containers(self):
+        self.assertEqual(harness.run(self.root, "ps", "-q").out, "")
+        first, first_id = self.start("--name", "web")
+        second, second_id = self.start()
+        res = harness.run(self.root, "ps")
+        self.assertEqual(res.rc, 0, str(res))
+        header, *rows = res.out.splitlines()
+        self.assertEqual(header.split()[:3], ["CONTAINER", "ID", "IMAGE"])
+        by_id = {row.split()[0]: row for row in rows}
+        self.assertEqual(set(by_id), {first_id, second_id})
+        self.assertIn(IMAGE, by_id[first_id])
+        self.assertIn("\"sh -c hostname; exe…\"", by_id[first_id])
+        self.assertTrue(by_id[first_id].rstrip().endswith(" web"), by_id[first_id])
+        self.assertIn(" Up ", by_id[second_id])
+        [doc] = [c for c in json.loads(harness.run(self.root, "ps", "--format", "json").out) if c["Names"] == ["web"]]
+        self.assertEqual(doc["Id"][:12], first_id)
+        self.assertEqual(doc["ImageID"], self.image_id)
+        self.assertEqual(doc["Command"], ["sh", "-c", "hostname; exec sleep 60"])
+        self.assertEqual(doc["State"], "running")
+        # The pid is the container's: its sleep is a descendant.
+        self.assertTrue(wait_for(lambda: descendant_named(doc["Pid"], "sleep"), timeout=10))
+        first.kill()
+        first.wait(timeout=20)
+        self.assertEqual(harness.run(self.root, "ps", "-q").out, second_id + "\n")
+        self.assertEqual(harness.run(self.root, "ps", "-q", "--no-trunc").out.strip()[:12], second_id)
+
+    def test_names_are_unique_among_running_containers(self):
+        proc, short_id = self.start("--name", "db")
+        res = self.run_ctr("--name", "db", IMAGE, "true", check_tmp=False)
+        self.assert_run_error(res, 125, '"db"', "in use", short_id)
+        for bad in ("-x", "a", "a/b", "ä-name", "x" * 129):
+            self.assert_run_error(self.run_ctr("--name", bad, IMAGE, "true", check_tmp=False), 125,
+                                  "invalid container name")
+        proc.kill()
+        proc.wait(timeout=20)
+        # Its container gone, the name is free again.
+        self.assertEqual(self.ok("true", "--name", "db"), "")
 
 
 class TerminalTest(RunTest):

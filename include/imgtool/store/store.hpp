@@ -205,14 +205,17 @@ public:
     void remove_image(const digest::Digest& id);
 
     // --- containers ---
-    // A container that runs now: its area in tmp/ holds container.json (what run wrote before starting
-    // it) and a container.pid naming a live process.
+    // A container that runs now, or is starting: its area in tmp/ holds container.json (what run wrote
+    // before starting it, locked by run while it lives) and, once started, a container.pid naming a
+    // live process.
     struct RunningContainer {
         std::string id;           // 64 hex
+        std::string name;         // --name, or empty
         digest::Digest image;
         std::string image_name;   // the reference run was given
         std::vector<std::string> command;
-        int pid = 0;
+        std::string created;      // RFC 3339, UTC
+        int pid = 0;              // 0 while starting
     };
     // A container's private area in tmp/: root/ (its mount point), upper/ and work/ (its writable
     // layer). Removed on destruction; a crash leaves it for the next command to clean, unless the
@@ -226,8 +229,10 @@ public:
         // Writes container.pid ("<pid> <starttime>") atomically: while that process lives, no command
         // removes the area.
         void record_process(int pid) const;
-        // Writes container.json: what running_containers() reports while the container lives.
-        void write_record(const RunningContainer& record) const;
+        // Writes container.json, what running_containers() reports while the container lives, and holds
+        // a lock on it for the area's life: a container being set up counts before its process exists
+        // (two `run --name X` cannot both start).
+        void write_record(const RunningContainer& record);
         // Writes a file of the container's own (its /etc/hosts...) into the area and returns its path.
         // No fsync: it lives as long as the container.
         std::string write_file(const std::string& name, std::string_view data) const;
@@ -236,6 +241,7 @@ public:
         friend class Store;
         explicit ContainerArea(Staging staging) : staging_(std::move(staging)) {}
         Staging staging_;
+        sys::UniqueFd record_fd_;
     };
     ContainerArea new_container_area();
 
