@@ -52,6 +52,7 @@ void add_login(CLI::App& app, Globals& globals, Action& action);
 void add_logout(CLI::App& app, Globals& globals, Action& action);
 void add_images(CLI::App& app, Globals& globals, Action& action);
 void add_ps(CLI::App& app, Globals& globals, Action& action);
+void add_stop(CLI::App& app, Globals& globals, Action& action);
 
 // docker's "3 weeks ago" for an RFC 3339 time ("N/A" if unparsable).
 std::string ago(const std::string& created);

@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     cli::add_logout(app, globals, action);
     cli::add_images(app, globals, action);
     cli::add_ps(app, globals, action);
+    cli::add_stop(app, globals, action);
     cli::add_inspect(app, globals, action);
     cli::add_rm(app, globals, action);
     cli::add_tag(app, globals, action);

@@ -397,8 +397,8 @@ constexpr const char* kContainerPidFile = "container.pid";
 
 // A container's writable layer in tmp/ names its process in "container.pid" ("PID STARTTIME"): while
 // that process lives (same start time: pids are reused), nothing may delete the layer under it.
-// The pid of the live process container.pid names, or 0.
-int container_pid(int tmp_fd, const std::string& name) {
+// The pid of the live process container.pid names (and its start time), or 0.
+int container_pid(int tmp_fd, const std::string& name, std::uint64_t* start_time = nullptr) {
     int raw = ::openat(tmp_fd, (name + "/" + kContainerPidFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (raw < 0) return 0;
     sys::UniqueFd fd(raw);
@@ -411,6 +411,7 @@ int container_pid(int tmp_fd, const std::string& name) {
     unsigned long long pid = 0, start = 0;
     if (std::sscanf(text.c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0 || pid > 0x7fffffff) return 0;
     auto now = sys::process_start_time(static_cast<int>(pid));
+    if (start_time) *start_time = start;
     return now && *now == start ? static_cast<int>(pid) : 0;
 }
 
@@ -853,7 +854,8 @@ void Store::ContainerArea::write_record(const RunningContainer& record) {
 std::vector<Store::RunningContainer> Store::running_containers() const {
     std::vector<RunningContainer> running;
     for (const std::string& name : sys::list_directory(tmp_fd_.get(), root_ + "/tmp")) {
-        int pid = container_pid(tmp_fd_.get(), name);
+        std::uint64_t start_time = 0;
+        int pid = container_pid(tmp_fd_.get(), name, &start_time);
         int raw = ::openat(tmp_fd_.get(), (name + "/" + kContainerRecordFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (raw < 0) continue;
         sys::UniqueFd fd(raw);
@@ -867,13 +869,25 @@ std::vector<Store::RunningContainer> Store::running_containers() const {
                                .image_name = doc.at("ImageName").get<std::string>(),
                                .command = doc.at("Command").get<std::vector<std::string>>(),
                                .created = doc.value("Created", ""),
-                               .pid = pid});
+                               .pid = pid,
+                               .start_time = pid ? start_time : 0});
         } catch (const std::exception& e) {
             // An area of an older imgtool, or one cut short: alive, but not ours to describe.
             log::debug("container area " + name + ": " + e.what());
         }
     }
     return running;
+}
+
+Store::RunningContainer Store::find_container(const std::string& ref) const {
+    std::vector<RunningContainer> matches;
+    for (auto& c : running_containers()) {
+        if (!ref.empty() && c.name == ref) return c;  // a name wins, as in docker
+        if (!ref.empty() && c.id.rfind(ref, 0) == 0) matches.push_back(std::move(c));
+    }
+    if (matches.empty()) throw Error(Errc::NotFound, "no such container: " + printable(ref));
+    if (matches.size() > 1) throw Error(Errc::InvalidArgument, "container ID prefix " + printable(ref) + " is ambiguous");
+    return matches.front();
 }
 
 std::string Store::ContainerArea::write_file(const std::string& name, std::string_view data) const {

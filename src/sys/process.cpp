@@ -1,10 +1,14 @@
 #include "imgtool/sys/process.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -31,6 +35,27 @@ std::optional<std::uint64_t> process_start_time(int pid) {
         return std::stoull(fields[19]);  // field 22
     } catch (const std::exception&) {
         return std::nullopt;
+    }
+}
+
+UniqueFd open_process(int pid, std::uint64_t start_time) {
+    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!fd) return fd;
+    // Checked after the pidfd exists: the pidfd pins this process, whatever happens to the pid later.
+    auto now = process_start_time(pid);
+    if (!now || *now != start_time) return UniqueFd();
+    return fd;
+}
+
+bool wait_for_exit(int pidfd, std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        struct pollfd p {pidfd, POLLIN, 0};
+        int rc = ::poll(&p, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
+        if (rc > 0) return true;
+        if (rc == 0) return false;
+        if (errno != EINTR) throw_errno("poll", "pidfd");
     }
 }
 

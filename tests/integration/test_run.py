@@ -1578,6 +1578,23 @@ class ContainersTest(RunTest):
         self.assertEqual(self.ok("true", "--name", "db"), "")
 
 
+    def test_stop(self):
+        # docker's stop: SIGTERM, then SIGKILL after -t seconds. A PID 1 without a handler (sleep)
+        # ignores SIGTERM, so the kill ends it: 137. With --init the SIGTERM reaches sleep: 143.
+        proc, short_id = self.start("--name", "victim")
+        started = time.monotonic()
+        res = harness.run(self.root, "stop", "-t", "1", "victim")
+        self.assertEqual((res.rc, res.out), (0, "victim\n"), str(res))
+        self.assertGreaterEqual(time.monotonic() - started, 1.0)
+        self.assertEqual(proc.wait(timeout=20), 137)
+        proc, short_id = self.start("--init")
+        res = harness.run(self.root, "stop", short_id[:6])
+        self.assertEqual((res.rc, res.out), (0, short_id[:6] + "\n"), str(res))
+        self.assertEqual(proc.wait(timeout=20), 143)
+        self.assertEqual(harness.run(self.root, "ps", "-q").out, "")
+        harness.assert_one_error_line(self, harness.run(self.root, "stop", "nothere"), "stop", "no such container")
+
+
 class TerminalTest(RunTest):
 
     def _shell_cmd(self, *run_args, out=None, rc_file) -> str:

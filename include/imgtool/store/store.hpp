@@ -216,6 +216,7 @@ public:
         std::vector<std::string> command;
         std::string created;      // RFC 3339, UTC
         int pid = 0;              // 0 while starting
+        std::uint64_t start_time = 0;  // of pid (process_start_time): with the pid, the process's identity
     };
     // A container's private area in tmp/: root/ (its mount point), upper/ and work/ (its writable
     // layer). Removed on destruction; a crash leaves it for the next command to clean, unless the
@@ -246,6 +247,9 @@ public:
     ContainerArea new_container_area();
 
     std::vector<RunningContainer> running_containers() const;
+    // The running container `ref` names: its name, its full ID or a unique ID prefix (docker's rule).
+    // Throws NotFound ("no such container") or InvalidArgument (an ambiguous prefix).
+    RunningContainer find_container(const std::string& ref) const;
 
     // Lets go of this process's hold on the store (the shared activity lock), for a process that lives
     // long but whose stake is recorded otherwise: a running container, whose area and image are kept

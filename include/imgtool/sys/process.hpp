@@ -3,13 +3,23 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <optional>
 #include <string>
+
+#include "imgtool/sys/unique_fd.hpp"
 
 namespace imgtool::sys {
 
 // The start time of process `pid`, or nullopt if it does not exist or has exited (a zombie).
 std::optional<std::uint64_t> process_start_time(int pid);
+
+// A pidfd (pidfd_open) for `pid` if it is still the process that started at `start_time`, else an
+// invalid fd: signals sent through it can never reach a process that reused the pid.
+UniqueFd open_process(int pid, std::uint64_t start_time);
+
+// Waits up to `timeout` for the process of `pidfd` to end; true if it did.
+bool wait_for_exit(int pidfd, std::chrono::milliseconds timeout);
 
 // A new container's ID: 32 bytes from the kernel's random source, as 64 lowercase hex digits (docker's
 // form; the first 12 are the short ID).
