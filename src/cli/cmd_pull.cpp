@@ -27,6 +27,7 @@ void add_registry_options(CLI::App& cmd, RegistryArgs& args, bool with_creds, bo
 registry::ClientOptions client_options(const RegistryArgs& args) {
     registry::ClientOptions options;
     options.tls_verify = args.tls_verify;
+    options.plain_http_credentials = !args.tls_verify;
     if (!args.cert_dir.empty()) options.cert_dir = args.cert_dir;
     if (!args.authfile.empty()) options.authfile = args.authfile;
     if (!args.creds.empty()) options.credentials = registry::parse_creds(args.creds);

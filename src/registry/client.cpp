@@ -160,6 +160,12 @@ std::unique_ptr<Stream> Client::send_once(Request request) {
     if (!used.empty()) sent.headers.push_back("Authorization: " + used);
     auto response = http_->open(sent);
     if (response->status() != 401) return response;
+    // A challenge counts only from the registry itself. A server a redirect led to (a CDN, object
+    // storage) that answers 401 would otherwise pick the realm the user's credentials go to.
+    if (response->answered_by() != origin_of(request.url)) {
+        throw Error(Errc::Unauthorized, printable(response->answered_by()) +
+                                            " (where the registry redirected) asks for authentication; credentials are only for the registry");
+    }
     {
         // Several layers may be refused at once: the first refreshes, the others use its answer.
         std::lock_guard lock(auth_mutex_);
@@ -225,7 +231,11 @@ void Client::authorize(const std::vector<std::string>& headers) {
     for (const Challenge& c : challenges) {
         if (c.scheme == "basic") {
             if (!credentials_) return;  // the 401 stands: authentication required
-            // Plain HTTP is only ever spoken with --tls-verify=false, which accepts this.
+            // A password in clear text only when the user said --tls-verify=false (a mirror marked
+            // insecure in registries.conf is not the user's word for it).
+            if (scheme_ == "http" && !options_.plain_http_credentials) {
+                throw Error(Errc::Unauthorized, reference_.registry + " is plain HTTP; refusing to send credentials (--tls-verify=false allows it)");
+            }
             authorization_ = basic_authorization(*credentials_);
             return;
         }
@@ -238,7 +248,7 @@ std::string Client::fetch_token(const Challenge& bearer) {
     bool https = realm.rfind("https://", 0) == 0;
     if (!https && realm.rfind("http://", 0) != 0) throw Error(Errc::Corrupt, "token realm \"" + printable(realm) + "\" is not an http(s) URL");
     // Credentials go to the realm, not to the registry: never over plain text unless TLS is off anyway.
-    if (!https && options_.tls_verify && credentials_) {
+    if (!https && !options_.plain_http_credentials && credentials_) {
         throw Error(Errc::Unauthorized, "token realm " + printable(realm) + " is plain HTTP; refusing to send credentials (--tls-verify=false allows it)");
     }
     std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");

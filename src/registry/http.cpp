@@ -116,6 +116,19 @@ bool is_lasting(CURLcode code, const char* detail) {
     }
 }
 
+}  // namespace
+
+std::string origin_of(const std::string& url) {
+    auto scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) return url;
+    auto path = url.find_first_of("/?#", scheme_end + 3);
+    std::string origin = url.substr(0, path);
+    for (char& c : origin) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return origin;
+}
+
+namespace {
+
 constexpr const char* kSystemBundle = "/etc/ssl/certs/ca-certificates.crt";
 
 }  // namespace
@@ -382,6 +395,9 @@ std::unique_ptr<Stream> Http::open(const Request& request) const {
     while (!impl->done && !impl->body_started) impl->pump();
     long status = 0;
     curl().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    char* effective = nullptr;
+    curl().easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &effective);
+    std::string answered_by = origin_of(effective ? effective : request.url);
     // A body that started is delivered before its failure surfaces (read() throws after the bytes
     // that arrived: a resumed transfer continues from there). An error status is the answer even when
     // its body is broken (distribution's 416 promises the blob's length and sends 33 bytes). Anything
@@ -390,6 +406,7 @@ std::unique_ptr<Stream> Http::open(const Request& request) const {
     if (impl->done && !answered) impl->check_result();
     std::unique_ptr<Stream> stream(new Stream(std::move(impl)));
     stream->status_ = status;
+    stream->answered_by_ = std::move(answered_by);
     return stream;
 }
 

@@ -488,6 +488,81 @@ class TokenAuth(RegistryCase):
         self.assertEqual(self.reg.token_requests, 2, self.reg.token_log)
 
 
+class Thief:
+    """A plain-HTTP server on 127.0.0.1 that records the Authorization header of every request and
+    answers with a token of its own (a realm an attacker picked)."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        seen = self.authorizations = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization", ""))
+                body = b'{"token": "STOLEN"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.server.server_address[1]}/steal"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class RedirectTarget(RegistryCase):
+    """A registry with token auth that hands blobs to a CDN (FaultProxy's second listener)."""
+    registry_args = {"auth": "token"}
+
+    def test_a_redirect_target_cannot_choose_where_credentials_go(self):
+        # The CDN answers 401 naming a realm of its own: the user's password must not go there, nor
+        # the CDN's token to the registry. One line, the store unchanged.
+        thief = Thief()
+        self.addCleanup(thief.close)
+        proxy = registry.FaultProxy(self.reg)
+        self.addCleanup(proxy.close)
+        proxy.redirect(r"^/v2/.*/blobs/sha256:", to="cdn", times=None)
+        proxy.status(r"^/_cdn/", 401, times=None, method=None,
+                     headers={"WWW-Authenticate": f'Bearer realm="{thief.realm}",service="x",scope="y"'})
+        root = harness.new_store(self)
+        res = harness.run(root, "pull", "--tls-verify=false", "--retry", "0", "--creds", "alice:wonderland",
+                          f"{proxy.host}/{self.tag}")
+        harness.assert_one_error_line(self, res, "pull", "asks for authentication", "only for the registry")
+        self.assertEqual(thief.authorizations, [])
+        self.assertEqual(harness.run(root, "images", "-q").out, "")
+
+
+class InsecureMirror(unittest.TestCase):
+    def test_credentials_never_cross_plain_http_unless_the_user_says_so(self):
+        # The registry is TLS; registries.conf marks a plain-HTTP mirror insecure. --creds typed for
+        # the registry must not go to the mirror in clear text: the mirror fails, the registry serves.
+        with registry.Registry(tls=True, auth="basic") as reg, registry.Registry(auth="basic") as mirror_reg:
+            reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
+            mirror_reg.push("oci-archive:" + harness.image_path(*BUSYBOX), "t/busybox:v1")
+            mirror = registry.FaultProxy(mirror_reg)
+            self.addCleanup(mirror.close)
+            conf = os.path.join(harness.scratch_dir(self), "registries.conf")
+            with open(conf, "w") as fh:
+                fh.write(f'[[registry]]\nlocation = "{reg.host}"\n'
+                         f'[[registry.mirror]]\nlocation = "{mirror.host}"\ninsecure = true\n')
+            res = harness.run(harness.new_store(self), "pull", "--retry", "0", "--cert-dir", reg.cert_dir(),
+                              "--creds", "alice:wonderland", f"{reg.host}/t/busybox:v1",
+                              env=harness.base_env(CONTAINERS_REGISTRIES_CONF=conf))
+            self.assertEqual((res.rc, res.out.strip()), (0, local_id(self, BUSYBOX)[0]), str(res))
+            self.assertTrue(mirror.requests, "the mirror was not tried")
+            sent = [h.get("Authorization", "") for h in mirror.request_headers]
+            self.assertEqual([a for a in sent if a.lower().startswith("basic")], [])
+
+
 class AnonymousToken(unittest.TestCase):
     def test_anonymous_pull(self):
         with registry.Registry(auth="token", anonymous_pull=True) as reg:

@@ -24,6 +24,7 @@ namespace imgtool::registry {
 
 struct ClientOptions {
     bool tls_verify = true;                   // false: unverified TLS, then plain HTTP (podman's --tls-verify=false)
+    bool plain_http_credentials = false;      // credentials may cross plain HTTP: the user's --tls-verify=false
     std::optional<std::string> cert_dir;      // else /etc/containers/certs.d/HOST, /etc/docker/certs.d/HOST
     std::optional<Credentials> credentials;   // --creds; else the auth files
     std::optional<std::string> authfile;      // --authfile

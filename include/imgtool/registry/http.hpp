@@ -33,6 +33,9 @@ struct Request {
 
 // A transport failure (connection refused or reset, TLS, a stalled or cut transfer): worth retrying.
 // HTTP statuses are not errors at this level.
+// "https://Host:5000/v2/x?y" -> "https://host:5000": who a URL talks to.
+std::string origin_of(const std::string& url);
+
 class TransportError : public Error {
 public:
     explicit TransportError(std::string message, bool lasting = false)
@@ -54,6 +57,8 @@ public:
     // Header values by lower-case name, in arrival order (WWW-Authenticate may come several times).
     std::vector<std::string> header(const std::string& lower_name) const;
     std::optional<std::uint64_t> content_length() const;
+    // scheme://host[:port] of the server that gave the final answer (after redirects).
+    std::string answered_by() const { return answered_by_; }
     // Throws TransportError if the transfer fails; 0 at the end of the body.
     std::size_t read(void* buffer, std::size_t size) override;
     // The whole body, refusing more than `limit` bytes.
@@ -65,6 +70,7 @@ private:
     explicit Stream(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
     long status_ = 0;
+    std::string answered_by_;
 };
 
 class Http {
