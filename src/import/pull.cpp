@@ -129,6 +129,17 @@ struct OpenedBlob {
     layer::Compression compression = layer::Compression::None;
 };
 
+// The most of a blob read past the point where its layer failed, only to name a digest mismatch as
+// the cause, and the most data accepted after a tar's end-of-archive blocks: a blob that states a
+// terabyte (a hostile registry's endless stream) is not read to its end.
+constexpr std::uint64_t kMaxDrain = 16 << 20;
+
+// Reads the rest of the blob, when little is left, so that a corrupt blob is reported as a digest
+// mismatch rather than by what its corruption did downstream.
+void drain_small_rest(digest::VerifyingReader& blob) {
+    if (blob.remaining() <= kMaxDrain) blob.drain();
+}
+
 // Producer thread of one layer: read -> sha256 of the blob -> decompress (-> sha256 of the tar, when
 // uncompressed; see OpenedBlob), into the pipe.
 // When the stream cannot be decompressed, or the readers gave up, the rest of the blob is still read
@@ -158,10 +169,13 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
             }
         } catch (const Error& e) {
             if (e.code() == make_error_code(Errc::Busy)) throw;
-            opened.blob.drain();  // throws the digest/size mismatch if the blob is what is wrong
+            drain_small_rest(opened.blob);  // throws the digest/size mismatch if the blob is what is wrong
             throw;
         }
-        opened.blob.drain();
+        // At the stream's end the blob was read whole: this checks it. Abandoned by the readers (their
+        // error is the one reported), only a small rest is read.
+        if (complete) opened.blob.drain();
+        else drain_small_rest(opened.blob);
         if (hash_here && complete) tar_digest = TarDigest{tar.finish(), tar.bytes(), check.finding(), check.ended_cleanly()};
         pipe.close();
     } catch (...) {
@@ -192,9 +206,15 @@ void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarDigest& out) {
     pipe.leave(kTarHasher);
 }
 
-// Reads what is left of the pipe (bytes after the tar's end-of-archive blocks), without copying.
+// Reads what is left of the pipe (bytes after the tar's end-of-archive blocks), without copying; they
+// count in the diff_id, but more than kMaxDrain of them is no layer.
 void drain(layer::PipeReader& piped) {
-    while (!piped.next().empty()) {
+    std::uint64_t after_end = 0;
+    for (std::span<const char> view = piped.next(); !view.empty(); view = piped.next()) {
+        after_end += view.size();
+        if (after_end > kMaxDrain) {
+            throw Error(Errc::Corrupt, "more than " + std::to_string(kMaxDrain >> 20) + " MiB of data after the tar's end-of-archive");
+        }
     }
 }
 
@@ -217,18 +237,22 @@ void make_skeleton(int staging_dir, const std::vector<std::string>& dirs) {
 // The store's partial/ files as the pipeline's Spool.
 class StoreSpool final : public Spool {
 public:
-    explicit StoreSpool(store::Store& store) : store_(store) {}
-    std::optional<sys::UniqueFd> open(const Digest& blob) override { return store_.open_partial(blob); }
+    StoreSpool(store::Store& store, sys::SpaceReserve* reserve) : store_(store), reserve_(reserve) {}
+    std::optional<sys::UniqueFd> open(const Digest& blob, const std::string& origin) override {
+        return store_.open_partial(blob, origin);
+    }
+    sys::SpaceReserve* reserve() override { return reserve_; }
 
 private:
     store::Store& store_;
+    sys::SpaceReserve* reserve_;
 };
 
 void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& job, const PullOptions& pull,
                       const std::atomic<bool>& cancel, sys::SpaceReserve* reserve) {
     const image::LayerPlan& plan = *job.plan;
     job.staging.emplace(store.new_staging());
-    StoreSpool spool(store);
+    StoreSpool spool(store, reserve);
     OpenedBlob opened(source, plan, &spool);
     bool hasher_thread = !opened.producer_hashes_tar();
     layer::ChunkPipe pipe(256 << 10, 8, hasher_thread ? 2 : 1);

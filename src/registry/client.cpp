@@ -372,8 +372,9 @@ std::string Client::small_blob(const digest::Digest& d, std::uint64_t size, cons
 // A blob's bytes, resumed with Range requests after a cut; see Client::open_blob.
 class BlobStream final : public sys::Reader {
 public:
-    BlobStream(Client& client, digest::Digest d, std::uint64_t size, std::optional<sys::UniqueFd> partial)
-        : client_(client), digest_(std::move(d)), size_(size), what_("blob " + digest_.str()) {
+    BlobStream(Client& client, digest::Digest d, std::uint64_t size, std::optional<sys::UniqueFd> partial,
+               sys::SpaceReserve* reserve)
+        : client_(client), digest_(std::move(d)), size_(size), what_("blob " + digest_.str()), reserve_(reserve) {
         if (partial) adopt_partial(std::move(*partial));
     }
 
@@ -467,8 +468,12 @@ private:
         if (hashing_) hashing_->update(buffer, n);
         if (partial_) {
             try {
+                if (reserve_) reserve_->charge(n);
                 sys::pwrite_all(partial_->get(), buffer, n, static_cast<off_t>(offset_), "partial");
             } catch (const Error&) {
+                // The reserve reached, or the disk full: what was kept goes, so that it is not what
+                // keeps the next pull from writing.
+                discard_partial();
                 partial_.reset();
             }
         }
@@ -535,14 +540,15 @@ private:
     unsigned resumes_ = 0;
     std::unique_ptr<Stream> stream_;
     std::optional<sys::UniqueFd> partial_;
+    sys::SpaceReserve* reserve_ = nullptr;
     std::uint64_t replay_end_ = 0;          // bytes [0, replay_end_) come from the partial file
     std::optional<digest::Sha256> hashing_;  // set when a prefix was replayed: the whole must match
 };
 
 std::unique_ptr<sys::Reader> Client::open_blob(const digest::Digest& d, std::uint64_t size,
-                                               std::optional<sys::UniqueFd> partial) {
+                                               std::optional<sys::UniqueFd> partial, sys::SpaceReserve* reserve) {
     check();
-    return std::make_unique<BlobStream>(*this, d, size, std::move(partial));
+    return std::make_unique<BlobStream>(*this, d, size, std::move(partial), reserve);
 }
 
 }  // namespace imgtool::registry

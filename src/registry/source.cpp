@@ -43,8 +43,8 @@ public:
 
     std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, import::Spool* spool) const override {
         std::optional<sys::UniqueFd> partial;
-        if (spool) partial = spool->open(*layer.digest);
-        return client_->open_blob(*layer.digest, layer.size, std::move(partial));
+        if (spool) partial = spool->open(*layer.digest, client_->origin());
+        return client_->open_blob(*layer.digest, layer.size, std::move(partial), spool ? spool->reserve() : nullptr);
     }
 
 private:

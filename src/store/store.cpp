@@ -678,21 +678,37 @@ ImageRecord Store::resolve(std::string_view reference) const {
     return matches.front();
 }
 
-std::optional<sys::UniqueFd> Store::open_partial(const Digest& blob) {
+std::optional<sys::UniqueFd> Store::open_partial(const Digest& blob, const std::string& origin) {
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "partial", O_RDONLY | O_DIRECTORY);
-    sys::UniqueFd fd = sys::open_beneath(dir.get(), blob.hex(), O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
-    struct stat st = sys::fstat_fd(fd.get(), "partial/" + blob.hex());
-    if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, root_ + "/partial/" + blob.hex() + ": not a regular file");
-    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) return std::nullopt;
-        throw_errno("flock", root_ + "/partial/" + blob.hex());
+    // Named by blob and origin: bytes one registry sent never become the prefix of another's blob.
+    const std::string name = blob.hex() + "-" + digest::Sha256::of(origin).hex().substr(0, 16);
+    const std::string shown = root_ + "/partial/" + name;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto [fd, err] = sys::try_open_beneath(dir.get(), name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK, 0600);
+        if (!err) {
+            struct stat st = sys::fstat_fd(fd.get(), shown);
+            if (S_ISREG(st.st_mode) && st.st_nlink == 1) {
+                if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+                    if (errno == EWOULDBLOCK) return std::nullopt;  // another pull of this blob keeps it
+                    throw_errno("flock", shown);
+                }
+                return std::move(fd);
+            }
+        }
+        // Not a file this store made (a symlink, a FIFO, a directory, a hard link to a file elsewhere):
+        // removed, never written through, and made again.
+        log::debug(shown + ": not a partial download of this store; replaced");
+        sys::remove_tree_at(dir.get(), name);
     }
-    return fd;
+    return std::nullopt;
 }
 
 void Store::remove_partial(const Digest& blob) {
     sys::UniqueFd dir = sys::open_beneath(root_fd_.get(), "partial", O_RDONLY | O_DIRECTORY);
-    if (::unlinkat(dir.get(), blob.hex().c_str(), 0) != 0 && errno != ENOENT) throw_errno("unlink", root_ + "/partial/" + blob.hex());
+    for (const std::string& name : sys::list_directory(dir.get(), root_ + "/partial")) {
+        if (name.rfind(blob.hex(), 0) != 0) continue;
+        if (::unlinkat(dir.get(), name.c_str(), 0) != 0 && errno != ENOENT) throw_errno("unlink", root_ + "/partial/" + name);
+    }
 }
 
 void Store::prune_partials(std::int64_t max_age_seconds) {

@@ -5,12 +5,14 @@ images; what pull stores is compared with what pull-local stores from the same s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import signal
 import stat
 import subprocess
+import sys
 import time
 import unittest
 
@@ -50,6 +52,30 @@ def biggest_layer(reg, repo: str, tag: str) -> tuple:
     manifest = json.loads(reg.get_manifest(repo, tag).body)
     layer = max(manifest["layers"], key=lambda d: d["size"])
     return re.escape(f"/v2/{repo}/blobs/{layer['digest']}") + "$", layer["size"]
+
+
+def partial_path(root: str, digest: str, origin: str) -> str:
+    """STORE/partial/<hex>-<16 hex of sha256(origin)>: a kept download of `digest` from origin
+    (registry/repository)."""
+    tag = hashlib.sha256(origin.encode()).hexdigest()[:16]
+    return os.path.join(root, "partial", digest.split(":")[1] + "-" + tag)
+
+
+# Runs in a private mount namespace (unshare -m): a 1 MiB tmpfs holds the store; a pull that cannot
+# fit fails at the free-space reserve, and must leave no kept bytes that would fail the next pull.
+SMALL_FS_CHILD = r"""
+import json, os, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+import harness
+mnt, big, small = sys.argv[2], sys.argv[3], sys.argv[4]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt], check=True)
+root = os.path.join(mnt, "store")
+free = os.statvfs(mnt).f_bfree
+res = harness.run(root, "pull", "--tls-verify=false", "--retry", "0", big)
+kept = sum(os.path.getsize(os.path.join(root, "partial", n)) for n in os.listdir(os.path.join(root, "partial")))
+after = harness.run(root, "pull", "--tls-verify=false", small)
+print(json.dumps({"rc": res.rc, "err": res.err, "kept": kept, "after_rc": after.rc, "after_err": after.err}))
+"""
 
 
 def local_id(tc, image) -> tuple:
@@ -331,7 +357,7 @@ insecure = true
         self.proxy.stall(path, 60, after_bytes=100000)
         proc = harness.popen(self.root, "pull", "--tls-verify=false", ref)
         harness.reap_at_cleanup(self, proc)
-        partial = os.path.join(self.root, "partial", digest.split(":")[1])
+        partial = partial_path(self.root, digest, f"{self.proxy.host}/t/basic")
         kept = harness.wait_for(lambda: os.path.exists(partial) and os.path.getsize(partial) >= 100000, 30)
         self.assertTrue(kept, "the download was not kept in partial/")
         proc.send_signal(signal.SIGKILL)
@@ -355,7 +381,7 @@ insecure = true
         digest = path.split("blobs/")[1].rstrip("$").replace("\\", "")
         blob = self.reg.get_blob("t/basic", digest)
         self.pull_ok(f"{self.proxy.host}/t/busybox:v1")  # makes the store
-        partial = os.path.join(self.root, "partial", digest.split(":")[1])
+        partial = partial_path(self.root, digest, f"{self.proxy.host}/t/basic")
         # A whole blob with a flipped byte: checked before use, thrown away, downloaded again.
         with open(partial, "wb") as fh:
             fh.write(blob[:500] + bytes([blob[500] ^ 1]) + blob[501:])
@@ -369,6 +395,58 @@ insecure = true
         harness.assert_one_error_line(self, res, "pull", "digest mismatch")
         self.assertEqual(os.path.getsize(partial), 0)
         self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
+
+    def test_kept_data_of_another_registry_is_never_used(self):
+        # A hostile registry names an honest image's layer digest and sends junk: what it left is
+        # filed under its own name, and the honest pull never reads it.
+        ref = f"{self.proxy.host}/t/basic:v1"
+        path, _ = biggest_layer(self.reg, "t/basic", "v1")
+        digest = path.split("blobs/")[1].rstrip("$").replace("\\", "")
+        self.pull_ok(f"{self.proxy.host}/t/busybox:v1")  # makes the store
+        hostile = partial_path(self.root, digest, "hostile.example/t/basic")
+        with open(hostile, "wb") as fh:
+            fh.write(b"junk" * 1000)
+        self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
+        self.assertEqual(self.proxy.ranges(path), [None])  # fetched from its start
+        self.assertFalse(os.path.exists(hostile), "the blob's other kept copies go once it is stored")
+
+    def test_kept_file_that_is_not_a_plain_file_is_replaced(self):
+        # A hard link to a file outside the store, a symlink, a directory where a partial file goes:
+        # never written through, replaced, and the pull works.
+        ref = f"{self.proxy.host}/t/basic:v1"
+        path, _ = biggest_layer(self.reg, "t/basic", "v1")
+        digest = path.split("blobs/")[1].rstrip("$").replace("\\", "")
+        partial = partial_path(self.root, digest, f"{self.proxy.host}/t/basic")
+        outside = os.path.join(harness.scratch_dir(self), "victim")
+        for make in (lambda: os.link(outside, partial), lambda: os.symlink(outside, partial),
+                     lambda: os.mkdir(partial)):
+            root = self.root = harness.new_store(self)
+            partial = partial_path(root, digest, f"{self.proxy.host}/t/basic")
+            self.pull_ok(f"{self.proxy.host}/t/busybox:v1")  # makes the store
+            with open(outside, "wb") as fh:
+                fh.write(b"precious")
+            make()
+            self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
+            with open(outside, "rb") as fh:
+                self.assertEqual(fh.read(), b"precious")
+            self.assertFalse(os.path.lexists(partial))
+
+    def test_kept_bytes_count_against_the_free_space_reserve(self):
+        harness.require_root()
+        self.reg.push("oci-archive:" + harness.image_path("rootopq", "oci-archive"), "t/small:v1")
+        mnt = harness.scratch_dir(self, "small-fs-")
+        proc = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", sys.executable, "-c", SMALL_FS_CHILD,
+             os.path.dirname(os.path.abspath(harness.__file__)), mnt, f"{self.reg.host}/t/basic:v1",
+             f"{self.reg.host}/t/small:v1"],
+            capture_output=True, text=True, timeout=120, env=harness.base_env())
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.assertEqual(got["rc"], 1, got)
+        self.assertEqual(len(got["err"].strip().splitlines()), 1, got["err"])
+        # Whole small blobs may stay for the next pull; nothing that holds the filesystem down.
+        self.assertLess(got["kept"], 64 << 10, "kept bytes left the filesystem at its reserve")
+        self.assertEqual(got["after_rc"], 0, got["after_err"])
 
     def test_rm_removes_kept_downloads(self):
         self.pull_ok(f"{self.proxy.host}/t/busybox:v1")

@@ -36,6 +36,8 @@ public:
     VerifyingReader(sys::Reader& source, std::optional<Digest> expected_digest, std::uint64_t expected_size);
     std::size_t read(void* buffer, std::size_t size) override;
     std::uint64_t bytes() const noexcept { return bytes_; }
+    // What the stated size says is still to come.
+    std::uint64_t remaining() const noexcept { return bytes_ < expected_size_ ? expected_size_ - bytes_ : 0; }
     void drain();
     // Stop hashing, keep checking the size: for callers that verify the same bytes' digest elsewhere
     // (an uncompressed layer whose blob digest is its diff_id). Call before the first read.

@@ -12,6 +12,7 @@
 
 #include "imgtool/image/source.hpp"
 #include "imgtool/sys/reader.hpp"
+#include "imgtool/sys/space.hpp"
 
 namespace imgtool::import {
 
@@ -21,8 +22,13 @@ namespace imgtool::import {
 class Spool {
 public:
     virtual ~Spool() = default;
-    // The blob's partial file (read-write, locked for this process), or nullopt if it cannot be kept.
-    virtual std::optional<sys::UniqueFd> open(const digest::Digest& blob) = 0;
+    // The blob's partial file as fetched from `origin` (registry/repository: another registry's bytes
+    // for the same digest never mix in), read-write and locked for this process; nullopt if it cannot
+    // be kept.
+    virtual std::optional<sys::UniqueFd> open(const digest::Digest& blob, const std::string& origin) = 0;
+    // The free-space reserve that kept bytes count against: keeping stops (and what was kept goes)
+    // before the store's filesystem falls below it.
+    virtual sys::SpaceReserve* reserve() { return nullptr; }
 };
 
 class BlobSource {

@@ -18,6 +18,7 @@
 #include "imgtool/registry/auth.hpp"
 #include "imgtool/registry/http.hpp"
 #include "imgtool/sys/reader.hpp"
+#include "imgtool/sys/space.hpp"
 #include "imgtool/sys/unique_fd.hpp"
 
 namespace imgtool::registry {
@@ -59,11 +60,15 @@ public:
     // after exactly `size` bytes (longer bodies are a size mismatch). Thread-safe: one stream per layer.
     // With a partial file (store::Store::open_partial), what it holds is delivered first and only the
     // rest is downloaded (a whole one is checked against the digest before use); every byte that
-    // arrives is appended to it, so an interrupted pull resumes on the next run.
+    // arrives is appended to it, so an interrupted pull resumes on the next run. Kept bytes count
+    // against `reserve`: at the reserve, keeping stops and the partial file is emptied.
     std::unique_ptr<sys::Reader> open_blob(const digest::Digest& digest, std::uint64_t size,
-                                           std::optional<sys::UniqueFd> partial = std::nullopt);
+                                           std::optional<sys::UniqueFd> partial = std::nullopt,
+                                           sys::SpaceReserve* reserve = nullptr);
 
     const image::Reference& reference() const { return reference_; }
+    // "registry/repository": whose bytes a partial file holds.
+    std::string origin() const { return reference_.registry + "/" + reference_.repository; }
     // How many token requests were made (tests assert tokens are reused).
     unsigned tokens_fetched() const { return tokens_fetched_; }
 

@@ -164,7 +164,8 @@ public:
     // partial/<hex> of a blob, opened read-write (created empty if missing) and locked for this
     // process (flock, released with the fd); nullopt if another process holds it (then the caller
     // downloads without keeping anything).
-    std::optional<sys::UniqueFd> open_partial(const digest::Digest& blob);
+    std::optional<sys::UniqueFd> open_partial(const digest::Digest& blob, const std::string& origin);
+    // Removes the blob's partial files, whatever their origin.
     void remove_partial(const digest::Digest& blob);
     // Removes the partial downloads no process holds that were last written more than `max_age`
     // seconds ago (0: all of them).
