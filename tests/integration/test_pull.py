@@ -397,18 +397,21 @@ insecure = true
         self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
 
     def test_kept_data_of_another_registry_is_never_used(self):
-        # A hostile registry names an honest image's layer digest and sends junk: what it left is
-        # filed under its own name, and the honest pull never reads it.
-        ref = f"{self.proxy.host}/t/basic:v1"
+        # A hostile registry (here a proxy that corrupts the honest image's biggest layer, then cuts
+        # the connection) leaves kept bytes; the honest registry's pull never resumes from them.
         path, _ = biggest_layer(self.reg, "t/basic", "v1")
-        digest = path.split("blobs/")[1].rstrip("$").replace("\\", "")
-        self.pull_ok(f"{self.proxy.host}/t/busybox:v1")  # makes the store
-        hostile = partial_path(self.root, digest, "hostile.example/t/basic")
-        with open(hostile, "wb") as fh:
-            fh.write(b"junk" * 1000)
-        self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
-        self.assertEqual(self.proxy.ranges(path), [None])  # fetched from its start
-        self.assertFalse(os.path.exists(hostile), "the blob's other kept copies go once it is stored")
+        self.proxy.corrupt(path, 100)
+        self.proxy.drop_after(path, 20000)
+        res = self.pull(f"{self.proxy.host}/t/basic:v1", "--retry", "0")
+        self.assertNotEqual(res.rc, 0, str(res))
+        kept = os.listdir(os.path.join(self.root, "partial"))
+        self.assertTrue(kept, "the hostile download was not kept")
+        honest = registry.FaultProxy(self.reg)
+        self.addCleanup(honest.close)
+        self.assertEqual(self.pull_ok(f"{honest.host}/t/basic:v1"), local_id(self, BASIC_OCI)[0])
+        self.assertEqual(honest.ranges(path), [None])  # fetched from its start
+        self.assertEqual(os.listdir(os.path.join(self.root, "partial")), [],
+                         "the blob's other kept copies go once it is stored")
 
     def test_kept_file_that_is_not_a_plain_file_is_replaced(self):
         # A hard link to a file outside the store, a symlink, a directory where a partial file goes:
