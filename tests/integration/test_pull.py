@@ -397,15 +397,15 @@ insecure = true
         self.assertEqual(self.pull_ok(ref), local_id(self, BASIC_OCI)[0])
 
     def test_kept_data_of_another_registry_is_never_used(self):
-        # A hostile registry (here a proxy that corrupts the honest image's biggest layer, then cuts
-        # the connection) leaves kept bytes; the honest registry's pull never resumes from them.
+        # A hostile registry (here a proxy that answers the honest image's biggest layer with junk)
+        # leaves kept bytes; the honest registry's pull never resumes from them.
         path, _ = biggest_layer(self.reg, "t/basic", "v1")
-        self.proxy.corrupt(path, 100)
-        self.proxy.drop_after(path, 20000)
+        digest = path.split("blobs/")[1].rstrip("$").replace("\\", "")
+        self.proxy.status(path, 200, body=b"\x1f\x8b" + b"junk" * 2000, times=None)
         res = self.pull(f"{self.proxy.host}/t/basic:v1", "--retry", "0")
         self.assertNotEqual(res.rc, 0, str(res))
-        kept = os.listdir(os.path.join(self.root, "partial"))
-        self.assertTrue(kept, "the hostile download was not kept")
+        kept = partial_path(self.root, digest, f"{self.proxy.host}/t/basic")
+        self.assertGreater(os.path.getsize(kept), 0, "the hostile download was not kept")
         honest = registry.FaultProxy(self.reg)
         self.addCleanup(honest.close)
         self.assertEqual(self.pull_ok(f"{honest.host}/t/basic:v1"), local_id(self, BASIC_OCI)[0])
