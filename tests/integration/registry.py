@@ -751,9 +751,11 @@ class FaultProxy:
     Rules (each returns its Rule; .hits counts how often it fired), matched in the order added;
     `path` is a regex searched in the request path, `method` the exact method (None = any),
     `times` how many matching requests it applies to (None = all):
-      drop_after(path, nbytes, reset=False)    headers + nbytes of the body, then close (FIN, or
+      drop_after(path, nbytes, reset=False, flip=None)
+                                               headers + nbytes of the body, then close (FIN, or
                                                RST with reset=True); no effect if the body is
-                                               shorter than nbytes (a HEAD: close after headers)
+                                               shorter than nbytes (a HEAD: close after headers);
+                                               flip=N also corrupts body byte N
       stall(path, seconds, after_bytes=0)      headers + after_bytes, silence for seconds (cut
                                                short by close()), then close
       status(path, code, retry_after=None, body=b"", headers=None)
@@ -857,8 +859,9 @@ class FaultProxy:
         return rule
 
     def drop_after(self, path: str, nbytes: int, *, reset: bool = False, method: str | None = "GET",
-                   times: int | None = 1) -> Rule:
-        return self._add("drop", path, method, times, nbytes=nbytes, reset=reset)
+                   times: int | None = 1, flip: int | None = None) -> Rule:
+        """flip: also corrupt (xor 0xff) body byte `flip` before the cut."""
+        return self._add("drop", path, method, times, nbytes=nbytes, reset=reset, offset=flip)
 
     def stall(self, path: str, seconds: float, *, after_bytes: int = 0, method: str | None = "GET",
               times: int | None = 1) -> Rule:
@@ -1068,7 +1071,7 @@ class FaultProxy:
             self._send_head(h, resp.status, headers, length)
             sent = 0
             for chunk in chunks:
-                if kind == "corrupt":
+                if kind == "corrupt" or (kind == "drop" and rule.params.get("offset") is not None):
                     off = rule.params["offset"] - sent
                     if 0 <= off < len(chunk):
                         chunk = chunk[:off] + bytes([chunk[off] ^ 0xFF]) + chunk[off + 1:]
