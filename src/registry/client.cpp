@@ -272,11 +272,21 @@ std::string Client::fetch_token(const Challenge& bearer) {
     } catch (const TransportError& e) {
         throw Error(Errc::Unavailable, "token server: " + e.message());
     }
-    nlohmann::json doc = image::parse_json_strict(body, "token server's answer");
+    nlohmann::json doc;
+    try {
+        doc = image::parse_json_strict(body, "token server's answer");
+    } catch (const Error&) {
+        // The parser's excerpt of where it stopped may be the token itself.
+        throw Error(Errc::Corrupt, "token server's answer is not valid JSON (the parser's excerpt is not shown: it may hold the token)");
+    }
     for (const char* key : {"token", "access_token"}) {
         if (doc.is_object() && doc.contains(key) && doc[key].is_string() && !doc[key].get<std::string>().empty()) {
             std::string token = doc[key].get<std::string>();
-            if (token.find_first_of("\r\n") != std::string::npos) throw Error(Errc::Corrupt, "token server: token holds a line break");
+            // token68 and the JWT alphabet are printable ASCII without spaces: anything else (a NUL that
+            // would cut the header, control characters) is no token.
+            if (std::any_of(token.begin(), token.end(), [](char ch) { return ch <= ' ' || ch >= 0x7f; })) {
+                throw Error(Errc::Corrupt, "token server: the token holds characters a token cannot have");
+            }
             return token;
         }
     }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <sstream>
 
 #include <toml.hpp>
@@ -52,11 +53,46 @@ bool bool_or(const toml::value& table, const char* key, bool fallback) {
     return toml::get<bool>(table.at(key));
 }
 
+// How deep arrays and inline tables nest, outside strings and comments. toml11 parses them by
+// recursion without a limit: a few kilobytes of "[[[[" overflow the stack.
+std::size_t nesting_depth(std::string_view text) {
+    std::size_t depth = 0, deepest = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (c == '#') {
+            while (i < text.size() && text[i] != '\n') ++i;
+        } else if (c == '"' || c == '\'') {
+            bool triple = text.substr(i, 3) == std::string(3, c);
+            std::size_t j = i + (triple ? 3 : 1);
+            while (j < text.size()) {
+                if (c == '"' && text[j] == '\\') {
+                    j += 2;
+                    continue;
+                }
+                if (triple ? text.substr(j, 3) == std::string(3, c) : text[j] == c) break;
+                if (!triple && text[j] == '\n') break;
+                ++j;
+            }
+            i = j + (triple ? 2 : 0);
+        } else if (c == '[' || c == '{') {
+            deepest = std::max(deepest, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+constexpr std::size_t kMaxNesting = 32;
+
 }  // namespace
 
 std::vector<Endpoint> pull_endpoints(const image::Reference& ref, std::string_view conf_text, const std::string& shown) {
     const std::string name = ref.registry + "/" + ref.repository;
     std::vector<Endpoint> out;
+    if (nesting_depth(conf_text) > kMaxNesting) {
+        throw Error(Errc::Corrupt, shown + ": arrays or tables nested more than " + std::to_string(kMaxNesting) + " deep");
+    }
     try {
         std::istringstream in{std::string(conf_text)};
         toml::value conf = toml::parse(in, shown);

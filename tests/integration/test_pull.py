@@ -573,7 +573,7 @@ class Thief:
     """A plain-HTTP server on 127.0.0.1 that records the Authorization header of every request and
     answers with a token of its own (a realm an attacker picked)."""
 
-    def __init__(self):
+    def __init__(self, body: bytes = b'{"token": "STOLEN"}'):
         import http.server
         import threading
         seen = self.authorizations = []
@@ -584,7 +584,6 @@ class Thief:
 
             def do_GET(self):
                 seen.append(self.headers.get("Authorization", ""))
-                body = b'{"token": "STOLEN"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -620,6 +619,28 @@ class RedirectTarget(RegistryCase):
         harness.assert_one_error_line(self, res, "pull", "asks for authentication", "only for the registry")
         self.assertEqual(thief.authorizations, [])
         self.assertEqual(harness.run(root, "images", "-q").out, "")
+
+
+class HostileTokenServer(RegistryCase):
+    def answer(self, body: bytes):
+        thief = Thief(body)
+        self.addCleanup(thief.close)
+        proxy = registry.FaultProxy(self.reg)
+        self.addCleanup(proxy.close)
+        proxy.status(r"^/v2/", 401, times=None, method=None,
+                     headers={"WWW-Authenticate": f'Bearer realm="{thief.realm}",service="x"'})
+        return harness.run(harness.new_store(self), "pull", "--tls-verify=false", "--retry", "0",
+                           f"{proxy.host}/{self.tag}")
+
+    def test_broken_answer_is_not_quoted(self):
+        res = self.answer(b'{"token": "SECRETTOKEN_abcdef" x')
+        line = harness.assert_one_error_line(self, res, "pull", "token server", "not valid JSON")
+        self.assertNotIn("SECRETTOKEN", line)
+
+    def test_token_with_control_characters_is_refused(self):
+        for token in ("ab\\u0000cd", "ab\\u001bcd", "two words"):
+            res = self.answer(b'{"token": "' + token.encode() + b'"}')
+            harness.assert_one_error_line(self, res, "pull", "token cannot have")
 
 
 class InsecureMirror(unittest.TestCase):

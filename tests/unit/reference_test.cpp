@@ -169,4 +169,14 @@ blocked = true
     CHECK_THROWS_AS(pull_endpoints(Reference::parse("a"), "[[registry]\nlocation=", "r.conf"), Error);
     // "docker.iox" is not under "docker.io".
     CHECK(pull_endpoints(Reference::parse("docker.iox/a"), conf, "r.conf").size() == 1);
+
+    // Nesting the TOML parser would recurse into without end: refused before it parses.
+    for (const std::string& deep : {"a = " + std::string(20000, '['), "a = " + std::string(20000, '{'),
+                                    "a = " + std::string(33, '[') + std::string(33, ']')}) {
+        CHECK_THROWS_WITH_AS(pull_endpoints(Reference::parse("a"), deep, "r.conf"), doctest::Contains("nested more than"), Error);
+    }
+    // Brackets in strings and comments are not nesting.
+    std::string quoted = "# " + std::string(100, '[') + "\nx = \"" + std::string(100, '{') + "\"\ny = '''" +
+                         std::string(100, '[') + "'''\n" + std::string(conf);
+    CHECK(pull_endpoints(Reference::parse("alpine:3"), quoted, "r.conf").size() == 2);
 }
