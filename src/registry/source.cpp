@@ -52,6 +52,7 @@ private:
         const image::Reference& ref = reference_;
         image::Platform wanted = options.platform.value_or(image::Platform::host());
         FetchedManifest fetched = client.manifest(ref.manifest_reference());
+        bool chosen_by_platform = false;
         for (int depth = 0; image::is_index_media_type(fetched.media_type); ++depth) {
             if (depth >= kMaxIndexDepth) {
                 throw Error(Errc::Corrupt, "image indexes nested more than " + std::to_string(kMaxIndexDepth) + " deep");
@@ -73,6 +74,7 @@ private:
                                                 (available.empty() ? "" : " (available: " + available + ")"));
             }
             image::Descriptor next = *chosen;
+            chosen_by_platform = true;
             fetched = client.manifest(next.digest.str());
             if (fetched.bytes.size() != next.size) {
                 throw Error(Errc::SizeMismatch, "manifest " + next.digest.str() + ": size mismatch: descriptor says " +
@@ -105,10 +107,12 @@ private:
             throw Error(Errc::Corrupt, what + ": config lists " + std::to_string(plan.config.diff_ids.size()) +
                                            " diff_ids but the manifest has " + std::to_string(manifest.layers.size()) + " layers");
         }
-        // An image for another platform than asked (a single-platform tag) is refused as pull-local does.
-        if (options.platform && !options.platform->accepts(plan.config.platform)) {
+        // An image for another platform than asked (a single-platform tag) is refused as pull-local does;
+        // so is one an index listed under the wanted platform but whose config says another (the index
+        // lied, or was wrong).
+        if ((options.platform || chosen_by_platform) && !wanted.accepts(plan.config.platform)) {
             throw Error(Errc::NotFound, "image " + plan.id.str() + " is for " + plan.config.platform.str() + ", not " +
-                                            options.platform->str());
+                                            wanted.str() + (chosen_by_platform ? " as the index says" : ""));
         }
         for (std::size_t i = 0; i < manifest.layers.size(); ++i) {
             const image::Descriptor& d = manifest.layers[i];

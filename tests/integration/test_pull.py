@@ -203,6 +203,21 @@ class Plain(unittest.TestCase):
                                             args=("--platform", "linux/s390x"))
         self.assertIn("available", line)
 
+    def test_index_that_mislabels_a_platform_is_refused(self):
+        # The index lists the arm64 image as amd64 (and the reverse): the config says what it is.
+        resp = self.reg.get_manifest("t/multi", "v1")
+        index = json.loads(resp.body)
+        platforms = [m["platform"] for m in index["manifests"]]
+        for m, p in zip(index["manifests"], platforms[1:] + platforms[:1]):
+            m["platform"] = p
+        body = json.dumps(index).encode()
+        self.proxy.status(r"/manifests/v1$", 200, body=body, times=None,
+                          headers={"Content-Type": index.get("mediaType", "application/vnd.oci.image.index.v1+json")})
+        # The default platform (this host's) as well as an explicit one.
+        self.unchanged_after_failure(f"{self.proxy.host}/t/multi:v1", "is for linux/", "as the index says")
+        self.unchanged_after_failure(f"{self.proxy.host}/t/multi:v1", "is for linux/", "as the index says",
+                                     args=("--platform", "linux/arm64"))
+
     def test_https_to_a_plain_http_registry_is_one_line(self):
         harness.pull(self, self.root, harness.image_path(*BUSYBOX))
         before = harness.store_listing(self.root)
