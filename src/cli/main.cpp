@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <new>
 #include <string>
@@ -29,6 +30,27 @@ std::optional<sys::MinFreeSetting> min_free_option(const std::string& text) {
                                                "\": expected a size such as 2G or 500M, a percentage such as 5%, or 0");
     }
     return setting;
+}
+
+// A secret given on the command line (pull --creds, login -p) stays readable by every user in
+// /proc/PID/cmdline for the whole command: once parsed, it is overwritten there. (There is a window
+// before this: --password-stdin and auth files have none.)
+void hide_secrets_in_argv(int argc, char** argv, const std::string& verb) {
+    if (verb != "pull" && verb != "login") return;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--") break;
+        char* secret = nullptr;
+        for (std::string_view option : {"--creds", "--password", "-p"}) {
+            if (arg == option && i + 1 < argc) {
+                secret = argv[++i];
+            } else if (arg.size() > option.size() + 1 && arg.substr(0, option.size()) == option && arg[option.size()] == '=') {
+                secret = argv[i] + option.size() + 1;
+            }
+        }
+        if (!secret && verb == "login" && arg.size() > 2 && arg[0] == '-' && arg[1] == 'p') secret = argv[i] + 2;  // -pPASS
+        if (secret) std::memset(secret, 'x', std::strlen(secret));
+    }
 }
 
 }  // namespace imgtool::cli
@@ -70,6 +92,7 @@ int main(int argc, char** argv) {
     }
     if (globals.debug) log::set_level(log::Level::Debug);
     std::string verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
+    cli::hide_secrets_in_argv(argc, argv, verb);
     // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
     int failure = verb == "run" ? 125 : 1;
     try {
