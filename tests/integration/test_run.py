@@ -1477,7 +1477,8 @@ class LifetimeTest(RunTest):
                                   "the container's own or its ancestor")
                     # Written atomically: no temporary beside it.
                     self.assertEqual(sorted(os.listdir(area)),
-                                     ["container.pid", "diff", "hostname", "hosts", "resolv.conf", "root", "work"])
+                                     ["container.json", "container.pid", "diff", "hostname", "hosts", "resolv.conf",
+                                      "root", "work"])
                 finally:
                     open(os.path.join(sync, "go"), "w").close()
                     _, err = proc.communicate(timeout=20)
@@ -1522,7 +1523,7 @@ class LifetimeTest(RunTest):
         harness.assert_one_error_line(self, res, "rm", "being used by running container " + short_id)
         ctr = harness.run(self.root, "run", IMAGE, "true")  # a second container beside it
         self.assertEqual(ctr.rc, 0, str(ctr))
-        proc.kill()
+        self.assertEqual(harness.run(self.root, "stop", "-t", "0", short_id).rc, 0)
         proc.wait(timeout=20)
         res = harness.run(self.root, "rm", IMAGE, timeout=15)
         self.assertEqual(res.rc, 0, str(res))
@@ -1560,7 +1561,8 @@ class ContainersTest(RunTest):
         self.assertEqual(doc["State"], "running")
         # The pid is the container's: its sleep is a descendant.
         self.assertTrue(wait_for(lambda: descendant_named(doc["Pid"], "sleep"), timeout=10))
-        first.kill()
+        # stop waits for the container's end: a killed imgtool's supervisor would die a moment later.
+        self.assertEqual(harness.run(self.root, "stop", "-t", "0", first_id).rc, 0)
         first.wait(timeout=20)
         self.assertEqual(harness.run(self.root, "ps", "-q").out, second_id + "\n")
         self.assertEqual(harness.run(self.root, "ps", "-q", "--no-trunc").out.strip()[:12], second_id)
@@ -1572,7 +1574,7 @@ class ContainersTest(RunTest):
         for bad in ("-x", "a", "a/b", "ä-name", "x" * 129):
             self.assert_run_error(self.run_ctr("--name", bad, IMAGE, "true", check_tmp=False), 125,
                                   "invalid container name")
-        proc.kill()
+        self.assertEqual(harness.run(self.root, "stop", "-t", "0", "db").rc, 0)
         proc.wait(timeout=20)
         # Its container gone, the name is free again.
         self.assertEqual(self.ok("true", "--name", "db"), "")
