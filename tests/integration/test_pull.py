@@ -672,6 +672,89 @@ class HostileTokenServer(RegistryCase):
             harness.assert_one_error_line(self, res, "pull", "token cannot have")
 
 
+class EndlessBlobRegistry:
+    """A hostile registry on 127.0.0.1: t/x:v1 is a one-layer image whose layer descriptor states
+    2^40 bytes; the blob is a valid gzip of a small tar followed by zeros, sent until the client
+    hangs up. .served counts the layer bytes sent."""
+
+    def __init__(self):
+        import gzip
+        import http.server
+        import io
+        import tarfile
+        import threading
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo("hello.txt")
+            info.size = 6
+            tar.addfile(info, io.BytesIO(b"hello\n"))
+        layer_tar = buf.getvalue()
+        self.layer = gzip.compress(layer_tar)
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                             "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]}}).encode()
+        layer_digest = "sha256:" + hashlib.sha256(self.layer + b"bogus").hexdigest()  # never matches anyway
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                          "digest": "sha256:" + hashlib.sha256(config).hexdigest(), "size": len(config)},
+                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                           "digest": layer_digest, "size": 1 << 40}]}).encode()
+        self.served = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, body, content_type="application/json"):
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/v2/":
+                    return self.reply(b"{}")
+                if self.path.endswith("/manifests/v1"):
+                    return self.reply(manifest, "application/vnd.oci.image.manifest.v1+json")
+                if self.path.endswith(hashlib.sha256(config).hexdigest()):
+                    return self.reply(config)
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 40))
+                self.end_headers()
+                try:
+                    self.wfile.write(outer.layer)
+                    zeros = bytes(1 << 16)
+                    while True:
+                        self.wfile.write(zeros)
+                        outer.served += len(zeros)
+                except OSError:
+                    pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HostileBlob(unittest.TestCase):
+    def test_a_failed_layer_does_not_read_a_huge_blob_to_its_end(self):
+        # After the gzip stream, garbage: the layer fails there. Reading the stated 1 TiB to name a
+        # digest mismatch would take hours; at most 16 MiB more are read.
+        reg = EndlessBlobRegistry()
+        self.addCleanup(reg.close)
+        root = harness.new_store(self)
+        res = harness.run(root, "pull", "--tls-verify=false", "--retry", "0", f"{reg.host}/t/x:v1", timeout=60)
+        harness.assert_one_error_line(self, res, "pull", "trailing garbage")
+        self.assertLess(reg.served, 64 << 20, "read far past the failure")
+
+
 class InsecureMirror(unittest.TestCase):
     def test_credentials_never_cross_plain_http_unless_the_user_says_so(self):
         # The registry is TLS; registries.conf marks a plain-HTTP mirror insecure. --creds typed for
