@@ -191,7 +191,8 @@ void setup_dev(int root_fd, bool privileged) {
     for (const char* d : {"pts", "shm", "mqueue"}) sys::mkdir_at(devdir.get(), d, 0755, true);
     UniqueFd pts = sys::open_beneath(devdir.get(), "pts", O_PATH | O_DIRECTORY | O_NOFOLLOW);
     // newinstance: the container's ptys are its own, not the host's.
-    sys::mount_fs_at("devpts", {{"source", "devpts"}, {"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}},
+    // gid=5: a pty belongs to the tty group, as docker's devpts says (write(1) and wall use it).
+    sys::mount_fs_at("devpts", {{"source", "devpts"}, {"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}, {"gid", "5"}},
                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts.get(), "/dev/pts");
     UniqueFd shm = sys::open_beneath(devdir.get(), "shm", O_PATH | O_DIRECTORY | O_NOFOLLOW);
     sys::mount_fs_at("tmpfs", {{"source", "shm"}, {"mode", "1777"}, {"size", "65536k"}},
@@ -421,6 +422,14 @@ void attach_container_tty(int root_fd, int console_socket) {
     int slave = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_CLOEXEC);
     if (slave < 0) throw_errno("open pty peer", "/dev/pts");
     UniqueFd slave_fd(slave);
+    // docker binds the pty onto /dev/console: programs that write to the console (init systems,
+    // getty) reach the user's terminal.
+    UniqueFd devdir = sys::open_beneath(root_fd, "dev", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    int made = ::openat(devdir.get(), "console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (made < 0) throw_errno("create", "/dev/console");
+    ::close(made);
+    UniqueFd console = sys::open_at(devdir.get(), "console", O_PATH | O_NOFOLLOW);
+    sys::bind_at(slave_fd.get(), console.get(), false, "/dev/console");
     if (::ioctl(slave_fd.get(), TIOCSCTTY, 0) != 0) throw_errno("TIOCSCTTY", "");
     for (int fd = 0; fd < 3; ++fd) ::dup2(slave_fd.get(), fd);
     send_fd(console_socket, master.get());
@@ -730,11 +739,15 @@ void write_fully(int fd, const char* p, ssize_t n) {
     }
 }
 
-// Copies stdin -> pty master and master -> stdout until the child is gone.
-void relay_pty(int master, pid_t child, int& status) {
-    RawTerminal raw(STDIN_FILENO);
+// Copies master -> stdout, and with -i stdin -> pty master, until the child is gone. docker's -t
+// without -i attaches no input: stdin is neither read nor put in raw mode.
+void relay_pty(int master, pid_t child, int& status, bool interactive) {
+    // The container's pty does the terminal's line discipline: the user's terminal passes bytes as
+    // they are (the one that reads input, else the one that shows output).
+    std::optional<RawTerminal> raw;
+    raw.emplace(interactive ? STDIN_FILENO : STDOUT_FILENO);
     resize_pty(0);
-    bool stdin_open = true;
+    bool stdin_open = interactive;
     char buf[16384];
     while (true) {
         struct pollfd fds[2] = {{master, POLLIN, 0}, {STDIN_FILENO, static_cast<short>(stdin_open ? POLLIN : 0), 0}};
@@ -958,7 +971,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
 
     int status = 0;
     if (master && failure.empty()) {
-        relay_pty(master.get(), child, status);
+        relay_pty(master.get(), child, status, spec.interactive);
     } else if (relay.active()) {
         relay.run(child, status);
     } else {

@@ -1612,6 +1612,25 @@ class TerminalTest(RunTest):
         with open(path) as fh:
             return fh.read()
 
+    def script(self, *run_args) -> bytes:
+        """`imgtool run RUN_ARGS` on a terminal of its own (script(1)), stdin /dev/null: the bytes shown."""
+        argv = harness.imgtool_argv(self.root, "run", *run_args)
+        proc = subprocess.run(["script", "-qec", " ".join(shlex.quote(a) for a in argv), "/dev/null"],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60, env=harness.base_env())
+        self.assertEqual(proc.returncode, 0, proc)
+        return proc.stdout
+
+    def test_tty_output_console_and_group(self):
+        # -t alone attaches no input (docker): nothing of stdin reaches the container, and the
+        # output is the container pty's bytes as they are (no stray NUL, no doubled CR).
+        self.assertEqual(self.script("-t", IMAGE, "busybox", "seq", "1", "3"), b"1\r\n2\r\n3\r\n")
+        out = self.script("-t", IMAGE, "sh", "-c", "busybox stat -c '%t:%T %g' /dev/console $(tty); "
+                          "busybox grep -c ' /dev/pts devpts .*gid=5' /proc/mounts; echo to-console > /dev/console")
+        console, tty, gid_option, written = out.decode().splitlines()
+        self.assertEqual(console, tty)  # /dev/console is the container's pty
+        self.assertTrue(console.endswith(" 5"), console)  # the tty group, as docker's devpts gid=5
+        self.assertEqual((gid_option, written), ("1", "to-console"))
+
     def test_interactive_tty_shell(self):
         tmux = Tmux(self, self.work)
         rc_file = os.path.join(self.work, "rc")
@@ -1864,6 +1883,17 @@ class RootlessRunTest(unittest.TestCase):
     def run_as_user(self, *args) -> harness.Result:
         return rl.run_as(self.user, [self.binary, "run", "-v", f"{self.probe}:/probe:ro", *args],
                          home=self.home, env=self.env, timeout=60)
+
+    def test_tty(self):
+        # devpts with gid=5 and /dev/console on the pty work in the user's namespace too.
+        argv = [self.binary, "run", "-t", IMAGE, "sh", "-c",
+                "busybox stat -c '%t:%T %g' /dev/console $(tty); busybox seq 1 2"]
+        res = rl.run_as(self.user, ["script", "-qec", " ".join(shlex.quote(a) for a in argv), "/dev/null"],
+                        home=self.home, env=self.env, timeout=60)
+        self.assertEqual(res.rc, 0, str(res))
+        console, tty, one, two = res.out.splitlines()
+        self.assertEqual((console, one, two), (tty, "1\r", "2\r"))
+        self.assertTrue(console.endswith(" 5"), console)
 
     def test_init_layer_files_loopback_and_tmpfs(self):
         res = self.run_as_user("--net", "none", "--tmpfs", "/run:size=1m", "--add-host", "db:10.1.2.3", IMAGE,
