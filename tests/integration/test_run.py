@@ -1892,7 +1892,7 @@ class RootlessRunTest(unittest.TestCase):
                         home=self.home, env=self.env, timeout=60)
         self.assertEqual(res.rc, 0, str(res))
         console, tty, one, two = res.out.splitlines()
-        self.assertEqual((console, one, two), (tty, "1\r", "2\r"))
+        self.assertEqual((console, one, two), (tty, "1", "2"))
         self.assertTrue(console.endswith(" 5"), console)
 
     def test_init_layer_files_loopback_and_tmpfs(self):
