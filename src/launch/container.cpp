@@ -627,6 +627,8 @@ int child_main(void* raw) {
         // imgtool died in between (for --init's PID 1, which never execs, this is what keeps the
         // container from outliving imgtool).
         if (!arm_parent_death_signal(args->go_read)) exit_now(125);
+        // no-new-privileges: no setuid bit or file capability raises what exec gives the command.
+        if (spec.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) throw_errno("no-new-privileges", "");
         // CVE-2024-21626: no host fd may leak into the container (as cwd or otherwise).
         if (::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("close_range", "");
         if (::chdir(spec.workdir.c_str()) != 0) throw_errno("chdir", spec.workdir);
@@ -872,7 +874,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
 
     // Compiled here, loaded by the container's PID 1 last before exec (--privileged: none, as docker's).
     std::optional<SeccompFilter> seccomp;
-    if (!spec.privileged) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
+    if (!spec.privileged && spec.seccomp) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
 
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");

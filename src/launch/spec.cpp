@@ -208,6 +208,22 @@ LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOption
                             : adjust_capabilities(default_capabilities(), options.cap_add, options.cap_drop);
     for (const auto& v : options.volumes) spec.volumes.push_back(parse_volume(v));
     for (const auto& t : options.tmpfs) spec.tmpfs.push_back(parse_tmpfs(t));
+    // docker's --security-opt, the parts imgtool implements; anything else is refused, never ignored.
+    for (const std::string& opt : options.security_opts) {
+        if (opt == "seccomp=unconfined" || opt == "seccomp:unconfined") {
+            spec.seccomp = false;
+        } else if (opt == "no-new-privileges" || opt == "no-new-privileges:true" || opt == "no-new-privileges=true") {
+            spec.no_new_privileges = true;
+        } else if (opt == "no-new-privileges:false" || opt == "no-new-privileges=false") {
+            spec.no_new_privileges = false;
+        } else if (opt.rfind("seccomp=", 0) == 0 || opt.rfind("seccomp:", 0) == 0) {
+            throw Error(Errc::InvalidArgument, "--security-opt " + printable(opt) +
+                                                   ": seccomp profiles from a file are not supported yet (unconfined is)");
+        } else {
+            throw Error(Errc::InvalidArgument, "--security-opt " + printable(opt) +
+                                                   ": not supported (seccomp=unconfined, no-new-privileges)");
+        }
+    }
     return spec;
 }
 

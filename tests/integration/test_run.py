@@ -1043,6 +1043,19 @@ class SeccompTest(RunTest):
         got = status_fields(self.ok(fields, "--privileged"))
         self.assertEqual(got.get("Seccomp"), "0", f"control: --privileged has no filter {got}")
 
+    def test_security_opt(self):
+        fields = "busybox grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; /probe keysearch imgtool-none"
+        out = self.probe_in(fields, "--security-opt", "seccomp=unconfined")
+        self.assertEqual(status_fields(out).get("Seccomp"), "0", out)
+        # Unconfined, keyctl reaches the kernel (which finds no such key) instead of EPERM.
+        self.assertNotIn("search: Operation not permitted", out)
+        out = self.probe_in(fields, "--security-opt", "no-new-privileges")
+        self.assertEqual({k: status_fields(out).get(k) for k in ("Seccomp", "NoNewPrivs")},
+                         {"Seccomp": "2", "NoNewPrivs": "1"}, out)
+        self.assertIn("search: Operation not permitted", out)
+        for bad in ("apparmor=unconfined", "seccomp=/etc/profile.json", "label=disable"):
+            self.assert_run_error(self.run_ctr("--security-opt", bad, IMAGE, "true"), 125, "--security-opt", bad)
+
     def test_host_keyring_is_out_of_reach(self):
         # Container uid 0 is host uid 0: without the filter it shares root's user keyring.
         desc = f"imgtool-test-{uuid.uuid4().hex[:12]}"

@@ -283,3 +283,20 @@ TEST_CASE("resolv_conf: docker's rules for the host's file") {
         CHECK(thrown_code([&] { resolv_conf(host, false, dns, search); }) == kInvalid);
     }
 }
+
+TEST_CASE("spec_from_image: --security-opt") {
+    RunOptions o = options();
+    LaunchSpec plain = spec_from_image(sh_image(), o);
+    CHECK((plain.seccomp && !plain.no_new_privileges));
+    o.security_opts = {"seccomp=unconfined", "no-new-privileges"};
+    LaunchSpec s = spec_from_image(sh_image(), o);
+    CHECK((!s.seccomp && s.no_new_privileges));
+    o.security_opts = {"no-new-privileges:true", "no-new-privileges:false"};
+    CHECK_FALSE(spec_from_image(sh_image(), o).no_new_privileges);
+    for (const char* bad : {"apparmor=unconfined", "seccomp=/p.json", "label=disable", "", "no-new-privileges:maybe"}) {
+        CAPTURE(bad);
+        RunOptions v = options();
+        v.security_opts = {bad};
+        CHECK(spec_code(sh_image(), v) == kInvalid);
+    }
+}

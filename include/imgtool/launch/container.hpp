@@ -74,6 +74,8 @@ struct LaunchSpec {
     bool interactive = false;
     bool init = false;
     bool privileged = false;  // no masked paths, all capabilities, no device cgroup, no seccomp filter
+    bool seccomp = true;      // --security-opt seccomp=unconfined: false
+    bool no_new_privileges = false;  // --security-opt no-new-privileges: set before exec
     std::uint64_t capabilities = 0;
     std::vector<FileBind> own_files;  // mounted before the volumes, which may cover them
     std::vector<VolumeSpec> volumes;

@@ -37,6 +37,7 @@ struct RunOptions {
     std::vector<std::string> cap_drop;
     std::vector<std::string> volumes;  // -v HOST:CONTAINER[:ro|rw]
     std::vector<std::string> tmpfs;    // --tmpfs PATH[:OPTIONS]
+    std::vector<std::string> security_opts;  // --security-opt: seccomp=unconfined, no-new-privileges[:true|false]
     std::vector<std::string> add_hosts;   // --add-host NAME:ADDRESS
     std::vector<std::string> dns;         // --dns ADDRESS
     std::vector<std::string> dns_search;  // --dns-search DOMAIN
