@@ -191,9 +191,15 @@ void setup_dev(int root_fd, bool privileged) {
     for (const char* d : {"pts", "shm", "mqueue"}) sys::mkdir_at(devdir.get(), d, 0755, true);
     UniqueFd pts = sys::open_beneath(devdir.get(), "pts", O_PATH | O_DIRECTORY | O_NOFOLLOW);
     // newinstance: the container's ptys are its own, not the host's.
-    // gid=5: a pty belongs to the tty group, as docker's devpts says (write(1) and wall use it).
-    sys::mount_fs_at("devpts", {{"source", "devpts"}, {"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}, {"gid", "5"}},
-                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts.get(), "/dev/pts");
+    // gid=5: a pty belongs to the tty group, as docker's devpts says (write(1) and wall use it). A
+    // rootless namespace without subordinate ids maps no gid 5: then without it, as runc does.
+    const std::vector<sys::FsParameter> devpts{{"source", "devpts"}, {"newinstance", ""}, {"ptmxmode", "0666"}, {"mode", "0620"}};
+    std::vector<sys::FsParameter> with_tty_group = devpts;
+    with_tty_group.emplace_back("gid", "5");
+    sys::FsMountError no_tty_group;
+    if (!sys::try_mount_fs_at("devpts", with_tty_group, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts.get(), no_tty_group)) {
+        sys::mount_fs_at("devpts", devpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, pts.get(), "/dev/pts");
+    }
     UniqueFd shm = sys::open_beneath(devdir.get(), "shm", O_PATH | O_DIRECTORY | O_NOFOLLOW);
     sys::mount_fs_at("tmpfs", {{"source", "shm"}, {"mode", "1777"}, {"size", "65536k"}},
                      MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, shm.get(), "/dev/shm");
