@@ -965,8 +965,8 @@ class InitLayerTest(RunTest):
         with open("/etc/shadow", "rb") as fh:
             self.assertEqual(fh.read(), shadow)
         # A writable run can write its hosts file; the next run starts from its own again.
-        self.ok("echo 10.1.1.1 added >> /etc/hosts && busybox grep -c added /etc/hosts", image=ref)
-        self.assertNotIn("added", self.ok("cat /etc/hosts", image=ref))
+        self.ok("echo 10.1.1.1 extra-entry >> /etc/hosts && busybox grep -c extra-entry /etc/hosts", image=ref)
+        self.assertNotIn("extra-entry", self.ok("cat /etc/hosts", image=ref))
 
     def test_with_read_only_root(self):
         out = self.ok("cat /etc/hostname; touch /etc/x 2>/dev/null || echo ro", "--read-only", "--hostname", "roh")
@@ -1910,7 +1910,7 @@ class RootlessRunTest(unittest.TestCase):
 
     def test_init_layer_files_loopback_and_tmpfs(self):
         res = self.run_as_user("--net", "none", "--tmpfs", "/run:size=1m", "--add-host", "db:10.1.2.3", IMAGE,
-                               "sh", "-c", "hostname; cat /etc/hostname; busybox grep -c db /etc/hosts; "
+                               "sh", "-c", "hostname; cat /etc/hostname; busybox grep -c '^10.1.2.3.db$' /etc/hosts; "
                                "cat /sys/class/net/lo/flags; busybox grep ' /run ' /proc/mounts")
         self.assertEqual((res.rc, res.err), (0, ""), str(res))
         name, hostname, db, flags, run = res.out.splitlines()
