@@ -39,6 +39,7 @@
 #include "imgtool/launch/seccomp_filter.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mount.hpp"
+#include "imgtool/sys/process.hpp"
 
 #if defined(IMGTOOL_COVERAGE)
 extern "C" void __gcov_dump(void);
@@ -110,34 +111,40 @@ UniqueFd ensure_dir_in_root(int root_fd, const std::string& path) {
 }
 
 // Like ensure_dir_in_root for a file mount target (a bind of a host file).
-UniqueFd ensure_file_in_root(int root_fd, const std::string& path) {
+// The directory that holds `path` inside the root (made if missing), open for *at() calls, and the
+// path's last component.
+std::pair<UniqueFd, std::string> parent_in_root(int root_fd, const std::string& path) {
     auto slash = path.rfind('/');
     std::string parent = slash == std::string::npos ? "" : path.substr(0, slash);
-    std::string name = path.substr(slash + 1);
     UniqueFd dir = ensure_dir_in_root(root_fd, parent.empty() ? "/" : parent);
-    UniqueFd real_dir = sys::open_at(dir.get(), ".", O_RDONLY | O_DIRECTORY);
-    int fd = ::openat(real_dir.get(), name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0 && errno != EISDIR) throw_errno("create", path);
+    return {sys::open_at(dir.get(), ".", O_RDONLY | O_DIRECTORY), path.substr(slash + 1)};
+}
+
+// A file to mount on: made empty if missing (never through a symlink), returned open O_PATH. With
+// `directory_ok`, a directory already there is returned as it is.
+UniqueFd mount_point_file(int dir_fd, const std::string& name, mode_t mode, const std::string& shown,
+                          bool directory_ok = false) {
+    int fd = ::openat(dir_fd, name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && !(directory_ok && errno == EISDIR)) throw_errno("create", shown);
     if (fd >= 0) ::close(fd);
-    return sys::open_at(real_dir.get(), name, O_PATH | O_NOFOLLOW, 0, path);
+    return sys::open_at(dir_fd, name, O_PATH | O_NOFOLLOW, 0, shown);
+}
+
+UniqueFd ensure_file_in_root(int root_fd, const std::string& path) {
+    auto [dir, name] = parent_in_root(root_fd, path);
+    return mount_point_file(dir.get(), name, 0644, path, true);
 }
 
 // The mount point for one of the container's own files (/etc/hosts...): a regular file. A symlink
 // there (Debian's /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf) is replaced in the
 // container's writable layer, never followed, as docker's init layer replaces it.
 UniqueFd own_file_in_root(int root_fd, const std::string& path) {
-    auto slash = path.rfind('/');
-    UniqueFd dir = ensure_dir_in_root(root_fd, slash == 0 ? "/" : path.substr(0, slash));
-    UniqueFd real_dir = sys::open_at(dir.get(), ".", O_RDONLY | O_DIRECTORY);
-    std::string name = path.substr(slash + 1);
-    auto [st, err] = sys::try_lstat_at(real_dir.get(), name);
+    auto [dir, name] = parent_in_root(root_fd, path);
+    auto [st, err] = sys::try_lstat_at(dir.get(), name);
     if (err && err != ENOENT) throw_errno(err, "stat", path);
     if (!err && S_ISDIR(st.st_mode)) throw Error(Errc::UnsafePath, path + " in the image is a directory");
-    if (!err && !S_ISREG(st.st_mode) && ::unlinkat(real_dir.get(), name.c_str(), 0) != 0) throw_errno("replace", path);
-    int fd = ::openat(real_dir.get(), name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) throw_errno("create", path);
-    ::close(fd);
-    return sys::open_at(real_dir.get(), name, O_PATH | O_NOFOLLOW, 0, path);
+    if (!err && !S_ISREG(st.st_mode) && ::unlinkat(dir.get(), name.c_str(), 0) != 0) throw_errno("replace", path);
+    return mount_point_file(dir.get(), name, 0644, path);
 }
 
 // A new network namespace starts with lo down: up, as every runtime does, so 127.0.0.1 works.
@@ -180,10 +187,7 @@ void setup_dev(int root_fd, bool privileged) {
     // /dev/null. Reading and writing a device node is not a write to its filesystem and still works.
     for (const char* name : {"null", "zero", "full", "random", "urandom", "tty"}) {
         const std::string shown = std::string("/dev/") + name;
-        int f = ::openat(devdir.get(), name, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
-        if (f < 0) throw_errno("create", shown);
-        ::close(f);
-        UniqueFd target = sys::open_at(devdir.get(), name, O_PATH | O_NOFOLLOW);
+        UniqueFd target = mount_point_file(devdir.get(), name, 0666, shown);
         UniqueFd host = sys::open_at(AT_FDCWD, shown, O_PATH);
         sys::bind_at(host.get(), target.get(), true, shown);
     }
@@ -431,10 +435,7 @@ void attach_container_tty(int root_fd, int console_socket) {
     // docker binds the pty onto /dev/console: programs that write to the console (init systems,
     // getty) reach the user's terminal.
     UniqueFd devdir = sys::open_beneath(root_fd, "dev", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    int made = ::openat(devdir.get(), "console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (made < 0) throw_errno("create", "/dev/console");
-    ::close(made);
-    UniqueFd console = sys::open_at(devdir.get(), "console", O_PATH | O_NOFOLLOW);
+    UniqueFd console = mount_point_file(devdir.get(), "console", 0600, "/dev/console");
     sys::bind_at(slave_fd.get(), console.get(), false, "/dev/console");
     if (::ioctl(slave_fd.get(), TIOCSCTTY, 0) != 0) throw_errno("TIOCSCTTY", "");
     for (int fd = 0; fd < 3; ++fd) ::dup2(slave_fd.get(), fd);
@@ -475,17 +476,9 @@ void forward_to_child(int sig) {
 // rewritten in place, as setproctitle does, to "imgtool-init -- COMMAND...", as much as fits; the rest
 // of the area is zeroed.
 void hide_host_command_line(const std::vector<std::string>& argv) {
-    std::string stat;
-    try {
-        stat = sys::read_file_at(AT_FDCWD, "/proc/self/stat", 4096);
-    } catch (const Error&) {
-        return;  // no /proc: nothing shows the command line either
-    }
-    // arg_start and arg_end are fields 48 and 49; the fields after comm's ")" start at field 3.
-    auto close = stat.rfind(')');
-    if (close == std::string::npos) return;
-    std::vector<std::string> fields = split(std::string_view(stat).substr(close + 2), ' ');
-    if (fields.size() < 47) return;
+    // arg_start and arg_end are fields 48 and 49. The container's own /proc, and its pid there.
+    std::vector<std::string> fields = sys::process_stat_fields(::getpid());
+    if (fields.size() < 47) return;  // no /proc: nothing shows the command line either
     unsigned long start = std::strtoul(fields[45].c_str(), nullptr, 10);
     unsigned long end = std::strtoul(fields[46].c_str(), nullptr, 10);
     if (start == 0 || end <= start) return;
@@ -752,8 +745,7 @@ void write_fully(int fd, const char* p, ssize_t n) {
 void relay_pty(int master, pid_t child, int& status, bool interactive) {
     // The container's pty does the terminal's line discipline: the user's terminal passes bytes as
     // they are (the one that reads input, else the one that shows output).
-    std::optional<RawTerminal> raw;
-    raw.emplace(interactive ? STDIN_FILENO : STDOUT_FILENO);
+    RawTerminal raw(interactive ? STDIN_FILENO : STDOUT_FILENO);
     resize_pty(0);
     bool stdin_open = interactive;
     char buf[16384];

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 #include <mutex>
+#include <utility>
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
@@ -287,31 +288,24 @@ std::optional<std::uint64_t> Stream::content_length() const {
 
 std::size_t Stream::read(void* out, std::size_t size) {
     Impl& impl = *impl_;
-    if (impl.buffer_pos == impl.buffer.size() && size > 0) {
+    struct Detach {
+        Impl& impl;
+        ~Detach() { impl.direct = nullptr, impl.direct_room = 0; }
+    } detach{impl};
+    if (impl.buffer_pos == impl.buffer.size()) {
         // Nothing buffered: the transfer writes straight into `out` (one copy less on a layer's bytes).
         impl.direct = static_cast<char*>(out);
         impl.direct_room = size;
         impl.direct_filled = 0;
-        struct Detach {
-            Impl& impl;
-            ~Detach() { impl.direct = nullptr, impl.direct_room = 0; }
-        } detach{impl};
-        while (impl.direct_filled == 0 && impl.buffer_pos == impl.buffer.size()) {
-            if (impl.done) {
-                impl.check_result();
-                return 0;
-            }
-            impl.pump();
-        }
-        if (impl.direct_filled > 0) return impl.direct_filled;
     }
-    while (impl.buffer_pos == impl.buffer.size()) {
+    while (impl.direct_filled == 0 && impl.buffer_pos == impl.buffer.size()) {
         if (impl.done) {
             impl.check_result();
             return 0;
         }
         impl.pump();
     }
+    if (impl.direct_filled > 0) return std::exchange(impl.direct_filled, 0);
     std::size_t n = std::min(size, impl.buffer.size() - impl.buffer_pos);
     std::memcpy(out, impl.buffer.data() + impl.buffer_pos, n);
     impl.buffer_pos += n;

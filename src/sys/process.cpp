@@ -18,18 +18,22 @@
 
 namespace imgtool::sys {
 
-std::optional<std::uint64_t> process_start_time(int pid) {
-    if (pid <= 0) return std::nullopt;
+std::vector<std::string> process_stat_fields(int pid) {
+    if (pid <= 0) return {};
     std::string stat;
     try {
         stat = read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid) + "/stat", 4096);
     } catch (const Error&) {
-        return std::nullopt;  // gone
+        return {};  // gone
     }
     // Fields count from the last ')': the command name may hold spaces and parentheses.
     auto close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 > stat.size()) return std::nullopt;
-    std::vector<std::string> fields = split(stat.substr(close + 2), ' ');
+    if (close == std::string::npos || close + 2 > stat.size()) return {};
+    return split(stat.substr(close + 2), ' ');
+}
+
+std::optional<std::uint64_t> process_start_time(int pid) {
+    std::vector<std::string> fields = process_stat_fields(pid);
     if (fields.size() <= 19 || fields[0] == "Z") return std::nullopt;  // field 3 is the state
     try {
         return std::stoull(fields[19]);  // field 22

@@ -6,10 +6,15 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "imgtool/sys/unique_fd.hpp"
 
 namespace imgtool::sys {
+
+// The fields of /proc/PID/stat from field 3 (the state) on, split at spaces after the command name
+// (which may hold spaces and parentheses); empty if the process does not exist. Field N is [N - 3].
+std::vector<std::string> process_stat_fields(int pid);
 
 // The start time of process `pid`, or nullopt if it does not exist or has exited (a zombie).
 std::optional<std::uint64_t> process_start_time(int pid);
