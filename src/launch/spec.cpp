@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
@@ -75,6 +76,9 @@ TmpfsSpec parse_tmpfs(const std::string& text) {
     if (spec.path.empty() || spec.path[0] != '/') {
         throw Error(Errc::InvalidArgument, "--tmpfs " + printable(text) + ": needs an absolute path");
     }
+    if (spec.path.find_first_not_of('/') == std::string::npos) {
+        throw Error(Errc::InvalidArgument, "--tmpfs " + printable(text) + ": not over the root itself");  // as docker
+    }
     bool mode_given = false;
     if (colon != std::string::npos) {
         for (const std::string& option : split(std::string_view(text).substr(colon + 1), ',')) {
@@ -103,7 +107,7 @@ TmpfsSpec parse_tmpfs(const std::string& text) {
             } else {
                 valid = false;
             }
-            if (!valid) throw Error(Errc::InvalidArgument, "--tmpfs " + printable(text) + ": bad option "" + printable(option) + """);
+            if (!valid) throw Error(Errc::InvalidArgument, "--tmpfs " + printable(text) + ": bad option \"" + printable(option) + "\"");
             if (eq != std::string::npos) spec.options.emplace_back(key, value);
         }
     }
@@ -182,6 +186,15 @@ LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOption
     spec.env = merge_env(config.env.value_or(kNone), overrides, options.host_env);
     if (!env_value(spec.env, "PATH")) spec.env.emplace_back(kDefaultPath);
     spec.hostname = options.hostname.empty() ? options.default_hostname : options.hostname;
+    // It goes into /etc/hosts and /etc/hostname as one word: letters, digits, '-' and '.' (RFC 1123),
+    // at most the kernel's 64 bytes. A newline there would add lines to /etc/hosts.
+    bool valid_hostname = !spec.hostname.empty() && spec.hostname.size() <= 64 && std::isalnum(static_cast<unsigned char>(spec.hostname[0])) &&
+                          std::all_of(spec.hostname.begin(), spec.hostname.end(), [](char c) {
+                              return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+                          });
+    if (!valid_hostname) {
+        throw Error(Errc::InvalidArgument, "--hostname " + printable(spec.hostname) + ": letters, digits, - and . only, at most 64");
+    }
     if (!env_value(spec.env, "HOSTNAME")) spec.env.push_back("HOSTNAME=" + spec.hostname);
     if (options.tty && !env_value(spec.env, "TERM")) spec.env.push_back("TERM=xterm");
 

@@ -933,7 +933,8 @@ class InitLayerTest(RunTest):
         self.assertIn("127.0.1.1\tweb\n", hosts)
         self.assertEqual([l for l in resolv.splitlines() if l.startswith("nameserver")], ["nameserver 192.0.2.53"])
         self.assertTrue(resolv.startswith("search corp.example\n"), resolv)
-        for bad in (["--add-host", "db"], ["--add-host", "db:not-an-ip"], ["--dns", "dns.example"]):
+        for bad in (["--add-host", "db"], ["--add-host", "db:not-an-ip"], ["--dns", "dns.example"],
+                    ["--hostname", "h\n6.6.6.6 google.com"]):
             res = self.run_ctr(*bad, IMAGE, "true")
             self.assert_run_error(res, 125, bad[0])
 

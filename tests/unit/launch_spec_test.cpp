@@ -253,6 +253,9 @@ TEST_CASE("parse_tmpfs: docker's PATH[:OPTIONS]") {
         CAPTURE(bad);
         CHECK(thrown_code([&] { parse_tmpfs(bad); }) == kInvalid);
     }
+    for (const char* bad : {"/", "//"}) CHECK(thrown_code([&] { parse_tmpfs(bad); }) == kInvalid);
+    // The message names the bad option.
+    CHECK_THROWS_WITH_AS(parse_tmpfs("/run:size=lots"), doctest::Contains("bad option \"size=lots\""), imgtool::Error);
 }
 
 TEST_CASE("hosts_file: localhost, the host name, --add-host") {
@@ -298,5 +301,20 @@ TEST_CASE("spec_from_image: --security-opt") {
         RunOptions v = options();
         v.security_opts = {bad};
         CHECK(spec_code(sh_image(), v) == kInvalid);
+    }
+}
+
+TEST_CASE("spec_from_image: --hostname is one word for /etc/hosts") {
+    for (const char* good : {"web", "a-b.example", "0abc"}) {
+        RunOptions o = options();
+        o.hostname = good;
+        CHECK(spec_from_image(sh_image(), o).hostname == good);
+    }
+    for (const std::string& bad : {std::string("h\n6.6.6.6 google.com"), std::string("#c"), std::string("two words"),
+                                   std::string("-x"), std::string(65, 'a'), std::string("tab\t")}) {
+        CAPTURE(bad);
+        RunOptions o = options();
+        o.hostname = bad;
+        CHECK(spec_code(sh_image(), o) == kInvalid);
     }
 }
