@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -8,6 +9,13 @@
 
 namespace imgtool::cli {
 namespace {
+
+// Characters on the terminal: UTF-8 continuation bytes take no column ("…" is three bytes).
+std::size_t display_width(const std::string& text) {
+    std::size_t n = 0;
+    for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+    return n;
+}
 
 struct PsArgs {
     bool all = false, quiet = false, no_trunc = false;
@@ -31,15 +39,31 @@ std::string up_for(const std::string& created) {
     return "Up " + since.substr(0, since.size() - 4);
 }
 
+using State = store::Store::ContainerState;
+
+const char* state_name(State state) {
+    return state == State::Running ? "running" : state == State::Created ? "created" : "exited";
+}
+
+// docker's STATUS column.
+std::string status_column(const store::Store::Container& c) {
+    if (c.state == State::Running) return up_for(c.created);
+    if (c.state == State::Created) return "Created";
+    std::string code = c.exit_code < 0 ? "unknown" : std::to_string(c.exit_code);
+    return "Exited (" + code + ")" + (c.finished.empty() ? "" : " " + ago(c.finished));
+}
+
 int ps(const Globals& globals, const PsArgs& a) {
     store::Store store(globals.store_root());
-    auto containers = store.running_containers();
+    auto containers = store.containers(a.all);
     if (a.format == "json") {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& c : containers) {
             out.push_back({{"Id", c.id}, {"Names", c.name.empty() ? nlohmann::json::array() : nlohmann::json::array({c.name})},
                            {"Image", c.image_name}, {"ImageID", c.image.str()}, {"Command", c.command},
-                           {"Created", c.created}, {"Pid", c.pid}, {"State", c.pid ? "running" : "created"}});
+                           {"Created", c.created}, {"Pid", c.pid}, {"State", state_name(c.state)},
+                           {"ExitCode", c.state == State::Exited ? nlohmann::json(c.exit_code) : nlohmann::json()},
+                           {"FinishedAt", c.finished}});
         }
         std::printf("%s\n", out.dump(2).c_str());
         return 0;
@@ -48,12 +72,23 @@ int ps(const Globals& globals, const PsArgs& a) {
         for (const auto& c : containers) std::printf("%s\n", a.no_trunc ? c.id.c_str() : c.id.substr(0, 12).c_str());
         return 0;
     }
-    std::printf("%-14s %-30s %-24s %-24s %-20s %s\n", "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES");
+    // docker's table: columns as wide as their widest cell, three spaces apart.
+    std::vector<std::vector<std::string>> rows = {{"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"}};
     for (const auto& c : containers) {
-        std::string status = c.pid ? up_for(c.created) : "Created";
-        std::printf("%-14s %-30s %-24s %-24s %-20s %s\n", (a.no_trunc ? c.id : c.id.substr(0, 12)).c_str(),
-                    escape_control(c.image_name).c_str(), command_column(c.command, a.no_trunc).c_str(),
-                    ago(c.created).c_str(), status.c_str(), c.name.c_str());
+        rows.push_back({a.no_trunc ? c.id : c.id.substr(0, 12), escape_control(c.image_name),
+                        command_column(c.command, a.no_trunc), ago(c.created), status_column(c), c.name});
+    }
+    std::vector<std::size_t> width(rows[0].size(), 0);
+    for (const auto& row : rows) {
+        for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], display_width(row[i]));
+    }
+    for (const auto& row : rows) {
+        std::string line;
+        for (std::size_t i = 0; i < row.size(); ++i) {
+            line += row[i];
+            if (i + 1 < row.size()) line += std::string(width[i] - display_width(row[i]) + 3, ' ');
+        }
+        std::printf("%s\n", line.c_str());
     }
     return 0;
 }
@@ -63,7 +98,7 @@ int ps(const Globals& globals, const PsArgs& a) {
 void add_ps(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<PsArgs>();
     CLI::App* cmd = app.add_subcommand("ps", "list running containers");
-    cmd->add_flag("-a,--all", a->all, "all containers (the same today: a container's record ends with it)");
+    cmd->add_flag("-a,--all", a->all, "stopped detached containers too (kept until `imgtool rm`)");
     cmd->add_flag("-q,--quiet", a->quiet, "only container IDs");
     cmd->add_flag("--no-trunc", a->no_trunc, "full IDs and commands");
     cmd->add_option("--format", a->format, "output format: table (default) or json")->check(CLI::IsMember({"table", "json"}));

@@ -15,6 +15,7 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/launch/container.hpp"
+#include "imgtool/launch/exec.hpp"
 #include "imgtool/launch/spec.hpp"
 #include "imgtool/overlay/driver.hpp"
 #include "imgtool/sys/files.hpp"
@@ -31,7 +32,8 @@ struct RunArgs {
     std::string name;
     std::vector<std::string> env_file_paths;  // --env-file; their text goes into options.env_files
     std::string upper, driver;
-    bool rm = true;
+    bool rm = false;
+    bool detach = false;
     std::vector<std::string> rest;  // IMAGE [COMMAND [ARG...]]
 };
 
@@ -51,6 +53,80 @@ std::string utc_now_rfc3339() {
     std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return text;
 }
+
+// run -d. This process forks the container's monitor (which runs the container as a foreground run
+// would, in a session of its own, stdin from nowhere, output into the container's log) and waits for
+// one report on a pipe: "S" once the command has been exec'd, or "E<status> <message>" when starting
+// failed. Then it prints the ID (or the error) and leaves without running destructors: the store
+// area, the locks and the container are the monitor's.
+class Detach {
+public:
+    // In the monitor: the report pipe's write end. -1 in a foreground run.
+    int report_fd() const { return report_.get(); }
+
+    // Forks. Returns in the monitor only.
+    void fork_monitor(store::Store::ContainerArea& area, bool interactive, const std::string& id) {
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("pipe", "run -d");
+        sys::UniqueFd read_end(p[0]), write_end(p[1]);
+        sys::UniqueFd log = area.open_log();
+        sys::UniqueFd input = sys::open_at(AT_FDCWD, "/dev/null", O_RDONLY);
+        if (interactive) {
+            // docker's -di: stdin stays open, and nothing ever comes. The monitor keeps the write end.
+            if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("pipe", "run -d -i");
+            input.reset(p[0]);
+            stdin_writer_.reset(p[1]);
+        }
+        std::fflush(nullptr);
+        pid_t monitor = ::fork();
+        if (monitor < 0) throw_errno("fork", "run -d");
+        if (monitor > 0) {
+            write_end.reset();
+            wait_for_report(read_end.get(), id);
+        }
+        read_end.reset();
+        ::setsid();  // no terminal: the user's ^C and hang-up are not the container's
+        if (::dup2(input.get(), 0) < 0 || ::dup2(log.get(), 1) < 0 || ::dup2(log.get(), 2) < 0) throw_errno("dup2", "run -d");
+        report_ = std::move(write_end);
+    }
+
+    void report(const std::string& message) {
+        if (!report_) return;
+        (void)!::write(report_.get(), message.data(), message.size());
+        report_.reset();
+    }
+
+private:
+    [[noreturn]] static void wait_for_report(int fd, const std::string& id) {
+        std::string message;
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fd, buf, sizeof buf)) != 0) {
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) break;
+            message.append(buf, static_cast<std::size_t>(n));
+            if (message == "S") break;
+        }
+        if (message == "S") {
+            std::printf("%s\n", id.c_str());
+            std::fflush(stdout);
+            ::_exit(0);
+        }
+        int status = 125;
+        std::string text = "the container's monitor ended before the container started";
+        if (message.size() > 1 && message[0] == 'E') {
+            auto space = message.find(' ');
+            status = std::atoi(message.substr(1, space).c_str());
+            text = space == std::string::npos ? "" : message.substr(space + 1);
+        }
+        std::fprintf(stderr, "imgtool: run: %s\n", escape_control(text).c_str());
+        std::fflush(stderr);
+        ::_exit(status ? status : 125);
+    }
+
+    sys::UniqueFd report_;
+    sys::UniqueFd stdin_writer_;
+};
 
 int run(const Globals& globals, RunArgs& a) {
     if (a.rest.empty()) throw Error(Errc::InvalidArgument, "run needs an IMAGE");
@@ -100,14 +176,24 @@ int run(const Globals& globals, RunArgs& a) {
         // start (a starting container's record is locked, so it counts before its process exists).
         sys::RangeLock names = store.lock_metadata();
         if (!a.name.empty()) {
-            for (const auto& c : store.running_containers()) {
+            for (const auto& c : store.containers(true)) {
                 if (c.name == a.name) {
-                    throw Error(Errc::Busy, "the name \"" + a.name + "\" is in use by running container " + c.id.substr(0, 12));
+                    throw Error(Errc::Busy, "the name \"" + a.name + "\" is in use by container " + c.id.substr(0, 12) +
+                                                (c.state == store::Store::ContainerState::Exited ? " (stopped: imgtool rm it)" : ""));
                 }
             }
         }
-        area.write_record({.id = container_id, .name = a.name, .image = img.id, .image_name = a.rest[0],
-                           .command = spec.argv, .created = utc_now_rfc3339(), .pid = 0});
+        store::Store::Container record{.id = container_id, .name = a.name, .image = img.id, .image_name = a.rest[0],
+                                       .command = spec.argv, .created = utc_now_rfc3339(), .pid = 0, .start_time = 0, .run_pid = 0, .run_start_time = 0,
+                                       .state = store::Store::ContainerState::Created, .kept = a.detach && !a.rm,
+                                       .exit_code = -1, .finished = {}, .area = {},
+                                       .process = launch::process_record_json(launch::process_record_of(spec))};
+        area.write_record(record, a.detach && !a.rm);
+    }
+    Detach detach;
+    if (a.detach) {
+        detach.fork_monitor(area, spec.interactive, container_id);
+        spec.on_running = [&detach] { detach.report("S"); };
     }
     // While the container lives, its area must survive other imgtool commands' cleaning of tmp/: they
     // skip an area whose container.pid names a live process (pid and start time). From then on the
@@ -118,7 +204,17 @@ int run(const Globals& globals, RunArgs& a) {
         store.release_activity();
     };
     spec.mount_root = view::container_root(root);
-    launch::RunOutcome outcome = launch::run_container(spec);
+    launch::RunOutcome outcome;
+    try {
+        outcome = launch::run_container(spec);
+    } catch (const Error& e) {
+        if (!a.detach) throw;
+        outcome = {125, e.what()};
+    }
+    if (a.detach) {
+        detach.report("E" + std::to_string(outcome.exit_status) + " " + outcome.error);  // if not yet running
+        area.record_exit(outcome.exit_status);
+    }
     if (!outcome.error.empty()) std::fprintf(stderr, "imgtool: run: %s\n", escape_control(outcome.error).c_str());
     return outcome.exit_status;
 }
@@ -129,7 +225,10 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<RunArgs>();
     CLI::App* cmd = app.add_subcommand("run", "run a command in an image's root filesystem, in new namespaces");
     cmd->footer("Then IMAGE [COMMAND [ARG...]]: options go before IMAGE; what follows it is the container's.");
-    cmd->add_flag("--rm", a->rm, "remove the container's changes on exit (always done)");
+    cmd->add_flag("--rm", a->rm, "remove the container when it exits (always so without -d)");
+    cmd->add_flag("-d,--detach", a->detach,
+                  "run in the background and print the container ID; output goes to `imgtool logs`, and the "
+                  "container stays (ps -a) until `imgtool rm`");
     cmd->add_flag("-i,--interactive", a->options.interactive, "keep stdin attached");
     cmd->add_flag("-t,--tty", a->options.tty, "allocate a pseudo-terminal");
     cmd->add_option("-e,--env", a->options.env,

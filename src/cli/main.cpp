@@ -19,7 +19,8 @@ namespace imgtool::cli {
 
 std::string Globals::store_root() const {
     // An ordinary user's commands run in the user namespace main() entered: rootless::active() says so.
-    return root.empty() ? store::Store::default_root(rootless::active()) : root;
+    // exec and logs stay outside it (an ordinary user's store all the same).
+    return root.empty() ? store::Store::default_root(rootless::active() || ::geteuid() != 0) : root;
 }
 
 std::optional<sys::MinFreeSetting> min_free_option(const std::string& text) {
@@ -83,6 +84,9 @@ int main(int argc, char** argv) {
     cli::add_umount(app, globals, action);
     cli::add_mounts(app, globals, action);
     cli::add_run(app, globals, action);
+    cli::add_exec(app, globals, action);
+    cli::add_logs(app, globals, action);
+    cli::add_rmi(app, globals, action);
     cli::add_unshare(app, globals, action);
 
     try {
@@ -94,11 +98,14 @@ int main(int argc, char** argv) {
     std::string verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
     cli::hide_secrets_in_argv(argc, argv, verb);
     // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
-    int failure = verb == "run" ? 125 : 1;
+    int failure = verb == "run" || verb == "exec" ? 125 : 1;
     try {
         // Rootless: every command works as root of a user namespace mapped from the user's subordinate
         // ids (owners in the store are those ids; only the namespace may remove them).
-        if (::geteuid() != 0) {
+        // exec joins the container's own user namespace from here: one of its own would be a sibling,
+        // from which the container's is out of reach; so would stop's signals to a container process
+        // that runs as another user. logs only reads.
+        if (::geteuid() != 0 && verb != "exec" && verb != "logs" && verb != "stop") {
             // Checked here too, with the user's real ids: inside the namespace the host's root and
             // other users both show as the overflow id, so there the check cannot tell them apart.
             if (verb != "unshare") store::Store::check_location(globals.root.empty() ? store::Store::default_root(true) : globals.root);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
+#include <cstring>
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
@@ -231,6 +233,36 @@ std::vector<std::string> exec_candidates(const std::string& program, std::string
         out.push_back((dir.empty() ? std::string(".") : dir) + "/" + program);  // empty entry: cwd
     }
     return out;
+}
+
+}  // namespace imgtool::launch
+
+namespace imgtool::launch {
+
+std::optional<int> signal_number(std::string_view text) {
+    if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        auto n = parse_id(text);
+        if (n && *n >= 1 && *n <= 64) return static_cast<int>(*n);
+        return std::nullopt;
+    }
+    std::string name(text);
+    for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+    // glibc's sigabbrev_np knows the names; the real-time ones are RTMIN+N / RTMAX-N (docker's form).
+    for (int sig = 1; sig < SIGRTMIN; ++sig) {
+        const char* abbrev = ::sigabbrev_np(sig);
+        if (abbrev != nullptr && name == abbrev) return sig;
+    }
+    auto offset = [&](std::string_view prefix) -> std::optional<int> {
+        if (name.rfind(prefix, 0) != 0) return std::nullopt;
+        if (name.size() == prefix.size()) return 0;
+        auto n = parse_id(std::string_view(name).substr(prefix.size() + 1));
+        if (!n || *n > 32) return std::nullopt;
+        return static_cast<int>(*n);
+    };
+    if (auto n = offset("RTMIN"); n && (name.size() == 5 || name[5] == '+') && SIGRTMIN + *n <= SIGRTMAX) return SIGRTMIN + *n;
+    if (auto n = offset("RTMAX"); n && (name.size() == 5 || name[5] == '-') && SIGRTMAX - *n >= SIGRTMIN) return SIGRTMAX - *n;
+    return std::nullopt;
 }
 
 }  // namespace imgtool::launch

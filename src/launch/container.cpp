@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -35,9 +36,11 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/launch/config.hpp"
 #include "imgtool/launch/devices.hpp"
+#include "imgtool/launch/exec.hpp"
 #include "imgtool/launch/seccomp.hpp"
 #include "imgtool/launch/seccomp_filter.hpp"
 #include "imgtool/sys/files.hpp"
+#include "imgtool/sys/mountinfo.hpp"
 #include "imgtool/sys/mount.hpp"
 #include "imgtool/sys/process.hpp"
 
@@ -442,9 +445,9 @@ void attach_container_tty(int root_fd, int console_socket) {
     send_fd(console_socket, master.get());
 }
 
-[[noreturn]] void exec_command(const LaunchSpec& spec, const std::vector<std::string>& env, int error_pipe) {
+[[noreturn]] void exec_command(const std::vector<std::string>& command, const std::vector<std::string>& env, int error_pipe) {
     std::vector<char*> argv;
-    for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     std::vector<char*> envp;
     for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
@@ -453,7 +456,7 @@ void attach_container_tty(int root_fd, int console_socket) {
     int status = 127;
     int first_error = ENOENT;
     ::umask(022);  // the container's processes get docker's umask, not imgtool's working 0
-    for (const auto& candidate : exec_candidates(spec.argv[0], path)) {
+    for (const auto& candidate : exec_candidates(command[0], path)) {
         coverage_flush();
         ::execve(candidate.c_str(), argv.data(), envp.data());
         if (errno != ENOENT && errno != ENOTDIR) {
@@ -462,7 +465,7 @@ void attach_container_tty(int root_fd, int console_socket) {
         }
     }
     std::string reason = status == 127 ? "executable file not found in $PATH" : std::strerror(first_error);
-    child_fail(error_pipe, status, "exec " + spec.argv[0] + ": " + reason);
+    child_fail(error_pipe, status, "exec " + command[0] + ": " + reason);
 }
 
 // The supervisor's and --init's PID 1: signals for the container go to this child.
@@ -512,7 +515,7 @@ void hide_host_command_line(const std::vector<std::string>& argv) {
     if (child == 0) {
         coverage_forget_inherited();
         ::sigprocmask(SIG_SETMASK, &previous, nullptr);
-        exec_command(spec, env, error_pipe);
+        exec_command(spec.argv, env, error_pipe);
     }
     g_forward_to = child;
     struct sigaction sa {};
@@ -641,7 +644,7 @@ int child_main(void* raw) {
         child_fail(ep, 125, e.what());
     }
     if (spec.init) run_init(spec, env, ep);
-    exec_command(spec, env, ep);
+    exec_command(spec.argv, env, ep);
 }
 
 // ---- the supervisor --------------------------------------------------------------------------------
@@ -854,6 +857,33 @@ private:
     bool active_ = false;
 };
 
+// The child's report (empty: its exec succeeded) and its wait status, as docker's exit statuses.
+RunOutcome outcome_of(const std::string& failure, int status) {
+    if (!failure.empty()) {
+        auto space = failure.find(' ');
+        int code = std::atoi(failure.substr(0, space).c_str());
+        return {code == 126 || code == 127 ? code : 125, space == std::string::npos ? failure : failure.substr(space + 1)};
+    }
+    if (WIFEXITED(status)) return {WEXITSTATUS(status), {}};
+    if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), {}};
+    return {125, "unexpected wait status"};
+}
+
+// Reads the child's report until its exec (close-on-exec) or its exit closes the pipe.
+std::string read_failure(int fd) {
+    std::string failure;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        failure.append(buf, static_cast<std::size_t>(n));
+    }
+    return failure;
+}
+
 }  // namespace
 
 RunOutcome run_container(const LaunchSpec& spec) {
@@ -958,16 +988,9 @@ RunOutcome run_container(const LaunchSpec& spec) {
     }
 
     // Empty read: exec succeeded (close-on-exec closed the pipe); otherwise the child's failure.
-    std::string failure;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(err_read.get(), buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        failure.append(buf, static_cast<std::size_t>(n));
-    }
+    std::string failure = read_failure(err_read.get());
+
+    if (failure.empty() && spec.on_running) spec.on_running();
 
     int status = 0;
     if (master && failure.empty()) {
@@ -979,14 +1002,245 @@ RunOutcome run_container(const LaunchSpec& spec) {
         }
     }
     g_child = 0;
-    if (!failure.empty()) {
-        auto space = failure.find(' ');
-        int code = std::atoi(failure.substr(0, space).c_str());
-        return {code == 126 || code == 127 ? code : 125, space == std::string::npos ? failure : failure.substr(space + 1)};
+    return outcome_of(failure, status);
+}
+
+// ---- exec ------------------------------------------------------------------------------------------
+
+namespace {
+
+struct NamespaceKind {
+    int flag;
+    const char* name;  // in /proc/PID/ns
+};
+constexpr NamespaceKind kJoinedNamespaces[] = {{CLONE_NEWUSER, "user"}, {CLONE_NEWNS, "mnt"},  {CLONE_NEWPID, "pid"},
+                                              {CLONE_NEWUTS, "uts"},   {CLONE_NEWIPC, "ipc"}, {CLONE_NEWNET, "net"},
+                                              {CLONE_NEWCGROUP, "cgroup"}};
+
+// The namespaces of `pid` this process is not in already (setns into one's own user namespace fails).
+int namespaces_to_join(pid_t pid) {
+    int flags = 0;
+    for (const auto& kind : kJoinedNamespaces) {
+        std::string theirs_path = "/proc/" + std::to_string(pid) + "/ns/" + kind.name;
+        std::string ours_path = std::string("/proc/self/ns/") + kind.name;
+        struct stat theirs {}, ours {};
+        if (::stat(theirs_path.c_str(), &theirs) != 0) throw_errno("stat", theirs_path);
+        if (::stat(ours_path.c_str(), &ours) != 0) throw_errno("stat", ours_path);
+        if (theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev) flags |= kind.flag;
     }
-    if (WIFEXITED(status)) return {WEXITSTATUS(status), {}};
-    if (WIFSIGNALED(status)) return {128 + WTERMSIG(status), {}};
-    return {125, "unexpected wait status"};
+    return flags;
+}
+
+std::map<std::string, std::string> cgroup_paths(const std::string& proc_file) {
+    // "ID:CONTROLLERS:PATH" per hierarchy; keyed by "ID:CONTROLLERS".
+    std::map<std::string, std::string> paths;
+    for (const std::string& line : split(sys::read_file_at(AT_FDCWD, proc_file, 1 << 16), '\n')) {
+        auto second = line.find(':', line.find(':') + 1);
+        if (second != std::string::npos) paths[line.substr(0, second)] = line.substr(second + 1);
+    }
+    return paths;
+}
+
+// cgroup.procs of every cgroup imgtool made for the container (named imgtool-...: the device cgroup,
+// the limits) that this process is not in, opened here on the host side: the new process writes
+// itself into them before anything of it runs, so it is held by the same device rules and limits.
+// Cgroups of the caller's own session are left alone, as runc's exec leaves them.
+std::vector<UniqueFd> container_cgroup_procs(pid_t pid) {
+    std::vector<UniqueFd> procs;
+    auto ours = cgroup_paths("/proc/self/cgroup");
+    std::vector<sys::MountInfo> mounts;
+    for (const auto& [hierarchy, path] : cgroup_paths("/proc/" + std::to_string(pid) + "/cgroup")) {
+        if (ours[hierarchy] == path || path.find("/imgtool-") == std::string::npos) continue;
+        if (mounts.empty()) mounts = sys::read_mountinfo();
+        std::string controllers = hierarchy.substr(hierarchy.find(':') + 1);
+        std::string dir;
+        for (const auto& m : mounts) {
+            bool same = controllers.empty() ? m.fstype == "cgroup2"
+                                            : m.fstype == "cgroup" && [&] {
+                                                  for (const auto& c : split(controllers, ',')) {
+                                                      if (("," + m.super_options + ",").find("," + c + ",") == std::string::npos) return false;
+                                                  }
+                                                  return true;
+                                              }();
+            if (same && m.root == "/") {
+                dir = m.mount_point + path;
+                break;
+            }
+        }
+        if (dir.empty()) throw Error(Errc::NotFound, "the container's cgroup " + path + " (" + hierarchy + ") is not mounted here");
+        procs.push_back(sys::open_at(AT_FDCWD, dir + "/cgroup.procs", O_WRONLY | O_CLOEXEC, 0, dir + "/cgroup.procs"));
+    }
+    return procs;
+}
+
+// The container's /dev/pts/ptmx, opened from inside its mount namespace: no symlink followed, and it
+// must be the pty multiplexer (the container's root can put anything at that path).
+UniqueFd open_container_ptmx() {
+    UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
+    UniqueFd master = sys::open_beneath(root.get(), "dev/pts/ptmx", O_RDWR | O_NOCTTY | O_NONBLOCK);
+    struct stat st = sys::fstat_fd(master.get(), "/dev/pts/ptmx");
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 || minor(st.st_rdev) != 2) {
+        throw Error(Errc::UnsafePath, "the container's /dev/pts/ptmx is not the pty multiplexer");
+    }
+    int flags = ::fcntl(master.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(master.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) throw_errno("fcntl", "/dev/pts/ptmx");
+    if (::unlockpt(master.get()) != 0) throw_errno("unlockpt", "/dev/pts/ptmx");
+    return master;
+}
+
+struct ExecChildArgs {
+    const ExecSpec* spec = nullptr;
+    int error_pipe = -1;
+    int slave = -1;  // -t
+    int null_fd = -1;
+    int stdio[3] = {-1, -1, -1};
+    const std::vector<UniqueFd>* cgroup_procs = nullptr;
+    bool join_cgroup_namespace = false;
+    const SeccompFilter* seccomp = nullptr;
+    int cap_last = 0;
+};
+
+[[noreturn]] void exec_child(const ExecChildArgs& args) {
+    const ExecSpec& spec = *args.spec;
+    const int ep = args.error_pipe;
+    coverage_forget_inherited();
+    std::vector<std::string> env = spec.env;
+    try {
+        for (const UniqueFd& procs : *args.cgroup_procs) {
+            if (::write(procs.get(), "0", 1) != 1) throw_errno("join the container's cgroup", "cgroup.procs");
+        }
+        if (args.join_cgroup_namespace && ::setns(spec.target_fd, CLONE_NEWCGROUP) != 0) {
+            throw_errno("join the container's cgroup namespace", "");
+        }
+        // A session of its own, as the container's processes: no TIOCSTI into the caller's terminal.
+        if (::setsid() < 0) throw_errno("setsid", "");
+        if (args.slave >= 0) {
+            if (::ioctl(args.slave, TIOCSCTTY, 0) != 0) throw_errno("TIOCSCTTY", "");
+            for (int fd = 0; fd < 3; ++fd) ::dup2(args.slave, fd);
+        } else {
+            if (!spec.interactive) ::dup2(args.null_fd, 0);
+            for (int fd = 0; fd < 3; ++fd) {
+                if (args.stdio[fd] >= 0 && ::dup2(args.stdio[fd], fd) < 0) throw_errno("dup2", "stdio");
+            }
+        }
+        // Our root and working directory are the container's since setns(CLONE_NEWNS).
+        UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
+        User user = resolve_user(spec.user, parse_passwd(read_image_file(root.get(), "/etc/passwd")),
+                                 parse_group(read_image_file(root.get(), "/etc/group")));
+        if (!env_value(env, "HOME")) env.push_back("HOME=" + user.home);
+        if (args.seccomp) args.seccomp->load();
+        drop_privileges(user, spec.capabilities, args.cap_last);
+        if (spec.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) throw_errno("no-new-privileges", "");
+        if (::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) throw_errno("close_range", "");
+        if (::chdir(spec.workdir.c_str()) != 0) throw_errno("chdir", spec.workdir);
+        char cwd[PATH_MAX];
+        if (::getcwd(cwd, sizeof cwd) == nullptr || cwd[0] != '/') {
+            throw Error(Errc::UnsafePath, "working directory is outside the container root");
+        }
+    } catch (const std::exception& e) {
+        child_fail(ep, 125, e.what());
+    }
+    exec_command(spec.argv, env, ep);
+}
+
+}  // namespace
+
+UniqueFd container_init_process(pid_t recorded, int recorded_fd, bool init, pid_t& pid) {
+    (void)init;  // the same either way: see below
+    // The recorded process is the supervisor (outside the container's PID namespace) or --init's PID 1
+    // (imgtool's image, non-dumpable: an ordinary user may not read its /proc/PID/ns). Its first child
+    // is in every namespace of the container and is the command: join through that one.
+    pid = 0;
+    std::string text;
+    try {
+        text = sys::read_file_at(AT_FDCWD, "/proc/" + std::to_string(recorded) + "/task/" + std::to_string(recorded) + "/children", 1 << 16);
+    } catch (const Error&) {
+        return {};
+    }
+    for (const std::string& word : split(text, ' ')) {
+        if (word.empty()) continue;
+        pid_t child = static_cast<pid_t>(std::atoi(word.c_str()));
+        int raw = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+        if (raw < 0) continue;
+        UniqueFd fd(raw);
+        // Held open now, so the pid names this process for good: is it still the recorded one's child
+        // (and the recorded process still the one we opened)?
+        auto fields = sys::process_stat_fields(child);
+        if (fields.size() < 2 || std::atoi(fields[1].c_str()) != recorded) continue;
+        if (::syscall(SYS_pidfd_send_signal, recorded_fd, 0, nullptr, 0) != 0) return {};
+        pid = child;
+        return fd;
+    }
+    return {};
+}
+
+RunOutcome exec_in_container(const ExecSpec& spec) {
+    // Nothing in the container may ptrace this process or the new one before its exec, nor open
+    // /proc/PID/exe (the host's imgtool binary) or its fds (runc CVE-2019-5736, CVE-2016-9962).
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) throw_errno("prctl", "PR_SET_DUMPABLE");
+    const int namespaces = namespaces_to_join(spec.target);
+    std::vector<UniqueFd> cgroup_procs;
+    if (!spec.privileged) cgroup_procs = container_cgroup_procs(spec.target);
+    std::optional<SeccompFilter> seccomp;
+    if (!spec.privileged && spec.seccomp) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
+    UniqueFd null_fd = sys::open_at(AT_FDCWD, "/dev/null", O_RDWR);
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");
+    UniqueFd err_read(pipefd[0]), err_write(pipefd[1]);
+    StdioRelay relay;
+    if (!spec.tty && (spec.capabilities & (1ULL << CAP_SYS_ADMIN))) relay.open(spec.interactive);
+
+    // From here this process is in the container's namespaces (but its PID namespace, which only
+    // children enter), its root and working directory are the container's.
+    if (::setns(spec.target_fd, namespaces & ~CLONE_NEWCGROUP) != 0) throw_errno("join the container's namespaces", "");
+    UniqueFd master, slave;
+    if (spec.tty) {
+        master = open_container_ptmx();
+        int peer = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (peer < 0) throw_errno("open pty peer", "/dev/pts");
+        slave.reset(peer);
+    }
+    ExecChildArgs args;
+    args.spec = &spec;
+    args.error_pipe = err_write.get();
+    args.slave = slave ? slave.get() : -1;
+    args.null_fd = null_fd.get();
+    for (int fd = 0; fd < 3; ++fd) args.stdio[fd] = relay.child_end(fd);
+    args.cgroup_procs = &cgroup_procs;
+    args.join_cgroup_namespace = (namespaces & CLONE_NEWCGROUP) != 0;
+    args.seccomp = seccomp ? &*seccomp : nullptr;
+    args.cap_last = last_cap();
+
+    pid_t child = ::fork();
+    if (child < 0) throw_errno("fork", "exec");
+    if (child == 0) exec_child(args);
+    err_write.reset();
+    slave.reset();
+    relay.close_child_ends();
+    cgroup_procs.clear();
+
+    g_child = child;
+    struct sigaction sa {};
+    sa.sa_handler = forward_signal;
+    for (int sig : kForwardedSignals) ::sigaction(sig, &sa, nullptr);
+    if (spec.tty) {
+        g_master = master.get();
+        struct sigaction ws {};
+        ws.sa_handler = resize_pty;
+        ::sigaction(SIGWINCH, &ws, nullptr);
+    }
+    std::string failure = read_failure(err_read.get());
+    int status = 0;
+    if (master && failure.empty()) {
+        relay_pty(master.get(), child, status, spec.interactive);
+    } else if (relay.active()) {
+        relay.run(child, status);
+    } else {
+        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    g_child = 0;
+    return outcome_of(failure, status);
 }
 
 bool arm_parent_death_signal(int lifeline) {

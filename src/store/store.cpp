@@ -377,6 +377,7 @@ Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_a
         sys::mkdir_at(root_fd_.get(), dir, 0700, true);
     }
     tmp_fd_ = sys::open_beneath(root_fd_.get(), "tmp", O_RDONLY | O_DIRECTORY);
+    if (access == Access::Observe) return;
 
     // If nobody else is active, this process may clear what crashed processes left in tmp/.
     activity_ = sys::RangeLock::try_lock(lock_fd_.get(), kActivityLock, sys::LockMode::Exclusive, root + "/lock");
@@ -397,8 +398,10 @@ constexpr const char* kContainerPidFile = "container.pid";
 
 // A container's writable layer in tmp/ names its process in "container.pid" ("PID STARTTIME"): while
 // that process lives (same start time: pids are reused), nothing may delete the layer under it.
-// The pid of the live process container.pid names (and its start time), or 0.
-int container_pid(int tmp_fd, const std::string& name, std::uint64_t* start_time = nullptr) {
+// The pid of the live process container.pid names (and its start time), or 0. `run` is the process
+// that runs the container (imgtool run, or run -d's monitor), 0 if gone.
+int container_pid(int tmp_fd, const std::string& name, std::uint64_t* start_time = nullptr, int* run = nullptr,
+                  std::uint64_t* run_start = nullptr) {
     int raw = ::openat(tmp_fd, (name + "/" + kContainerPidFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (raw < 0) return 0;
     sys::UniqueFd fd(raw);
@@ -408,14 +411,28 @@ int container_pid(int tmp_fd, const std::string& name, std::uint64_t* start_time
     } catch (const Error&) {
         return 0;
     }
-    unsigned long long pid = 0, start = 0;
-    if (std::sscanf(text.c_str(), "%llu %llu", &pid, &start) != 2 || pid == 0 || pid > 0x7fffffff) return 0;
+    unsigned long long pid = 0, start = 0, run_pid = 0, run_started = 0;
+    int fields = std::sscanf(text.c_str(), "%llu %llu %llu %llu", &pid, &start, &run_pid, &run_started);
+    if (fields < 2 || pid == 0 || pid > 0x7fffffff || run_pid > 0x7fffffff) return 0;
     auto now = sys::process_start_time(static_cast<int>(pid));
     if (start_time) *start_time = start;
+    if (run && fields == 4) {
+        *run = static_cast<int>(run_pid);
+        *run_start = run_started;
+    }
     return now && *now == start ? static_cast<int>(pid) : 0;
 }
 
 bool container_alive(int tmp_fd, const std::string& name) { return container_pid(tmp_fd, name) != 0; }
+
+constexpr const char* kContainerKeptFile = "container.kept";
+
+// A detached container's area stays after it stops, until `rm` (it holds the log and the writable
+// layer a user may still want).
+bool container_kept(int tmp_fd, const std::string& name) {
+    struct stat st {};
+    return ::fstatat(tmp_fd, (name + "/" + kContainerKeptFile).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
 
 }  // namespace
 
@@ -425,6 +442,7 @@ void Store::clean_leftovers() {
             log::debug("keeping " + root_ + "/tmp/" + name + ": its container still runs");
             continue;
         }
+        if (container_kept(tmp_fd_.get(), name)) continue;  // a stopped detached container: `rm` removes it
         log::debug("removing leftover " + root_ + "/tmp/" + name);
         sys::remove_tree_at(tmp_fd_.get(), name);  // never follows symlinks
     }
@@ -854,56 +872,126 @@ Store::ContainerArea Store::new_container_area() {
 
 namespace {
 constexpr const char* kContainerRecordFile = "container.json";
-}
+constexpr const char* kContainerLogFile = "container.log";
+constexpr const char* kContainerExitFile = "container.exit";
 
-void Store::ContainerArea::write_record(const RunningContainer& record) {
+std::string utc_now_rfc3339() {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&now, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
+}
+}  // namespace
+
+void Store::ContainerArea::write_record(const Container& record, bool kept) {
     json doc = {{"Id", record.id}, {"Name", record.name}, {"Image", record.image.str()},
                 {"ImageName", record.image_name}, {"Command", record.command}, {"Created", record.created}};
+    if (!record.process.empty()) doc["Process"] = json::parse(record.process);
     std::string text = doc.dump();
     sys::UniqueFd fd = sys::open_at(staging_.dir_fd(), kContainerRecordFile, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0644,
                                     kContainerRecordFile);
     if (::flock(fd.get(), LOCK_SH) != 0) throw_errno("lock", kContainerRecordFile);
     sys::write_all(fd.get(), text.data(), text.size(), kContainerRecordFile);
     record_fd_ = std::move(fd);
+    if (kept) {
+        // Marked before anything runs: from here on no cleaner takes the area, and only `rm` removes it.
+        sys::open_at(staging_.dir_fd(), kContainerKeptFile, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644, kContainerKeptFile);
+        staging_.keep();
+    }
 }
 
-std::vector<Store::RunningContainer> Store::running_containers() const {
-    std::vector<RunningContainer> running;
+sys::UniqueFd Store::ContainerArea::open_log() const {
+    return sys::open_at(staging_.dir_fd(), kContainerLogFile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0640,
+                        kContainerLogFile);
+}
+
+void Store::ContainerArea::record_exit(int status) const {
+    std::string text = std::to_string(status) + " " + utc_now_rfc3339() + "\n";
+    sys::UniqueFd fd = sys::open_at(staging_.dir_fd(), kContainerExitFile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+                                    0644, kContainerExitFile);
+    sys::write_all(fd.get(), text.data(), text.size(), kContainerExitFile);
+    ::unlinkat(staging_.dir_fd(), kContainerPidFile, 0);
+}
+
+std::vector<Store::Container> Store::containers(bool all) const {
+    std::vector<Container> found;
     for (const std::string& name : sys::list_directory(tmp_fd_.get(), root_ + "/tmp")) {
-        std::uint64_t start_time = 0;
-        int pid = container_pid(tmp_fd_.get(), name, &start_time);
+        std::uint64_t start_time = 0, run_start = 0;
+        int run = 0;
+        int pid = container_pid(tmp_fd_.get(), name, &start_time, &run, &run_start);
         int raw = ::openat(tmp_fd_.get(), (name + "/" + kContainerRecordFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (raw < 0) continue;
         sys::UniqueFd fd(raw);
-        // Starting (run holds the record's lock) or running (its process lives); else a leftover.
-        if (pid == 0 && ::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) continue;
+        bool kept = container_kept(tmp_fd_.get(), name);
+        // Starting (run holds the record's lock) or running (its process lives); else stopped (kept)
+        // or a leftover.
+        bool starting = pid == 0 && ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0;
+        ContainerState state = pid ? ContainerState::Running : starting ? ContainerState::Created : ContainerState::Exited;
+        if (state == ContainerState::Exited && !(all && kept)) continue;
         try {
             json doc = json::parse(sys::read_fd(fd.get(), kContainerRecordFile, 1 << 20));
-            running.push_back({.id = doc.at("Id").get<std::string>(),
-                               .name = doc.value("Name", ""),
-                               .image = Digest::parse(doc.at("Image").get<std::string>()),
-                               .image_name = doc.at("ImageName").get<std::string>(),
-                               .command = doc.at("Command").get<std::vector<std::string>>(),
-                               .created = doc.value("Created", ""),
-                               .pid = pid,
-                               .start_time = pid ? start_time : 0});
+            Container c{.id = doc.at("Id").get<std::string>(),
+                        .name = doc.value("Name", ""),
+                        .image = Digest::parse(doc.at("Image").get<std::string>()),
+                        .image_name = doc.at("ImageName").get<std::string>(),
+                        .command = doc.at("Command").get<std::vector<std::string>>(),
+                        .created = doc.value("Created", ""),
+                        .pid = pid,
+                        .start_time = pid ? start_time : 0,
+                        .run_pid = pid ? run : 0,
+                        .run_start_time = pid ? run_start : 0,
+                        .state = state,
+                        .kept = kept,
+                        .exit_code = -1,
+                        .finished = {},
+                        .area = name,
+                        .process = doc.contains("Process") ? doc["Process"].dump() : std::string()};
+            if (state == ContainerState::Exited) {
+                int exit_fd = ::openat(tmp_fd_.get(), (name + "/" + kContainerExitFile).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                if (exit_fd >= 0) {
+                    sys::UniqueFd owned(exit_fd);
+                    std::string text = sys::read_fd(owned.get(), kContainerExitFile, 256);
+                    char when[64] = "";
+                    if (std::sscanf(text.c_str(), "%d %63s", &c.exit_code, when) >= 1) c.finished = when;
+                }
+            }
+            found.push_back(std::move(c));
         } catch (const std::exception& e) {
-            // An area of an older imgtool, or one cut short: alive, but not ours to describe.
+            // An area of an older imgtool, or one cut short: not ours to describe.
             log::debug("container area " + name + ": " + e.what());
         }
     }
-    return running;
+    return found;
 }
 
-Store::RunningContainer Store::find_container(const std::string& ref) const {
-    std::vector<RunningContainer> matches;
-    for (auto& c : running_containers()) {
+Store::Container Store::find_container(const std::string& ref, bool all) const {
+    std::vector<Container> matches;
+    for (auto& c : containers(all)) {
         if (!ref.empty() && c.name == ref) return c;  // a name wins, as in docker
         if (!ref.empty() && c.id.rfind(ref, 0) == 0) matches.push_back(std::move(c));
     }
     if (matches.empty()) throw Error(Errc::NotFound, "no such container: " + printable(ref));
     if (matches.size() > 1) throw Error(Errc::InvalidArgument, "container ID prefix " + printable(ref) + " is ambiguous");
     return matches.front();
+}
+
+void Store::remove_container(const Container& container) {
+    if (container.state != ContainerState::Exited || container_alive(tmp_fd_.get(), container.area)) {
+        throw Error(Errc::Busy, "container " + container.id.substr(0, 12) + " is running: stop it first, or rm -f");
+    }
+    // Claimed first, so a second `rm` or a reader sees it go at once; then removed (never following
+    // symlinks: the writable layer holds whatever the container wrote).
+    std::string doomed = sys::unique_name(".removing-");
+    if (::renameat(tmp_fd_.get(), container.area.c_str(), tmp_fd_.get(), doomed.c_str()) != 0) {
+        throw_errno("rename", root_ + "/tmp/" + container.area);
+    }
+    sys::remove_tree_at(tmp_fd_.get(), doomed);
+}
+
+sys::UniqueFd Store::open_container_file(const Container& container, const std::string& name) const {
+    return sys::open_beneath(tmp_fd_.get(), container.area + "/" + name, O_RDONLY);
 }
 
 std::string Store::ContainerArea::write_file(const std::string& name, std::string_view data) const {
@@ -915,7 +1003,9 @@ std::string Store::ContainerArea::write_file(const std::string& name, std::strin
 void Store::ContainerArea::record_process(int pid) const {
     auto start = sys::process_start_time(pid);
     if (!start) throw Error(Errc::NotFound, "container process " + std::to_string(pid) + " is gone");
-    std::string text = std::to_string(pid) + " " + std::to_string(*start) + "\n";
+    auto own_start = sys::process_start_time(::getpid());
+    std::string text = std::to_string(pid) + " " + std::to_string(*start) + " " + std::to_string(::getpid()) + " " +
+                       std::to_string(own_start.value_or(0)) + "\n";
     std::string temp = sys::unique_name(".container.pid.");
     sys::UniqueFd fd = sys::open_at(staging_.dir_fd(), temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644, kContainerPidFile);
     try {

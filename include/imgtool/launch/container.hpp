@@ -62,6 +62,8 @@ struct LaunchSpec {
     // supervisor, or --init's PID 1) once it exists and before anything of the container runs. Throwing
     // stops the launch.
     std::function<void(pid_t)> on_started;
+    // Called in the parent once the command has been exec'd (not when the launch failed).
+    std::function<void()> on_running;
     std::string root_dir;                                // empty directory to mount the root on
     std::vector<std::string> argv;
     std::vector<std::string> env;

@@ -93,7 +93,11 @@ struct MountRecord {
     std::uint64_t work_ino = 0;
 };
 
-enum class Access { Shared, Exclusive };
+// Shared: most commands; Exclusive: rm of images, which must not pull layers from under a reader;
+// Observe: only reads container records (exec, logs): no lock, no cleaning, so it neither waits nor
+// holds anything for as long as it lives, and it works outside imgtool's user namespace, where an
+// ordinary user cannot remove what the namespace's ids own.
+enum class Access { Shared, Exclusive, Observe };
 
 // A staging directory under tmp/; removed on destruction unless committed.
 class Staging {
@@ -103,6 +107,9 @@ public:
     ~Staging();
     int diff_fd() const { return diff_fd_.get(); }
     std::string path() const;  // absolute
+    std::string name() const { return name_; }
+    // Leaves the directory in place when this object goes (a detached container's area).
+    void keep() noexcept { name_.clear(); }
     int dir_fd() const { return dir_fd_.get(); }
 
 private:
@@ -206,38 +213,54 @@ public:
     void remove_image(const digest::Digest& id);
 
     // --- containers ---
-    // A container that runs now, or is starting: its area in tmp/ holds container.json (what run wrote
-    // before starting it, locked by run while it lives) and, once started, a container.pid naming a
-    // live process.
-    struct RunningContainer {
+    // A container's area in tmp/ holds container.json (what run wrote before starting it, locked by
+    // run while it lives) and, once started, a container.pid naming its process. A detached container
+    // (run -d) also has container.kept: its area, log and writable layer outlive it until `rm`, and
+    // container.exit records how it ended.
+    enum class ContainerState { Created, Running, Exited };
+    struct Container {
         std::string id;           // 64 hex
         std::string name;         // --name, or empty
         digest::Digest image;
         std::string image_name;   // the reference run was given
         std::vector<std::string> command;
         std::string created;      // RFC 3339, UTC
-        int pid = 0;              // 0 while starting
+        int pid = 0;              // of the supervisor (or --init's PID 1) while it runs, else 0
         std::uint64_t start_time = 0;  // of pid (process_start_time): with the pid, the process's identity
+        // The imgtool process that runs it (run, or run -d's monitor), which the container dies with: an
+        // ordinary user outside the container's user namespace can always kill it.
+        int run_pid = 0;
+        std::uint64_t run_start_time = 0;
+        ContainerState state = ContainerState::Created;
+        bool kept = false;        // detached: stays after it stops, until `rm`
+        int exit_code = -1;       // Exited: the status run returned; -1 when its monitor died first
+        std::string finished;     // Exited: RFC 3339, UTC, or empty
+        std::string area;         // its directory's name in tmp/
+        std::string process;      // run's record of the container's process (JSON: launch/exec.hpp)
     };
     // A container's private area in tmp/: root/ (its mount point), upper/ and work/ (its writable
-    // layer). Removed on destruction; a crash leaves it for the next command to clean, unless the
-    // container's process (record_process) still lives.
+    // layer). Removed on destruction unless kept; a crash leaves it for the next command to clean,
+    // unless the container's process (record_process) still lives or it is kept.
     class ContainerArea {
     public:
         ContainerArea(ContainerArea&&) noexcept = default;
         std::string root_dir() const { return staging_.path() + "/root"; }
         std::string upper_dir() const { return staging_.path() + "/diff"; }
         std::string work_dir() const { return staging_.path() + "/work"; }
-        // Writes container.pid ("<pid> <starttime>") atomically: while that process lives, no command
+        // Writes container.pid ("<pid> <starttime> <run pid> <its starttime>", run: this process) atomically: while that process lives, no command
         // removes the area.
         void record_process(int pid) const;
-        // Writes container.json, what running_containers() reports while the container lives, and holds
-        // a lock on it for the area's life: a container being set up counts before its process exists
-        // (two `run --name X` cannot both start).
-        void write_record(const RunningContainer& record);
+        // Writes container.json, what containers() reports, and holds a lock on it for the area's life
+        // in this process: a container being set up counts before its process exists (two
+        // `run --name X` cannot both start). With `kept`, the area outlives this object (run -d).
+        void write_record(const Container& record, bool kept);
         // Writes a file of the container's own (its /etc/hosts...) into the area and returns its path.
         // No fsync: it lives as long as the container.
         std::string write_file(const std::string& name, std::string_view data) const;
+        // The detached container's log (stdout and stderr), opened for appending.
+        sys::UniqueFd open_log() const;
+        // A kept container ended with `status`: container.exit says so, and container.pid goes.
+        void record_exit(int status) const;
 
     private:
         friend class Store;
@@ -247,10 +270,16 @@ public:
     };
     ContainerArea new_container_area();
 
-    std::vector<RunningContainer> running_containers() const;
-    // The running container `ref` names: its name, its full ID or a unique ID prefix (docker's rule).
-    // Throws NotFound ("no such container") or InvalidArgument (an ambiguous prefix).
-    RunningContainer find_container(const std::string& ref) const;
+    // Running and starting containers; with `all`, stopped kept ones too (docker ps -a).
+    std::vector<Container> containers(bool all) const;
+    std::vector<Container> running_containers() const { return containers(false); }
+    // The container `ref` names: its name, its full ID or a unique ID prefix (docker's rule). Throws
+    // NotFound ("no such container") or InvalidArgument (an ambiguous prefix).
+    Container find_container(const std::string& ref, bool all = true) const;
+    // Removes a stopped container's area (its log and writable layer). Throws Busy while it runs.
+    void remove_container(const Container& container);
+    // Opens one of a container's files in its area ("container.log"...), read-only.
+    sys::UniqueFd open_container_file(const Container& container, const std::string& name) const;
 
     // Lets go of this process's hold on the store (the shared activity lock), for a process that lives
     // long but whose stake is recorded otherwise: a running container, whose area and image are kept
