@@ -153,7 +153,15 @@ class DetachedTest(RunTest):
                   "echo; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; "
                   "[ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ] && echo same-cgroups; "
                   "ls /proc/self/fd | tr '\\n' ' '")
-        res = self.imgtool("exec", "-e", "EXTRA=x", "box", "sh", "-c", script)
+        # An fd the caller passes (here 7, open on a host file) must not reach the container.
+        host_fd = os.open("/etc/hostname", os.O_RDONLY)
+        self.addCleanup(os.close, host_fd)
+        os.dup2(host_fd, 7, inheritable=True)
+        self.addCleanup(os.close, 7)
+        argv = harness.imgtool_argv(self.root, "exec", "-e", "EXTRA=x", "box", "sh", "-c", script)
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, pass_fds=(7,),
+                              env=harness.base_env(), timeout=60)
+        res = harness.Result(argv, proc.returncode, proc.stdout, proc.stderr)
         self.assertEqual((res.rc, res.err), (0, ""), str(res))
         lines = res.out.splitlines()
         self.assertEqual(lines[:5], [cid[:12], "/srv", "0", "hello 1 x", "sleep 60 "])
