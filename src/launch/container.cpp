@@ -1179,8 +1179,7 @@ RunOutcome exec_in_container(const ExecSpec& spec) {
     // /proc/PID/exe (the host's imgtool binary) or its fds (runc CVE-2019-5736, CVE-2016-9962).
     if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) throw_errno("prctl", "PR_SET_DUMPABLE");
     const int namespaces = namespaces_to_join(spec.target);
-    std::vector<UniqueFd> cgroup_procs;
-    if (!spec.privileged) cgroup_procs = container_cgroup_procs(spec.target);
+    std::vector<UniqueFd> cgroup_procs = container_cgroup_procs(spec.target);
     std::optional<SeccompFilter> seccomp;
     if (!spec.privileged && spec.seccomp) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
     UniqueFd null_fd = sys::open_at(AT_FDCWD, "/dev/null", O_RDWR);
