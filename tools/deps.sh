@@ -7,7 +7,7 @@ libcli11-dev libisal-dev libzstd-dev libseccomp-dev libcurl4-openssl-dev libtoml
 # the rootless tests: newuidmap/newgidmap; gcc builds a static setuid probe and strace watches where
 # files are created in test_boundaries).
 IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap gcc strace \
-docker-registry apache2-utils openssl"
+docker-registry apache2-utils openssl crun"
 
 imgtool_install_packages() {
     local missing=()
