@@ -165,6 +165,9 @@ User resolve_user(std::string_view spec, const std::vector<PasswdEntry>& passwd,
         }
         user.groups.clear();  // as docker: an explicit group replaces the supplementary ones
     }
+    // The primary group is a supplementary one too, first (docker >= 24, CVE-2023-25173): without it a
+    // process could drop its primary group with setgroups and slip past a "deny this group" ACL.
+    user.groups.insert(user.groups.begin(), user.gid);
     return user;
 }
 

@@ -1,5 +1,6 @@
 #include "imgtool/launch/container.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 #include <grp.h>
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -181,7 +183,8 @@ void setup_dev(int root_fd, bool privileged) {
     // `mknod /dev/x b 8 0` is not the host's disk. --privileged lifts it, as docker's does.
     // exec stays allowed, as in docker (nosuid, mode 755): some programs run helpers from /dev/shm's
     // neighbours or map /dev/zero executable.
-    unsigned attributes = MOUNT_ATTR_NOSUID | (privileged ? 0 : MOUNT_ATTR_NODEV);
+    // strictatime as docker's /dev.
+    unsigned attributes = MOUNT_ATTR_NOSUID | MOUNT_ATTR_STRICTATIME | (privileged ? 0 : MOUNT_ATTR_NODEV);
     sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"mode", "755"}, {"size", "65536k"}}, attributes, dev.get(), "/dev");
     UniqueFd devdir = sys::open_beneath(root_fd, "dev", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     // The standard nodes are the host's, bind-mounted onto empty files: a bind mount keeps the flags of
@@ -243,7 +246,10 @@ void mask_paths() {
     static const char* const masked[] = {"/proc/acpi",          "/proc/asound",       "/proc/kcore",
                                          "/proc/keys",          "/proc/latency_stats", "/proc/timer_list",
                                          "/proc/timer_stats",   "/proc/sched_debug",  "/proc/scsi",
-                                         "/sys/firmware",       "/sys/devices/virtual/powercap"};
+                                         "/sys/firmware",       "/sys/devices/virtual/powercap",
+                                         // docker >= 28.0.2 (GHSA-6fw5-f8r9-fgfm): the host's interrupt
+                                         // counters and CPU thermal events leak activity across containers.
+                                         "/proc/interrupts"};
     static const char* const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
     UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
     // CVE-2025-31133: what is bound over the masked paths must really be the null device, not whatever
@@ -254,7 +260,19 @@ void mask_paths() {
         throw Error(Errc::UnsafePath, "/dev/null in the container is not the null device");
     }
     // No exceptions for the expected absences here: this runs on the child's own clone stack.
-    for (const char* path : masked) {
+    std::vector<std::string> paths(std::begin(masked), std::end(masked));
+    // Each CPU's thermal_throttle too (docker >= 28.0.2).
+    if (DIR* cpus = ::opendir("/sys/devices/system/cpu")) {
+        while (struct dirent* e = ::readdir(cpus)) {
+            std::string name = e->d_name;
+            if (name.size() > 3 && name.compare(0, 3, "cpu") == 0 && std::isdigit(static_cast<unsigned char>(name[3]))) {
+                paths.push_back("/sys/devices/system/cpu/" + name + "/thermal_throttle");
+            }
+        }
+        ::closedir(cpus);
+    }
+    for (const std::string& path_text : paths) {
+        const char* path = path_text.c_str();
         auto [target, err] = sys::try_open_beneath(root.get(), path + 1, O_PATH | O_NOFOLLOW);
         if (err == ENOENT) continue;  // absent on this kernel
         if (err) throw_errno(err, "open", path);

@@ -29,15 +29,9 @@ EXPECTED_DIFFERENT = {
     "command not found": "intended: docker's 127 (crun run exits 1)",
     "not executable": "intended: docker's 126 (crun run exits 1)",
     "/dev listing": "crun: /dev/core although /proc/kcore is absent (runc/docker make it only if present)",
-    "id": "finding: no supplementary groups (docker: the primary group)",
-    "id -u 1000": "finding: no supplementary groups (docker: the primary group)",
-    "id -u 1000:0": "finding: no supplementary groups (docker: the given group)",
-    "groups (root)": "finding: no supplementary groups",
-    "groups -u 1000": "finding: no supplementary groups",
-    "mount /dev": "finding: relatime where docker has strictatime (nodev is intended)",
+    "mount /dev": "intended: nodev /dev (otherwise docker's: nosuid, strictatime, mode 755)",
     "mount /sys/fs/cgroup": "finding: imgtool mounts no cgroup filesystem there",
-    "mount points in /proc, /sys": "finding: no /proc/interrupts mask, no /sys/fs/cgroup",
-    "masked paths": "finding: /proc/interrupts not masked (moby since 28.0.2)",
+    "mount points in /proc, /sys": "finding: no /sys/fs/cgroup",
 }
 
 
@@ -67,9 +61,9 @@ class RunVsCrunTest(unittest.TestCase):
         bad = [r for r in self.rows if not r.same and r.probe.name not in EXPECTED_DIFFERENT]
         self.assertFalse(bad, "probes that should match docker's defaults differ:\n"
                          + self.describe(bad))
-        fixed = [r.probe.name for r in self.rows if r.same and r.probe.name in EXPECTED_DIFFERENT]
-        if fixed:  # not a failure: some differences depend on the host (e.g. /proc/interrupts)
-            print(f"note: expected to differ but matched here: {fixed}", file=sys.stderr)
+        # A finding that matches now was fixed: its entry must go, or a regression would pass.
+        fixed = [r.probe.name for r in self.rows if r.same and EXPECTED_DIFFERENT.get(r.probe.name, "").startswith("finding")]
+        self.assertFalse(fixed, f"fixed findings still listed in EXPECTED_DIFFERENT: {fixed}")
 
     def test_every_expected_difference_is_explained(self):
         names = {p.name for p in run_vs_crun.PROBES}

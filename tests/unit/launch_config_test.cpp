@@ -36,21 +36,23 @@ TEST_CASE("users and groups come from the image's files") {
     User root = resolve_user("", passwd, groups);
     CHECK(root.uid == 0);
     CHECK(root.home == "/root");
+    CHECK(root.groups == std::vector<gid_t>{0});  // the primary group first (CVE-2023-25173)
 
     User u = resolve_user("user", passwd, groups);
     CHECK(u.uid == 1000);
     CHECK(u.gid == 1000);
     CHECK(u.home == "/home/user");
-    CHECK(u.groups == std::vector<gid_t>{10});
+    CHECK(u.groups == std::vector<gid_t>{1000, 10});
 
     User explicit_group = resolve_user("user:nogroup", passwd, groups);
     CHECK(explicit_group.gid == 65534);
-    CHECK(explicit_group.groups.empty());
+    CHECK(explicit_group.groups == std::vector<gid_t>{65534});
 
     User numeric = resolve_user("4242:4343", passwd, groups);  // ids need no entry
     CHECK(numeric.uid == 4242);
     CHECK(numeric.gid == 4343);
     CHECK(numeric.home == "/");
+    CHECK(numeric.groups == std::vector<gid_t>{4343});
 
     CHECK_THROWS_AS(resolve_user("ghost", passwd, groups), Error);
     CHECK_THROWS_AS(resolve_user("user:ghosts", passwd, groups), Error);
