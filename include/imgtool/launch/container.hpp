@@ -56,6 +56,18 @@ struct FileBind {
     std::string container;
 };
 
+// run --memory, --memory-swap, --cpus, --pids-limit, in docker's meaning (spec.hpp's
+// parse_resource_limits). All zero: no limit asked, and run makes no cgroup for limits at all.
+struct ResourceLimits {
+    std::int64_t memory = 0;       // bytes; 0: none
+    std::int64_t memory_swap = 0;  // memory plus swap, bytes; -1: swap unlimited; 0: none
+    bool memory_swap_given = false;  // false: docker's default (twice memory), kept only where enforceable
+    std::int64_t cpu_quota = 0;      // microseconds of CPU time per cpu_period; 0: none
+    std::int64_t cpu_period = 100000;
+    std::int64_t pids = 0;  // most tasks at once; 0: none
+    bool any() const { return memory != 0 || memory_swap != 0 || cpu_quota != 0 || pids != 0; }
+};
+
 struct LaunchSpec {
     std::function<void(int target_dir_fd)> mount_root;  // runs in the child, in the new mount namespace
     // Called in the parent with the host pid of the process whose life is the container's (the
@@ -80,6 +92,7 @@ struct LaunchSpec {
     std::vector<FileBind> own_files;  // mounted before the volumes, which may cover them
     std::vector<VolumeSpec> volumes;
     std::vector<TmpfsSpec> tmpfs;
+    ResourceLimits limits;  // enforced by the container's cgroups, or the launch fails (cgroup_plan.hpp)
 };
 
 struct RunOutcome {
