@@ -272,6 +272,9 @@ class CgroupTest(RunTest):
         self.assertIsNone(proc.poll(), "the container exited early")
         pid = descendant_named(proc.pid, "sh")
         dirs = container_cgroup_dirs(pid)
+        # Had the container been able to make a child cgroup, its own could never be removed.
+        for d in dirs:
+            self.addCleanup(lambda d=d: [os.rmdir(p) for p in (d + "/x", d) if os.path.isdir(p)])
         open(os.path.join(sync, "go"), "w").close()
         _, err = proc.communicate(timeout=20)
         self.assertEqual(proc.returncode, 0, err)

@@ -14,7 +14,8 @@
 //   and re-arms PR_SET_PDEATHSIG after its credential change.
 //
 // Order inside the container's PID 1 (each step's reason is at the step):
-//   propagation private -> mount root -> /proc /dev /dev/pts /dev/shm /sys, volumes, tmpfs (all targets
+//   own cgroup namespace (it is in its cgroups by now) -> propagation private -> mount root -> /proc
+//   /dev /dev/pts /dev/shm /sys /sys/fs/cgroup (read-only), volumes, tmpfs (all targets
 //   resolved inside the root, mounted through fds) -> user lookup in the image's files -> hostname ->
 //   pivot_root + detach old root -> masked / read-only paths -> optional read-only root -> seccomp
 //   filter (while CAP_SYS_ADMIN is still held) -> drop capabilities and switch user -> re-arm
