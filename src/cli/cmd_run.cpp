@@ -264,6 +264,13 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
         ->allow_extra_args(false);
     cmd->add_option("--tmpfs", a->options.tmpfs, "mount a tmpfs at PATH[:OPTIONS] (size=, mode=, uid=, gid=, exec...; noexec,nosuid,nodev by default)")
         ->allow_extra_args(false);
+    // ---- resource limits (launch::parse_resource_limits checks the values) ----
+    cmd->add_option("--memory,-m", a->options.memory, "memory limit: BYTES[b|k|m|g] (at least 6m)");
+    cmd->add_option("--memory-swap", a->options.memory_swap,
+                    "memory plus swap: BYTES[b|k|m|g], -1 unlimited swap (default: twice --memory)");
+    cmd->add_option("--cpus", a->options.cpus, "CPUs the container may use, such as 1.5");
+    cmd->add_option("--pids-limit", a->options.pids_limit, "most processes at once (-1: unlimited)");
+    // ---- end of resource limits ----
     cmd->add_option("--driver", a->driver, "root filesystem driver: overlay (default) or copy")
         ->check(CLI::IsMember({"overlay", "copy"}));
     // Repeatable options take one value per occurrence (else "-e K IMAGE" would swallow IMAGE).

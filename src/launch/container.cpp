@@ -33,9 +33,10 @@
 #include <optional>
 #include <string>
 
-#include "device_cgroup.hpp"
+#include "cgroup.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/launch/cgroup_plan.hpp"
 #include "imgtool/launch/config.hpp"
 #include "imgtool/launch/devices.hpp"
 #include "imgtool/launch/exec.hpp"
@@ -228,16 +229,53 @@ void setup_dev(int root_fd, bool privileged) {
     }
 }
 
-void setup_sys(int root_fd, bool new_network) {
+// Returns whether /sys is the host's own, bound (then so are the host's cgroup mounts under it).
+bool setup_sys(int root_fd, bool new_network) {
     UniqueFd sysdir = system_dir(root_fd, "sys");
     const unsigned ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     sys::FsMountError failure;
-    if (sys::try_mount_fs_at("sysfs", {{"source", "sysfs"}}, ro, sysdir.get(), failure)) return;
+    if (sys::try_mount_fs_at("sysfs", {{"source", "sysfs"}}, ro, sysdir.get(), failure)) return false;
     if (new_network) sys::throw_mount_failure("sysfs", failure, "/sys");
     // sysfs refuses a fresh mount when we share the host's network namespace from a user namespace:
     // bind the host's, read-only.
     UniqueFd host = sys::open_at(AT_FDCWD, "/sys", O_PATH | O_DIRECTORY);
     sys::bind_at(host.get(), sysdir.get(), true, "/sys");
+    return true;
+}
+
+// /sys/fs/cgroup: the container's own cgroups, seen through its cgroup namespace (cgroup_plan.hpp's
+// plan_cgroup_fs), read-only. A bound host /sys brings the host's hierarchies along: an empty
+// read-only tmpfs covers them when the container has no cgroup of its own to show.
+void setup_sys_fs_cgroup(int root_fd, const CgroupFsPlan& plan, bool host_sys) {
+    if (plan.mounts.empty() && !host_sys) return;  // the default cost: nothing
+    const std::string shown = "/sys/fs/cgroup";
+    // Made by the kernel in sysfs; a sysfs without it (no cgroup support) gets nothing.
+    auto [target, err] = sys::try_open_beneath(root_fd, "sys/fs/cgroup", O_PATH | O_DIRECTORY | O_NOFOLLOW);
+    if (err == ENOENT) return;
+    if (err) throw_errno(err, "open", shown);
+    const unsigned ro = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    if (plan.mounts.empty()) {
+        sys::mount_fs_at("tmpfs", {{"source", "tmpfs"}, {"size", "0"}}, ro, target.get(), shown);
+        return;
+    }
+    if (!plan.tmpfs()) {
+        const CgroupFsMount& m = plan.mounts.front();
+        sys::mount_fs_at(m.fstype, m.parameters, ro, target.get(), shown);
+        return;
+    }
+    // Writable while it is filled, then read-only.
+    sys::mount_fs_at("tmpfs", plan.mounts.front().parameters, ro & ~MOUNT_ATTR_RDONLY, target.get(), shown);
+    UniqueFd tmpfs = sys::open_beneath(root_fd, "sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    for (std::size_t i = 1; i < plan.mounts.size(); ++i) {
+        const CgroupFsMount& m = plan.mounts[i];
+        sys::mkdir_at(tmpfs.get(), m.dir, 0755, false);
+        UniqueFd dir = sys::open_beneath(tmpfs.get(), m.dir, O_PATH | O_DIRECTORY | O_NOFOLLOW);
+        sys::mount_fs_at(m.fstype, m.parameters, ro, dir.get(), shown + "/" + m.dir);
+    }
+    for (const auto& [name, to] : plan.links) {
+        if (::symlinkat(to.c_str(), tmpfs.get(), name.c_str()) != 0) throw_errno("symlink", shown + "/" + name);
+    }
+    sys::set_mount_attributes(tmpfs.get(), MOUNT_ATTR_RDONLY, false, shown);
 }
 
 // ---- after pivot_root: masks and read-only paths (runc's defaults) --------------------------------
@@ -359,13 +397,14 @@ struct ChildArgs {
     int error_pipe = -1;
     int console_socket = -1;  // -t: the child sends its pty master here; -1 otherwise
     int null_fd = -1;
-    // The parent writes one byte here once the child is in its device cgroup, and keeps its end open
+    // The parent writes one byte here once the child is in its cgroups, and keeps its end open
     // (never writing again) for as long as it lives: hung up means imgtool is gone.
     int go_read = -1;
     int go_write = -1;  // the parent's end, closed in the child
     int cap_last = 0;
     int stdio[3] = {-1, -1, -1};  // pipes to put on fds 0..2 instead of the user's terminal (StdioRelay)
     const SeccompFilter* seccomp = nullptr;  // none with --privileged
+    const CgroupFsPlan* cgroup_fs = nullptr;  // the container's /sys/fs/cgroup
     int namespaces = 0;                      // the clone flags of the container's PID 1
     bool supervised = false;  // the container's PID 1 is the supervisor's child, which had the go-ahead
     sigset_t signal_mask {};  // supervised: the mask the container starts with (the supervisor blocks some)
@@ -394,7 +433,7 @@ void tell_sanitizer_about_stack([[maybe_unused]] const ChildArgs* args) {
 #endif
 }
 
-// Nothing of the container may run before the parent has put this process into the device cgroup:
+// Nothing of the container may run before the parent has put this process into its cgroups:
 // wait for its byte. End of file instead: the parent failed (and says why itself) or died.
 bool wait_for_go(const ChildArgs* args) {
     ::close(args->go_write);
@@ -570,6 +609,10 @@ int child_main(void* raw) {
     }
     // go_read stays open (close-on-exec): the lifeline arm_parent_death_signal looks at.
     try {
+        // The go-ahead came: this process is in the container's cgroups, which its own cgroup
+        // namespace now takes as its roots (/proc/self/cgroup shows "/", /sys/fs/cgroup mounts them).
+        // Not a clone flag: --init's PID 1 is cloned before the parent can move it.
+        if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare", "cgroup namespace");
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
         // into the user's shell (bubblewrap CVE-2017-5226).
         if (::setsid() < 0) throw_errno("setsid", "");
@@ -592,7 +635,8 @@ int child_main(void* raw) {
                          proc.get(), "/proc");
         setup_dev(root.get(), spec.privileged);
         if (args->console_socket >= 0) attach_container_tty(root.get(), args->console_socket);
-        setup_sys(root.get(), spec.new_network);
+        bool host_sys = setup_sys(root.get(), spec.new_network);
+        setup_sys_fs_cgroup(root.get(), *args->cgroup_fs, host_sys);
         for (const auto& f : spec.own_files) {
             UniqueFd host = sys::open_at(AT_FDCWD, f.host, O_PATH | O_NOFOLLOW, 0, f.host);
             UniqueFd target = own_file_in_root(root.get(), f.container);
@@ -687,7 +731,7 @@ int supervisor_main(void* raw) {
     sigemptyset(&block);
     for (int sig : kForwardedSignals) sigaddset(&block, sig);
     ::sigprocmask(SIG_BLOCK, &block, &args->signal_mask);
-    // The go-ahead: this process is in the device cgroup (the container inherits it). End of file:
+    // The go-ahead: this process is in the container's cgroups (the container inherits them). End of file:
     // imgtool failed or died, before or after PR_SET_PDEATHSIG was armed.
     if (!wait_for_go(args)) exit_now(125);
 
@@ -905,18 +949,26 @@ std::string read_failure(int fd) {
 }  // namespace
 
 RunOutcome run_container(const LaunchSpec& spec) {
-    // The device cgroup, unless --privileged (docker's gives every device). Where none can be made,
+    // The container's cgroups: device rules unless --privileged (docker's gives every device), and the
+    // limits asked for. With neither, nothing is read or made. Where no device cgroup can be made,
     // nodev on every filesystem the container can write is what keeps its nodes inert; that holds
     // unless the container may mount (CAP_SYS_ADMIN over the initial user namespace): refuse that.
-    std::optional<DeviceCgroup> devices;
-    if (!spec.privileged) {
-        devices.emplace(DeviceCgroup::create(default_device_rules()));
-        if (!devices->active() && (spec.capabilities & (1ULL << CAP_SYS_ADMIN)) != 0 && in_initial_user_namespace()) {
-            throw Error(Errc::Unsupported, "no device cgroup for the container (" + devices->unavailable() +
+    // In a user namespace there are no device rules: the cgroup files belong to the real root (and BPF
+    // needs the initial namespace's CAP_BPF); the kernel itself keeps device nodes inert there (see
+    // docs/security.md).
+    std::optional<ContainerCgroup> cgroups;
+    const bool device_rules = !spec.privileged && in_initial_user_namespace();
+    if (device_rules || spec.limits.any()) {
+        CgroupRequest request{device_rules, spec.limits, sys::unique_name("imgtool-")};
+        cgroups.emplace(ContainerCgroup::create(plan_cgroups(request, discover_cgroups(spec.limits.any())),
+                                                default_device_rules()));
+        if (device_rules && !cgroups->devices_active() && (spec.capabilities & (1ULL << CAP_SYS_ADMIN)) != 0) {
+            throw Error(Errc::Unsupported, "no device cgroup for the container (" + cgroups->unavailable() +
                                                "), and with CAP_SYS_ADMIN it could mount without nodev and open "
                                                "host devices: drop SYS_ADMIN, or use --privileged");
         }
     }
+    const CgroupFsPlan cgroup_fs = plan_cgroup_fs(cgroups ? cgroups->made() : std::vector<PlannedCgroup>{});
 
     // Compiled here, loaded by the container's PID 1 last before exec (--privileged: none, as docker's).
     std::optional<SeccompFilter> seccomp;
@@ -961,6 +1013,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
     args.cap_last = last_cap();
     for (int fd = 0; fd < 3; ++fd) args.stdio[fd] = relay.child_end(fd);
     args.seccomp = seccomp ? &*seccomp : nullptr;
+    args.cgroup_fs = &cgroup_fs;
     args.namespaces = namespaces;
     args.stack = stack;
     args.stack_size = kStack;
@@ -977,10 +1030,10 @@ RunOutcome run_container(const LaunchSpec& spec) {
     console_child.reset();
     go_read.reset();
     relay.close_child_ends();
-    // The child waits on go_read: put it into the device cgroup, then let it go. If that fails, it
+    // The child waits on go_read: put it into its cgroups, then let it go. If that fails, it
     // must not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
     try {
-        if (devices) devices->add(child);
+        if (cgroups) cgroups->add(child);
         if (spec.on_started) spec.on_started(child);
         char go = 'g';
         if (::send(go_write.get(), &go, 1, MSG_NOSIGNAL) != 1) throw_errno("send", "start the container");

@@ -69,6 +69,95 @@ std::vector<std::string> split_words(const std::string& line) {
 
 }  // namespace
 
+namespace {
+
+[[noreturn]] void bad_limit(std::string_view flag, const std::string& text, std::string_view why) {
+    throw Error(Errc::InvalidArgument, std::string(flag) + " " + printable(text) + ": " + std::string(why));
+}
+
+// "N" or "N.F" with at most `max_fraction` digits after the point, as an integer scaled by
+// 10^max_fraction; false when it is anything else or too large.
+bool parse_decimal(std::string_view text, int max_fraction, std::int64_t& scaled) {
+    auto point = text.find('.');
+    std::string_view whole = text.substr(0, point);
+    std::string_view fraction = point == std::string_view::npos ? std::string_view{} : text.substr(point + 1);
+    if (!all_digits(whole) || whole.size() > static_cast<std::size_t>(18 - max_fraction) || (point != std::string_view::npos && !all_digits(fraction))) return false;
+    if (static_cast<int>(fraction.size()) > max_fraction) return false;
+    std::int64_t value = 0;
+    for (char c : whole) value = value * 10 + (c - '0');
+    for (int i = 0; i < max_fraction; ++i) {
+        value = value * 10 + (i < static_cast<int>(fraction.size()) ? fraction[i] - '0' : 0);
+    }
+    scaled = value;
+    return true;
+}
+
+}  // namespace
+
+std::int64_t parse_bytes(std::string_view flag, const std::string& text) {
+    std::string_view rest = text;
+    auto unit_at = rest.find_first_not_of("0123456789.");
+    std::string_view number = rest.substr(0, unit_at);
+    std::string unit = unit_at == std::string_view::npos ? "" : std::string(rest.substr(unit_at));
+    for (char& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    // go-units: one of b k m g t p, then an optional "i", then an optional "b" ("1g", "1gb", "1GiB").
+    int shift = -1;
+    if (unit.empty() || unit == "b") {
+        shift = 0;
+    } else if (std::string_view("kmgtp").find(unit[0]) != std::string_view::npos &&
+               (unit.size() == 1 || unit.substr(1) == "b" || unit.substr(1) == "ib" || unit.substr(1) == "i")) {
+        shift = 10 * (1 + static_cast<int>(std::string_view("kmgtp").find(unit[0])));
+    }
+    // Up to 3 decimals ("1.5g"), as fractions of the unit; what is below one byte is dropped.
+    std::int64_t milli = 0;
+    if (shift < 0 || !parse_decimal(number, 3, milli)) {
+        bad_limit(flag, text, "not a size (a number with an optional unit b, k, m, g, t, p)");
+    }
+    // milli * 2^shift / 1000 without overflowing: at most 2^62 bytes.
+    long double bytes = static_cast<long double>(milli) / 1000.0L * static_cast<long double>(1ULL << shift);
+    if (bytes >= static_cast<long double>(1LL << 62)) bad_limit(flag, text, "too large");
+    return static_cast<std::int64_t>(bytes);
+}
+
+ResourceLimits parse_resource_limits(const RunOptions& options) {
+    ResourceLimits limits;
+    if (!options.memory.empty()) {
+        limits.memory = parse_bytes("--memory", options.memory);
+        // docker's minimum: below it the container cannot even start its runtime's processes.
+        constexpr std::int64_t kMinimum = 6 << 20;
+        if (limits.memory != 0 && limits.memory < kMinimum) bad_limit("--memory", options.memory, "the minimum is 6m");
+    }
+    if (!options.memory_swap.empty()) {
+        std::int64_t swap = options.memory_swap == "-1" ? -1 : parse_bytes("--memory-swap", options.memory_swap);
+        if (swap > 0 && limits.memory == 0) {
+            bad_limit("--memory-swap", options.memory_swap, "needs --memory (it is memory plus swap)");
+        }
+        if (swap > 0 && swap < limits.memory) {
+            bad_limit("--memory-swap", options.memory_swap, "is memory plus swap: at least --memory");
+        }
+        // Unlimited swap without a memory limit limits nothing.
+        if (swap != 0 && limits.memory != 0) {
+            limits.memory_swap = swap;
+            limits.memory_swap_given = true;
+        }
+    }
+    // docker: with --memory alone the container may swap as much again.
+    if (limits.memory != 0 && !limits.memory_swap_given) limits.memory_swap = 2 * limits.memory;
+    if (!options.cpus.empty()) {
+        std::int64_t nano = 0;  // docker's NanoCPUs
+        if (!parse_decimal(options.cpus, 9, nano)) bad_limit("--cpus", options.cpus, "not a number of CPUs (such as 1.5)");
+        limits.cpu_quota = nano / (1000000000 / limits.cpu_period);
+        // The kernel refuses a CFS quota below 1 ms.
+        if (nano != 0 && limits.cpu_quota < 1000) bad_limit("--cpus", options.cpus, "the minimum is 0.01");
+    }
+    if (!options.pids_limit.empty()) {
+        const std::string& text = options.pids_limit;
+        if (text != "-1" && !all_digits(text)) bad_limit("--pids-limit", text, "not a number of processes (-1: unlimited)");
+        limits.pids = text == "-1" ? 0 : std::stoll(text);
+    }
+    return limits;
+}
+
 TmpfsSpec parse_tmpfs(const std::string& text) {
     auto colon = text.find(':');
     TmpfsSpec spec;
@@ -221,6 +310,7 @@ LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOption
                             : adjust_capabilities(default_capabilities(), options.cap_add, options.cap_drop);
     for (const auto& v : options.volumes) spec.volumes.push_back(parse_volume(v));
     for (const auto& t : options.tmpfs) spec.tmpfs.push_back(parse_tmpfs(t));
+    spec.limits = parse_resource_limits(options);
     // docker's --security-opt, the parts imgtool implements; anything else is refused, never ignored.
     for (const std::string& opt : options.security_opts) {
         if (opt == "seccomp=unconfined" || opt == "seccomp:unconfined") {

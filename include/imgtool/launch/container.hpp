@@ -14,7 +14,8 @@
 //   and re-arms PR_SET_PDEATHSIG after its credential change.
 //
 // Order inside the container's PID 1 (each step's reason is at the step):
-//   propagation private -> mount root -> /proc /dev /dev/pts /dev/shm /sys, volumes, tmpfs (all targets
+//   own cgroup namespace (it is in its cgroups by now) -> propagation private -> mount root -> /proc
+//   /dev /dev/pts /dev/shm /sys /sys/fs/cgroup (read-only), volumes, tmpfs (all targets
 //   resolved inside the root, mounted through fds) -> user lookup in the image's files -> hostname ->
 //   pivot_root + detach old root -> masked / read-only paths -> optional read-only root -> seccomp
 //   filter (while CAP_SYS_ADMIN is still held) -> drop capabilities and switch user -> re-arm
@@ -56,6 +57,18 @@ struct FileBind {
     std::string container;
 };
 
+// run --memory, --memory-swap, --cpus, --pids-limit, in docker's meaning (spec.hpp's
+// parse_resource_limits). All zero: no limit asked, and run makes no cgroup for limits at all.
+struct ResourceLimits {
+    std::int64_t memory = 0;       // bytes; 0: none
+    std::int64_t memory_swap = 0;  // memory plus swap, bytes; -1: swap unlimited; 0: none
+    bool memory_swap_given = false;  // false: docker's default (twice memory), kept only where enforceable
+    std::int64_t cpu_quota = 0;      // microseconds of CPU time per cpu_period; 0: none
+    std::int64_t cpu_period = 100000;
+    std::int64_t pids = 0;  // most tasks at once; 0: none
+    bool any() const { return memory != 0 || memory_swap != 0 || cpu_quota != 0 || pids != 0; }
+};
+
 struct LaunchSpec {
     std::function<void(int target_dir_fd)> mount_root;  // runs in the child, in the new mount namespace
     // Called in the parent with the host pid of the process whose life is the container's (the
@@ -82,6 +95,7 @@ struct LaunchSpec {
     std::vector<FileBind> own_files;  // mounted before the volumes, which may cover them
     std::vector<VolumeSpec> volumes;
     std::vector<TmpfsSpec> tmpfs;
+    ResourceLimits limits;  // enforced by the container's cgroups, or the launch fails (cgroup_plan.hpp)
 };
 
 struct RunOutcome {

@@ -5,6 +5,7 @@
 // (container.hpp) still knows nothing about images; only this translation reads their config.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,11 @@ struct RunOptions {
     std::vector<std::string> add_hosts;   // --add-host NAME:ADDRESS
     std::vector<std::string> dns;         // --dns ADDRESS
     std::vector<std::string> dns_search;  // --dns-search DOMAIN
+    // Resource limits as typed; empty: not given (parse_resource_limits).
+    std::string memory;       // --memory BYTES[b|k|m|g|t|p]
+    std::string memory_swap;  // --memory-swap BYTES[...] or -1
+    std::string cpus;         // --cpus N.N
+    std::string pids_limit;   // --pids-limit N
 };
 
 inline constexpr std::string_view kDefaultPath =
@@ -54,6 +60,19 @@ VolumeSpec parse_volume(const std::string& text);
 // by default as in docker; always nodev (`dev` is refused: a node made there would open a host
 // device). Throws Errc::InvalidArgument naming the option.
 TmpfsSpec parse_tmpfs(const std::string& text);
+
+// docker's size syntax (go-units RAMInBytes): a decimal number with an optional unit b, k, m, g, t or p
+// (powers of 1024, either case, "kb"/"kib" spellings too). Throws Errc::InvalidArgument naming `flag`.
+std::int64_t parse_bytes(std::string_view flag, const std::string& text);
+
+// --memory, --memory-swap, --cpus and --pids-limit with docker's rules, one clear error for each bad
+// value (Errc::InvalidArgument):
+// - --memory at least 6 MiB (docker's minimum), 0 or absent: none;
+// - --memory-swap is memory plus swap: -1 unlimited swap; at least --memory; needs --memory; 0 or
+//   absent with --memory: twice --memory (docker's default, memory_swap_given false);
+// - --cpus N.N: quota N * 100000 us per 100000 us period, at least 0.01 (the kernel's 1 ms floor);
+// - --pids-limit N: -1 or 0 unlimited, as docker.
+ResourceLimits parse_resource_limits(const RunOptions& options);
 
 // The container's /etc/hosts: docker's localhost entries, the container's host name on 127.0.1.1 (as
 // Debian does, so that programs resolving their own name work without a network), then each
@@ -77,7 +96,8 @@ std::string resolv_conf(const std::string& host_text, bool own_network, const st
 // - user: -u, else the image's User (resolved later, in the image's own /etc/passwd);
 // - hostname: --hostname, else default_hostname;
 // - capabilities: --privileged all (--cap-add/--cap-drop ignored), else docker's defaults adjusted;
-// - volumes parsed (parse_volume), --tmpfs paths absolute; network none or host.
+// - volumes parsed (parse_volume), --tmpfs paths absolute; network none or host;
+// - limits: parse_resource_limits.
 // Throws imgtool::Error (Errc::InvalidArgument for bad options) with nothing half-built.
 LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOptions& options);
 

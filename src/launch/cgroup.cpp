@@ -1,4 +1,4 @@
-#include "device_cgroup.hpp"
+#include "cgroup.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -28,53 +28,6 @@ std::string errno_text(const std::string& operation, const std::string& path, in
     return operation + " `" + path + "`: " + std::strerror(err);
 }
 
-// Where imgtool's own cgroup is on the devices-capable hierarchies ("" where there is none).
-struct OwnCgroups {
-    std::string v1_devices;
-    std::string v2;
-};
-
-bool has_token(const std::string& list, std::string_view token) {
-    for (const auto& t : split(list, ',')) {
-        if (t == token) return true;
-    }
-    return false;
-}
-
-// Our cgroup `path` seen through mount `m` (which may mount a subtree of the hierarchy).
-std::string path_under(const sys::MountInfo& m, const std::string& path) {
-    if (m.root == "/") return m.mount_point + (path == "/" ? "" : path);
-    if (path == m.root) return m.mount_point;
-    if (path.compare(0, m.root.size() + 1, m.root + "/") == 0) return m.mount_point + path.substr(m.root.size());
-    return {};  // our cgroup is not visible through this mount
-}
-
-OwnCgroups own_cgroups() {
-    std::string v1_path, v2_path;
-    std::istringstream lines(sys::read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16));
-    for (std::string line; std::getline(lines, line);) {
-        // "ID:CONTROLLERS:PATH"; cgroup v2 is "0::PATH".
-        auto first = line.find(':');
-        auto second = first == std::string::npos ? first : line.find(':', first + 1);
-        if (second == std::string::npos) continue;
-        std::string id = line.substr(0, first), controllers = line.substr(first + 1, second - first - 1);
-        std::string path = line.substr(second + 1);
-        if (id == "0" && controllers.empty()) {
-            v2_path = path;
-        } else if (has_token(controllers, "devices")) {
-            v1_path = path;
-        }
-    }
-    OwnCgroups own;
-    for (const auto& m : sys::read_mountinfo()) {
-        if (own.v2.empty() && !v2_path.empty() && m.fstype == "cgroup2") own.v2 = path_under(m, v2_path);
-        if (own.v1_devices.empty() && !v1_path.empty() && m.fstype == "cgroup" && has_token(m.super_options, "devices")) {
-            own.v1_devices = path_under(m, v1_path);
-        }
-    }
-    return own;
-}
-
 // An imgtool killed with SIGKILL cannot remove its cgroup (its container died with it, through the
 // supervisor's or --init's PR_SET_PDEATHSIG and the end of its PID namespace, so the cgroup is empty). Its name carries the creator's pid: remove those whose
 // creator is gone. rmdir only ever removes an empty cgroup, so a live container's is safe anyway.
@@ -86,23 +39,6 @@ void remove_stale(int parent_fd, const std::string& parent) {
             ::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR);
         }
     }
-}
-
-// mkdir PARENT/NAME; an empty fd (and `why`) when the hierarchy does not let us.
-UniqueFd make_cgroup(const std::string& parent, const std::string& name, std::string& why) {
-    int raw = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (raw < 0) {
-        why = errno_text("open", parent, errno);
-        return {};
-    }
-    UniqueFd parent_fd(raw);
-    remove_stale(parent_fd.get(), parent);
-    // EROFS (read-only cgroupfs), EACCES/EPERM (not ours to manage): the caller decides what that means.
-    if (::mkdirat(parent_fd.get(), name.c_str(), 0755) != 0) {
-        why = errno_text("mkdir", parent + "/" + name, errno);
-        return {};
-    }
-    return sys::open_at(parent_fd.get(), name, O_RDONLY | O_DIRECTORY, 0, parent + "/" + name);
 }
 
 // Writes one control file of the cgroup open as dir_fd; 0 or the errno.
@@ -167,46 +103,109 @@ bool in_initial_user_namespace() {
     return in && inside == 0 && outside == 0 && count == 4294967295UL && !(in >> more);
 }
 
-DeviceCgroup DeviceCgroup::create(const std::vector<DeviceRule>& allow) {
-    DeviceCgroup cg;
+CgroupLayout discover_cgroups(bool limits) {
+    CgroupLayout layout = parse_cgroup_layout(sys::read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16),
+                                              sys::read_mountinfo(), in_initial_user_namespace());
+    if (limits) read_v2_parents(layout);
+    return layout;
+}
+
+void read_v2_parents(CgroupLayout& layout) {
+    for (auto& h : layout.hierarchies) {
+        if (!h.v2) continue;
+        CgroupV2Parent parent;
+        parent.path = v2_limits_parent(h);
+        auto words = [&parent](const char* file) {
+            std::vector<std::string> out;
+            const std::string path = parent.path + "/" + file;
+            int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+            if (raw < 0) return out;  // not a v2 cgroup directory after all, or out of reach: offers nothing
+            UniqueFd fd(raw);
+            std::istringstream in(sys::read_fd(fd.get(), path, 1 << 16));
+            for (std::string w; in >> w;) out.push_back(w);
+            return out;
+        };
+        parent.controllers = words("cgroup.controllers");
+        parent.subtree_control = words("cgroup.subtree_control");
+        // Rootless, the kernel decides by the files' owners: delegation (systemd's Delegate=yes) chowns
+        // the directory and these two files to the user.
+        parent.writable = ::access(parent.path.c_str(), W_OK) == 0 &&
+                          ::access((parent.path + "/cgroup.subtree_control").c_str(), W_OK) == 0 &&
+                          ::access((parent.path + "/cgroup.procs").c_str(), W_OK) == 0;
+        h.parent = std::move(parent);
+    }
+}
+
+ContainerCgroup ContainerCgroup::create(const CgroupPlan& plan, const std::vector<DeviceRule>& allow) {
+    ContainerCgroup cg;  // removes what it made if a later step throws
+    cg.why_ = plan.no_devices;
     auto note = [&cg](const std::string& why) { cg.why_ += (cg.why_.empty() ? "" : "; ") + why; };
-    // In a user namespace the cgroup files belong to the real root (and BPF needs the initial
-    // namespace's CAP_BPF); the kernel itself keeps device nodes inert there (see docs/security.md).
-    if (!in_initial_user_namespace()) {
-        note("imgtool runs in a user namespace");
-        return cg;
-    }
-    OwnCgroups own = own_cgroups();
-    if (own.v1_devices.empty() && own.v2.empty()) note("no cgroup v1 devices or cgroup v2 hierarchy is mounted");
-    const std::string name = sys::unique_name(kPrefix);
-    std::string why;
-    if (!own.v1_devices.empty()) {
-        if (UniqueFd dir = make_cgroup(own.v1_devices, name, why)) {
-            cg.dirs_.push_back(own.v1_devices + "/" + name);
-            restrict_v1(dir.get(), cg.dirs_.back(), allow);
-        } else {
-            note("cgroup v1 devices: " + why);
+    for (const PlannedCgroup& planned : plan.cgroups) {
+        const std::string what = planned.v2 ? "cgroup v2" : "cgroup v1 " + (planned.controllers.empty() ? "" : planned.controllers[0]);
+        const std::string path = planned.path();
+        // For a limit, the first flag it carries names the failure; device rules alone are best effort.
+        const std::string flag = planned.writes.empty() ? "" : planned.writes.front().flag + ": ";
+        int raw = ::open(planned.parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (raw < 0) {
+            if (planned.required) throw_errno(flag + "open", planned.parent);
+            note(what + ": " + errno_text("open", planned.parent, errno));
+            continue;
         }
-    }
-    if (!own.v2.empty()) {
-        if (UniqueFd dir = make_cgroup(own.v2, name, why)) {
-            std::string path = own.v2 + "/" + name;
+        UniqueFd parent_fd(raw);
+        remove_stale(parent_fd.get(), planned.parent);
+        if (!planned.enable.empty()) {
+            std::string line;
+            for (const auto& c : planned.enable) line += (line.empty() ? "+" : " +") + c;
+            if (int err = write_control(parent_fd.get(), "cgroup.subtree_control", line)) {
+                std::string shown = planned.parent + "/cgroup.subtree_control";
+                // EBUSY: the parent holds processes itself (v2's no-internal-processes rule).
+                throw Error(std::error_code(err, std::system_category()),
+                            flag + errno_text("write " + line + " to", shown, err) +
+                                (err == EBUSY ? " (it holds processes, so cgroup v2 lets it enable no controller)" : ""),
+                            shown);
+            }
+        }
+        // EROFS (read-only cgroupfs), EACCES/EPERM (not ours to manage): fatal only for a limit.
+        if (::mkdirat(parent_fd.get(), planned.name.c_str(), 0755) != 0) {
+            if (planned.required) throw_errno(flag + "mkdir", path);
+            note(what + ": " + errno_text("mkdir", path, errno));
+            continue;
+        }
+        cg.made_.push_back(planned);
+        UniqueFd dir = sys::open_at(parent_fd.get(), planned.name, O_RDONLY | O_DIRECTORY, 0, path);
+        if (planned.devices && !planned.v2) {
+            restrict_v1(dir.get(), path, allow);
+            cg.devices_ = true;
+        } else if (planned.devices) {
             std::string failure = attach_device_filter(dir.get(), allow);
             if (failure.empty()) {
-                cg.dirs_.push_back(path);
+                cg.devices_ = true;
             } else {
-                ::rmdir(path.c_str());
                 note("cgroup v2 " + path + ": " + failure);
+                if (!planned.required) {
+                    cg.made_.pop_back();
+                    ::unlinkat(parent_fd.get(), planned.name.c_str(), AT_REMOVEDIR);
+                }
             }
-        } else {
-            note("cgroup v2: " + why);
+        }
+        for (const CgroupWrite& w : planned.writes) {
+            int err = write_control(dir.get(), w.file.c_str(), w.value);
+            if (err == ENOENT && w.optional) continue;  // docker's implicit swap limit, where swap is not accounted
+            if (err == ENOENT) {
+                throw Error(Errc::Unsupported, w.flag + ": this kernel has no " + w.file + " in " + path +
+                                                   (w.file.find("swap") != std::string::npos || w.file.find("memsw") != std::string::npos
+                                                        ? " (swap is not accounted: swapaccount=1 on the kernel command line)"
+                                                        : ""));
+            }
+            if (err) throw_errno(err, w.flag + ": write " + w.value + " to", path + "/" + w.file);
         }
     }
     return cg;
 }
 
-void DeviceCgroup::add(pid_t pid) const {
-    for (const auto& dir : dirs_) {
+void ContainerCgroup::add(pid_t pid) const {
+    for (const auto& cg : made_) {
+        const std::string dir = cg.path();
         UniqueFd fd = sys::open_at(AT_FDCWD, dir, O_RDONLY | O_DIRECTORY, 0, dir);
         if (int err = write_control(fd.get(), "cgroup.procs", std::to_string(pid))) {
             throw_errno(err, "move the container into", dir);
@@ -214,8 +213,9 @@ void DeviceCgroup::add(pid_t pid) const {
     }
 }
 
-DeviceCgroup::~DeviceCgroup() {
-    for (const auto& dir : dirs_) {
+ContainerCgroup::~ContainerCgroup() {
+    for (auto it = made_.rbegin(); it != made_.rend(); ++it) {
+        const std::string dir = it->path();
         // The container's processes are reaped by now; EBUSY can still be seen for a moment while the
         // kernel finishes taking the last one out of the cgroup.
         for (int attempt = 0; attempt < 200; ++attempt) {
