@@ -872,7 +872,10 @@ RunOutcome run_container(const LaunchSpec& spec) {
 
     // Compiled here, loaded by the container's PID 1 last before exec (--privileged: none, as docker's).
     std::optional<SeccompFilter> seccomp;
-    if (!spec.privileged && spec.seccomp) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
+    if (!spec.privileged && spec.seccomp) {
+        seccomp.emplace(spec.seccomp_policy ? SeccompFilter::compile(*spec.seccomp_policy)
+                                            : SeccompFilter::docker_default(spec.capabilities, host_platform()));
+    }
 
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");

@@ -5,6 +5,7 @@
 // (container.hpp) still knows nothing about images; only this translation reads their config.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,8 @@
 
 #include "imgtool/image/types.hpp"
 #include "imgtool/launch/container.hpp"
+#include "imgtool/launch/seccomp_filter.hpp"
+#include "imgtool/launch/seccomp_profile.hpp"
 
 namespace imgtool::launch {
 
@@ -37,7 +40,11 @@ struct RunOptions {
     std::vector<std::string> cap_drop;
     std::vector<std::string> volumes;  // -v HOST:CONTAINER[:ro|rw]
     std::vector<std::string> tmpfs;    // --tmpfs PATH[:OPTIONS]
-    std::vector<std::string> security_opts;  // --security-opt: seccomp=unconfined, no-new-privileges[:true|false]
+    std::vector<std::string> security_opts;  // --security-opt: seccomp=unconfined|PROFILE.json, no-new-privileges[:true|false]
+    // Reads --security-opt seccomp=PROFILE.json (a path on the host) into a profile: the host file by
+    // default (read_seccomp_profile); tests give text instead.
+    std::function<SeccompProfile(const std::string& path)> read_seccomp_profile = launch::read_seccomp_profile;
+    SeccompPlatform seccomp_platform = host_platform();  // what a profile is resolved for
     std::vector<std::string> add_hosts;   // --add-host NAME:ADDRESS
     std::vector<std::string> dns;         // --dns ADDRESS
     std::vector<std::string> dns_search;  // --dns-search DOMAIN
@@ -77,7 +84,10 @@ std::string resolv_conf(const std::string& host_text, bool own_network, const st
 // - user: -u, else the image's User (resolved later, in the image's own /etc/passwd);
 // - hostname: --hostname, else default_hostname;
 // - capabilities: --privileged all (--cap-add/--cap-drop ignored), else docker's defaults adjusted;
-// - volumes parsed (parse_volume), --tmpfs paths absolute; network none or host.
+// - volumes parsed (parse_volume), --tmpfs paths absolute; network none or host;
+// - --security-opt: seccomp=unconfined (no filter), seccomp=PROFILE.json (docker's format, read with
+//   options.read_seccomp_profile and resolved for the container's capabilities on this machine),
+//   no-new-privileges[:true|false]; anything else is refused.
 // Throws imgtool::Error (Errc::InvalidArgument for bad options) with nothing half-built.
 LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOptions& options);
 
