@@ -26,10 +26,11 @@ class SeccompFilter {
 public:
     // Throws Error with the errno libseccomp reports (a rule it refuses, an unknown architecture).
     static SeccompFilter compile(const SyscallPolicy& policy);
-    // docker's default profile for `capabilities` on `platform`. libseccomp takes ~10 ms of CPU to
-    // compile it, so the program for docker's default capability set was generated when imgtool was
-    // built (seccomp_bake.cpp); it is used whenever the profile's rule decisions here are the ones
-    // made there, which makes the policy the same. Anything else is compiled now.
+    // docker's default profile for `capabilities` on `platform`. libseccomp takes 10-40 ms of CPU to
+    // compile it, so programs for docker's default capability set (and with SYS_ADMIN, with
+    // SYS_PTRACE, with all) were generated when imgtool was built (seccomp_bake.cpp); one is used
+    // whenever the profile's rule decisions here are the ones made for it there, which makes the
+    // policy the same. Anything else is compiled now.
     static SeccompFilter docker_default(std::uint64_t capabilities, const SeccompPlatform& platform);
 
     SeccompFilter() = default;
