@@ -241,7 +241,7 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
                     "user[:group] (names from the image's /etc/passwd and /etc/group)");
     cmd->add_option("--name", a->name, "a name for the container (unique among running containers)");
     cmd->add_option("--hostname", a->options.hostname, "container host name (default: the short container ID)");
-    cmd->add_option("--security-opt", a->options.security_opts, "seccomp=unconfined, or no-new-privileges")
+    cmd->add_option("--security-opt", a->options.security_opts, "seccomp=unconfined (no filter), seccomp=PROFILE.json (docker's format; default: docker's profile), or no-new-privileges")
         ->allow_extra_args(false);
     cmd->add_option("--add-host", a->options.add_hosts, "add NAME:ADDRESS to the container's /etc/hosts")
         ->allow_extra_args(false);

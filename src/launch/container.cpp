@@ -972,7 +972,10 @@ RunOutcome run_container(const LaunchSpec& spec) {
 
     // Compiled here, loaded by the container's PID 1 last before exec (--privileged: none, as docker's).
     std::optional<SeccompFilter> seccomp;
-    if (!spec.privileged && spec.seccomp) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
+    if (!spec.privileged && spec.seccomp) {
+        seccomp.emplace(spec.seccomp_policy ? SeccompFilter::compile(*spec.seccomp_policy)
+                                            : SeccompFilter::docker_default(spec.capabilities, host_platform()));
+    }
 
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");
@@ -1252,7 +1255,7 @@ RunOutcome exec_in_container(const ExecSpec& spec) {
     const int namespaces = namespaces_to_join(spec.target);
     std::vector<UniqueFd> cgroup_procs = container_cgroup_procs(spec.target);
     std::optional<SeccompFilter> seccomp;
-    if (!spec.privileged && spec.seccomp) seccomp.emplace(SeccompFilter::compile(default_syscall_policy(spec.capabilities)));
+    if (!spec.privileged && spec.seccomp) seccomp.emplace(SeccompFilter::docker_default(spec.capabilities, host_platform()));
     UniqueFd null_fd = sys::open_at(AT_FDCWD, "/dev/null", O_RDWR);
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");

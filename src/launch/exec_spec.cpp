@@ -14,6 +14,7 @@ ProcessRecord process_record_of(const LaunchSpec& spec) {
             .capabilities = spec.capabilities,
             .privileged = spec.privileged,
             .seccomp = spec.seccomp,
+            .seccomp_profile = spec.seccomp_policy.has_value(),
             .no_new_privileges = spec.no_new_privileges,
             .init = spec.init};
 }
@@ -25,6 +26,7 @@ std::string process_record_json(const ProcessRecord& r) {
                           {"Capabilities", r.capabilities},
                           {"Privileged", r.privileged},
                           {"Seccomp", r.seccomp},
+                          {"SeccompProfile", r.seccomp_profile},
                           {"NoNewPrivileges", r.no_new_privileges},
                           {"Init", r.init}};
     return doc.dump();
@@ -40,6 +42,7 @@ ProcessRecord parse_process_record(std::string_view text) {
         r.capabilities = doc.at("Capabilities").get<std::uint64_t>();
         r.privileged = doc.at("Privileged").get<bool>();
         r.seccomp = doc.at("Seccomp").get<bool>();
+        r.seccomp_profile = doc.value("SeccompProfile", false);
         r.no_new_privileges = doc.at("NoNewPrivileges").get<bool>();
         r.init = doc.at("Init").get<bool>();
         return r;
@@ -50,6 +53,11 @@ ProcessRecord parse_process_record(std::string_view text) {
 
 ExecSpec exec_spec(const ProcessRecord& container, const ExecOptions& options) {
     if (options.command.empty()) throw Error(Errc::InvalidArgument, "exec needs a COMMAND");
+    // Failing closed: the container's filter came from a file run read then; exec cannot know it is
+    // the same now, and a process without that filter would have more than the container's.
+    if (container.seccomp_profile && container.seccomp && !container.privileged) {
+        throw Error(Errc::Unsupported, "the container runs with a seccomp profile from a file: exec into it is not supported yet");
+    }
     ExecSpec spec;
     spec.argv = options.command;
     spec.env = merge_env(container.env, options.env, options.host_env);

@@ -1,48 +1,43 @@
 #include "imgtool/launch/seccomp.hpp"
 
-#include <linux/capability.h>
 #include <sched.h>
 
-#include <cerrno>
+#include <algorithm>
+
+#include "imgtool/launch/config.hpp"
 
 namespace imgtool::launch {
 namespace {
 
-constexpr std::uint64_t cap(int number) { return 1ULL << number; }
+bool contains(const std::vector<std::string>& list, const std::string& item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+}
 
-// One line of docker's profile turned around: these calls fail unless the container holds one of
-// `unless_any` (0: always).
-struct Block {
-    std::vector<const char*> names;
-    int error;
-    std::uint64_t unless_any;
-};
+// As docker compares the profile's names with the runtime spec's: exactly "CAP_SYS_ADMIN". A name
+// imgtool does not know is a capability the container does not hold.
+bool holds(std::uint64_t capabilities, const std::string& name) {
+    auto number = capability_number(name);
+    return number && capability_name(*number) == name && (capabilities >> *number) & 1;
+}
 
-const std::vector<Block>& blocks() {
-    static const std::vector<Block> table = {
-        // Kernel keyrings are per uid, not per namespace: the container's root would read and replace
-        // the host root's keys.
-        {{"keyctl", "add_key", "request_key"}, EPERM, 0},
-        // Replace the running kernel, page faults handled by user space (a classic exploit aid), swap
-        // and, as in docker, pivot_root (the launcher's own use comes before the filter).
-        {{"kexec_load", "kexec_file_load", "userfaultfd", "swapon", "swapoff", "pivot_root"}, EPERM, 0},
-        // io_uring: a large kernel surface open to every process, and the source of a long run of
-        // privilege escalations; docker's profile has refused it since 2023 (moby 25).
-        {{"io_uring_setup", "io_uring_enter", "io_uring_register"}, EPERM, 0},
-        // New namespaces (a nested user namespace gives a full capability set to play with) and every
-        // way to mount.
-        {{"unshare", "setns", "mount", "umount", "umount2", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
-          "open_tree", "mount_setattr", "lookup_dcookie", "quotactl", "quotactl_fd"},
-         EPERM,
-         cap(CAP_SYS_ADMIN)},
-        // open_by_handle_at reaches any inode of a filesystem by number, bind mounts notwithstanding
-        // (the "shocker" escape).
-        {{"open_by_handle_at"}, EPERM, cap(CAP_DAC_READ_SEARCH)},
-        {{"perf_event_open"}, EPERM, cap(CAP_SYS_ADMIN) | cap(CAP_PERFMON)},
-        {{"bpf"}, EPERM, cap(CAP_SYS_ADMIN) | cap(CAP_BPF)},
-        {{"acct"}, EPERM, cap(CAP_SYS_PACCT)},
-    };
-    return table;
+bool kernel_at_least(const SeccompPlatform& platform, std::pair<unsigned, unsigned> version) {
+    return std::pair(platform.kernel, platform.kernel_major) >= version;
+}
+
+bool applies(const ProfileRule& rule, std::uint64_t capabilities, const SeccompPlatform& platform) {
+    const ProfileCondition& ex = rule.excludes;
+    if (contains(ex.arches, platform.arch)) return false;
+    for (const std::string& cap : ex.caps) {
+        if (holds(capabilities, cap)) return false;
+    }
+    if (ex.min_kernel && kernel_at_least(platform, *ex.min_kernel)) return false;
+    const ProfileCondition& in = rule.includes;
+    if (!in.arches.empty() && !contains(in.arches, platform.arch)) return false;
+    for (const std::string& cap : in.caps) {
+        if (!holds(capabilities, cap)) return false;
+    }
+    if (in.min_kernel && !kernel_at_least(platform, *in.min_kernel)) return false;
+    return true;
 }
 
 }  // namespace
@@ -51,24 +46,53 @@ std::uint64_t clone_namespace_flags() {
     return CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET;
 }
 
-SyscallPolicy default_syscall_policy(std::uint64_t capabilities) {
+std::vector<bool> rule_decisions(const SeccompProfile& profile, std::uint64_t capabilities,
+                                 const SeccompPlatform& platform) {
+    std::vector<bool> decisions;
+    decisions.reserve(profile.rules.size());
+    for (const ProfileRule& rule : profile.rules) decisions.push_back(applies(rule, capabilities, platform));
+    return decisions;
+}
+
+SyscallPolicy resolve_profile(const SeccompProfile& profile, std::uint64_t capabilities,
+                              const SeccompPlatform& platform) {
     SyscallPolicy policy;
-    policy.default_action = SyscallAction::allowed();
-    for (const Block& block : blocks()) {
-        if (capabilities & block.unless_any) continue;
-        for (const char* name : block.names) policy.rules.push_back({name, SyscallAction::fail(block.error), {}});
-    }
-    if (!(capabilities & cap(CAP_SYS_ADMIN))) {
-        // A deny-list cannot say "any of these bits" in one comparison (MASKED_EQ tests for equality):
-        // one rule per flag, any of which matching fails the call.
-        const std::uint64_t flags = clone_namespace_flags();
-        for (int bit = 0; bit < 64; ++bit) {
-            const std::uint64_t flag = 1ULL << bit;
-            if (flags & flag) policy.rules.push_back({"clone", SyscallAction::fail(EPERM), {{0, flag, flag}}});
+    policy.default_action = profile.default_action;
+    policy.architectures = {platform.scmp_arch};
+    auto add_arch = [&](const std::string& arch) {
+        if (!contains(policy.architectures, arch)) policy.architectures.push_back(arch);
+    };
+    if (!profile.arch_map.empty()) {
+        for (const auto& [native, others] : profile.arch_map) {
+            if (native != platform.scmp_arch) continue;
+            for (const std::string& arch : others) add_arch(arch);
         }
-        policy.rules.push_back({"clone3", SyscallAction::fail(ENOSYS), {}});
+    } else {
+        for (const std::string& arch : profile.architectures) add_arch(arch);
+    }
+    const std::vector<bool> decisions = rule_decisions(profile, capabilities, platform);
+    for (std::size_t r = 0; r < profile.rules.size(); ++r) {
+        if (!decisions[r]) continue;
+        const ProfileRule& rule = profile.rules[r];
+        // libseccomp ANDs comparisons on distinct arguments only; runc makes comparisons that share
+        // one argument alternatives, one rule each.
+        bool shared_argument = false;
+        for (std::size_t i = 0; i < rule.args.size(); ++i) {
+            for (std::size_t j = i + 1; j < rule.args.size(); ++j) shared_argument |= rule.args[i].index == rule.args[j].index;
+        }
+        for (const std::string& name : rule.names) {
+            if (!shared_argument) {
+                policy.rules.push_back({name, rule.action, rule.args});
+                continue;
+            }
+            for (const SyscallArg& arg : rule.args) policy.rules.push_back({name, rule.action, {arg}});
+        }
     }
     return policy;
+}
+
+SyscallPolicy default_syscall_policy(std::uint64_t capabilities, const SeccompPlatform& platform) {
+    return resolve_profile(docker_default_profile(), capabilities, platform);
 }
 
 }  // namespace imgtool::launch

@@ -1,16 +1,51 @@
 #include "imgtool/launch/seccomp_filter.hpp"
 
+#include <linux/seccomp.h>
 #include <seccomp.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
-#include <vector>
+#include <cctype>
+#include <cstdio>
+#include <memory>
 
 #include "imgtool/core/error.hpp"
+#include "imgtool/sys/unique_fd.hpp"
 
 namespace imgtool::launch {
 namespace {
 
 std::uint32_t libseccomp_action(const SyscallAction& action) {
-    return action.allow ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(static_cast<std::uint32_t>(action.error));
+    switch (action.kind) {
+    case SyscallAction::Kind::allow:
+        return SCMP_ACT_ALLOW;
+    case SyscallAction::Kind::error:
+        return SCMP_ACT_ERRNO(static_cast<std::uint32_t>(action.error));
+    case SyscallAction::Kind::kill_thread:
+        return SCMP_ACT_KILL_THREAD;
+    case SyscallAction::Kind::kill_process:
+        return SCMP_ACT_KILL_PROCESS;
+    case SyscallAction::Kind::trap:
+        return SCMP_ACT_TRAP;
+    case SyscallAction::Kind::log:
+        return SCMP_ACT_LOG;
+    }
+    throw Error(Errc::InvalidArgument, "seccomp: unknown action");
+}
+
+scmp_compare libseccomp_op(SyscallArg::Op op) {
+    switch (op) {
+    case SyscallArg::Op::eq: return SCMP_CMP_EQ;
+    case SyscallArg::Op::ne: return SCMP_CMP_NE;
+    case SyscallArg::Op::lt: return SCMP_CMP_LT;
+    case SyscallArg::Op::le: return SCMP_CMP_LE;
+    case SyscallArg::Op::ge: return SCMP_CMP_GE;
+    case SyscallArg::Op::gt: return SCMP_CMP_GT;
+    case SyscallArg::Op::masked_eq: return SCMP_CMP_MASKED_EQ;
+    }
+    throw Error(Errc::InvalidArgument, "seccomp: unknown comparison");
 }
 
 // libseccomp returns -errno.
@@ -18,65 +53,104 @@ void check(int rc, const std::string& what) {
     if (rc < 0) throw_errno(-rc, "seccomp: " + what, "");
 }
 
-// The architectures a process on this machine can make system calls with (docker's archMap): a
-// 64-bit x86 kernel also runs i386 and x32 programs, a 64-bit arm kernel 32-bit arm ones. A call from
-// an architecture the filter does not list kills the process (libseccomp's default "bad arch"
-// action), so none slips past the table.
-std::vector<std::uint32_t> companion_architectures(std::uint32_t native) {
-    switch (native) {
-    case SCMP_ARCH_X86_64:
-        return {SCMP_ARCH_X86, SCMP_ARCH_X32};
-    case SCMP_ARCH_AARCH64:
-        return {SCMP_ARCH_ARM};
-    default:
-        return {};
+struct ContextDeleter {
+    void operator()(void* ctx) const { seccomp_release(static_cast<scmp_filter_ctx>(ctx)); }
+};
+
+// "SCMP_ARCH_X86_64" -> libseccomp's token, 0 if it knows no such architecture.
+std::uint32_t arch_token(const std::string& name) {
+    const std::string prefix = "SCMP_ARCH_";
+    if (name.rfind(prefix, 0) != 0) return 0;
+    std::string lower;
+    for (char c : name.substr(prefix.size())) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return seccomp_arch_resolve_name(lower.c_str());
+}
+
+// The program libseccomp generates, read back through a memfd (2.5 has no in-memory export).
+std::vector<sock_filter> export_program(scmp_filter_ctx ctx) {
+    sys::UniqueFd fd(::memfd_create("imgtool-seccomp", MFD_CLOEXEC));
+    if (!fd) throw_errno("memfd_create", "");
+    check(seccomp_export_bpf(ctx, fd.get()), "export the filter");
+    off_t size = ::lseek(fd.get(), 0, SEEK_END);
+    if (size < 0) throw_errno("lseek", "seccomp filter");
+    if (size == 0 || size % sizeof(sock_filter) != 0 || size > BPF_MAXINSNS * static_cast<off_t>(sizeof(sock_filter))) {
+        throw Error(Errc::InvalidArgument, "seccomp: the filter has " + std::to_string(size / sizeof(sock_filter)) +
+                                               " instructions (the kernel takes 1 to " + std::to_string(BPF_MAXINSNS) + ")");
     }
+    std::vector<sock_filter> program(static_cast<std::size_t>(size) / sizeof(sock_filter));
+    if (::pread(fd.get(), program.data(), static_cast<std::size_t>(size), 0) != size) throw_errno("read", "seccomp filter");
+    return program;
 }
 
 }  // namespace
+
+bool libseccomp_knows(const std::string& name) { return seccomp_syscall_resolve_name(name.c_str()) != __NR_SCMP_ERROR; }
 
 long syscall_number(const std::string& name) {
     int nr = seccomp_syscall_resolve_name(name.c_str());
     return nr < 0 ? -1 : nr;  // __NR_SCMP_ERROR, or a pseudo number: none on this architecture
 }
 
+SeccompPlatform host_platform() {
+    SeccompPlatform platform;
+#if defined(__x86_64__) && defined(__ILP32__)
+    platform = {"x32", "SCMP_ARCH_X32", 0, 0};
+#elif defined(__x86_64__)
+    platform = {"amd64", "SCMP_ARCH_X86_64", 0, 0};
+#elif defined(__i386__)
+    platform = {"x86", "SCMP_ARCH_X86", 0, 0};
+#elif defined(__aarch64__)
+    platform = {"arm64", "SCMP_ARCH_AARCH64", 0, 0};
+#elif defined(__arm__)
+    platform = {"arm", "SCMP_ARCH_ARM", 0, 0};
+#elif defined(__riscv) && __riscv_xlen == 64
+    platform = {"riscv64", "SCMP_ARCH_RISCV64", 0, 0};
+#elif defined(__s390x__)
+    platform = {"s390x", "SCMP_ARCH_S390X", 0, 0};
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    platform = {"ppc64le", "SCMP_ARCH_PPC64LE", 0, 0};
+#else
+#error "imgtool: name this architecture for seccomp (docker's and libseccomp's names)"
+#endif
+    struct utsname uts {};
+    if (::uname(&uts) == 0) std::sscanf(uts.release, "%u.%u", &platform.kernel, &platform.kernel_major);
+    return platform;
+}
+
 SeccompFilter SeccompFilter::compile(const SyscallPolicy& policy) {
-    SeccompFilter filter;
-    filter.ctx_ = seccomp_init(libseccomp_action(policy.default_action));
-    if (filter.ctx_ == nullptr) throw Error(Errc::InvalidArgument, "seccomp: cannot create a filter");
-    auto* ctx = static_cast<scmp_filter_ctx>(filter.ctx_);
-    // libseccomp sets no_new_privs by default; docker's containers run setuid binaries, so does ours.
-    // Loading then needs CAP_SYS_ADMIN, which the container's process still has (see the header).
+    std::unique_ptr<void, ContextDeleter> owner(seccomp_init(libseccomp_action(policy.default_action)));
+    if (!owner) throw Error(Errc::InvalidArgument, "seccomp: cannot create a filter");
+    auto* ctx = static_cast<scmp_filter_ctx>(owner.get());
+    // libseccomp would set no_new_privs when loading; we load it ourselves and, as docker, never set it.
     check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "clear no_new_privs");
-    // The kernel's own errno when loading fails (EACCES without CAP_SYS_ADMIN...), not ECANCELED.
-    check(seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1), "ask for raw errors");
-    for (std::uint32_t arch : companion_architectures(seccomp_arch_native())) {
+    for (const std::string& name : policy.architectures) {
+        std::uint32_t arch = arch_token(name);
+        if (arch == 0) throw Error(Errc::InvalidArgument, "seccomp: libseccomp does not know the architecture " + name);
         int rc = seccomp_arch_add(ctx, arch);
-        if (rc != -EEXIST) check(rc, "add architecture");
+        if (rc != -EEXIST) check(rc, "add architecture " + name);
     }
+    const std::uint32_t default_action = libseccomp_action(policy.default_action);
     for (const SyscallRule& rule : policy.rules) {
-        // Resolved by name for each architecture of the filter; a name unknown to libseccomp is our
-        // mistake, a name absent from one architecture (umount on x86_64) is skipped there.
         int nr = seccomp_syscall_resolve_name(rule.name.c_str());
-        if (nr == __NR_SCMP_ERROR) {
-            throw Error(Errc::InvalidArgument, "seccomp: libseccomp does not know the system call " + rule.name);
-        }
+        if (nr == __NR_SCMP_ERROR) continue;  // newer than this libseccomp: docker skips it too
+        // libseccomp refuses a rule that says what the default says; it changes nothing.
+        if (libseccomp_action(rule.action) == default_action) continue;
         std::vector<scmp_arg_cmp> args;
-        for (const auto& c : rule.when) args.push_back(SCMP_CMP(c.index, SCMP_CMP_MASKED_EQ, c.mask, c.value));
+        for (const SyscallArg& a : rule.when) args.push_back(SCMP_CMP(a.index, libseccomp_op(a.op), a.value, a.value_two));
         check(seccomp_rule_add_array(ctx, libseccomp_action(rule.action), nr, static_cast<unsigned>(args.size()),
                                      args.empty() ? nullptr : args.data()),
               "rule for " + rule.name);
     }
+    SeccompFilter filter;
+    filter.program_ = export_program(ctx);
     return filter;
 }
 
-SeccompFilter::~SeccompFilter() {
-    if (ctx_ != nullptr) seccomp_release(static_cast<scmp_filter_ctx>(ctx_));
-}
-
 void SeccompFilter::load() const {
-    if (ctx_ == nullptr) return;
-    check(seccomp_load(static_cast<scmp_filter_ctx>(ctx_)), "load the filter");
+    if (program_.empty()) return;
+    sock_fprog prog{static_cast<unsigned short>(program_.size()), const_cast<sock_filter*>(program_.data())};
+    // seccomp(2) directly: the program is already generated, and libc has no wrapper.
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) throw_errno("seccomp: load the filter", "");
 }
 
 }  // namespace imgtool::launch

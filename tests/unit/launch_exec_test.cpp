@@ -64,6 +64,12 @@ TEST_CASE("docker exec: the container's settings with exec's flags on top") {
     s = exec_spec(c, o);
     CHECK(s.env.back() == "TERM=xterm");  // -t and no TERM: docker's
 
+    ProcessRecord with_profile = c;
+    with_profile.seccomp_profile = true;
+    CHECK_THROWS_AS(exec_spec(with_profile, o), Error);  // fails closed: the file's filter is not known
+    with_profile.seccomp = false;  // seccomp=unconfined given after the profile
+    CHECK_NOTHROW(exec_spec(with_profile, o));
+
     o.workdir = "relative";
     CHECK_THROWS_AS(exec_spec(c, o), Error);
     o.workdir.clear();

@@ -29,9 +29,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <utility>
 #include <string>
 #include <vector>
+
+#include "imgtool/launch/seccomp.hpp"
 
 namespace imgtool::launch {
 
@@ -90,6 +93,7 @@ struct LaunchSpec {
     bool init = false;
     bool privileged = false;  // no masked paths, all capabilities, no device cgroup, no seccomp filter
     bool seccomp = true;      // --security-opt seccomp=unconfined: false
+    std::optional<SyscallPolicy> seccomp_policy;  // --security-opt seccomp=FILE, resolved; unset: docker's default
     bool no_new_privileges = false;  // --security-opt no-new-privileges: set before exec
     std::uint64_t capabilities = 0;
     std::vector<FileBind> own_files;  // mounted before the volumes, which may cover them

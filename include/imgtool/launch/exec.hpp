@@ -32,6 +32,7 @@ struct ProcessRecord {
     std::uint64_t capabilities = 0;
     bool privileged = false;
     bool seccomp = true;
+    bool seccomp_profile = false;  // a profile from a file (exec refuses: it cannot rebuild that filter)
     bool no_new_privileges = false;
     bool init = false;  // PID 1 is imgtool's init (else the command, whose parent is the supervisor)
 };

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,8 @@
 
 #include "imgtool/image/types.hpp"
 #include "imgtool/launch/container.hpp"
+#include "imgtool/launch/seccomp_filter.hpp"
+#include "imgtool/launch/seccomp_profile.hpp"
 
 namespace imgtool::launch {
 
@@ -38,7 +41,11 @@ struct RunOptions {
     std::vector<std::string> cap_drop;
     std::vector<std::string> volumes;  // -v HOST:CONTAINER[:ro|rw]
     std::vector<std::string> tmpfs;    // --tmpfs PATH[:OPTIONS]
-    std::vector<std::string> security_opts;  // --security-opt: seccomp=unconfined, no-new-privileges[:true|false]
+    std::vector<std::string> security_opts;  // --security-opt: seccomp=unconfined|PROFILE.json, no-new-privileges[:true|false]
+    // Reads --security-opt seccomp=PROFILE.json (a path on the host) into a profile: the host file by
+    // default (read_seccomp_profile); tests give text instead.
+    std::function<SeccompProfile(const std::string& path)> read_seccomp_profile = launch::read_seccomp_profile;
+    SeccompPlatform seccomp_platform = host_platform();  // what a profile is resolved for
     std::vector<std::string> add_hosts;   // --add-host NAME:ADDRESS
     std::vector<std::string> dns;         // --dns ADDRESS
     std::vector<std::string> dns_search;  // --dns-search DOMAIN
@@ -98,6 +105,9 @@ std::string resolv_conf(const std::string& host_text, bool own_network, const st
 // - capabilities: --privileged all (--cap-add/--cap-drop ignored), else docker's defaults adjusted;
 // - volumes parsed (parse_volume), --tmpfs paths absolute; network none or host;
 // - limits: parse_resource_limits.
+// - --security-opt: seccomp=unconfined (no filter), seccomp=PROFILE.json (docker's format, read with
+//   options.read_seccomp_profile and resolved for the container's capabilities on this machine),
+//   no-new-privileges[:true|false]; anything else is refused.
 // Throws imgtool::Error (Errc::InvalidArgument for bad options) with nothing half-built.
 LaunchSpec spec_from_image(const image::ContainerConfig& config, const RunOptions& options);
 
