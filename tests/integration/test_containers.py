@@ -176,19 +176,25 @@ class DetachedTest(RunTest):
                                       rc=125)
 
     def test_exec_device_cgroup(self):
-        # The exec'd process is in the container's device cgroup: the host's disk stays closed to it
-        # even with CAP_MKNOD in a writable /tmp made nodev-free by nothing.
+        # The exec'd process is in the container's device cgroup, as seen from the host (inside, its
+        # cgroup namespace shows "/" for the container's own cgroups, and "/.." paths for others).
         with open("/proc/self/cgroup") as fh:
             if not any(":devices:" in line for line in fh):
                 self.skipTest("no cgroup v1 devices hierarchy here")
-        self.detach("--name", "dev", IMAGE, "sleep", "60")
-        pid = self.ps_json()[[k for k, v in self.ps_json().items() if v["Names"] == ["dev"]][0]]["Pid"]
+        cid = self.detach("--name", "dev", IMAGE, "sleep", "60")
+        pid = self.ps_json()[cid]["Pid"]
         sleep = wait_for(lambda: descendant_named(pid, "sleep"), timeout=10)
         with open(f"/proc/{sleep}/cgroup") as fh:
-            container = [line for line in fh.read().splitlines() if ":devices:" in line]
-        res = self.imgtool("exec", "dev", "cat", "/proc/self/cgroup")
-        self.assertIn(container[0], res.out.splitlines(), str(res))
-        self.assertIn("imgtool-", container[0])
+            [container] = [line for line in fh.read().splitlines() if ":devices:" in line]
+        self.assertIn("/imgtool-", container)
+        exec_proc = harness.reap_at_cleanup(self, harness.popen(self.root, "exec", "dev", "sh", "-c",
+                                                                 "cat /proc/self/cgroup; exec sleep 30"))
+        exec_proc.stdout.readline()  # it runs
+        exec_sleep = wait_for(lambda: descendant_named(exec_proc.pid, "sleep"), timeout=10)
+        self.assertTrue(exec_sleep)
+        with open(f"/proc/{exec_sleep}/cgroup") as fh:
+            self.assertIn(container, fh.read().splitlines())
+        exec_proc.kill()
 
     def test_exec_tty(self):
         self.detach("--name", "term", IMAGE, "sleep", "60")

@@ -1485,11 +1485,13 @@ class LifetimeTest(RunTest):
                                     f"no container.pid in {os.listdir(area)}")
                     with open(pid_file) as fh:
                         text = fh.read()
-                    m = re.fullmatch(r"([1-9][0-9]*) ([0-9]+)\n", text)
+                    m = re.fullmatch(r"([1-9][0-9]*) ([0-9]+) ([1-9][0-9]*) ([0-9]+)\n", text)
                     self.assertTrue(m, repr(text))
                     pid, start = int(m.group(1)), m.group(2)
                     self.assertEqual(proc_start_time(pid), start,
                                      "the start time is the process's own")
+                    # Then the run process the container dies with: imgtool itself here.
+                    self.assertEqual((int(m.group(3)), m.group(4)), (proc.pid, proc_start_time(proc.pid)))
                     sh = descendant_named(proc.pid, "sh")
                     self.assertIn(pid, descendants(proc.pid), "a process of this run")
                     self.assertIn(sh, [pid] + descendants(pid),
