@@ -65,7 +65,8 @@ int ps(const Globals& globals, const PsArgs& a) {
                            {"ExitCode", c.state == State::Exited ? nlohmann::json(c.exit_code) : nlohmann::json()},
                            {"FinishedAt", c.finished}});
         }
-        std::printf("%s\n", out.dump(2).c_str());
+        // ASCII only: an image's command cannot put bidi overrides or escapes on the terminal.
+        std::printf("%s\n", out.dump(2, ' ', true).c_str());
         return 0;
     }
     if (a.quiet) {

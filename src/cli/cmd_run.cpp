@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -130,6 +131,9 @@ private:
 
 int run(const Globals& globals, RunArgs& a) {
     if (a.rest.empty()) throw Error(Errc::InvalidArgument, "run needs an IMAGE");
+    // run -d: the monitor lives as long as the container and must not hold what the caller handed
+    // this process (a lock a script waits on, a pipe read to its end). Nothing of imgtool's is open yet.
+    if (a.detach && ::syscall(SYS_close_range, 3, ~0U, 0) != 0) throw_errno("close_range", "run -d");
     if (!a.name.empty() && !valid_container_name(a.name)) {
         throw Error(Errc::InvalidArgument, "invalid container name \"" + printable(a.name) +
                                                "\": letters, digits, _ . - (starting with a letter or digit)");

@@ -269,3 +269,14 @@ std::optional<int> signal_number(std::string_view text) {
 }
 
 }  // namespace imgtool::launch
+
+namespace imgtool::launch {
+
+bool user_spec_is_numeric(std::string_view spec) {
+    auto colon = spec.find(':');
+    std::string_view user = spec.substr(0, colon);
+    auto digits = [](std::string_view text) { return text.empty() || parse_id(text).has_value(); };
+    return digits(user) && (colon == std::string_view::npos || (colon + 1 < spec.size() && digits(spec.substr(colon + 1))));
+}
+
+}  // namespace imgtool::launch

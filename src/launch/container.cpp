@@ -329,6 +329,19 @@ void mask_paths() {
     }
 }
 
+// Without -i the command's stdin is the container's own /dev/null (its read-only bind of the null
+// device, checked to be 1:3), never an fd of the host's: through /proc/self/fd/0 a host /dev/null could
+// be chmod-ed, and the host's devtmpfs would take it (attacker pass).
+void stdin_from_container_null() {
+    UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
+    UniqueFd null_dev = sys::open_beneath(root.get(), "dev/null", O_RDONLY | O_NONBLOCK);
+    struct stat st = sys::fstat_fd(null_dev.get(), "/dev/null");
+    if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) throw Error(Errc::UnsafePath, "/dev/null in the container is not the null device");
+    // Non-blocking only to open it (a FIFO planted there must not hang us); the command gets a plain one.
+    if (::fcntl(null_dev.get(), F_SETFL, 0) != 0) throw_errno("fcntl", "/dev/null");
+    if (::dup2(null_dev.get(), 0) < 0) throw_errno("dup2", "/dev/null");
+}
+
 // ---- identity and privileges ---------------------------------------------------------------------
 
 bool setgroups_denied() {
@@ -388,6 +401,18 @@ std::string read_image_file(int root_fd, const std::string& path) {
     auto [fd, err] = sys::try_open_in_root(root_fd, path, O_RDONLY | O_NONBLOCK);
     if (err) return {};
     return sys::read_fd(fd.get(), path, 4 << 20);
+}
+
+// /etc/passwd or /etc/group for resolving `user_spec`. A numeric uid[:gid] needs neither: then a file
+// the container has made unreadable (a FIFO, a directory, 5 MiB) counts as absent, so a container
+// cannot lock the operator out of `exec -u 0:0` (attacker pass). A name still needs the file.
+std::string read_account_file(int root_fd, const std::string& path, const std::string& user_spec) {
+    try {
+        return read_image_file(root_fd, path);
+    } catch (const Error&) {
+        if (!user_spec_is_numeric(user_spec)) throw;
+        return {};
+    }
 }
 
 // ---- the child ------------------------------------------------------------------------------------
@@ -616,7 +641,6 @@ int child_main(void* raw) {
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
         // into the user's shell (bubblewrap CVE-2017-5226).
         if (::setsid() < 0) throw_errno("setsid", "");
-        if (args->console_socket < 0 && !spec.interactive) ::dup2(args->null_fd, 0);
         for (int fd = 0; fd < 3; ++fd) {
             if (args->stdio[fd] >= 0 && ::dup2(args->stdio[fd], fd) < 0) throw_errno("dup2", "stdio");
         }
@@ -665,8 +689,8 @@ int child_main(void* raw) {
             sys::mount_fs_at("tmpfs", parameters, attributes, target.get(), t.path);
         }
         ensure_dir_in_root(root.get(), spec.workdir);
-        User user = resolve_user(spec.user, parse_passwd(read_image_file(root.get(), "/etc/passwd")),
-                                 parse_group(read_image_file(root.get(), "/etc/group")));
+        User user = resolve_user(spec.user, parse_passwd(read_account_file(root.get(), "/etc/passwd", spec.user)),
+                                 parse_group(read_account_file(root.get(), "/etc/group", spec.user)));
         if (!env_value(env, "HOME")) env.push_back("HOME=" + user.home);
         if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) != 0) {
             throw_errno("sethostname", spec.hostname);
@@ -678,6 +702,7 @@ int child_main(void* raw) {
         if (::umount2(".", MNT_DETACH) != 0) throw_errno("detach old root", "/");
         if (::chdir("/") != 0) throw_errno("chdir", "/");
         if (!spec.privileged) mask_paths();
+        if (args->console_socket < 0 && !spec.interactive) stdin_from_container_null();
         if (spec.read_only_root) {
             UniqueFd new_root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
             sys::set_mount_attributes(new_root.get(), MOUNT_ATTR_RDONLY, false, "/");
@@ -847,12 +872,15 @@ void relay_pty(int master, pid_t child, int& status, bool interactive) {
     }
 }
 
-// Pipes in place of the terminal fds among 0..2 (see run_container), and the loop that copies them.
+// Pipes in place of fds 0..2 (see run_container), and the loop that copies them. The container never
+// holds one of the caller's open files: through /proc/self/fd/N it could reopen, truncate, chmod or
+// chown what stdout was redirected to (a host file, the detached container's log), or the host's
+// /dev/null inode, or keep reading the user's terminal after exec returns (attacker pass).
 class StdioRelay {
 public:
     void open(bool interactive) {
         for (int fd = 0; fd < 3; ++fd) {
-            if (!::isatty(fd) || (fd == 0 && !interactive)) continue;
+            if (fd == 0 && !interactive) continue;
             int p[2];
             if (::pipe2(p, O_CLOEXEC) != 0) throw_errno("pipe", "stdio relay");
             // fd 0: the container reads p[0], we write p[1]; fds 1, 2: it writes p[1], we read p[0].
@@ -884,8 +912,8 @@ public:
                 fds[n] = {fd == 0 ? STDIN_FILENO : ours_[fd].get(), POLLIN, 0};
                 which[n++] = fd;
             }
-            if (n == 0 && exited) return;
-            int ready = n ? ::poll(fds, static_cast<nfds_t>(n), exited ? 0 : 100) : 0;
+            if (n == 0) break;  // every pipe closed: only the end is left to wait for
+            int ready = ::poll(fds, static_cast<nfds_t>(n), exited ? 0 : 100);
             if (ready < 0 && errno != EINTR) break;
             bool moved = false;
             for (int i = 0; i < n && ready > 0; ++i) {
@@ -909,6 +937,7 @@ public:
             }
             if (exited && !moved) return;  // drained
         }
+        if (exited) return;
         while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
         }
     }
@@ -994,12 +1023,10 @@ RunOutcome run_container(const LaunchSpec& spec) {
         console_child.reset(sv[1]);
     }
 
-    // Without -t the container's stdio is whatever imgtool's is, often the user's terminal. A new
-    // session keeps TIOCSTI away from it, except for CAP_SYS_ADMIN, which the kernel lets inject into
-    // any terminal: a container holding it (--privileged, --cap-add) gets pipes that imgtool relays,
-    // as docker's containers never see the user's terminal.
+    // Without -t the container gets pipes that imgtool relays, as docker's containers never see the
+    // user's terminal or files: see StdioRelay. (With -t it has a pty of its own.)
     StdioRelay relay;
-    if (!spec.tty && (spec.capabilities & (1ULL << CAP_SYS_ADMIN))) relay.open(spec.interactive);
+    if (!spec.tty) relay.open(spec.interactive);
 
     int namespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
     if (spec.new_network) namespaces |= CLONE_NEWNET;
@@ -1192,15 +1219,15 @@ struct ExecChildArgs {
             if (::ioctl(args.slave, TIOCSCTTY, 0) != 0) throw_errno("TIOCSCTTY", "");
             for (int fd = 0; fd < 3; ++fd) ::dup2(args.slave, fd);
         } else {
-            if (!spec.interactive) ::dup2(args.null_fd, 0);
+            if (!spec.interactive) stdin_from_container_null();
             for (int fd = 0; fd < 3; ++fd) {
                 if (args.stdio[fd] >= 0 && ::dup2(args.stdio[fd], fd) < 0) throw_errno("dup2", "stdio");
             }
         }
         // Our root and working directory are the container's since setns(CLONE_NEWNS).
         UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
-        User user = resolve_user(spec.user, parse_passwd(read_image_file(root.get(), "/etc/passwd")),
-                                 parse_group(read_image_file(root.get(), "/etc/group")));
+        User user = resolve_user(spec.user, parse_passwd(read_account_file(root.get(), "/etc/passwd", spec.user)),
+                                 parse_group(read_account_file(root.get(), "/etc/group", spec.user)));
         if (!env_value(env, "HOME")) env.push_back("HOME=" + user.home);
         if (args.seccomp) args.seccomp->load();
         drop_privileges(user, spec.capabilities, args.cap_last);
@@ -1261,7 +1288,7 @@ RunOutcome exec_in_container(const ExecSpec& spec) {
     if (::pipe2(pipefd, O_CLOEXEC) != 0) throw_errno("pipe", "");
     UniqueFd err_read(pipefd[0]), err_write(pipefd[1]);
     StdioRelay relay;
-    if (!spec.tty && (spec.capabilities & (1ULL << CAP_SYS_ADMIN))) relay.open(spec.interactive);
+    if (!spec.tty) relay.open(spec.interactive);
 
     // From here this process is in the container's namespaces (but its PID namespace, which only
     // children enter), its root and working directory are the container's.

@@ -142,6 +142,73 @@ class DetachedTest(RunTest):
         harness.assert_one_error_line(self, self.imgtool("rm", "nosuchthing"), "rm", "no such container or image")
         self.assertEqual(self.imgtool("rm", IMAGE).rc, 0)
 
+    # ---- the container never holds a host file (attacker pass) ---------------------------------
+
+    def test_stdio_is_never_a_host_file(self):
+        # Through /proc/self/fd/N a container could chmod the host's /dev/null inode (its stdin), or
+        # rewrite and chmod the file run's stdout goes to: it gets its own /dev/null and pipes.
+        before = os.stat("/dev/null")
+        out_path = os.path.join(self.work, "out.txt")
+        attack = "chmod 0600 /proc/self/fd/0; chmod 4755 /proc/self/fd/1; echo tail > /proc/self/fd/1; echo done"
+        with open(out_path, "w") as out:
+            argv = harness.imgtool_argv(self.root, "run", IMAGE, "sh", "-c", attack)
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.PIPE,
+                                  env=harness.base_env(), timeout=60)
+        self.assertEqual(proc.returncode, 0, proc)
+        self.assertEqual(os.stat("/dev/null").st_mode, before.st_mode, "the host's /dev/null changed mode")
+        st = os.stat(out_path)
+        self.assertEqual(st.st_mode & 0o7777, 0o644, "the container chmod-ed the caller's output file")
+        with open(out_path) as fh:
+            self.assertEqual(fh.read(), "tail\ndone\n")
+        # The same for an exec'd process and for a detached container, whose output is its log.
+        cid = self.detach("--name", "fds", IMAGE, "sh", "-c",
+                          "echo first; chmod 777 /proc/self/fd/1; chmod 0600 /proc/self/fd/0; "
+                          ": > /proc/self/fd/1; echo second; exec sleep 60")
+        # chmod of the pipe works (a pipe's mode is nothing), of its /dev/null fails; the log keeps all.
+        self.assertTrue(wait_for(lambda: self.imgtool("logs", "fds").out.endswith("second\n"), timeout=10),
+                        str(self.imgtool("logs", "fds")))
+        lines = self.imgtool("logs", "fds").out.splitlines()
+        self.assertEqual((lines[0], lines[-1]), ("first", "second"), lines)
+        self.assertIn("Read-only file system", lines[1])
+        res = self.imgtool("exec", "fds", "sh", "-c", "chmod 0600 /proc/self/fd/0; ls -l /proc/self/fd/1")
+        self.assertIn("pipe:", res.out)
+        self.assertEqual(os.stat("/dev/null").st_mode, before.st_mode, "the host's /dev/null changed mode")
+        [log] = [os.path.join(self.root, "tmp", a, "container.log") for a in harness.tmp_entries(self.root)]
+        self.assertEqual(os.stat(log).st_mode & 0o7777, 0o640, "the container chmod-ed its log")
+
+    def test_monitor_holds_none_of_the_callers_fds(self):
+        host_fd = os.open("/etc/hostname", os.O_RDONLY)
+        self.addCleanup(os.close, host_fd)
+        argv = harness.imgtool_argv(self.root, "run", "-d", IMAGE, "sleep", "60")
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              pass_fds=(host_fd,), env=harness.base_env(), timeout=60)
+        self.assertEqual(proc.returncode, 0, proc)
+        supervisor = self.ps_json()[proc.stdout.strip()]["Pid"]
+        with open(f"/proc/{supervisor}/stat") as fh:
+            monitor = int(fh.read().rsplit(")", 1)[1].split()[1])
+        held = {os.path.realpath(f"/proc/{monitor}/fd/{fd}") for fd in os.listdir(f"/proc/{monitor}/fd")}
+        self.assertNotIn("/etc/hostname", held)
+
+    def test_ps_json_is_ascii(self):
+        cid = self.detach(IMAGE, "sh", "-c", "exec sleep 60 # \u202e\x1b[2J")
+        out = self.imgtool("ps", "--format", "json").out
+        self.assertTrue(out.isascii(), out)
+        self.assertEqual(json.loads(out)[0]["Command"][2], "exec sleep 60 # \u202e\x1b[2J")
+        self.assertEqual(json.loads(out)[0]["Id"], cid)
+
+    def test_exec_as_numeric_user_without_account_files(self):
+        # A container that breaks its /etc/passwd cannot lock the operator out of exec -u 0:0.
+        self.detach("--name", "nopw", IMAGE, "sh", "-c",
+                    "rm /etc/passwd; mkfifo /etc/passwd; rm /etc/group; mkdir /etc/group; exec sleep 60")
+        self.assertTrue(wait_for(lambda: self.imgtool("exec", "-u", "0:0", "nopw", "sh", "-c", "test -p /etc/passwd").rc == 0,
+                                 timeout=10))
+        # (busybox id would itself block on that FIFO: the kernel's view instead)
+        res = self.imgtool("exec", "-u", "1000:1000", "nopw", "busybox", "grep", "-E", "^(Uid|Gid|Groups):", "/proc/self/status")
+        self.assertEqual((res.rc, res.out), (0, "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n"
+                                                "Groups:\t1000 \n"), str(res))
+        harness.assert_one_error_line(self, self.imgtool("exec", "-u", "user", "nopw", "id"), "exec",
+                                      "not a regular file", rc=125)
+
     # ---- exec ------------------------------------------------------------------------------
 
     def test_exec_joins_the_container(self):

@@ -84,3 +84,13 @@ TEST_CASE("PATH search candidates") {
     CHECK(exec_candidates("./run", "/x") == std::vector<std::string>{"./run"});
     CHECK(exec_candidates("sh", "/usr/bin:/bin:") == std::vector<std::string>{"/usr/bin/sh", "/bin/sh", "./sh"});
 }
+
+TEST_CASE("numeric user specs need no account files") {
+    CHECK(user_spec_is_numeric(""));
+    CHECK(user_spec_is_numeric("0"));
+    CHECK(user_spec_is_numeric("1000:0"));
+    CHECK_FALSE(user_spec_is_numeric("app"));
+    CHECK_FALSE(user_spec_is_numeric("1000:staff"));
+    CHECK_FALSE(user_spec_is_numeric("app:0"));
+    CHECK_FALSE(user_spec_is_numeric("1000:"));
+}

@@ -16,6 +16,8 @@ namespace imgtool::launch {
 inline constexpr int kLastKnownCap = 40;  // CAP_CHECKPOINT_RESTORE
 std::optional<int> capability_number(std::string_view name);  // "NET_ADMIN", "cap_net_admin"
 std::string capability_name(int number);
+// "", "0", "1000", "1000:0": no name to look up in the image's files.
+bool user_spec_is_numeric(std::string_view spec);
 // A signal as docker's StopSignal and --stop-signal spell it: "SIGTERM", "TERM", "15", "SIGRTMIN+3".
 std::optional<int> signal_number(std::string_view text);
 // docker's default set: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP SETPCAP
