@@ -148,6 +148,8 @@ class DetachedTest(RunTest):
         # Through /proc/self/fd/N a container could chmod the host's /dev/null inode (its stdin), or
         # rewrite and chmod the file run's stdout goes to: it gets its own /dev/null and pipes.
         before = os.stat("/dev/null")
+        # Should the protection ever fail, the host must not keep a broken /dev/null.
+        self.addCleanup(os.chmod, "/dev/null", before.st_mode & 0o7777)
         out_path = os.path.join(self.work, "out.txt")
         attack = "chmod 0600 /proc/self/fd/0; chmod 4755 /proc/self/fd/1; echo tail > /proc/self/fd/1; echo done"
         with open(out_path, "w") as out:
