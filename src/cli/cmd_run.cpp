@@ -149,6 +149,7 @@ int run(const Globals& globals, RunArgs& a) {
         options.env_files.push_back(sys::read_file_at(AT_FDCWD, f, 1 << 20));
     }
     for (char** e = environ; *e; ++e) options.host_env.emplace_back(*e);
+    if (long cpus = ::sysconf(_SC_NPROCESSORS_ONLN); cpus > 0) options.host_cpus = static_cast<unsigned>(cpus);
     const std::string container_id = sys::new_container_id();
     options.default_hostname = container_id.substr(0, 12);
     launch::LaunchSpec spec = launch::spec_from_image(config.config, options);

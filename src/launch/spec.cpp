@@ -149,6 +149,10 @@ ResourceLimits parse_resource_limits(const RunOptions& options) {
         limits.cpu_quota = nano / (1000000000 / limits.cpu_period);
         // The kernel refuses a CFS quota below 1 ms.
         if (nano != 0 && limits.cpu_quota < 1000) bad_limit("--cpus", options.cpus, "the minimum is 0.01");
+        if (options.host_cpus != 0 && nano > static_cast<std::int64_t>(options.host_cpus) * 1000000000) {
+            bad_limit("--cpus", options.cpus, "the range is 0.01 to " + std::to_string(options.host_cpus) +
+                                                  ".00, as this host has " + std::to_string(options.host_cpus) + " CPUs");
+        }
     }
     if (!options.pids_limit.empty()) {
         const std::string& text = options.pids_limit;

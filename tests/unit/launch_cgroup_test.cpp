@@ -151,6 +151,12 @@ TEST_CASE("--cpus is a CFS quota per 100 ms period, --pids-limit -1 or 0 is unli
     CHECK_FALSE(parse_resource_limits(limits_options("", "", "", "-1")).any());
     CHECK_FALSE(parse_resource_limits(limits_options("", "", "", "0")).any());
     CHECK(error_of(limits_options("", "", "0.001")) == "--cpus 0.001: the minimum is 0.01");
+    RunOptions two_cpus = limits_options("", "", "2.5");
+    CHECK(parse_resource_limits(two_cpus).cpu_quota == 250000);  // unchecked without the host's count
+    two_cpus.host_cpus = 2;
+    CHECK(error_of(two_cpus) == "--cpus 2.5: the range is 0.01 to 2.00, as this host has 2 CPUs");
+    two_cpus.cpus = "2";
+    CHECK(parse_resource_limits(two_cpus).cpu_quota == 200000);
     for (const char* bad : {"-1", "1,5", "one", "1.5.0", ".", "1e3"}) {
         CAPTURE(bad);
         CHECK(thrown_code([&] { parse_resource_limits(limits_options("", "", bad)); }) == kInvalid);

@@ -53,6 +53,7 @@ struct RunOptions {
     std::string memory;       // --memory BYTES[b|k|m|g|t|p]
     std::string memory_swap;  // --memory-swap BYTES[...] or -1
     std::string cpus;         // --cpus N.N
+    unsigned host_cpus = 0;   // the host's online CPUs, --cpus' upper bound as docker's (0: unchecked)
     std::string pids_limit;   // --pids-limit N
 };
 
