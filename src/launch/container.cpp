@@ -976,6 +976,37 @@ std::string read_failure(int fd) {
     return failure;
 }
 
+// The parent's part once the child exists (run's and exec's alike): forward signals to it (and window
+// sizes to its pty, `master` >= 0), wait for its exec report on `err_read`, relay the pty or the pipes
+// until it ends, and turn that into docker's statuses.
+RunOutcome attend(pid_t child, int master, StdioRelay& relay, int err_read, bool interactive,
+                  const std::function<void()>& on_running) {
+    g_child = child;
+    struct sigaction sa {};
+    sa.sa_handler = forward_signal;
+    for (int sig : kForwardedSignals) ::sigaction(sig, &sa, nullptr);
+    if (master >= 0) {
+        g_master = master;
+        struct sigaction ws {};
+        ws.sa_handler = resize_pty;
+        ::sigaction(SIGWINCH, &ws, nullptr);
+    }
+    // Empty read: exec succeeded (close-on-exec closed the pipe); otherwise the child's failure.
+    std::string failure = read_failure(err_read);
+    if (failure.empty() && on_running) on_running();
+    int status = 0;
+    if (master >= 0 && failure.empty()) {
+        relay_pty(master, child, status, interactive);
+    } else if (relay.active()) {
+        relay.run(child, status);
+    } else {
+        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    g_child = 0;
+    return outcome_of(failure, status);
+}
+
 }  // namespace
 
 RunOutcome run_container(const LaunchSpec& spec) {
@@ -1078,33 +1109,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
     UniqueFd master;
     if (spec.tty) master = receive_fd(console_parent.get());
 
-    g_child = child;
-    struct sigaction sa {};
-    sa.sa_handler = forward_signal;
-    for (int sig : kForwardedSignals) ::sigaction(sig, &sa, nullptr);
-    if (spec.tty) {
-        g_master = master.get();
-        struct sigaction ws {};
-        ws.sa_handler = resize_pty;
-        ::sigaction(SIGWINCH, &ws, nullptr);
-    }
-
-    // Empty read: exec succeeded (close-on-exec closed the pipe); otherwise the child's failure.
-    std::string failure = read_failure(err_read.get());
-
-    if (failure.empty() && spec.on_running) spec.on_running();
-
-    int status = 0;
-    if (master && failure.empty()) {
-        relay_pty(master.get(), child, status, spec.interactive);
-    } else if (relay.active()) {
-        relay.run(child, status);
-    } else {
-        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-        }
-    }
-    g_child = 0;
-    return outcome_of(failure, status);
+    return attend(child, master.get(), relay, err_read.get(), spec.interactive, spec.on_running);
 }
 
 // ---- exec ------------------------------------------------------------------------------------------
@@ -1320,28 +1325,7 @@ RunOutcome exec_in_container(const ExecSpec& spec) {
     relay.close_child_ends();
     cgroup_procs.clear();
 
-    g_child = child;
-    struct sigaction sa {};
-    sa.sa_handler = forward_signal;
-    for (int sig : kForwardedSignals) ::sigaction(sig, &sa, nullptr);
-    if (spec.tty) {
-        g_master = master.get();
-        struct sigaction ws {};
-        ws.sa_handler = resize_pty;
-        ::sigaction(SIGWINCH, &ws, nullptr);
-    }
-    std::string failure = read_failure(err_read.get());
-    int status = 0;
-    if (master && failure.empty()) {
-        relay_pty(master.get(), child, status, spec.interactive);
-    } else if (relay.active()) {
-        relay.run(child, status);
-    } else {
-        while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-        }
-    }
-    g_child = 0;
-    return outcome_of(failure, status);
+    return attend(child, master.get(), relay, err_read.get(), spec.interactive, {});
 }
 
 bool arm_parent_death_signal(int lifeline) {
