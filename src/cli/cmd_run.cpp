@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
-#include <ctime>
 
 #include "commands.hpp"
 #include "rootless_store.hpp"
@@ -44,15 +43,6 @@ bool valid_container_name(const std::string& name) {
     return std::all_of(name.begin(), name.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
     });
-}
-
-std::string utc_now_rfc3339() {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&now, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
 }
 
 // run -d. This process forks the container's monitor (which runs the container as a foreground run
@@ -189,7 +179,7 @@ int run(const Globals& globals, RunArgs& a) {
             }
         }
         store::Store::Container record{.id = container_id, .name = a.name, .image = img.id, .image_name = a.rest[0],
-                                       .command = spec.argv, .created = utc_now_rfc3339(), .pid = 0, .start_time = 0, .run_pid = 0, .run_start_time = 0,
+                                       .command = spec.argv, .created = {}, .pid = 0, .start_time = 0, .run_pid = 0, .run_start_time = 0,
                                        .state = store::Store::ContainerState::Created, .kept = a.detach && !a.rm,
                                        .exit_code = -1, .finished = {}, .area = {},
                                        .process = launch::process_record_json(launch::process_record_of(spec))};

@@ -887,7 +887,8 @@ std::string utc_now_rfc3339() {
 
 void Store::ContainerArea::write_record(const Container& record, bool kept) {
     json doc = {{"Id", record.id}, {"Name", record.name}, {"Image", record.image.str()},
-                {"ImageName", record.image_name}, {"Command", record.command}, {"Created", record.created}};
+                {"ImageName", record.image_name}, {"Command", record.command},
+                {"Created", record.created.empty() ? utc_now_rfc3339() : record.created}};
     if (!record.process.empty()) doc["Process"] = json::parse(record.process);
     std::string text = doc.dump();
     sys::UniqueFd fd = sys::open_at(staging_.dir_fd(), kContainerRecordFile, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0644,

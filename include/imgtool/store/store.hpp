@@ -224,7 +224,7 @@ public:
         digest::Digest image;
         std::string image_name;   // the reference run was given
         std::vector<std::string> command;
-        std::string created;      // RFC 3339, UTC
+        std::string created;      // RFC 3339, UTC (write_record: now, when empty)
         int pid = 0;              // of the supervisor (or --init's PID 1) while it runs, else 0
         std::uint64_t start_time = 0;  // of pid (process_start_time): with the pid, the process's identity
         // The imgtool process that runs it (run, or run -d's monitor), which the container dies with: an
