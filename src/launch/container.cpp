@@ -418,6 +418,12 @@ std::string read_account_file(int root_fd, const std::string& path, const std::s
 
 // ---- the child ------------------------------------------------------------------------------------
 
+// A cgroup's cgroup.procs, open for writing, and the cgroup's directory for messages.
+struct CgroupProcs {
+    int fd;
+    std::string dir;
+};
+
 struct ChildArgs {
     const LaunchSpec* spec = nullptr;
     int error_pipe = -1;
@@ -431,6 +437,11 @@ struct ChildArgs {
     int stdio[3] = {-1, -1, -1};  // pipes to put on fds 0..2 instead of the user's terminal (StdioRelay)
     const SeccompFilter* seccomp = nullptr;  // none with --privileged
     const CgroupFsPlan* cgroup_fs = nullptr;  // the container's /sys/fs/cgroup
+    // The container's PID 1 reads one byte here once it is in its cgroups: go_read for --init's (the
+    // parent moves it), the supervisor's socket otherwise (the supervisor moves it).
+    int cgroup_go = -1;
+    // Supervisor: cgroup.procs of each cgroup the container goes into, opened by the parent.
+    const std::vector<CgroupProcs>* cgroup_procs = nullptr;
     int namespaces = 0;                      // the clone flags of the container's PID 1
     bool supervised = false;  // the container's PID 1 is the supervisor's child, which had the go-ahead
     sigset_t signal_mask {};  // supervised: the mask the container starts with (the supervisor blocks some)
@@ -459,13 +470,12 @@ void tell_sanitizer_about_stack([[maybe_unused]] const ChildArgs* args) {
 #endif
 }
 
-// Nothing of the container may run before the parent has put this process into its cgroups:
-// wait for its byte. End of file instead: the parent failed (and says why itself) or died.
-bool wait_for_go(const ChildArgs* args) {
-    ::close(args->go_write);
+// Waits for the one byte that lets a child go on. End of file instead: the process that was to send
+// it failed (and says why itself) or died.
+bool wait_for_byte(int fd) {
     char go = 0;
     ssize_t got;
-    while ((got = ::read(args->go_read, &go, 1)) < 0 && errno == EINTR) {
+    while ((got = ::read(fd, &go, 1)) < 0 && errno == EINTR) {
     }
     return got == 1;
 }
@@ -630,15 +640,14 @@ int child_main(void* raw) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (args->supervised) {
         ::sigprocmask(SIG_SETMASK, &args->signal_mask, nullptr);
-    } else if (!wait_for_go(args)) {
-        exit_now(125);
+    } else {
+        ::close(args->go_write);
     }
     // go_read stays open (close-on-exec): the lifeline arm_parent_death_signal looks at.
     try {
-        // The go-ahead came: this process is in the container's cgroups, which its own cgroup
-        // namespace now takes as its roots (/proc/self/cgroup shows "/", /sys/fs/cgroup mounts them).
-        // Not a clone flag: --init's PID 1 is cloned before the parent can move it.
-        if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare", "cgroup namespace");
+        // Until the go-ahead below this process runs only imgtool's own set-up (its namespaces, its
+        // root), while the parent or the supervisor moves it into its cgroups and records it:
+        // the two overlap instead of following each other.
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
         // into the user's shell (bubblewrap CVE-2017-5226).
         if (::setsid() < 0) throw_errno("setsid", "");
@@ -661,6 +670,12 @@ int child_main(void* raw) {
         setup_dev(root.get(), spec.privileged);
         if (args->console_socket >= 0) attach_container_tty(root.get(), args->console_socket);
         bool host_sys = setup_sys(root.get(), spec.new_network);
+        // The go-ahead: this process is in the container's cgroups, and the container is recorded.
+        // Nothing that can open a device or spend a limited resource for the container runs before it.
+        if (!wait_for_byte(args->cgroup_go)) exit_now(125);
+        // The cgroups just joined become the roots of the container's cgroup namespace (/proc/self/cgroup
+        // shows "/", /sys/fs/cgroup mounts them). Not a clone flag: the process is moved after its clone.
+        if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare", "cgroup namespace");
         setup_sys_fs_cgroup(root.get(), *args->cgroup_fs, host_sys);
         for (const auto& f : spec.own_files) {
             UniqueFd host = sys::open_at(AT_FDCWD, f.host, O_PATH | O_NOFOLLOW, 0, f.host);
@@ -757,19 +772,40 @@ int supervisor_main(void* raw) {
     sigemptyset(&block);
     for (int sig : kForwardedSignals) sigaddset(&block, sig);
     ::sigprocmask(SIG_BLOCK, &block, &args->signal_mask);
-    // The go-ahead: this process is in the container's cgroups (the container inherits them). End of file:
-    // imgtool failed or died, before or after PR_SET_PDEATHSIG was armed.
-    if (!wait_for_go(args)) exit_now(125);
-
+    // Not the container's to hold: imgtool's end of the go-ahead socket, whose hang-up is its lifeline.
+    ::close(args->go_write);
+    // The container's PID 1 starts at once and sets up its namespaces and root while this process moves
+    // it into its cgroups and imgtool records it; it waits on this socket before anything needs those.
+    int go_pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_pair) != 0) {
+        child_fail(args->error_pipe, 125, std::string("socketpair: ") + std::strerror(errno));
+    }
     void* stack = ::mmap(nullptr, args->stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
                          -1, 0);
     if (stack == MAP_FAILED) child_fail(args->error_pipe, 125, std::string("mmap stack: ") + std::strerror(errno));
     ChildArgs inner = *args;
     inner.supervised = true;
     inner.stack = stack;
+    inner.cgroup_go = go_pair[0];
     pid_t child =
         ::clone(child_main, static_cast<char*>(stack) + args->stack_size, args->namespaces | SIGCHLD, &inner);
     if (child < 0) child_fail(args->error_pipe, 125, std::string("clone namespaces: ") + std::strerror(errno));
+    ::close(go_pair[0]);
+    // The PID as this PID namespace numbers it, which is how cgroup.procs reads a write. Only the
+    // container goes in: this process never runs anything of it.
+    const std::string child_pid = std::to_string(child);
+    for (const auto& procs : *args->cgroup_procs) {
+        if (::write(procs.fd, child_pid.data(), child_pid.size()) != static_cast<ssize_t>(child_pid.size())) {
+            child_fail(args->error_pipe, 125, "move the container into " + procs.dir + ": " + std::strerror(errno));
+        }
+    }
+    // imgtool's go-ahead: the container is recorded. End of file: imgtool failed or died, before or
+    // after PR_SET_PDEATHSIG was armed; the container ends with this process.
+    if (!wait_for_byte(args->go_read)) exit_now(125);
+    char go = 'g';
+    // A container that failed in its set-up is gone: its status and message are what count.
+    (void)!::send(go_pair[1], &go, 1, MSG_NOSIGNAL);
+    ::close(go_pair[1]);
     // Nothing of the host stays here: not the user's terminal, no pipe imgtool waits on to end.
     for (int fd = 0; fd < 3; ++fd) ::dup2(args->null_fd, fd);
     ::syscall(SYS_close_range, 3, ~0U, 0);
@@ -1076,6 +1112,19 @@ RunOutcome run_container(const LaunchSpec& spec) {
     for (int fd = 0; fd < 3; ++fd) args.stdio[fd] = relay.child_end(fd);
     args.seccomp = seccomp ? &*seccomp : nullptr;
     args.cgroup_fs = &cgroup_fs;
+    // Without --init the supervisor moves the container into its cgroups; --init's PID 1 is moved by
+    // this process, and waits on the go-ahead itself.
+    std::vector<UniqueFd> procs_fds;
+    std::vector<CgroupProcs> procs;
+    if (cgroups && !spec.init) {
+        for (const auto& cg : cgroups->made()) {
+            const std::string dir = cg.path();
+            procs_fds.push_back(sys::open_at(AT_FDCWD, dir + "/cgroup.procs", O_WRONLY, 0, dir + "/cgroup.procs"));
+            procs.push_back({procs_fds.back().get(), dir});
+        }
+    }
+    args.cgroup_procs = &procs;
+    args.cgroup_go = go_read.get();
     args.namespaces = namespaces;
     args.stack = stack;
     args.stack_size = kStack;
@@ -1092,10 +1141,12 @@ RunOutcome run_container(const LaunchSpec& spec) {
     console_child.reset();
     go_read.reset();
     relay.close_child_ends();
-    // The child waits on go_read: put it into its cgroups, then let it go. If that fails, it
-    // must not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
+    procs_fds.clear();
+    // The child sets itself up meanwhile and waits on go_read: --init's is put into its cgroups here
+    // (else the supervisor does it), the container is recorded, then it may go. If that fails, it must
+    // not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
     try {
-        if (cgroups) cgroups->add(child);
+        if (cgroups && spec.init) cgroups->add(child);
         if (spec.on_started) spec.on_started(child);
         char go = 'g';
         if (::send(go_write.get(), &go, 1, MSG_NOSIGNAL) != 1) throw_errno("send", "start the container");
