@@ -130,7 +130,16 @@ std::pair<UniqueFd, std::string> parent_in_root(int root_fd, const std::string& 
 // `directory_ok`, a directory already there is returned as it is.
 UniqueFd mount_point_file(int dir_fd, const std::string& name, mode_t mode, const std::string& shown,
                           bool directory_ok = false) {
-    int fd = ::openat(dir_fd, name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, mode);
+    // One already there is used as it is: opening it for writing would copy it (and its directory) up
+    // into the container's writable layer, for nothing (the mount covers it).
+    int existing = ::openat(dir_fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (existing >= 0) {
+        UniqueFd found(existing);
+        struct stat st = sys::fstat_fd(found.get(), shown);
+        if (S_ISREG(st.st_mode) || (directory_ok && S_ISDIR(st.st_mode))) return found;
+    }
+    // O_NONBLOCK: a FIFO the image put there fails to open instead of blocking the set-up.
+    int fd = ::openat(dir_fd, name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
     if (fd < 0 && !(directory_ok && errno == EISDIR)) throw_errno("create", shown);
     if (fd >= 0) ::close(fd);
     return sys::open_at(dir_fd, name, O_PATH | O_NOFOLLOW, 0, shown);
