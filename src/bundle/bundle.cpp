@@ -7,6 +7,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <optional>
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
@@ -98,6 +99,7 @@ struct Undo {
     int dirfd = -1;
     bool made_dir = false;
     bool made_rootfs = false;
+    std::optional<mode_t> old_mode;  // an existing DIR's mode before bundle set 0700
     std::string mounted;  // the rootfs's canonical path once mounted
     std::vector<std::string> files;
     bool armed = true;
@@ -116,18 +118,20 @@ struct Undo {
         for (auto it = files.rbegin(); it != files.rend(); ++it) ::unlinkat(dirfd, it->c_str(), 0);
         if (made_rootfs) ::unlinkat(dirfd, "rootfs", AT_REMOVEDIR);
         if (made_dir) ::rmdir(dir.c_str());
+        if (old_mode) (void)::fchmod(dirfd, *old_mode);
     }
 };
 
 }  // namespace
 
-Bundle make_bundle(store::Store& store, const store::ImageRecord& image, BundleRequest request) {
+Bundle make_bundle(store::Store& store, std::string_view reference, BundleRequest request) {
     if (rootless::active()) {
         throw Error(Errc::Unsupported,
                     "as an ordinary user: not supported yet (a rootless config.json needs a user namespace and "
                     "the id mappings of imgtool's store; docs/bundle.md)");
     }
     // Everything that can be refused for its options is, before DIR is touched.
+    const store::ImageRecord image = store.resolve(reference);
     image::ImageConfig config = image::parse_config(store.read_blob(image.id), "config " + image.id.str());
     launch::RunOptions& options = request.options;
     if (options.default_hostname.empty()) options.default_hostname = sys::new_container_id().substr(0, 12);
@@ -142,6 +146,7 @@ Bundle make_bundle(store::Store& store, const store::ImageRecord& image, BundleR
 
     const std::string& dir = request.dir;
     if (dir.empty()) throw Error(Errc::InvalidArgument, "DIR is empty");
+    sys::UniqueFd dirfd;  // declared before undo: its destructor still uses the fd
     Undo undo(store, dir);
     auto [st, err] = sys::try_lstat_at(AT_FDCWD, dir);
     if (err == ENOENT) {
@@ -155,11 +160,12 @@ Bundle make_bundle(store::Store& store, const store::ImageRecord& image, BundleR
     } else if (!S_ISDIR(st.st_mode)) {
         throw Error(Errc::InvalidArgument, dir + ": exists and is not a directory");
     }
-    sys::UniqueFd dirfd = open_dir_nofollow(dir);
+    dirfd = open_dir_nofollow(dir);
     undo.dirfd = dirfd.get();
     if (!undo.made_dir) {
         if (!is_empty_dir(dirfd.get(), dir)) throw Error(Errc::InvalidArgument, dir + ": not empty (DIR must be absent or an empty directory)");
         if (::fchmod(dirfd.get(), 0700) != 0) throw_errno("chmod", dir);
+        undo.old_mode = st.st_mode & 07777;
     }
     Bundle bundle;
     bundle.dir = view::canonical_path(dir);

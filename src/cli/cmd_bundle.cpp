@@ -69,7 +69,7 @@ void add_bundle(CLI::App& app, Globals& globals, Action& action) {
             for (const auto& f : a->env_file_paths) request.options.env_files.push_back(sys::read_file_at(AT_FDCWD, f, 1 << 20));
             for (char** e = environ; *e; ++e) request.options.host_env.emplace_back(*e);
             request.host_resolv = sys::read_config_file("/etc/resolv.conf", 1 << 20).value_or("");
-            bundle::Bundle made = bundle::make_bundle(store, store.resolve(a->rest[0]), std::move(request));
+            bundle::Bundle made = bundle::make_bundle(store, a->rest[0], std::move(request));
             std::printf("%s\n", escape_control(made.dir).c_str());
             return 0;
         };

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import tempfile
 import shutil
 import subprocess
 import unittest
@@ -56,7 +58,6 @@ class BundleTest(unittest.TestCase):
         harness.require_root()
         cls.work = os.path.join(harness.TEST_TMP, "work")
         os.makedirs(cls.work, exist_ok=True)
-        import tempfile
         cls.top = tempfile.mkdtemp(prefix="bundle-", dir=cls.work)
         cls.root = os.path.join(cls.top, "store")
         res = harness.run(cls.root, "pull-local", "-q", harness.image_path("busybox", "docker-archive"))
@@ -173,6 +174,19 @@ class BundleTest(unittest.TestCase):
         harness.assert_one_error_line(self, self.it("bundle", "-w", "relative", self.image, bad), "bundle",
                                       "absolute")
         self.assertFalse(os.path.lexists(bad))
+        # A failure after the rootfs is mounted (a user the image does not have) undoes everything.
+        late = self.new_dir("late-failure")
+        harness.assert_one_error_line(self, self.it("bundle", "-u", "nosuchuser", self.image, late), "bundle",
+                                      "nosuchuser")
+        self.assertFalse(os.path.lexists(late))
+        self.assertEqual(self.it("mounts").out.count("\n"), 1)  # the header only
+        kept = self.new_dir("late-failure-existing")
+        os.makedirs(kept)
+        os.chmod(kept, 0o751)
+        harness.assert_one_error_line(self, self.it("bundle", "-u", "nosuchuser", self.image, kept), "bundle",
+                                      "nosuchuser")
+        self.assertEqual(os.listdir(kept), [])
+        self.assertEqual(os.stat(kept).st_mode & 0o777, 0o751)  # its mode given back
 
     def test_an_empty_existing_dir_is_used_and_kept(self):
         dir_ = self.new_dir("existing")
@@ -235,6 +249,33 @@ class BundleTest(unittest.TestCase):
         self.assertIn("copy", self.it("mounts").out)
         res = self.it("bundle", "--rm", dir_)
         self.assertEqual(res.rc, 0, str(res))
+        self.assertFalse(os.path.lexists(dir_))
+
+    # ---- rootless: refused, clearly, before anything is made --------------------------------
+
+    def test_an_ordinary_user_is_refused(self):
+        try:
+            user = pwd.getpwnam("imgtool-rl")  # test_rootless.py's user (tools/deps.sh makes it)
+        except KeyError:
+            self.skipTest("no user imgtool-rl (test_rootless.py creates it)")
+        if shutil.which("setpriv") is None:
+            self.skipTest("setpriv is not installed (util-linux)")
+        scratch = tempfile.mkdtemp(prefix="imgtool-bundle-rl-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, scratch, True)
+        os.chmod(scratch, 0o755)
+        binary = os.path.join(scratch, "imgtool")
+        shutil.copy2(harness.imgtool_binary(), binary)
+        os.chmod(binary, 0o755)
+        home = os.path.join(scratch, "home")
+        os.makedirs(home)
+        os.chown(home, user.pw_uid, user.pw_gid)
+        dir_ = os.path.join(home, "b")
+        argv = ["setpriv", "--reuid", str(user.pw_uid), "--regid", str(user.pw_gid), "--init-groups", "--",
+                "env", "-i", f"HOME={home}", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                f"IMGTOOL_ROOT={home}/store", binary, "bundle", "busybox", dir_]
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd="/")
+        res = harness.Result(argv, proc.returncode, proc.stdout, proc.stderr)
+        harness.assert_one_error_line(self, res, "bundle", "ordinary user", "not supported")
         self.assertFalse(os.path.lexists(dir_))
 
 

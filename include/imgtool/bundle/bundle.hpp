@@ -12,6 +12,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "imgtool/launch/spec.hpp"
@@ -33,9 +34,10 @@ struct Bundle {
     std::string rootfs;  // canonical, the mount's target
 };
 
-// Throws imgtool::Error: InvalidArgument for DIR that is neither absent nor an empty directory (and for
-// bad options, before DIR is touched), Unsupported as an ordinary user.
-Bundle make_bundle(store::Store& store, const store::ImageRecord& image, BundleRequest request);
+// The bundle of the image `reference` names (an ID, a unique ID prefix or a tag). Throws imgtool::Error:
+// Unsupported as an ordinary user (first of all); InvalidArgument for bad options, then for DIR that is
+// neither absent nor an empty directory (before DIR is touched).
+Bundle make_bundle(store::Store& store, std::string_view reference, BundleRequest request);
 
 // What was left in place (names relative to DIR, with the reason), for the caller to report.
 std::vector<std::string> remove_bundle(store::Store& store, const std::string& dir);
