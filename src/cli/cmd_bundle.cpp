@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -47,6 +48,10 @@ void add_bundle(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_option("--dns-search", o.dns_search, "search domain for the bundle's resolv.conf")->allow_extra_args(false);
     cmd->add_option("-v,--volume", o.volumes, "bind mount HOST:CONTAINER[:ro] (HOST absolute)")->allow_extra_args(false);
     cmd->add_option("--tmpfs", o.tmpfs, "mount a tmpfs at PATH[:OPTIONS]")->allow_extra_args(false);
+    cmd->add_option("--memory,-m", o.memory, "memory limit: BYTES[b|k|m|g] (at least 6m)");
+    cmd->add_option("--memory-swap", o.memory_swap, "memory plus swap: BYTES[b|k|m|g], -1 unlimited swap");
+    cmd->add_option("--cpus", o.cpus, "CPUs the container may use, such as 1.5");
+    cmd->add_option("--pids-limit", o.pids_limit, "most processes at once (-1: unlimited)");
     cmd->prefix_command();  // everything from IMAGE on is bundle's positional part
     cmd->callback([&globals, &action, a, cmd] {
         a->rest = cmd->remaining();
@@ -68,6 +73,7 @@ void add_bundle(CLI::App& app, Globals& globals, Action& action) {
             request.options.command.assign(a->rest.begin() + 2, a->rest.end());
             for (const auto& f : a->env_file_paths) request.options.env_files.push_back(sys::read_file_at(AT_FDCWD, f, 1 << 20));
             for (char** e = environ; *e; ++e) request.options.host_env.emplace_back(*e);
+            if (long cpus = ::sysconf(_SC_NPROCESSORS_ONLN); cpus > 0) request.options.host_cpus = static_cast<unsigned>(cpus);
             request.host_resolv = sys::read_config_file("/etc/resolv.conf", 1 << 20).value_or("");
             bundle::Bundle made = bundle::make_bundle(store, a->rest[0], std::move(request));
             std::printf("%s\n", escape_control(made.dir).c_str());

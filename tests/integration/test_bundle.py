@@ -130,7 +130,7 @@ class BundleTest(unittest.TestCase):
 
     def test_config_json_and_init_files(self):
         dir_ = self.make(self.new_dir("config"), "--hostname", "h1", "--add-host", "db:10.0.0.2",
-                         "-e", "A=1", command=["echo", "hi"])
+                         "-e", "A=1", "--memory", "64m", "--pids-limit", "50", command=["echo", "hi"])
         with open(os.path.join(dir_, "config.json")) as fh:
             config = json.load(fh)
         self.assertEqual(config["ociVersion"], "1.0.2")
@@ -138,6 +138,8 @@ class BundleTest(unittest.TestCase):
         self.assertEqual(config["process"]["args"], ["echo", "hi"])
         self.assertIn("A=1", config["process"]["env"])
         self.assertEqual(config["hostname"], "h1")
+        self.assertEqual(config["linux"]["resources"]["memory"], {"limit": 64 << 20, "swap": 128 << 20})
+        self.assertEqual(config["linux"]["resources"]["pids"], {"limit": 50})
         binds = {m["destination"]: m["source"] for m in config["mounts"] if m["type"] == "bind"}
         real = os.path.realpath(dir_)
         self.assertEqual(binds, {f"/etc/{n}": f"{real}/{n}" for n in ("hosts", "hostname", "resolv.conf")})
@@ -150,6 +152,28 @@ class BundleTest(unittest.TestCase):
         self.assertEqual(os.stat(dir_).st_mode & 0o777, 0o700)
         self.assertTrue(self.mounted(os.path.join(dir_, "rootfs")))
         self.assertTrue(os.path.exists(os.path.join(dir_, "rootfs", "bin", "busybox")))
+
+    def test_config_json_matches_the_runtime_spec_schema(self):
+        # Optional: the runtime-spec's own JSON schema (opencontainers/runtime-spec v1.0.2, schema/), not
+        # vendored here; point IMGTOOL_RUNTIME_SPEC_SCHEMA at its schema/ directory to check.
+        schema_dir = os.environ.get("IMGTOOL_RUNTIME_SPEC_SCHEMA")
+        if not schema_dir:
+            self.skipTest("IMGTOOL_RUNTIME_SPEC_SCHEMA is not set (runtime-spec v1.0.2 schema/ directory)")
+        import pathlib
+        import warnings
+        import jsonschema
+        base = pathlib.Path(schema_dir).resolve()
+        with open(base / "config-schema.json") as fh:
+            schema = json.load(fh)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            resolver = jsonschema.RefResolver(base_uri=base.as_uri() + "/", referrer=schema)
+            validator = jsonschema.Draft4Validator(schema, resolver=resolver)
+        dir_ = self.make(self.new_dir("schema"), "-u", "1000", "--memory", "64m", "--cpus", "0.5",
+                         "--tmpfs", "/run", "-v", "/tmp:/hosttmp:ro", "--net", "none")
+        with open(os.path.join(dir_, "config.json")) as fh:
+            errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(json.load(fh))]
+        self.assertEqual(errors, [])
 
     # ---- DIR's rules --------------------------------------------------------------------------
 
