@@ -1,5 +1,4 @@
 #include "imgtool/launch/container.hpp"
-#include "imgtool/launch/runtime_spec.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -41,6 +40,7 @@
 #include "imgtool/launch/config.hpp"
 #include "imgtool/launch/devices.hpp"
 #include "imgtool/launch/exec.hpp"
+#include "imgtool/launch/runtime_spec.hpp"
 #include "imgtool/launch/seccomp.hpp"
 #include "imgtool/launch/seccomp_filter.hpp"
 #include "imgtool/sys/files.hpp"
