@@ -126,6 +126,21 @@ class BundleTest(unittest.TestCase):
                                      f"{runtime} run of bundle ({name}):\nstderr: {got.stderr}\n"
                                      f"imgtool run:\n{run.out}\n{runtime}:\n{got.stdout}")
 
+    def test_runc_applies_the_device_cgroup(self):
+        # runc's cgroupfs manager applies linux.resources.devices on this host (crun's disabled one does
+        # not): /dev is a tmpfs without nodev there, so only the device cgroup refuses c 1:12 (a minor
+        # of the mem driver that names no device: ENXIO where the cgroup allows it; no capability
+        # check on the way, unlike /dev/kmsg's CAP_SYSLOG).
+        if shutil.which("runc") is None:
+            self.skipTest("runc is not installed")
+        probe = ("cd /dev; mknod rvc-null c 1 3 && echo x >rvc-null && echo 'null ok'; "
+                 "mknod rvc-x c 1 12 && echo 'mknod 1:12 ok'; head -c 1 rvc-x 2>&1; echo rc=$?")
+        dir_ = self.make(self.new_dir("devices"), command=["sh", "-c", probe])
+        got = self.run_in_runtime("runc", dir_, f"imgtool-bundle-test-{os.getpid()}-devices")
+        self.assertEqual(got.returncode, 0, got.stderr)
+        self.assertEqual(got.stdout, "null ok\nmknod 1:12 ok\nhead: rvc-x: Operation not permitted\nrc=1\n",
+                         got.stderr)
+
     # ---- config.json --------------------------------------------------------------------------
 
     def test_config_json_and_init_files(self):
