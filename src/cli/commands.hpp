@@ -62,6 +62,7 @@ void add_tag(CLI::App& app, Globals& globals, Action& action);
 void add_mount(CLI::App& app, Globals& globals, Action& action);
 void add_umount(CLI::App& app, Globals& globals, Action& action);
 void add_mounts(CLI::App& app, Globals& globals, Action& action);
+void add_bundle(CLI::App& app, Globals& globals, Action& action);
 void add_run(CLI::App& app, Globals& globals, Action& action);
 void add_exec(CLI::App& app, Globals& globals, Action& action);
 void add_logs(CLI::App& app, Globals& globals, Action& action);

@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
     cli::add_mount(app, globals, action);
     cli::add_umount(app, globals, action);
     cli::add_mounts(app, globals, action);
+    cli::add_bundle(app, globals, action);
     cli::add_run(app, globals, action);
     cli::add_exec(app, globals, action);
     cli::add_logs(app, globals, action);

@@ -40,6 +40,7 @@
 #include "imgtool/launch/config.hpp"
 #include "imgtool/launch/devices.hpp"
 #include "imgtool/launch/exec.hpp"
+#include "imgtool/launch/runtime_spec.hpp"
 #include "imgtool/launch/seccomp.hpp"
 #include "imgtool/launch/seccomp_filter.hpp"
 #include "imgtool/sys/files.hpp"
@@ -290,14 +291,8 @@ void setup_sys_fs_cgroup(int root_fd, const CgroupFsPlan& plan, bool host_sys) {
 // ---- after pivot_root: masks and read-only paths (runc's defaults) --------------------------------
 
 void mask_paths() {
-    static const char* const masked[] = {"/proc/acpi",          "/proc/asound",       "/proc/kcore",
-                                         "/proc/keys",          "/proc/latency_stats", "/proc/timer_list",
-                                         "/proc/timer_stats",   "/proc/sched_debug",  "/proc/scsi",
-                                         "/sys/firmware",       "/sys/devices/virtual/powercap",
-                                         // docker >= 28.0.2 (GHSA-6fw5-f8r9-fgfm): the host's interrupt
-                                         // counters and CPU thermal events leak activity across containers.
-                                         "/proc/interrupts"};
-    static const char* const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+    // docker's lists (runtime_spec.hpp): one copy for run and for bundle's config.json.
+    const std::vector<std::string>& read_only = docker_readonly_paths();
     UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
     // CVE-2025-31133: what is bound over the masked paths must really be the null device, not whatever
     // a volume (-v FILE:/dev/null) or the image put there; checked on the very fd that is bound.
@@ -307,7 +302,7 @@ void mask_paths() {
         throw Error(Errc::UnsafePath, "/dev/null in the container is not the null device");
     }
     // No exceptions for the expected absences here: this runs on the child's own clone stack.
-    std::vector<std::string> paths(std::begin(masked), std::end(masked));
+    std::vector<std::string> paths = docker_masked_paths();
     // Each CPU's thermal_throttle too (docker >= 28.0.2).
     if (DIR* cpus = ::opendir("/sys/devices/system/cpu")) {
         while (struct dirent* e = ::readdir(cpus)) {
@@ -330,7 +325,8 @@ void mask_paths() {
             sys::bind_at(null_dev.get(), target.get(), false, path);
         }
     }
-    for (const char* path : read_only) {
+    for (const std::string& path_text : read_only) {
+        const char* path = path_text.c_str();
         auto [target, err] = sys::try_open_beneath(root.get(), path + 1, O_PATH | O_NOFOLLOW);
         if (err == ENOENT) continue;
         if (err) throw_errno(err, "open", path);
