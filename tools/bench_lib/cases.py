@@ -127,6 +127,31 @@ class Ctx:
             self._bundle = b
         return self._bundle
 
+    def bundle_with_seccomp(self) -> str:
+        """The same bundle (same rootfs) with moby's default seccomp profile in its config.json, as
+        tools/run_vs_crun.py writes it: crun then loads a filter as `imgtool run` does."""
+        if not getattr(self, "_bundle_seccomp", None):
+            import importlib.util
+            spec = importlib.util.spec_from_file_location(
+                "run_vs_crun", os.path.join(os.path.dirname(os.path.dirname(__file__)), "run_vs_crun.py"))
+            rvc = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(rvc)
+            profile = rvc.docker_seccomp()
+            if profile is None:
+                raise RuntimeError("moby's seccomp profile could not be converted for crun")
+            plain = self.bundle()
+            b = self.path("lat", "bundle-seccomp")
+            clean(b)
+            os.makedirs(b)
+            with open(os.path.join(plain, "config.json")) as f:
+                cfg = json.load(f)
+            cfg["root"]["path"] = os.path.join(plain, cfg["root"].get("path", "rootfs"))
+            cfg["linux"]["seccomp"] = profile
+            with open(os.path.join(b, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=1)
+            self._bundle_seccomp = b
+        return self._bundle_seccomp
+
     def registry(self) -> str:
         """Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1, serving the big
         gzip image as bench/big:gzip (pushed once with skopeo, blobs as they are in the archive);
@@ -622,6 +647,15 @@ class CrunRun(_OciRuntimeRun):
     def argv(self, cid):
         return ["crun", "--root", getattr(self, "state", "$STATE"), "--cgroup-manager=disabled",
                 "run", "-b", getattr(self, "bundle", "$BUNDLE"), cid]
+
+
+class CrunSeccompRun(CrunRun):
+    """crun as above with moby's default seccomp profile: the filter `imgtool run` also loads."""
+    tool, label = "crun-seccomp", "crun --cgroup-manager=disabled run (umoci bundle + docker's seccomp profile)"
+
+    def setup(self):
+        super().setup()
+        self.bundle = self.ctx.bundle_with_seccomp()
 
 
 class RuncRun(_OciRuntimeRun):
