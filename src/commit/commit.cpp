@@ -17,6 +17,7 @@
 #include "imgtool/image/types.hpp"
 #include "imgtool/import/pull.hpp"
 #include "imgtool/sys/files.hpp"
+#include "imgtool/sys/mountinfo.hpp"
 #include "imgtool/sys/process.hpp"
 #include "imgtool/sys/reader.hpp"
 #include "imgtool/sys/unique_fd.hpp"
@@ -99,8 +100,9 @@ private:
     std::uint64_t size_;
 };
 
-// A running container's own cgroup (one imgtool made for it: "imgtool-<pid>"), frozen for the life of
-// this object. Without one there is nothing to freeze that is only the container's: then nothing is.
+// A running container's own cgroup (one imgtool made for it, "imgtool-<pid>-<hex>", when run was given
+// a limit), frozen for the life of this object: cgroup v2's cgroup.freeze, else the v1 freezer. A
+// container in a cgroup it shares (no limit given) has nothing that freezes only it: then nothing is.
 class Freeze {
 public:
     explicit Freeze(int pid) {
@@ -110,45 +112,67 @@ public:
         } catch (const Error&) {
             return;
         }
-        for (const auto& line : split(text, '\n')) {
-            if (line.rfind("0::/", 0) != 0) continue;  // cgroup v2 only
-            std::string path = line.substr(3);
-            auto last = path.substr(path.rfind('/') + 1);
-            if (last.rfind("imgtool-", 0) != 0) return;
-            auto [fd, err] = sys::try_open_beneath(AT_FDCWD, "/sys/fs/cgroup" + path, O_PATH | O_DIRECTORY);
-            if (err) return;
-            dir_ = std::move(fd);
-        }
-        if (!dir_) return;
-        if (!write_freeze("1")) {
-            dir_.reset();
+        std::vector<sys::MountInfo> mounts;
+        try {
+            mounts = sys::read_mountinfo();
+        } catch (const Error&) {
             return;
         }
-        // cgroup.events says "frozen 1" once every task stopped; a second is plenty.
-        for (int i = 0; i < 100; ++i) {
-            try {
-                if (sys::read_file_at(dir_.get(), "cgroup.events", 4096).find("frozen 1") != std::string::npos) return;
-            } catch (const Error&) {
-                break;
+        for (bool v2 : {true, false}) {
+            for (const auto& line : split(text, '\n')) {
+                auto first = line.find(':');
+                auto second = line.find(':', first + 1);
+                if (first == std::string::npos || second == std::string::npos) continue;
+                std::string controllers = line.substr(first + 1, second - first - 1);
+                std::string path = line.substr(second + 1);
+                if (v2 != (line.substr(0, first) == "0" && controllers.empty())) continue;
+                if (!v2 && controllers != "freezer") continue;
+                if (path.substr(path.rfind('/') + 1).rfind("imgtool-", 0) != 0) continue;
+                for (const auto& m : mounts) {
+                    bool match = v2 ? m.fstype == "cgroup2"
+                                    : m.fstype == "cgroup" && ("," + m.super_options + ",").find(",freezer,") != std::string::npos;
+                    if (!match || m.root != "/") continue;
+                    int fd = ::open((m.mount_point + path).c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                    if (fd < 0) continue;
+                    dir_.reset(fd);
+                    v2_ = v2;
+                    if (control(v2 ? "cgroup.freeze" : "freezer.state", v2 ? "1" : "FROZEN") && settled()) return;
+                    thaw();
+                    dir_.reset();
+                }
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
     }
-    ~Freeze() {
-        if (dir_) write_freeze("0");
-    }
+    ~Freeze() { thaw(); }
     Freeze(const Freeze&) = delete;
     Freeze& operator=(const Freeze&) = delete;
     bool frozen() const { return static_cast<bool>(dir_); }
 
 private:
-    bool write_freeze(const char* value) {
-        int fd = ::openat(dir_.get(), "cgroup.freeze", O_WRONLY | O_CLOEXEC);
+    // Every task stopped: v2's cgroup.events says "frozen 1", v1's freezer.state "FROZEN" (not FREEZING).
+    bool settled() const {
+        for (int i = 0; i < 200; ++i) {
+            try {
+                std::string state = sys::read_file_at(dir_.get(), v2_ ? "cgroup.events" : "freezer.state", 4096);
+                if (v2_ ? state.find("frozen 1") != std::string::npos : state.rfind("FROZEN", 0) == 0) return true;
+            } catch (const Error&) {
+                return false;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return false;
+    }
+    void thaw() {
+        if (dir_) control(v2_ ? "cgroup.freeze" : "freezer.state", v2_ ? "0" : "THAWED");
+    }
+    bool control(const char* file, std::string_view value) const {
+        int fd = ::openat(dir_.get(), file, O_WRONLY | O_CLOEXEC);
         if (fd < 0) return false;
-        sys::UniqueFd file(fd);
-        return ::write(file.get(), value, 1) == 1;
+        sys::UniqueFd f(fd);
+        return ::write(f.get(), value.data(), value.size()) == static_cast<ssize_t>(value.size());
     }
     sys::UniqueFd dir_;
+    bool v2_ = true;
 };
 
 }  // namespace

@@ -168,6 +168,29 @@ class CommitTest(unittest.TestCase):
         third = self.ok("commit", cid).strip()
         self.assertIn(third.split(":")[1][:12], self.ok("images"))
 
+    def test_running_container_is_frozen_while_read(self):
+        # As root every container has a cgroup of its own (its device policy), which commit freezes.
+        # A writer that never stops: without the freeze its file grows under the reader, which then
+        # refuses ("grew while being committed"); frozen, every commit is a consistent snapshot.
+        writer = "i=0; while true; do i=$((i+1)); echo $i >> /count; echo $i > /last; done"
+        res = self.imgtool("run", "-d", IMAGE, "sh", "-c", writer)
+        self.assertEqual(res.rc, 0, str(res))
+        cid = res.out.strip()
+        self.assertTrue(harness.wait_for(lambda: os.path.exists(os.path.join(self.container_upper(cid), "last")),
+                                         timeout=10))
+        for n in range(3):
+            res = self.imgtool("commit", cid, f"frozen:{n}")
+            self.assertEqual((res.rc, res.err), (0, ""), str(res))
+            # The snapshot: /count holds the lines 1..N, whole.
+            res = self.imgtool("run", "--rm", f"frozen:{n}", "sh", "-c", "tail -n 1 /count; wc -l < /count")
+            last, lines = res.out.split()
+            self.assertEqual(last, lines, str(res))
+        # Thawed afterwards: it goes on writing.
+        upper_last = os.path.join(self.container_upper(cid), "last")
+        size = lambda: os.stat(os.path.join(self.container_upper(cid), "count")).st_size
+        seen = size()
+        self.assertTrue(harness.wait_for(lambda: size() != seen, timeout=5))
+
     def test_upper_directory_with_whiteouts_and_opaque_dirs(self):
         upper = harness.scratch_dir(self, "upper-")
         os.mkdir(os.path.join(upper, "bin"))
@@ -329,6 +352,18 @@ class RootlessCommitTest(unittest.TestCase):
         self.assertEqual((a, a[1:]), (b, ["2", "1000"]))
         self.assertEqual(self.imgtool("run", "--rm", "rl:1").out, "only.txt\n")
         self.assertEqual(self.imgtool("rm", "c1").rc, 0)
+
+    def test_running_container(self):
+        # Rootless, a container without a limit shares imgtool's cgroup: read live, and commit says so
+        # (a delegated cgroup v2 with --memory is frozen as root's are).
+        res = self.imgtool("run", "-d", "--name", "c2", IMAGE, "sh", "-c", "echo x > /x; exec sleep 60")
+        self.assertEqual(res.rc, 0, str(res))
+        self.addCleanup(self.imgtool, "rm", "-f", "c2")
+        res = self.imgtool("commit", "c2", "rl:2")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertIn(res.err, ("", "imgtool: commit: note: the container ran on while its changes were read (it "
+                                    "has no cgroup of its own to freeze)\n"))
+        self.assertEqual(self.imgtool("run", "--rm", "rl:2", "cat", "/x").out, "x\n")
 
 
 if __name__ == "__main__":
