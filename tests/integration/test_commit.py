@@ -172,12 +172,14 @@ class CommitTest(unittest.TestCase):
         # As root every container has a cgroup of its own (its device policy), which commit freezes.
         # A writer that never stops: without the freeze its file grows under the reader, which then
         # refuses ("grew while being committed"); frozen, every commit is a consistent snapshot.
-        writer = "i=0; while true; do i=$((i+1)); echo $i >> /count; echo $i > /last; done"
+        # 30 MB first, so that reading the file takes long enough for the writer to append meanwhile.
+        writer = "head -c 30000000 /dev/zero > /count; i=0; while true; do i=$((i+1)); echo $i >> /count; done"
         res = self.imgtool("run", "-d", IMAGE, "sh", "-c", writer)
         self.assertEqual(res.rc, 0, str(res))
         cid = res.out.strip()
-        self.assertTrue(harness.wait_for(lambda: os.path.exists(os.path.join(self.container_upper(cid), "last")),
-                                         timeout=10))
+        size = lambda: os.stat(os.path.join(self.container_upper(cid), "count")).st_size
+        self.assertTrue(harness.wait_for(lambda: os.path.exists(os.path.join(self.container_upper(cid), "count"))
+                                         and size() > 30000000, timeout=10))
         for n in range(3):
             res = self.imgtool("commit", cid, f"frozen:{n}")
             self.assertEqual((res.rc, res.err), (0, ""), str(res))
@@ -186,8 +188,6 @@ class CommitTest(unittest.TestCase):
             last, lines = res.out.split()
             self.assertEqual(last, lines, str(res))
         # Thawed afterwards: it goes on writing.
-        upper_last = os.path.join(self.container_upper(cid), "last")
-        size = lambda: os.stat(os.path.join(self.container_upper(cid), "count")).st_size
         seen = size()
         self.assertTrue(harness.wait_for(lambda: size() != seen, timeout=5))
 
@@ -273,6 +273,18 @@ class HostileUpperTest(unittest.TestCase):
         with open(os.path.join(self.upper, "etc", ".wh.passwd"), "w") as fh:
             fh.write("not a whiteout\n")
         self.refused("upper etc/.wh.passwd", ".wh.")
+
+    def test_mount_inside_the_upper(self):
+        target = os.path.join(self.upper, "mnt")
+        os.mkdir(target)
+        with harness.host_mount_lock():
+            subprocess.run(["mount", "-t", "tmpfs", "tmpfs", target], check=True)
+            try:
+                with open(os.path.join(target, "other-fs"), "w") as fh:
+                    fh.write("x\n")
+                self.refused("upper mnt", "another filesystem")
+            finally:
+                subprocess.run(["umount", target], check=True)
 
     def test_fifo_is_kept_without_blocking(self):
         os.mkfifo(os.path.join(self.upper, "etc", "fifo"))
