@@ -13,6 +13,7 @@ were.
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -22,6 +23,7 @@ import tempfile
 import unittest
 
 import harness
+import treecmp
 import test_rootless as rl
 from test_peers import rootless_lock
 
@@ -153,6 +155,18 @@ class CommitTest(unittest.TestCase):
         self.assertEqual(os.getxattr(os.path.join(top, "srv"), "trusted.overlay.opaque"), b"y")
         self.assertEqual(os.getxattr(os.path.join(top, "data", "cap"), "security.capability"), CAP_NET_BIND)
         self.assertTrue(stat.S_ISFIFO(os.lstat(os.path.join(top, "data", "fifo")).st_mode))
+        # The committed image, seen through overlayfs, is the container's own view (its upper over the
+        # base's layers), but for the runtime's files and times, which a layer keeps in whole seconds.
+        upper = self.container_upper(cid)
+        base_lowers = harness.inspect(self, self.root, self.base)[0]["GraphDriver"]["Data"]["LowerDir"]
+        with harness.overlay_view(upper + ":" + base_lowers) as container_view, \
+                harness.overlay_view(doc["GraphDriver"]["Data"]["LowerDir"]) as image_view:
+            diffs = treecmp.compare(container_view, image_view)
+        def same_second(diff: str) -> bool:
+            m = re.fullmatch(r"\S+: mtime (\d+) != (\d+)", diff)
+            return bool(m) and int(m[1]) // 10**9 == int(m[2]) // 10**9
+        runtime = ("only in A: /etc/hosts", "only in A: /etc/hostname", "only in A: /etc/resolv.conf")
+        self.assertEqual([d for d in diffs if d not in runtime and not same_second(d)], [], "\n".join(diffs))
         # Nothing staged is left: only the container's own area.
         self.assertEqual(len(harness.tmp_entries(self.root)), 1, harness.tmp_entries(self.root))
 
@@ -315,10 +329,16 @@ class HostileUpperTest(unittest.TestCase):
         self.assertTrue(os.path.islink(os.path.join(top, "etc", "f")))
         self.assertTrue(self.sentinel.unchanged())
 
-    def test_bad_change_leaves_the_store_alone(self):
+    def test_bad_arguments_leave_the_store_alone(self):
         before = harness.store_listing(self.root)
-        res = harness.run(self.root, "commit", "--change", "RUN rm -rf /", "--upper", self.upper, "--base", IMAGE)
-        harness.assert_one_error_line(self, res, "commit", "unsupported instruction RUN")
+        for args, needle in ((["--change", "RUN rm -rf /", "--upper", self.upper, "--base", IMAGE], "unsupported instruction RUN"),
+                             (["--upper", self.upper, "--base", IMAGE, "Bad:Name:x"], "Bad:Name:x"),
+                             (["--upper", self.upper, "--base", "nosuchimage"], "nosuchimage"),
+                             (["--upper", self.upper], "--base"),
+                             (["nosuchcontainer"], "no such container")):
+            with self.subTest(args=args):
+                res = harness.run(self.root, "commit", *args)
+                harness.assert_one_error_line(self, res, "commit", needle)
         self.assertEqual(harness.listing_diff(before, harness.store_listing(self.root)), "")
 
 
