@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <thread>
 
@@ -105,18 +106,39 @@ private:
 // container in a cgroup it shares (no limit given) has nothing that freezes only it: then nothing is.
 class Freeze {
 public:
+    // `pid` is the container's supervisor (its cgroups hold only the container: then its child, the
+    // container's PID 1, is the one to look at) or --init's PID 1.
     explicit Freeze(int pid) {
+        std::vector<int> candidates{pid};
+        try {
+            std::string proc = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children";
+            for (const auto& word : split(sys::read_file_at(AT_FDCWD, proc, 4096), ' ')) {
+                if (!word.empty() && word != "\n") candidates.push_back(std::atoi(word.c_str()));
+            }
+        } catch (const Error&) {
+        }
+        for (int candidate : candidates) {
+            if (candidate > 0 && freeze_cgroup_of(candidate)) return;
+        }
+    }
+    ~Freeze() { thaw(); }
+    Freeze(const Freeze&) = delete;
+    Freeze& operator=(const Freeze&) = delete;
+    bool frozen() const { return static_cast<bool>(dir_); }
+
+private:
+    bool freeze_cgroup_of(int pid) {
         std::string text;
         try {
             text = sys::read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid) + "/cgroup", 64 << 10);
         } catch (const Error&) {
-            return;
+            return false;
         }
         std::vector<sys::MountInfo> mounts;
         try {
             mounts = sys::read_mountinfo();
         } catch (const Error&) {
-            return;
+            return false;
         }
         for (bool v2 : {true, false}) {
             for (const auto& line : split(text, '\n')) {
@@ -136,19 +158,15 @@ public:
                     if (fd < 0) continue;
                     dir_.reset(fd);
                     v2_ = v2;
-                    if (control(v2 ? "cgroup.freeze" : "freezer.state", v2 ? "1" : "FROZEN") && settled()) return;
+                    if (control(v2 ? "cgroup.freeze" : "freezer.state", v2 ? "1" : "FROZEN") && settled()) return true;
                     thaw();
                     dir_.reset();
                 }
             }
         }
+        return false;
     }
-    ~Freeze() { thaw(); }
-    Freeze(const Freeze&) = delete;
-    Freeze& operator=(const Freeze&) = delete;
-    bool frozen() const { return static_cast<bool>(dir_); }
 
-private:
     // Every task stopped: v2's cgroup.events says "frozen 1", v1's freezer.state "FROZEN" (not FREEZING).
     bool settled() const {
         for (int i = 0; i < 200; ++i) {
