@@ -11,7 +11,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include <algorithm>
 #include <cstdlib>
@@ -238,4 +242,49 @@ TEST_CASE("the upper walk: sorted, hardlinks once, sockets left out, .wh. names 
     CHECK(thrown_code([&] { walk(); }) == make_error_code(Errc::UnsafePath));
     ::close(sock);
     sh("rm -rf " + top);
+}
+
+TEST_CASE("the upper walk never reads through a symlink swapped in during the walk") {
+    // A thread keeps exchanging directory d (holding "x") with a symlink to a directory outside the
+    // upper (holding "secret"), atomically (RENAME_EXCHANGE). Whatever the walk sees, it is either the
+    // directory, the symlink (stored as a link) or a refusal: never the outside directory's contents.
+    char tmpl[] = "/tmp/commit-race-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    std::string base = tmpl;
+    auto sh = [](const std::string& cmd) { REQUIRE(std::system(cmd.c_str()) == 0); };
+    // 64 pairs: 64 windows per walk between an entry's lstat and its open.
+    constexpr int kPairs = 64;
+    sh("cd " + base + " && mkdir -p outside && echo secret > outside/secret && mkdir upper && cd upper && "
+       "for i in $(seq 0 " + std::to_string(kPairs - 1) + "); do mkdir d$i && echo x > d$i/x && "
+       "ln -s " + base + "/outside s$i; done");
+    std::atomic<bool> stop{false};
+    std::thread racer([&] {
+        while (!stop) {
+            for (int i = 0; i < kPairs; ++i) {
+                std::string d = base + "/upper/d" + std::to_string(i), swap = base + "/upper/s" + std::to_string(i);
+                ::syscall(SYS_renameat2, AT_FDCWD, d.c_str(), AT_FDCWD, swap.c_str(), RENAME_EXCHANGE);
+            }
+        }
+    });
+    imgtool::sys::UniqueFd fd = imgtool::sys::open_at(AT_FDCWD, base + "/upper", O_RDONLY | O_DIRECTORY);
+    int refused = 0, written = 0;
+    for (int i = 0; i < 100; ++i) {
+        std::string out;
+        try {
+            write_upper_tar(fd.get(), [&out](const void* d, std::size_t n) { out.append(static_cast<const char*>(d), n); },
+                            UpperOptions{});
+            ++written;
+        } catch (const imgtool::Error&) {
+            ++refused;
+            continue;
+        }
+        for (const auto& e : read_tar(out)) {
+            CHECK(e.path.find("secret") == std::string::npos);
+            CHECK(e.data.find("secret") == std::string::npos);
+        }
+    }
+    stop = true;
+    racer.join();
+    MESSAGE("walks written: " << written << ", refused (replaced while being committed): " << refused);
+    sh("rm -rf " + base);
 }
