@@ -213,6 +213,13 @@ CommitResult commit(store::Store& store, const CommitOptions& options) {
         auto [fd, err] = sys::try_open_beneath(store.root_fd(), "tmp/" + c.area + "/diff", O_RDONLY | O_DIRECTORY);
         if (err) throw_errno(err, "open the writable layer of container", c.id.substr(0, 12));
         upper = std::move(fd);
+        // The copy driver (no overlayfs) fills root/ with the whole tree and leaves diff/ empty: there
+        // is no layer of changes to commit, and committing the empty one would say "no changes".
+        auto [tree, tree_err] = sys::try_open_beneath(store.root_fd(), "tmp/" + c.area + "/root", O_RDONLY | O_DIRECTORY);
+        if (!tree_err && !sys::directory_is_empty(tree.get(), "root")) {
+            throw Error(Errc::Unsupported, "container " + c.id.substr(0, 12) + " ran on the copy driver (a full copy of "
+                                               "the image, no overlay upper): its changes are not a layer to commit");
+        }
         base_id = c.image;
         if (!c.command.empty()) created_by = join_words(c.command);
         if (c.state == store::Store::ContainerState::Running) running_pid = c.pid;

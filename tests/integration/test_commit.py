@@ -212,6 +212,13 @@ class CommitTest(unittest.TestCase):
         seen = size()
         self.assertTrue(harness.wait_for(lambda: size() != seen, timeout=5))
 
+    def test_copy_driver_container_is_refused(self):
+        cid = self.ok("run", "-d", "--driver", "copy", IMAGE, "sh", "-c", "echo x > /x").strip()
+        self.assertTrue(harness.wait_for(lambda: "Exited (0)" in self.imgtool("ps", "-a").out, timeout=20))
+        before = harness.store_listing(self.root)
+        harness.assert_one_error_line(self, self.imgtool("commit", cid, "copied:1"), "commit", "copy driver")
+        self.assertEqual(harness.listing_diff(before, harness.store_listing(self.root)), "")
+
     def test_upper_directory_with_whiteouts_and_opaque_dirs(self):
         upper = harness.scratch_dir(self, "upper-")
         os.mkdir(os.path.join(upper, "bin"))
