@@ -51,6 +51,10 @@ void add_commit(CLI::App& app, Globals& globals, Action& action) {
                 std::fprintf(stderr, "imgtool: commit: note: the container ran on while its changes were read (it "
                                      "has no cgroup of its own to freeze)\n");
             }
+            if (r.empty_upper) {
+                std::fprintf(stderr, "imgtool: commit: note: the container's writable layer is empty (a container run "
+                                     "with --upper DIR keeps its changes in DIR: commit --upper DIR --base IMAGE)\n");
+            }
             if (r.stats.skipped_sockets > 0) {
                 std::fprintf(stderr, "imgtool: commit: note: %llu sockets left out (a layer tar cannot hold them)\n",
                              static_cast<unsigned long long>(r.stats.skipped_sockets));

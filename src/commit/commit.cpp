@@ -220,6 +220,9 @@ CommitResult commit(store::Store& store, const CommitOptions& options) {
             throw Error(Errc::Unsupported, "container " + c.id.substr(0, 12) + " ran on the copy driver (a full copy of "
                                                "the image, no overlay upper): its changes are not a layer to commit");
         }
+        // run always leaves its mount points for /etc/hosts... in the upper: an empty one means the
+        // changes went elsewhere (run --upper DIR, which the record does not keep).
+        result.empty_upper = sys::directory_is_empty(upper.get(), "the writable layer");
         base_id = c.image;
         if (!c.command.empty()) created_by = join_words(c.command);
         if (c.state == store::Store::ContainerState::Running) running_pid = c.pid;

@@ -219,6 +219,20 @@ class CommitTest(unittest.TestCase):
         harness.assert_one_error_line(self, self.imgtool("commit", cid, "copied:1"), "commit", "copy driver")
         self.assertEqual(harness.listing_diff(before, harness.store_listing(self.root)), "")
 
+    def test_container_run_with_upper_is_committed_from_its_upper(self):
+        private = harness.scratch_dir(self, "private-")
+        os.chmod(private, 0o700)
+        upper = os.path.join(private, "up")
+        os.mkdir(upper)
+        cid = self.ok("run", "-d", "--upper", upper, IMAGE, "sh", "-c", "echo kept > /x").strip()
+        self.assertTrue(harness.wait_for(lambda: "Exited (0)" in self.imgtool("ps", "-a").out, timeout=20))
+        res = self.imgtool("commit", cid)
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertIn("writable layer is empty", res.err)
+        res = self.imgtool("commit", "--upper", upper, "--base", IMAGE, "fromupper:1")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(self.ok("run", "--rm", "fromupper:1", "cat", "/x"), "kept\n")
+
     def test_upper_directory_with_whiteouts_and_opaque_dirs(self):
         upper = harness.scratch_dir(self, "upper-")
         os.mkdir(os.path.join(upper, "bin"))

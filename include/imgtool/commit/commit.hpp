@@ -41,6 +41,7 @@ struct CommitResult {
     std::uint64_t layer_bytes = 0;
     UpperStats stats;
     Paused paused = Paused::NotRunning;
+    bool empty_upper = false;  // a container's writable layer held nothing at all (run --upper DIR?)
     std::vector<std::pair<std::string, digest::Digest>> moved_tags;
 };
 
