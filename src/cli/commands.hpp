@@ -68,5 +68,6 @@ void add_exec(CLI::App& app, Globals& globals, Action& action);
 void add_logs(CLI::App& app, Globals& globals, Action& action);
 void add_rmi(CLI::App& app, Globals& globals, Action& action);
 void add_unshare(CLI::App& app, Globals& globals, Action& action);
+void add_commit(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace imgtool::cli

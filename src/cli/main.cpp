@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
     cli::add_logs(app, globals, action);
     cli::add_rmi(app, globals, action);
     cli::add_unshare(app, globals, action);
+    cli::add_commit(app, globals, action);
 
     try {
         app.parse(argc, argv);
