@@ -135,6 +135,8 @@ class Ctx:
             spec = importlib.util.spec_from_file_location(
                 "run_vs_crun", os.path.join(os.path.dirname(os.path.dirname(__file__)), "run_vs_crun.py"))
             rvc = importlib.util.module_from_spec(spec)
+            import sys
+            sys.modules[spec.name] = rvc  # its dataclasses look their module up there
             spec.loader.exec_module(rvc)
             profile = rvc.docker_seccomp()
             if profile is None:
