@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include "commands.hpp"
+#include "imgtool/core/error.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/save/save.hpp"
 
@@ -13,7 +14,7 @@ std::vector<std::string> names_for(const store::Store& store, const std::string&
     try {
         std::string name = image::normalize_tag(reference);
         if (auto it = tags.find(name); it != tags.end() && it->second == id) return {name};
-    } catch (const Error&) {
+    } catch (const imgtool::Error&) {
         // not a name: an ID or an ID prefix
     }
     return store.tags_of(id);
@@ -39,9 +40,9 @@ void add_save(CLI::App& app, Globals& globals, Action& action) {
             options.output = args->output == "-" ? "" : args->output;
             options.file_mode = 0666 & ~globals.user_umask;
             if (options.output.empty()) {
-                if (options.format == save::Format::OciDir) throw Error(Errc::InvalidArgument, "oci-dir needs -o DIRECTORY");
+                if (options.format == save::Format::OciDir) throw imgtool::Error(imgtool::Errc::InvalidArgument, "oci-dir needs -o DIRECTORY");
                 if (args->output.empty() && ::isatty(STDOUT_FILENO) == 1) {
-                    throw Error(Errc::InvalidArgument, "refusing to write an archive to a terminal (use -o FILE, or -o - to insist)");
+                    throw imgtool::Error(imgtool::Errc::InvalidArgument, "refusing to write an archive to a terminal (use -o FILE, or -o - to insist)");
                 }
             }
             store::Store store(globals.store_root());
