@@ -118,7 +118,9 @@ def make_odd_image(work: str) -> tuple[str, str]:
 
 
 def layer_trees(root: str, diff_ids: list) -> list:
-    return [treecmp.tree_hash(os.path.join(root, "layers", d[7:], "diff")) for d in diff_ids]
+    """Each layer's diff/, entry by entry (without mtimes: whiteout devices and implicit parents are
+    made at unpack time; the tars, and so every mtime in them, are checked by the diff_ids)."""
+    return [treecmp.snapshot(os.path.join(root, "layers", d[7:], "diff"), mtimes=False) for d in diff_ids]
 
 
 def tar_members(path: str) -> list:
@@ -236,7 +238,8 @@ class SaveTest(unittest.TestCase):
         work = harness.scratch_dir(self)
         out = os.path.join(work, "basic.tar")
         self.assertEqual(self.save("-o", out, tag).rc, 0)
-        store = os.path.join(work, "podman")
+        store = tempfile.mkdtemp(prefix="sv-", dir="/tmp")  # podman: runroot under 50 characters
+        self.addCleanup(shutil.rmtree, store, True)
         try:
             proc = self.podman(store, "load", "-i", out)
             self.assertEqual(proc.returncode, 0, proc.stderr)
@@ -256,8 +259,9 @@ class SaveTest(unittest.TestCase):
             subprocess.run(["umount", "-R", os.path.join(store, "root")], stderr=subprocess.DEVNULL)
 
     def test_umoci_unpack_equals_mount(self):
+        # Not "odd": umoci 0.4.7 refuses its GNU sparse ('S') entries.
         umoci = harness.require_tool("umoci")
-        for name in ("basic", "odd"):
+        for name in ("basic", "rootopq"):
             with self.subTest(image=name):
                 image_id, tag, _ = self.ids[name]
                 work = harness.scratch_dir(self)
