@@ -305,8 +305,10 @@ class SaveTest(unittest.TestCase):
                     os.unlink(target)
                 else:
                     with open(target, "r+b") as fh:
+                        size = os.fstat(fh.fileno()).st_size
                         fh.write(b"X" if how == "same-size" else b"longer than before\n")
-                        fh.truncate()
+                        if how == "same-size":
+                            self.assertEqual(os.fstat(fh.fileno()).st_size, size)
                 out = os.path.join(harness.scratch_dir(self), "out.tar")
                 res = harness.run(root, "save", "-o", out, tag)
                 harness.assert_one_error_line(self, res, "save", tag, f"layer {diff_ids[0]}")
