@@ -25,6 +25,7 @@ constexpr std::size_t kMaxRawOp = 1 << 20;     // raw bytes per 'R' op, as writt
 constexpr std::size_t kOutChunk = 256 << 10;   // compressed output buffered before a write
 constexpr std::size_t kMaxReason = 4096;
 constexpr std::uint64_t kMaxInline = 64 << 20;  // entry data kept in the record (not elided)
+constexpr std::uint64_t kMaxRaw = 256 << 20;    // raw bytes kept, when over half the stream
 
 void put_u64(std::string& out, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -130,6 +131,13 @@ struct TarRecordWriter::Impl {
     }
 
     void append_raw(const char* data, std::size_t size) {
+        // Headers are a small part of any real layer; a stream that is mostly bytes no file holds
+        // (gigabytes after the end blocks) would make the record as big as the layer.
+        if (!reason.empty()) return;
+        raw_bytes += size;
+        if (raw_bytes > kMaxRaw && raw_bytes > position / 2) {
+            return give_up("more than " + std::to_string(kMaxRaw >> 20) + " MiB of the tar, over half of it, is not file content");
+        }
         while (size > 0) {
             if (pending.empty() || pending.back().file || pending.back().raw.size() >= kMaxRawOp) pending.push_back(Op{});
             std::string& raw = pending.back().raw;
@@ -210,6 +218,7 @@ struct TarRecordWriter::Impl {
     int fd = -1;
     std::uint64_t record_bytes = 0;
     std::uint64_t inline_bytes = 0;
+    std::uint64_t raw_bytes = 0;
 };
 
 TarRecordWriter::TarRecordWriter() : impl_(std::make_unique<Impl>()) {}
