@@ -192,6 +192,15 @@ class SaveTest(unittest.TestCase):
                     self.assertEqual(layer_trees(root, diff_ids), layer_trees(self.root, diff_ids))
                     self.assertIn(tag, harness.tag_map(self, root))
 
+    def test_oci_archive_to_stdout(self):
+        image_id, tag, _ = self.ids["basic"]
+        out = os.path.join(harness.scratch_dir(self), "basic.oci.tar")
+        with open(out, "wb") as fh:
+            proc = subprocess.run(harness.imgtool_argv(self.root, "save", "--format", "oci-archive", tag),
+                                  stdout=fh, stderr=subprocess.PIPE, env=harness.base_env(), timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(self.fresh_pull(out)[1], image_id)
+
     def test_several_images_share_layers(self):
         basic, shared = self.ids["basic"], self.ids["shared"]
         out = os.path.join(harness.scratch_dir(self), "two.tar")
@@ -329,6 +338,7 @@ class SaveTest(unittest.TestCase):
                 res = harness.run(root, "save", "--format", fmt, "-o", out, tag)
                 harness.assert_one_error_line(self, res, "save", tag, f"layer {diff_ids[0]}", "sha256:")
                 self.assert_no_archive(out)
+                self.assertEqual(harness.tmp_entries(root), [], "the spool file was left in tmp/")
 
     def test_layer_without_record_is_refused(self):
         image_id, tag, diff_ids = self.ids["basic"]
