@@ -151,6 +151,7 @@ int run(const Globals& globals, RunArgs& a) {
     view::ContainerRootPlan root;
     root.driver = overlay::plan_driver(a.driver, !a.upper.empty());
     view::LayerStack layers = view::open_layers(store, img);
+    view::add_init_layer(store, img, layers);
     root.layers = &layers;
     // The container's writable layer lives in the store's tmp/ and goes away with this process (a crash
     // leaves it for the next imgtool to clean). --upper keeps changes in the user's directory instead.

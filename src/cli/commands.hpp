@@ -63,10 +63,12 @@ void add_tag(CLI::App& app, Globals& globals, Action& action);
 void add_mount(CLI::App& app, Globals& globals, Action& action);
 void add_umount(CLI::App& app, Globals& globals, Action& action);
 void add_mounts(CLI::App& app, Globals& globals, Action& action);
+void add_bundle(CLI::App& app, Globals& globals, Action& action);
 void add_run(CLI::App& app, Globals& globals, Action& action);
 void add_exec(CLI::App& app, Globals& globals, Action& action);
 void add_logs(CLI::App& app, Globals& globals, Action& action);
 void add_rmi(CLI::App& app, Globals& globals, Action& action);
 void add_unshare(CLI::App& app, Globals& globals, Action& action);
+void add_commit(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace imgtool::cli

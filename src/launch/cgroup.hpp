@@ -5,8 +5,9 @@
 //   - cgroup v1 `devices` controller: "a" written to devices.deny, then one devices.allow line per rule;
 //   - cgroup v2: a BPF_PROG_TYPE_CGROUP_DEVICE program (devices.hpp) attached as BPF_CGROUP_DEVICE.
 // On a hybrid host both apply (the kernel asks the BPF programs, then the v1 controller).
-// Lifecycle: create() before the clone; add(pid) while the container's first process waits for the
-// go-ahead, so the container never runs outside its cgroups; the destructor, after the container's
+// Lifecycle: create() before the clone; the container's PID 1 is moved in (by the supervisor through
+// each made() cgroup's cgroup.procs, or by add(pid) for --init's) while it sets up its namespaces and
+// root, and waits for the go-ahead before anything of the container runs, so nothing does outside them; the destructor, after the container's
 // last process is reaped, removes the directories (also when create() fails halfway). Leftovers of an
 // imgtool that was killed are removed by the next create() in the same parent.
 #pragma once

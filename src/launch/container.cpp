@@ -40,6 +40,7 @@
 #include "imgtool/launch/config.hpp"
 #include "imgtool/launch/devices.hpp"
 #include "imgtool/launch/exec.hpp"
+#include "imgtool/launch/runtime_spec.hpp"
 #include "imgtool/launch/seccomp.hpp"
 #include "imgtool/launch/seccomp_filter.hpp"
 #include "imgtool/sys/files.hpp"
@@ -130,7 +131,16 @@ std::pair<UniqueFd, std::string> parent_in_root(int root_fd, const std::string& 
 // `directory_ok`, a directory already there is returned as it is.
 UniqueFd mount_point_file(int dir_fd, const std::string& name, mode_t mode, const std::string& shown,
                           bool directory_ok = false) {
-    int fd = ::openat(dir_fd, name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, mode);
+    // One already there is used as it is: opening it for writing would copy it (and its directory) up
+    // into the container's writable layer, for nothing (the mount covers it).
+    int existing = ::openat(dir_fd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (existing >= 0) {
+        UniqueFd found(existing);
+        struct stat st = sys::fstat_fd(found.get(), shown);
+        if (S_ISREG(st.st_mode) || (directory_ok && S_ISDIR(st.st_mode))) return found;
+    }
+    // O_NONBLOCK: a FIFO the image put there fails to open instead of blocking the set-up.
+    int fd = ::openat(dir_fd, name.c_str(), O_CREAT | O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
     if (fd < 0 && !(directory_ok && errno == EISDIR)) throw_errno("create", shown);
     if (fd >= 0) ::close(fd);
     return sys::open_at(dir_fd, name, O_PATH | O_NOFOLLOW, 0, shown);
@@ -281,14 +291,8 @@ void setup_sys_fs_cgroup(int root_fd, const CgroupFsPlan& plan, bool host_sys) {
 // ---- after pivot_root: masks and read-only paths (runc's defaults) --------------------------------
 
 void mask_paths() {
-    static const char* const masked[] = {"/proc/acpi",          "/proc/asound",       "/proc/kcore",
-                                         "/proc/keys",          "/proc/latency_stats", "/proc/timer_list",
-                                         "/proc/timer_stats",   "/proc/sched_debug",  "/proc/scsi",
-                                         "/sys/firmware",       "/sys/devices/virtual/powercap",
-                                         // docker >= 28.0.2 (GHSA-6fw5-f8r9-fgfm): the host's interrupt
-                                         // counters and CPU thermal events leak activity across containers.
-                                         "/proc/interrupts"};
-    static const char* const read_only[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+    // docker's lists (runtime_spec.hpp): one copy for run and for bundle's config.json.
+    const std::vector<std::string>& read_only = docker_readonly_paths();
     UniqueFd root = sys::open_at(AT_FDCWD, "/", O_PATH | O_DIRECTORY);
     // CVE-2025-31133: what is bound over the masked paths must really be the null device, not whatever
     // a volume (-v FILE:/dev/null) or the image put there; checked on the very fd that is bound.
@@ -298,7 +302,7 @@ void mask_paths() {
         throw Error(Errc::UnsafePath, "/dev/null in the container is not the null device");
     }
     // No exceptions for the expected absences here: this runs on the child's own clone stack.
-    std::vector<std::string> paths(std::begin(masked), std::end(masked));
+    std::vector<std::string> paths = docker_masked_paths();
     // Each CPU's thermal_throttle too (docker >= 28.0.2).
     if (DIR* cpus = ::opendir("/sys/devices/system/cpu")) {
         while (struct dirent* e = ::readdir(cpus)) {
@@ -321,7 +325,8 @@ void mask_paths() {
             sys::bind_at(null_dev.get(), target.get(), false, path);
         }
     }
-    for (const char* path : read_only) {
+    for (const std::string& path_text : read_only) {
+        const char* path = path_text.c_str();
         auto [target, err] = sys::try_open_beneath(root.get(), path + 1, O_PATH | O_NOFOLLOW);
         if (err == ENOENT) continue;
         if (err) throw_errno(err, "open", path);
@@ -418,6 +423,12 @@ std::string read_account_file(int root_fd, const std::string& path, const std::s
 
 // ---- the child ------------------------------------------------------------------------------------
 
+// A cgroup's cgroup.procs, open for writing, and the cgroup's directory for messages.
+struct CgroupProcs {
+    int fd;
+    std::string dir;
+};
+
 struct ChildArgs {
     const LaunchSpec* spec = nullptr;
     int error_pipe = -1;
@@ -431,6 +442,11 @@ struct ChildArgs {
     int stdio[3] = {-1, -1, -1};  // pipes to put on fds 0..2 instead of the user's terminal (StdioRelay)
     const SeccompFilter* seccomp = nullptr;  // none with --privileged
     const CgroupFsPlan* cgroup_fs = nullptr;  // the container's /sys/fs/cgroup
+    // The container's PID 1 reads one byte here once it is in its cgroups: go_read for --init's (the
+    // parent moves it), the supervisor's socket otherwise (the supervisor moves it).
+    int cgroup_go = -1;
+    // Supervisor: cgroup.procs of each cgroup the container goes into, opened by the parent.
+    const std::vector<CgroupProcs>* cgroup_procs = nullptr;
     int namespaces = 0;                      // the clone flags of the container's PID 1
     bool supervised = false;  // the container's PID 1 is the supervisor's child, which had the go-ahead
     sigset_t signal_mask {};  // supervised: the mask the container starts with (the supervisor blocks some)
@@ -459,13 +475,12 @@ void tell_sanitizer_about_stack([[maybe_unused]] const ChildArgs* args) {
 #endif
 }
 
-// Nothing of the container may run before the parent has put this process into its cgroups:
-// wait for its byte. End of file instead: the parent failed (and says why itself) or died.
-bool wait_for_go(const ChildArgs* args) {
-    ::close(args->go_write);
+// Waits for the one byte that lets a child go on. End of file instead: the process that was to send
+// it failed (and says why itself) or died.
+bool wait_for_byte(int fd) {
     char go = 0;
     ssize_t got;
-    while ((got = ::read(args->go_read, &go, 1)) < 0 && errno == EINTR) {
+    while ((got = ::read(fd, &go, 1)) < 0 && errno == EINTR) {
     }
     return got == 1;
 }
@@ -630,15 +645,14 @@ int child_main(void* raw) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (args->supervised) {
         ::sigprocmask(SIG_SETMASK, &args->signal_mask, nullptr);
-    } else if (!wait_for_go(args)) {
-        exit_now(125);
+    } else {
+        ::close(args->go_write);
     }
     // go_read stays open (close-on-exec): the lifeline arm_parent_death_signal looks at.
     try {
-        // The go-ahead came: this process is in the container's cgroups, which its own cgroup
-        // namespace now takes as its roots (/proc/self/cgroup shows "/", /sys/fs/cgroup mounts them).
-        // Not a clone flag: --init's PID 1 is cloned before the parent can move it.
-        if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare", "cgroup namespace");
+        // Until the go-ahead below this process runs only imgtool's own set-up (its namespaces, its
+        // root), while the parent or the supervisor moves it into its cgroups and records it:
+        // the two overlap instead of following each other.
         // A new session: no controlling terminal shared with the host, so TIOCSTI cannot inject input
         // into the user's shell (bubblewrap CVE-2017-5226).
         if (::setsid() < 0) throw_errno("setsid", "");
@@ -661,6 +675,12 @@ int child_main(void* raw) {
         setup_dev(root.get(), spec.privileged);
         if (args->console_socket >= 0) attach_container_tty(root.get(), args->console_socket);
         bool host_sys = setup_sys(root.get(), spec.new_network);
+        // The go-ahead: this process is in the container's cgroups, and the container is recorded.
+        // Nothing that can open a device or spend a limited resource for the container runs before it.
+        if (!wait_for_byte(args->cgroup_go)) exit_now(125);
+        // The cgroups just joined become the roots of the container's cgroup namespace (/proc/self/cgroup
+        // shows "/", /sys/fs/cgroup mounts them). Not a clone flag: the process is moved after its clone.
+        if (::unshare(CLONE_NEWCGROUP) != 0) throw_errno("unshare", "cgroup namespace");
         setup_sys_fs_cgroup(root.get(), *args->cgroup_fs, host_sys);
         for (const auto& f : spec.own_files) {
             UniqueFd host = sys::open_at(AT_FDCWD, f.host, O_PATH | O_NOFOLLOW, 0, f.host);
@@ -757,19 +777,40 @@ int supervisor_main(void* raw) {
     sigemptyset(&block);
     for (int sig : kForwardedSignals) sigaddset(&block, sig);
     ::sigprocmask(SIG_BLOCK, &block, &args->signal_mask);
-    // The go-ahead: this process is in the container's cgroups (the container inherits them). End of file:
-    // imgtool failed or died, before or after PR_SET_PDEATHSIG was armed.
-    if (!wait_for_go(args)) exit_now(125);
-
+    // Not the container's to hold: imgtool's end of the go-ahead socket, whose hang-up is its lifeline.
+    ::close(args->go_write);
+    // The container's PID 1 starts at once and sets up its namespaces and root while this process moves
+    // it into its cgroups and imgtool records it; it waits on this socket before anything needs those.
+    int go_pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go_pair) != 0) {
+        child_fail(args->error_pipe, 125, std::string("socketpair: ") + std::strerror(errno));
+    }
     void* stack = ::mmap(nullptr, args->stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
                          -1, 0);
     if (stack == MAP_FAILED) child_fail(args->error_pipe, 125, std::string("mmap stack: ") + std::strerror(errno));
     ChildArgs inner = *args;
     inner.supervised = true;
     inner.stack = stack;
+    inner.cgroup_go = go_pair[0];
     pid_t child =
         ::clone(child_main, static_cast<char*>(stack) + args->stack_size, args->namespaces | SIGCHLD, &inner);
     if (child < 0) child_fail(args->error_pipe, 125, std::string("clone namespaces: ") + std::strerror(errno));
+    ::close(go_pair[0]);
+    // The PID as this PID namespace numbers it, which is how cgroup.procs reads a write. Only the
+    // container goes in: this process never runs anything of it.
+    const std::string child_pid = std::to_string(child);
+    for (const auto& procs : *args->cgroup_procs) {
+        if (::write(procs.fd, child_pid.data(), child_pid.size()) != static_cast<ssize_t>(child_pid.size())) {
+            child_fail(args->error_pipe, 125, "move the container into " + procs.dir + ": " + std::strerror(errno));
+        }
+    }
+    // imgtool's go-ahead: the container is recorded. End of file: imgtool failed or died, before or
+    // after PR_SET_PDEATHSIG was armed; the container ends with this process.
+    if (!wait_for_byte(args->go_read)) exit_now(125);
+    char go = 'g';
+    // A container that failed in its set-up is gone: its status and message are what count.
+    (void)!::send(go_pair[1], &go, 1, MSG_NOSIGNAL);
+    ::close(go_pair[1]);
     // Nothing of the host stays here: not the user's terminal, no pipe imgtool waits on to end.
     for (int fd = 0; fd < 3; ++fd) ::dup2(args->null_fd, fd);
     ::syscall(SYS_close_range, 3, ~0U, 0);
@@ -1076,6 +1117,19 @@ RunOutcome run_container(const LaunchSpec& spec) {
     for (int fd = 0; fd < 3; ++fd) args.stdio[fd] = relay.child_end(fd);
     args.seccomp = seccomp ? &*seccomp : nullptr;
     args.cgroup_fs = &cgroup_fs;
+    // Without --init the supervisor moves the container into its cgroups; --init's PID 1 is moved by
+    // this process, and waits on the go-ahead itself.
+    std::vector<UniqueFd> procs_fds;
+    std::vector<CgroupProcs> procs;
+    if (cgroups && !spec.init) {
+        for (const auto& cg : cgroups->made()) {
+            const std::string dir = cg.path();
+            procs_fds.push_back(sys::open_at(AT_FDCWD, dir + "/cgroup.procs", O_WRONLY, 0, dir + "/cgroup.procs"));
+            procs.push_back({procs_fds.back().get(), dir});
+        }
+    }
+    args.cgroup_procs = &procs;
+    args.cgroup_go = go_read.get();
     args.namespaces = namespaces;
     args.stack = stack;
     args.stack_size = kStack;
@@ -1092,10 +1146,12 @@ RunOutcome run_container(const LaunchSpec& spec) {
     console_child.reset();
     go_read.reset();
     relay.close_child_ends();
-    // The child waits on go_read: put it into its cgroups, then let it go. If that fails, it
-    // must not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
+    procs_fds.clear();
+    // The child sets itself up meanwhile and waits on go_read: --init's is put into its cgroups here
+    // (else the supervisor does it), the container is recorded, then it may go. If that fails, it must
+    // not be left behind (nor the cgroup, which the destructor can only remove once it is empty).
     try {
-        if (cgroups) cgroups->add(child);
+        if (cgroups && spec.init) cgroups->add(child);
         if (spec.on_started) spec.on_started(child);
         char go = 'g';
         if (::send(go_write.get(), &go, 1, MSG_NOSIGNAL) != 1) throw_errno("send", "start the container");

@@ -373,7 +373,7 @@ Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_a
     }
     if ((st.st_mode & 07777) != 0700 && ::fchmod(root_fd_.get(), 0700) != 0) throw_errno("chmod", root);
     lock_fd_ = sys::open_at(root_fd_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600, root + "/lock");
-    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "mounts", "empty", "tmp", "partial"}) {
+    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "inits", "mounts", "empty", "tmp", "partial"}) {
         sys::mkdir_at(root_fd_.get(), dir, 0700, true);
     }
     tmp_fd_ = sys::open_beneath(root_fd_.get(), "tmp", O_RDONLY | O_DIRECTORY);
@@ -772,6 +772,15 @@ void Store::remove_image(const Digest& id) {
             throw_errno("unlink", root_ + "/blobs/sha256/" + blob->hex());
         }
     }
+    // Its init layer (none in stores older than init layers, or before its first run).
+    if (::faccessat(root_fd_.get(), ("inits/" + id.hex()).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        sys::UniqueFd inits = sys::open_beneath(root_fd_.get(), "inits", O_RDONLY | O_DIRECTORY);
+        std::string trash = sys::unique_name("trash-");
+        if (::renameat(inits.get(), id.hex().c_str(), tmp_fd_.get(), trash.c_str()) != 0) {
+            throw_errno("rename", root_ + "/inits/" + id.hex());
+        }
+        sys::remove_tree_at(tmp_fd_.get(), trash);
+    }
     sys::UniqueFd layers = sys::open_beneath(root_fd_.get(), "layers", O_RDONLY | O_DIRECTORY);
     for (const Digest& layer : record->layers) {
         if (still_used.count(layer) || !has_layer(layer)) continue;
@@ -862,6 +871,31 @@ std::map<std::string, Digest> Store::commit_images(const std::vector<ImageCommit
 }
 
 // ---- containers ----
+
+std::pair<sys::UniqueFd, std::string> Store::image_init_layer(const Digest& id,
+                                                              const std::function<void(int dir_fd)>& fill) {
+    sys::UniqueFd inits = sys::open_beneath(root_fd_.get(), "inits", O_RDONLY | O_DIRECTORY);
+    const std::string name = id.hex();
+    const std::string path = root_ + "/inits/" + name;
+    int raw = ::openat(inits.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (raw >= 0) return {sys::UniqueFd(raw), path};
+    if (errno != ENOENT) throw_errno("open", path);
+    const std::string made = sys::unique_name("init-");
+    sys::mkdir_at(tmp_fd_.get(), made, 0755, false);
+    try {
+        sys::UniqueFd dir = sys::open_beneath(tmp_fd_.get(), made, O_RDONLY | O_DIRECTORY);
+        fill(dir.get());
+        // ENOTEMPTY/EEXIST: another run made it meanwhile; theirs is as good.
+        if (::renameat(tmp_fd_.get(), made.c_str(), inits.get(), name.c_str()) != 0) {
+            if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("rename", path);
+            sys::remove_tree_at(tmp_fd_.get(), made);
+        }
+    } catch (...) {
+        sys::remove_tree_at(tmp_fd_.get(), made);
+        throw;
+    }
+    return {sys::open_beneath(inits.get(), name, O_PATH | O_DIRECTORY), path};
+}
 
 Store::ContainerArea Store::new_container_area() {
     Staging staging = new_staging();  // diff/ is the writable layer's upper

@@ -351,6 +351,9 @@ private:
             ssize_t n = ::getdents64(f.fd.get(), f.buffer.get(), kBufferSize);
             if (n < 0) {
                 if (errno == EINTR) continue;
+                // Removed by someone else since it was opened (a --rm container's monitor removing its
+                // own area while a command cleans tmp/): a removed directory is empty.
+                if (errno == ENOENT) return nullptr;
                 throw_errno("read directory", path(depth));
             }
             if (n == 0) return nullptr;

@@ -107,6 +107,12 @@ LayerStack open_layers(const store::Store& store, const store::ImageRecord& imag
     return stack;
 }
 
+void LayerStack::add_top(sys::UniqueFd fd, const std::string& path) {
+    refs.push_back({fd_path(fd.get()), false, {}});
+    fds.push_back(std::move(fd));
+    paths.insert(paths.end() - 1, path);  // the empty directory's path stays last
+}
+
 LayerStack LayerStack::reopened() const {
     LayerStack again;
     std::vector<std::string> renamed;  // "/proc/self/fd/OLD" -> "/proc/self/fd/NEW"

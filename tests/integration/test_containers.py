@@ -94,6 +94,50 @@ class DetachedTest(RunTest):
         self.assertEqual((doc["State"], doc["ExitCode"]), ("exited", 7), doc)
         self.assertEqual(self.imgtool("rm", cid[:12]).rc, 0)
 
+    def container_upper(self, cid: str) -> list:
+        def record_of(area):
+            path = os.path.join(self.root, "tmp", area, "container.json")
+            if not os.path.exists(path):
+                return ""
+            with open(path) as fh:
+                return fh.read()
+        [area] = [e for e in harness.tmp_entries(self.root) if cid in record_of(e)]
+        upper = os.path.join(self.root, "tmp", area, "diff")
+        return sorted(os.path.relpath(os.path.join(d, n), upper)
+                      for d, dirs, files in os.walk(upper) for n in dirs + files)
+
+    def test_init_layer_leaves_the_writable_layer_empty(self):
+        # docker's init layer: /etc/hosts, /etc/hostname and /etc/resolv.conf to bind the container's
+        # own files on come from a layer shared by the image's containers, made at its first run. A
+        # container that writes nothing has nothing in its writable layer: no copy-up of /etc, no
+        # mount-point files (busybox has none of the three; hostile-etc has all, as a file and symlinks).
+        from test_run import hostile_image
+        import gen_images
+        ref = "imgtool-test/hostile-etc"
+        harness.pull(self, self.root, hostile_image(self.work, "etc", extra=[
+            gen_images.f("etc/hosts", b"10.0.0.1 stale-build-host\n"),
+            gen_images.sym("etc/resolv.conf", "/../../../../etc/shadow")]))
+        # A file volume on a file the image has: bound over it, not copied up first.
+        volume = os.path.join(self.work, "group")
+        with open(volume, "w") as fh:
+            fh.write("root:x:0:\n")
+        for image, opts in ((IMAGE, ()), (ref, ()), (IMAGE, ("-v", f"{volume}:/etc/group:ro"))):
+            with self.subTest(image=image, opts=opts):
+                cid = self.detach(*opts, image, "sleep", "60")
+                self.assertEqual(self.container_upper(cid), [])
+                # The image's /etc as it was: its mode, owner, entries, and the container's own files.
+                out = self.imgtool("exec", cid, "sh", "-c",
+                                   "stat -c '%a %u %g' /etc; ls /etc; grep -c localhost /etc/hosts")
+                self.assertEqual(out.rc, 0, str(out))
+                self.assertTrue(out.out.startswith("755 0 0\n"), out.out)
+                self.assertIn("passwd", out.out)
+                self.imgtool("rm", "-f", cid)
+        inits = os.listdir(os.path.join(self.root, "inits"))
+        self.assertEqual(len(inits), 2, inits)
+        # Removed with its image.
+        self.assertEqual(self.imgtool("rmi", ref).rc, 0)
+        self.assertEqual(len(os.listdir(os.path.join(self.root, "inits"))), 1)
+
     def test_rm_removes_it_when_it_ends(self):
         cid = self.detach("--rm", IMAGE, "sh", "-c", "echo bye")
         self.assertTrue(wait_for(lambda: cid not in self.ps_json("-a"), timeout=10))

@@ -969,6 +969,20 @@ class InitLayerTest(RunTest):
         self.ok("echo 10.1.1.1 extra-entry >> /etc/hosts && busybox grep -c extra-entry /etc/hosts", image=ref)
         self.assertNotIn("extra-entry", self.ok("cat /etc/hosts", image=ref))
 
+    def test_etc_symlink_gets_no_init_layer(self):
+        # An image whose /etc is a symlink (to /srv/etc here): the shared init layer would hide it
+        # behind a directory, so none is stacked; the container still gets its own files, made
+        # through the symlink inside its root as before.
+        ref = "imgtool-test/hostile-etclink"
+        path = hostile_image(self.work, "etclink", drop=("etc", "etc/group", "etc/hostname", "etc/passwd"),
+                             extra=[gen_images.d("srv/etc"), gen_images.f("srv/etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+                                    gen_images.f("srv/etc/group", b"root:x:0:\n"), gen_images.sym("etc", "srv/etc")])
+        harness.pull(self, self.root, path)
+        out = self.ok("readlink /etc; cat /etc/passwd; grep -c localhost /etc/hosts", image=ref)
+        self.assertEqual(out.splitlines()[:2], ["srv/etc", "root:x:0:0::/root:/bin/sh"])
+        self.assertNotEqual(out.splitlines()[2], "0")
+        self.assertEqual(os.listdir(os.path.join(self.root, "inits")), [])
+
     def test_with_read_only_root(self):
         out = self.ok("cat /etc/hostname; touch /etc/x 2>/dev/null || echo ro", "--read-only", "--hostname", "roh")
         self.assertEqual(out, "roh\nro\n")

@@ -119,6 +119,29 @@ TEST_CASE("a directory moved out of the tree mid-removal takes nothing outside w
     CHECK(sys::list_directory(open_dir(s.fd(), "top").get(), "top").empty());
 }
 
+TEST_CASE("a directory removed by someone else after it was entered ends the removal quietly") {
+    // Two removers of one tree: a --rm container's monitor removing its own area while another
+    // command cleans tmp/. Reading a directory the other removed gives ENOENT: it is empty, not an error.
+    Scratch s;
+    make_dir(s.fd(), "top");
+    make_dir(s.fd(), "top/a");
+    write_file(s.fd(), "top/b", "b");
+    sys::detail::RemoveTreeOptions opts;
+    int removed = 0;
+    opts.entered = [&](int, const std::string& rel, std::size_t) {
+        if (rel == "a") {
+            fs_test::check_sys(::unlinkat(s.fd(), "top/a", AT_REMOVEDIR) == 0, "rmdir top/a");
+            ++removed;
+        }
+    };
+    int top = ::openat(s.fd(), "top", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(top >= 0);
+    CHECK_NOTHROW(sys::detail::remove_children(top, "top", opts));
+    ::close(top);
+    CHECK(removed == 1);
+    CHECK(sys::list_directory(open_dir(s.fd(), "top").get(), "top").empty());
+}
+
 TEST_CASE("a directory swapped for a symlink after it was listed is unlinked, never followed") {
     Scratch s;
     make_victim(s.fd(), "outside");

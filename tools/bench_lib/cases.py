@@ -127,6 +127,31 @@ class Ctx:
             self._bundle = b
         return self._bundle
 
+    def bundle_with_seccomp(self) -> str:
+        """The same bundle (same rootfs) with moby's default seccomp profile in its config.json, as
+        tools/run_vs_crun.py writes it: crun then loads a filter as `imgtool run` does."""
+        if not getattr(self, "_bundle_seccomp", None):
+            import importlib.util
+            spec = importlib.util.spec_from_file_location(
+                "run_vs_crun", os.path.join(os.path.dirname(os.path.dirname(__file__)), "run_vs_crun.py"))
+            rvc = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(rvc)
+            profile = rvc.docker_seccomp()
+            if profile is None:
+                raise RuntimeError("moby's seccomp profile could not be converted for crun")
+            plain = self.bundle()
+            b = self.path("lat", "bundle-seccomp")
+            clean(b)
+            os.makedirs(b)
+            with open(os.path.join(plain, "config.json")) as f:
+                cfg = json.load(f)
+            cfg["root"]["path"] = os.path.join(plain, cfg["root"].get("path", "rootfs"))
+            cfg["linux"]["seccomp"] = profile
+            with open(os.path.join(b, "config.json"), "w") as f:
+                json.dump(cfg, f, indent=1)
+            self._bundle_seccomp = b
+        return self._bundle_seccomp
+
     def registry(self) -> str:
         """Debian's docker-registry (the CNCF distribution registry) on 127.0.0.1, serving the big
         gzip image as bench/big:gzip (pushed once with skopeo, blobs as they are in the archive);
@@ -624,6 +649,15 @@ class CrunRun(_OciRuntimeRun):
                 "run", "-b", getattr(self, "bundle", "$BUNDLE"), cid]
 
 
+class CrunSeccompRun(CrunRun):
+    """crun as above with moby's default seccomp profile: the filter `imgtool run` also loads."""
+    tool, label = "crun-seccomp", "crun --cgroup-manager=disabled run (umoci bundle + docker's seccomp profile)"
+
+    def setup(self):
+        super().setup()
+        self.bundle = self.ctx.bundle_with_seccomp()
+
+
 class RuncRun(_OciRuntimeRun):
     tool, label = "runc", "runc run (umoci bundle)"
 
@@ -638,6 +672,84 @@ class SpawnTrue(Contender):
 
     def cmds(self):
         return [["/bin/true"]]
+
+
+# --- commit: a container's 100 MiB writable layer as a new image ----------------------------
+
+COMMIT_FILES = 100  # x 1 MiB of random bytes
+
+
+def commit_data(ctx: Ctx) -> str:
+    """The files both contenders' containers hold in their writable layer (made once)."""
+    data = ctx.path("commit-data")
+    if not os.path.isdir(data) or len(os.listdir(data)) != COMMIT_FILES:
+        clean(data)
+        os.makedirs(data)
+        for i in range(COMMIT_FILES):
+            with open(os.path.join(data, f"f{i:03d}"), "wb") as fh:
+                fh.write(os.urandom(1 << 20))
+    return data
+
+
+class ImgtoolCommit(Contender):
+    """A stopped `run -d` container that copied the data into /big; each sample's image (and with
+    it the new layer) is removed afterwards, so every sample unpacks the layer anew."""
+    group, tool, label = "commit 100 MiB", "imgtool", "imgtool commit CONTAINER"
+
+    def setup(self):
+        data = commit_data(self.ctx)
+        self.store = self.ctx.path("commit", "imgtool-store")
+        clean(self.store)
+        image = run([self.ctx.imgtool, "--root", self.store, "pull-local", "-q", self.ctx.archive("small")],
+                    capture=True).stdout.strip().splitlines()[-1]
+        self.cid = run([self.ctx.imgtool, "--root", self.store, "run", "-d", "-v", f"{data}:/src:ro", image,
+                        "sh", "-c", "mkdir /big && cp -a /src/. /big/"], capture=True).stdout.strip()
+        deadline = time.monotonic() + 120
+        while "Exited (0)" not in run([self.ctx.imgtool, "--root", self.store, "ps", "-a"], capture=True).stdout:
+            if time.monotonic() > deadline:
+                raise Unavailable("the container that writes the data did not finish")
+            time.sleep(0.2)
+
+    def cmds(self):
+        return [[self.ctx.imgtool, "--root", getattr(self, "store", "$STORE"), "commit",
+                 getattr(self, "cid", "CONTAINER"), "bench-commit:1"]]
+
+    def after(self):
+        run([self.ctx.imgtool, "--root", self.store, "rmi", "bench-commit:1"], quiet=True, check=False)
+
+    def teardown(self):
+        run([self.ctx.imgtool, "--root", self.store, "rm", "-f", self.cid], quiet=True, check=False)
+        clean(self.store)
+
+
+class PodmanCommit(Contender):
+    """podman commit (containers/storage: what buildah commit does) of a created container whose
+    layer got the same files through `podman mount`."""
+    group, tool, label = "commit 100 MiB", "podman", "podman commit CONTAINER"
+
+    def setup(self):
+        self.ctx.probe_podman()
+        data = commit_data(self.ctx)
+        self.root = self.ctx.path("commit", "podman")
+        clean(self.root)
+        self.env = self.ctx.podman_env(self.root)
+        p = self.ctx.podman_argv(self.root)
+        image = run([*p, "load", "-q", "-i", self.ctx.archive("small")], env=self.env,
+                    capture=True).stdout.strip().split()[-1]
+        run([*p, "create", "--name", "bench-c1", image, "true"], env=self.env)
+        merged = run([*p, "mount", "bench-c1"], env=self.env, capture=True).stdout.strip()
+        shutil.copytree(data, os.path.join(merged, "big"))
+        run([*p, "umount", "bench-c1"], env=self.env)
+
+    def cmds(self):
+        p = self.ctx.podman_argv(getattr(self, "root", "$ROOT"))
+        return [[*p, "commit", "-q", "bench-c1", "bench-commit:1"]]
+
+    def after(self):
+        run([*self.ctx.podman_argv(self.root), "rmi", "bench-commit:1"], env=self.env, quiet=True, check=False)
+
+    def teardown(self):
+        clean(self.root)
 
 
 CRUN_HYBRID = re.compile(r"hybrid mode not supported")
@@ -721,4 +833,5 @@ def pull_contenders(ctx: Ctx, with_podman: bool, builtin: bool = True) -> list[l
             registry.append(PodmanPull(ctx))
         groups += [registry + [SkopeoUmoci(ctx)], [ImgtoolRegistryRepull(ctx)]]
         groups.append([ImgtoolSave(ctx)] + ([PodmanSave(ctx)] if with_podman else []))
+        groups.append([ImgtoolCommit(ctx), *([PodmanCommit(ctx)] if with_podman else [])])
     return groups

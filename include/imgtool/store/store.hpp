@@ -35,6 +35,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -269,6 +270,13 @@ public:
         sys::UniqueFd record_fd_;
     };
     ContainerArea new_container_area();
+
+    // Image `id`'s init layer (inits/<hex>/, docker's init layer): the mount points every container of
+    // the image needs, made once by `fill` (given the new directory, in tmp/, then renamed into place:
+    // a concurrent run's copy wins and ours goes), shared read-only as a lower layer, removed with the
+    // image. Returns the directory, open O_PATH, and its path.
+    std::pair<sys::UniqueFd, std::string> image_init_layer(const digest::Digest& id,
+                                                           const std::function<void(int dir_fd)>& fill);
 
     // Running and starting containers; with `all`, stopped kept ones too (docker ps -a).
     std::vector<Container> containers(bool all) const;

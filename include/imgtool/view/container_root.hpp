@@ -24,6 +24,13 @@ struct ContainerUpper {
 };
 ContainerUpper open_container_upper(const std::string& path);
 
+// docker's init layer: stacks on `layers` the image's init layer (store::Store::image_init_layer),
+// made on the image's first run, holding empty /etc/hosts, /etc/hostname and /etc/resolv.conf to bind
+// the container's own files on. Without it each container creates them in its writable layer: a
+// copy-up of /etc and three files, removed again at its end. Nothing is stacked where the image's /etc
+// is not a directory (a symlink...): there each container's set-up resolves it as before.
+void add_init_layer(store::Store& store, const store::ImageRecord& image, LayerStack& layers);
+
 struct ContainerRootPlan {
     const LayerStack* layers = nullptr;
     overlay::UpperDirs upper;                    // the store's writable layer (upper may be replaced below)

@@ -30,6 +30,8 @@ struct LayerStack {
     // one: overlayfs refuses layers whose mounts belong to another namespace), each checked to be the
     // very directory opened before (device and inode), so nothing swapped in between is used.
     LayerStack reopened() const;
+    // Stacks directory `fd` (opened at `path`) on top of the layers.
+    void add_top(sys::UniqueFd fd, const std::string& path);
 };
 LayerStack open_layers(const store::Store& store, const store::ImageRecord& image);
 // The same layers by their store paths, for people (inspect's GraphDriver data).
