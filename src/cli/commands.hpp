@@ -58,6 +58,7 @@ void add_stop(CLI::App& app, Globals& globals, Action& action);
 std::string ago(const std::string& created);
 void add_inspect(CLI::App& app, Globals& globals, Action& action);
 void add_rm(CLI::App& app, Globals& globals, Action& action);
+void add_save(CLI::App& app, Globals& globals, Action& action);
 void add_tag(CLI::App& app, Globals& globals, Action& action);
 void add_mount(CLI::App& app, Globals& globals, Action& action);
 void add_umount(CLI::App& app, Globals& globals, Action& action);

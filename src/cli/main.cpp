@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
     cli::add_inspect(app, globals, action);
     cli::add_rm(app, globals, action);
     cli::add_tag(app, globals, action);
+    cli::add_save(app, globals, action);
     cli::add_mount(app, globals, action);
     cli::add_umount(app, globals, action);
     cli::add_mounts(app, globals, action);

@@ -25,6 +25,7 @@
 #include "imgtool/layer/compression.hpp"
 #include "imgtool/layer/merged.hpp"
 #include "imgtool/layer/tar_check.hpp"
+#include "imgtool/layer/tar_record.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/layer/unpack.hpp"
 
@@ -258,7 +259,15 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
     if (hasher_thread) hasher.emplace([&] { hash_tar(pipe, job, tar); });
 
     layer::PipeReader piped(pipe, kExtractor);
+    // The tar record (layer/tar_record.hpp) is written beside diff/ from the bytes the extractor reads,
+    // so `save` can give the tar back byte for byte; it is committed with the layer.
+    sys::UniqueFd record_fd = sys::open_at(job.staging->dir_fd(), layer::kTarRecordName,
+                                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    layer::TarRecordWriter record;
+    record.open(record_fd.get());
+    layer::RecordingViewReader recorded(piped, record);
     layer::UnpackOptions options;
+    options.record = &record;
     options.cancel = &cancel;
     options.rootless = pull.rootless;
     options.squash_owners = pull.squash_owners;
@@ -267,8 +276,9 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
     layer::UnpackStats stats;
     std::exception_ptr consumer_error;
     try {
-        stats = layer::unpack_layer(static_cast<sys::ViewReader&>(piped), job.staging->diff_fd(), options);
-        drain(piped);
+        stats = layer::unpack_layer(static_cast<sys::ViewReader&>(recorded), job.staging->diff_fd(), options);
+        while (!recorded.next().empty()) {
+        }
     } catch (...) {
         consumer_error = std::current_exception();
         // Docker archives state no blob digest: then a corrupt tar is best explained by its diff_id,
@@ -300,6 +310,8 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
     // those); a stream that stopped inside a header or a file's data is truncated, whatever it hashes to.
     if (stats.padded_end && !tar.ended_cleanly) throw Error(Errc::Corrupt, "layer tar ends inside an entry (truncated)");
     if (!stats.whiteout_dirs.empty()) make_skeleton(job.staging->dir_fd(), stats.whiteout_dirs);
+    std::string not_reproducible = record.finish();
+    if (!not_reproducible.empty()) log::debug("layer " + plan.diff_id.str() + ": tar record: not reproducible: " + not_reproducible);
     job.info = store::LayerInfo{.diff_id = plan.diff_id,
                                 .size = tar.bytes,
                                 .entries = stats.entries,

@@ -975,7 +975,14 @@ struct TarCheck::Impl {
         }
 
         if (observer) {
-            observer(TarCheckedEntry{passed + 1, chain.offset, e.name, (t == '1' || t == '2') ? e.link : "", t});
+            std::string_view link = (t == '1' || t == '2') ? std::string_view(e.link) : std::string_view();
+            TarCheckedEntry checked{passed + 1, chain.offset, e.name, link, t};
+            // Called from the entry's own header block (no sparse blocks or map before its data).
+            checked.plain_data = e.regular && t != '1' && t != 'S' && !e.sparse && !e.lib_ext && e.map_bytes == 0 &&
+                                 !directory_name && e.data > 0;
+            checked.data_offset = block_start + kBlock;
+            checked.data_size = static_cast<std::uint64_t>(e.data);
+            observer(checked);
         }
         ++passed;
         chain = Chain{};

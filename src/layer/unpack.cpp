@@ -21,6 +21,7 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/layer/compression.hpp"
 #include "imgtool/layer/entry_path.hpp"
+#include "imgtool/layer/tar_record.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/tree_metadata.hpp"
 
@@ -87,8 +88,11 @@ public:
         const char* raw = archive_entry_pathname(e);
         if (raw == nullptr) throw Error(Errc::Corrupt, "entry without a usable name");
         name_ = raw;
+        wrote_file_ = false;
+        path_.clear();
         auto path = clean_entry_path(name_);
         if (!path) throw Error(Errc::UnsafePath, printable(name_) + ": path escapes the layer root");
+        path_ = *path;
         if (path->size() >= PATH_MAX) throw Error(Errc::Corrupt, printable(name_) + ": path longer than PATH_MAX");
         ++stats_.entries;
         mode_t type = archive_entry_filetype(e);
@@ -126,7 +130,10 @@ public:
         // Each maker creates first and deals with an existing entry only on EEXIST: most entries are
         // new, so this saves a stat per entry.
         switch (type) {
-            case AE_IFREG: make_file(a, dir, base, e); break;
+            case AE_IFREG:
+                make_file(a, dir, base, e);
+                wrote_file_ = true;
+                break;
             case AE_IFDIR: make_dir(dir, base, *path, e); break;
             case AE_IFLNK: make_symlink(dir, base, e); break;
             case AE_IFCHR:
@@ -156,6 +163,9 @@ public:
 
     const UnpackStats& stats() const { return stats_; }
     const std::string& current_name() const { return name_; }
+    // The cleaned path of the entry just handled, and whether its data went to a new regular file there.
+    const std::string& current_path() const { return path_; }
+    bool wrote_file() const { return wrote_file_; }
 
 private:
     std::string shown() const { return printable(name_); }
@@ -650,6 +660,8 @@ private:
     gid_t egid_;
     UnpackStats stats_;
     std::string name_;
+    std::string path_;
+    bool wrote_file_ = false;
     std::string cached_parent_;
     UniqueFd cached_parent_fd_;
     std::string last_dir_;  // the directory entry made last, still open
@@ -702,6 +714,7 @@ UnpackStats unpack_layer(sys::ViewReader& tar_stream, int root_fd, const UnpackO
             }
             throw;
         }
+        if (options.record) options.record->entry(unpacker.stats().entries, unpacker.current_path(), unpacker.wrote_file());
     }
     rethrow_parked();
     unpacker.finish();

@@ -757,6 +757,68 @@ class PodmanCommit(Contender):
 CRUN_HYBRID = re.compile(r"hybrid mode not supported")
 
 
+# --- save: the big image back to a docker archive, against podman save ------------------------
+
+class _SaveFile(Contender):
+    """Writes one archive, self.out (a file), from a store filled once in setup()."""
+    measure_rss = True
+
+    def before(self):
+        clean(self.out)
+
+    def output(self):
+        return self.out
+
+    def after(self):
+        clean(self.out)
+
+
+class ImgtoolSave(_SaveFile):
+    tool = "imgtool"
+    label = "imgtool save"
+    group = "save docker"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.store = ctx.path("imgtool-save-store")
+        self.out = ctx.path("imgtool-saved.tar")
+
+    def setup(self):
+        clean(self.store)
+        run([self.ctx.imgtool, "--root", self.store, "pull-local", "-q", self.ctx.archive("docker")])
+
+    def cmds(self):
+        return [[self.ctx.imgtool, "--root", self.store, "save", "-o", self.out, "bench:latest"]]
+
+    def teardown(self):
+        clean(self.store)
+
+
+class PodmanSave(_SaveFile):
+    tool = "podman"
+    label = "podman save"
+    group = "save docker"
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.root = ctx.path("podman-save-store")
+        self.out = ctx.path("podman-saved.tar")
+
+    def setup(self):
+        drv = self.ctx.probe_podman()
+        self.label = f"podman save ({drv})"
+        clean(self.root)
+        self.env = self.ctx.podman_env(self.root)
+        run([*self.ctx.podman_argv(self.root, drv), "load", "-q", "-i", self.ctx.archive("docker")], env=self.env)
+
+    def cmds(self):
+        return [[*self.ctx.podman_argv(self.root, self.ctx.podman_driver or "overlay"), "save", "-q",
+                 "--format", "docker-archive", "-o", self.out, "bench:latest"]]
+
+    def teardown(self):
+        clean(self.root)
+
+
 def pull_contenders(ctx: Ctx, with_podman: bool, builtin: bool = True) -> list[list[Contender]]:
     groups = []
     for form in [*(("gzip", "zstd", "docker") if builtin else ()), *ctx.external]:
@@ -772,5 +834,6 @@ def pull_contenders(ctx: Ctx, with_podman: bool, builtin: bool = True) -> list[l
         if with_podman:
             registry.append(PodmanPull(ctx))
         groups += [registry + [SkopeoUmoci(ctx)], [ImgtoolRegistryRepull(ctx)]]
+        groups.append([ImgtoolSave(ctx)] + ([PodmanSave(ctx)] if with_podman else []))
         groups.append([ImgtoolCommit(ctx), *([PodmanCommit(ctx)] if with_podman else [])])
     return groups

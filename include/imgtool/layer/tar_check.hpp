@@ -48,6 +48,12 @@ struct TarCheckedEntry {
     std::string_view name;     // archive_entry_pathname()
     std::string_view link;     // the link target, for typeflags '1' and '2'
     char typeflag = 0;
+    // Where the entry's data lies in the stream, and whether those bytes are the file's content as
+    // libarchive hands it out (a regular file, not sparse, not a directory by its name): what a tar
+    // record may leave out (layer/tar_record.hpp).
+    std::uint64_t data_offset = 0;
+    std::uint64_t data_size = 0;
+    bool plain_data = false;
 };
 
 class TarCheck {

@@ -34,6 +34,8 @@
 
 namespace imgtool::layer {
 
+class TarRecordWriter;
+
 struct UnpackStats {
     std::uint64_t entries = 0;
     std::uint64_t file_bytes = 0;  // logical size of regular files written
@@ -69,6 +71,9 @@ struct UnpackOptions {
     const std::atomic<bool>* cancel = nullptr;                   // checked between reads
     sys::SpaceReserve* reserve = nullptr;                        // charged per entry and per data block
     std::function<void(const UnpackStats&)> progress;            // called every few thousand entries
+    // Told, after each entry, its path and whether its data went to a regular file (the caller feeds
+    // it the raw stream: layer/tar_record.hpp).
+    TarRecordWriter* record = nullptr;
 };
 
 // Reads the tar stream to its end-of-archive marker (the caller drains and hashes the rest).
