@@ -55,6 +55,9 @@ PACKAGES = {
     "unshare": "util-linux",
     "mount": "mount",
     "zstd": "zstd",
+    "podman": "podman",
+    "runc": "runc",
+    "crun": "crun",
 }
 
 

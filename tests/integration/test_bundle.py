@@ -110,9 +110,7 @@ class BundleTest(unittest.TestCase):
                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
 
     def test_crun_and_runc_print_what_run_prints(self):
-        runtimes = [r for r in ("crun", "runc") if shutil.which(r)]
-        if not runtimes:
-            self.skipTest("neither crun nor runc is installed (tools/deps.sh installs crun)")
+        runtimes = [harness.require_tool(r) and r for r in ("crun", "runc")]  # tools/deps.sh installs both
         for i, (name, options) in enumerate(VARIANTS.items()):
             with self.subTest(variant=name):
                 run = self.it("run", "--hostname", HOSTNAME, *options, self.image, "sh", "-c", PROBE)
@@ -131,8 +129,7 @@ class BundleTest(unittest.TestCase):
         # not): /dev is a tmpfs without nodev there, so only the device cgroup refuses c 1:12 (a minor
         # of the mem driver that names no device: ENXIO where the cgroup allows it; no capability
         # check on the way, unlike /dev/kmsg's CAP_SYSLOG).
-        if shutil.which("runc") is None:
-            self.skipTest("runc is not installed")
+        harness.require_tool("runc")
         probe = ("cd /dev; mknod rvc-null c 1 3 && echo x >rvc-null && echo 'null ok'; "
                  "mknod rvc-x c 1 12 && echo 'mknod 1:12 ok'; head -c 1 rvc-x 2>&1; echo rc=$?")
         dir_ = self.make(self.new_dir("devices"), command=["sh", "-c", probe])
