@@ -5,9 +5,10 @@ libcli11-dev libisal-dev libzstd-dev libseccomp-dev libcurl4-openssl-dev libtoml
 # Tests: reference implementations and payloads (umoci/skopeo to compare trees, busybox as a static
 # payload, zstd to generate zstd layers, util-linux for unshare, tmux for the terminal tests, uidmap for
 # the rootless tests: newuidmap/newgidmap; gcc builds a static setuid probe and strace watches where
-# files are created in test_boundaries; crun and runc run `bundle`'s output, podman loads `save`'s).
+# files are created in test_boundaries; crun and runc run `bundle`'s output, whose config.json is checked
+# against the runtime-spec's schema; podman loads `save`'s).
 IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap gcc strace \
-docker-registry apache2-utils openssl crun runc podman"
+docker-registry apache2-utils openssl crun runc podman golang-github-opencontainers-specs-dev python3-jsonschema"
 
 imgtool_install_packages() {
     local missing=()

@@ -166,11 +166,14 @@ class BundleTest(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(dir_, "rootfs", "bin", "busybox")))
 
     def test_config_json_matches_the_runtime_spec_schema(self):
-        # Optional: the runtime-spec's own JSON schema (opencontainers/runtime-spec v1.0.2, schema/), not
-        # vendored here; point IMGTOOL_RUNTIME_SPEC_SCHEMA at its schema/ directory to check.
-        schema_dir = os.environ.get("IMGTOOL_RUNTIME_SPEC_SCHEMA")
-        if not schema_dir:
-            self.skipTest("IMGTOOL_RUNTIME_SPEC_SCHEMA is not set (runtime-spec v1.0.2 schema/ directory)")
+        # The runtime-spec's own JSON schema, as Debian's golang-github-opencontainers-specs-dev ships it
+        # (tools/deps.sh installs it, and python3-jsonschema); IMGTOOL_RUNTIME_SPEC_SCHEMA may name
+        # another schema/ directory.
+        schema_dir = os.environ.get("IMGTOOL_RUNTIME_SPEC_SCHEMA",
+                                    "/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema")
+        if not os.path.exists(os.path.join(schema_dir, "config-schema.json")):
+            raise harness.SetupError(f"no runtime-spec schema in {schema_dir}: install the Debian package "
+                                     "golang-github-opencontainers-specs-dev (tools/test.sh installs it)")
         import pathlib
         import warnings
         import jsonschema
