@@ -14,7 +14,7 @@ _T0 = time.monotonic()
 # Debian packages the benchmark drives (only what is missing gets installed).
 BENCH_PACKAGES = [
     "umoci", "skopeo", "podman", "debootstrap", "pigz", "isal", "zstd", "crun", "runc",
-    "python3", "busybox-static", "tar", "coreutils", "util-linux", "time",
+    "python3", "busybox-static", "tar", "coreutils", "util-linux", "time", "buildah",
 ]
 
 
