@@ -36,6 +36,12 @@ sys::UniqueFd open_dir_nofollow(const std::string& dir) {
     return sys::UniqueFd(raw);
 }
 
+// "DIR/" names what DIR points to: the trailing slash would make a symlink's target the bundle.
+std::string without_trailing_slashes(std::string dir) {
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    return dir;
+}
+
 bool is_empty_dir(int fd, const std::string& shown) {
     int copy = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (copy < 0) throw_errno("open", shown);
@@ -144,8 +150,12 @@ Bundle make_bundle(store::Store& store, std::string_view reference, BundleReques
         }
     }
 
-    const std::string& dir = request.dir;
+    const std::string dir = without_trailing_slashes(request.dir);
     if (dir.empty()) throw Error(Errc::InvalidArgument, "DIR is empty");
+    // Root writes config.json there and a runtime runs it as root, with a rootfs that honours setuid:
+    // DIR must be the caller's, in directories only root or the caller can change (the store's rule).
+    store::Store::check_private_location(dir, "bundle directory",
+                                         "another user could replace what the runtime runs; choose a directory of yours");
     sys::UniqueFd dirfd;  // declared before undo: its destructor still uses the fd
     Undo undo(store, dir);
     auto [st, err] = sys::try_lstat_at(AT_FDCWD, dir);
@@ -208,7 +218,8 @@ Bundle make_bundle(store::Store& store, std::string_view reference, BundleReques
     return bundle;
 }
 
-std::vector<std::string> remove_bundle(store::Store& store, const std::string& dir) {
+std::vector<std::string> remove_bundle(store::Store& store, const std::string& given) {
+    const std::string dir = without_trailing_slashes(given);
     auto [st, err] = sys::try_lstat_at(AT_FDCWD, dir);
     if (err) throw_errno(err, "stat", dir);
     if (S_ISLNK(st.st_mode)) throw Error(Errc::InvalidArgument, dir + ": a symbolic link (give the directory itself)");

@@ -123,6 +123,10 @@ SeccompFilter SeccompFilter::compile(const SyscallPolicy& policy) {
     auto* ctx = static_cast<scmp_filter_ctx>(owner.get());
     // libseccomp would set no_new_privs when loading; we load it ourselves and, as docker, never set it.
     check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "clear no_new_privs");
+    // A binary tree over syscall numbers instead of a list: at load the kernel runs the program once per
+    // syscall number and architecture (its cache of always-allowed calls), and a list makes that
+    // numbers x length; at run time each call walks log(n) comparisons instead of up to n.
+    check(seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2), "sort the filter as a binary tree");
     for (const std::string& name : policy.architectures) {
         std::uint32_t arch = arch_token(name);
         if (arch == 0) throw Error(Errc::InvalidArgument, "seccomp: libseccomp does not know the architecture " + name);

@@ -284,27 +284,36 @@ bool in_user_namespace() {
     }
 }
 
-[[noreturn]] void unsafe(const std::string& dir, const std::string& why) {
-    throw Error(Errc::UnsafePath, "refusing store location: " + dir + " " + why +
-                                      " (someone else could replace the store; choose another --root)", dir);
+// What a checked location is for, in messages.
+struct LocationRole {
+    std::string what;  // "store location"
+    std::string hint;  // what someone else could do, and what to do instead
+};
+const LocationRole kStoreRole{"store location", "someone else could replace the store; choose another --root"};
+
+[[noreturn]] void unsafe(const std::string& dir, const std::string& why, const LocationRole& role = kStoreRole) {
+    throw Error(Errc::UnsafePath, "refusing " + role.what + ": " + dir + " " + why + " (" + role.hint + ")", dir);
 }
 
 // An existing directory on the way to the store: only root or the caller may be able to change it.
-void check_ancestor(const std::string& dir, const struct stat& st) {
+void check_ancestor(const std::string& dir, const struct stat& st, const LocationRole& role) {
     uid_t me = ::geteuid();
     bool trusted_owner = st.st_uid == 0 || st.st_uid == me || (in_user_namespace() && st.st_uid == overflow_uid());
-    if (!trusted_owner) unsafe(dir, "is owned by uid " + std::to_string(st.st_uid));
+    if (!trusted_owner) unsafe(dir, "is owned by uid " + std::to_string(st.st_uid), role);
     bool sticky = st.st_mode & S_ISVTX;
-    if ((st.st_mode & S_IWOTH) && !sticky) unsafe(dir, "is writable by everyone");
+    if ((st.st_mode & S_IWOTH) && !sticky) unsafe(dir, "is writable by everyone", role);
     // Group write is fine for the caller's own group (user private groups), not for a shared one.
     if ((st.st_mode & S_IWGRP) && !sticky && st.st_gid != ::getegid() && st.st_gid != 0) {
-        unsafe(dir, "is writable by group " + std::to_string(st.st_gid));
+        unsafe(dir, "is writable by group " + std::to_string(st.st_gid), role);
     }
 }
 
 }  // namespace
 
-void Store::check_location(const std::string& root) {
+void Store::check_location(const std::string& root) { check_private_location(root, kStoreRole.what, kStoreRole.hint); }
+
+void Store::check_private_location(const std::string& root, const std::string& what, const std::string& hint) {
+    const LocationRole role{what, hint};
     std::vector<std::string> todo;
     for (auto& part : split(absolute(root), '/')) {
         if (!part.empty() && part != ".") todo.push_back(part);
@@ -313,7 +322,7 @@ void Store::check_location(const std::string& root) {
     std::string current = "/";
     struct stat st {};
     if (::lstat("/", &st) != 0) throw_errno("stat", "/");
-    check_ancestor("/", st);
+    check_ancestor("/", st, role);
     int links = 0;
     while (!todo.empty()) {
         std::string part = std::move(todo.back());
@@ -331,7 +340,7 @@ void Store::check_location(const std::string& root) {
         if (S_ISLNK(st.st_mode)) {
             // A symlink is as trustworthy as the directory holding it, which was checked; its target
             // is walked and checked in turn. The store root itself is never a symlink.
-            if (last) unsafe(next, "is a symlink");
+            if (last) unsafe(next, "is a symlink", role);
             if (++links > 40) throw Error(std::error_code(ELOOP, std::generic_category()), next + ": too many symlinks");
             std::string target(PATH_MAX, '\0');
             ssize_t n = ::readlink(next.c_str(), target.data(), target.size());
@@ -345,11 +354,11 @@ void Store::check_location(const std::string& root) {
             if (!target.empty() && target[0] == '/') current = "/";
             continue;
         }
-        if (!S_ISDIR(st.st_mode)) unsafe(next, "is not a directory");
+        if (!S_ISDIR(st.st_mode)) unsafe(next, "is not a directory", role);
         if (last) {
-            if (st.st_uid != ::geteuid()) unsafe(next, "is owned by uid " + std::to_string(st.st_uid) + ", not by you");
+            if (st.st_uid != ::geteuid()) unsafe(next, "is owned by uid " + std::to_string(st.st_uid) + ", not by you", role);
         } else {
-            check_ancestor(next, st);
+            check_ancestor(next, st, role);
         }
         current = next;
     }

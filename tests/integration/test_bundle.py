@@ -192,6 +192,32 @@ class BundleTest(unittest.TestCase):
 
     # ---- DIR's rules --------------------------------------------------------------------------
 
+    def test_refuses_a_dir_another_user_controls(self):
+        # Root writes config.json in DIR and a runtime runs it as root over a rootfs that honours
+        # setuid: an empty DIR another user made (in /tmp, say), or one in a directory others can
+        # write, would let them swap config.json or reach the rootfs (attacker pass 4).
+        import pwd
+        other = pwd.getpwnam("nobody")
+        theirs = self.new_dir("theirs")
+        os.makedirs(theirs)
+        os.chown(theirs, other.pw_uid, other.pw_gid)
+        harness.assert_one_error_line(self, self.it("bundle", self.image, theirs), "bundle",
+                                      "owned by uid", "another user")
+        self.assertEqual((os.listdir(theirs), os.stat(theirs).st_mode & 0o7777), ([], 0o755))
+        open_parent = self.new_dir("open-parent")
+        os.makedirs(open_parent)
+        os.chmod(open_parent, 0o777)  # writable by everyone, not sticky: DIR could be renamed away
+        harness.assert_one_error_line(self, self.it("bundle", self.image, os.path.join(open_parent, "b")),
+                                      "bundle", "writable by everyone")
+        self.assertEqual(os.listdir(open_parent), [])
+        # A sticky directory like /tmp is fine for a DIR that bundle makes itself.
+        sticky = self.new_dir("sticky")
+        os.makedirs(sticky)
+        os.chmod(sticky, 0o1777)
+        made = self.make(os.path.join(sticky, "b"))
+        self.assertEqual(os.stat(made).st_uid, 0)
+        self.assertEqual(self.it("bundle", "--rm", made).rc, 0)
+
     def test_refuses_a_dir_that_is_not_empty_or_not_a_directory(self):
         full = self.new_dir("full")
         os.makedirs(full)
@@ -203,8 +229,13 @@ class BundleTest(unittest.TestCase):
         empty = self.new_dir("empty-target")
         os.makedirs(empty)
         os.symlink(empty, link)
-        harness.assert_one_error_line(self, self.it("bundle", self.image, link), "bundle", "symbolic link")
+        harness.assert_one_error_line(self, self.it("bundle", self.image, link), "bundle", "symlink")
         self.assertEqual(os.listdir(empty), [])
+        # "DIR/" names the symlink's target: still the symlink, refused; the target keeps its mode.
+        os.chmod(empty, 0o1777)
+        harness.assert_one_error_line(self, self.it("bundle", self.image, link + "/"), "bundle", "symlink")
+        harness.assert_one_error_line(self, self.it("bundle", "--rm", link + "/"), "bundle", "symbolic link")
+        self.assertEqual((os.listdir(empty), os.stat(empty).st_mode & 0o7777), ([], 0o1777))
         file_ = self.new_dir("file")
         open(file_, "w").close()
         harness.assert_one_error_line(self, self.it("bundle", self.image, file_), "bundle", "not a directory")

@@ -138,6 +138,9 @@ public:
     // fine). In a user namespace, owners that are not mapped (the host's root among them) count as
     // root. Throws Errc::UnsafePath naming the directory and why.
     static void check_location(const std::string& root);
+    // The same rule for another directory that must stay the caller's (bundle's DIR): `what` and `hint`
+    // go into the message ("refusing WHAT: DIR is writable by everyone (HINT)").
+    static void check_private_location(const std::string& path, const std::string& what, const std::string& hint);
 
     Store(const std::string& root, Access access = Access::Shared);
     const std::string& root() const { return root_; }
