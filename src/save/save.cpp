@@ -413,6 +413,35 @@ SaveStats save_images(store::Store& store, const std::vector<SaveRequest>& image
         stats.bytes = fd.bytes();
         return stats;
     }
+    // What is already at -o decides. A character device or a FIFO is written into (-o /dev/null, a
+    // named pipe), as docker writes; replacing it would leave a regular file where every process
+    // expects the device. A regular file is replaced through a temporary name (a failed save leaves it
+    // as it was). Anything else is refused: a symlink may have been planted by someone else, and
+    // following it could write into whatever it names.
+    struct stat existing {};
+    if (::lstat(options.output.c_str(), &existing) == 0) {
+        if (S_ISLNK(existing.st_mode)) {
+            throw Error(Errc::UnsafePath, options.output + ": a symbolic link (give the file itself, or -o - for standard output)");
+        }
+        if (S_ISCHR(existing.st_mode) || S_ISFIFO(existing.st_mode)) {
+            // O_NONBLOCK: a FIFO nobody reads fails (ENXIO) instead of hanging; cleared for the writes.
+            sys::UniqueFd target = sys::open_at(AT_FDCWD, options.output, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0,
+                                                options.output);
+            struct stat opened = sys::fstat_fd(target.get(), options.output);
+            if (opened.st_ino != existing.st_ino || opened.st_dev != existing.st_dev) {
+                throw Error(Errc::UnsafePath, options.output + ": replaced while being opened");
+            }
+            if (::fcntl(target.get(), F_SETFL, 0) != 0) throw_errno("fcntl", options.output);
+            FdOut fd(target.get(), options.output);
+            TarContainer out(fd);
+            write_all_images(store, out, options.format, images, stats);
+            stats.bytes = fd.bytes();
+            return stats;
+        }
+        if (!S_ISREG(existing.st_mode)) {
+            throw Error(Errc::InvalidArgument, options.output + ": exists and is not a regular file, a device or a FIFO");
+        }
+    }
     TempBeside temp(options.output);
     sys::UniqueFd file = sys::open_at(temp.dir(), temp.name(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                                       options.file_mode);

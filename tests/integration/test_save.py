@@ -16,6 +16,8 @@ import hashlib
 import io
 import json
 import os
+import threading
+import stat
 import shutil
 import subprocess
 import tarfile
@@ -372,6 +374,41 @@ class SaveTest(unittest.TestCase):
         harness.assert_one_error_line(self, res, "save", "unknown format")
         res = self.save("--format", "oci-dir", "-o", out, tag)  # exists
         harness.assert_one_error_line(self, res, "save", "already exists")
+
+
+    def test_output_onto_devices_fifos_and_symlinks(self):
+        # -o onto a device or a FIFO writes into it (as docker does); replacing it would leave a regular
+        # file where every process expects /dev/null. A symlink (maybe planted by someone else) is
+        # refused, left as it is, and its target untouched (attacker pass 4).
+        image_id, tag, _ = self.ids["basic"]
+        scratch = harness.scratch_dir(self)
+        null = os.path.join(scratch, "null")
+        os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        self.assertEqual(self.save("-o", null, tag).rc, 0)
+        self.assertTrue(stat.S_ISCHR(os.lstat(null).st_mode))
+        fifo = os.path.join(scratch, "fifo")
+        os.mkfifo(fifo)
+        got = {}
+        reader = threading.Thread(target=lambda: got.setdefault("bytes", open(fifo, "rb").read()))
+        reader.start()
+        res = self.save("-o", fifo, tag)
+        reader.join(60)
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        archive = os.path.join(scratch, "from-fifo.tar")
+        with open(archive, "wb") as fh:
+            fh.write(got["bytes"])
+        _, loaded = self.fresh_pull(archive)
+        self.assertEqual(loaded, image_id)
+        target = os.path.join(scratch, "target")
+        with open(target, "w") as fh:
+            fh.write("keep\n")
+        link = os.path.join(scratch, "link")
+        os.symlink(target, link)
+        harness.assert_one_error_line(self, self.save("-o", link, tag), "save", "symbolic link")
+        self.assertTrue(os.path.islink(link))
+        with open(target) as fh:
+            self.assertEqual(fh.read(), "keep\n")
 
 
 class RootlessSaveTest(unittest.TestCase):
