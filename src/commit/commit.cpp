@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <iterator>
 #include <thread>
 
 #include "imgtool/commit/change.hpp"
@@ -101,6 +104,20 @@ private:
     std::uint64_t size_;
 };
 
+// While a container is frozen, a signal that ends commit (^C, kill) first thaws it: the handler writes
+// the thaw to a control file opened beforehand (write(2) is async-signal-safe), then the signal takes
+// its default course. SIGKILL cannot be caught: `imgtool stop` or `rm -f` then ends the container.
+int g_thaw_fd = -1;
+const char* g_thaw_text = nullptr;
+std::size_t g_thaw_size = 0;
+constexpr int kEndingSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2};
+
+extern "C" void thaw_and_die(int sig) {
+    if (g_thaw_fd >= 0) (void)!::write(g_thaw_fd, g_thaw_text, g_thaw_size);
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+}
+
 // A running container's own cgroup (one imgtool made for it, "imgtool-<pid>-<hex>", when run was given
 // a limit), frozen for the life of this object: cgroup v2's cgroup.freeze, else the v1 freezer. A
 // container in a cgroup it shares (no limit given) has nothing that freezes only it: then nothing is.
@@ -121,7 +138,10 @@ public:
             if (candidate > 0 && freeze_cgroup_of(candidate)) return;
         }
     }
-    ~Freeze() { thaw(); }
+    ~Freeze() {
+        thaw();
+        disarm();
+    }
     Freeze(const Freeze&) = delete;
     Freeze& operator=(const Freeze&) = delete;
     bool frozen() const { return static_cast<bool>(dir_); }
@@ -158,8 +178,10 @@ private:
                     if (fd < 0) continue;
                     dir_.reset(fd);
                     v2_ = v2;
+                    arm();
                     if (control(v2 ? "cgroup.freeze" : "freezer.state", v2 ? "1" : "FROZEN") && settled()) return true;
                     thaw();
+                    disarm();
                     dir_.reset();
                 }
             }
@@ -183,6 +205,30 @@ private:
     void thaw() {
         if (dir_) control(v2_ ? "cgroup.freeze" : "freezer.state", v2_ ? "0" : "THAWED");
     }
+    // Before the freeze: the ending signals thaw first (see thaw_and_die).
+    void arm() {
+        int fd = ::openat(dir_.get(), v2_ ? "cgroup.freeze" : "freezer.state", O_WRONLY | O_CLOEXEC);
+        if (fd < 0) return;
+        thaw_fd_.reset(fd);
+        g_thaw_text = v2_ ? "0" : "THAWED";
+        g_thaw_size = std::strlen(g_thaw_text);
+        g_thaw_fd = thaw_fd_.get();
+        struct sigaction sa {};
+        sa.sa_handler = thaw_and_die;
+        sigemptyset(&sa.sa_mask);
+        for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) ::sigaction(kEndingSignals[i], &sa, &saved_[i]);
+        armed_ = true;
+    }
+    void disarm() {
+        if (!armed_) return;
+        for (std::size_t i = 0; i < std::size(kEndingSignals); ++i) ::sigaction(kEndingSignals[i], &saved_[i], nullptr);
+        g_thaw_fd = -1;
+        thaw_fd_.reset();
+        armed_ = false;
+    }
+    sys::UniqueFd thaw_fd_;
+    struct sigaction saved_[std::size(kEndingSignals)] {};
+    bool armed_ = false;
     bool control(const char* file, std::string_view value) const {
         int fd = ::openat(dir_.get(), file, O_WRONLY | O_CLOEXEC);
         if (fd < 0) return false;

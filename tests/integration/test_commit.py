@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import os
 import shutil
 import socket
@@ -211,6 +212,36 @@ class CommitTest(unittest.TestCase):
         # Thawed afterwards: it goes on writing.
         seen = size()
         self.assertTrue(harness.wait_for(lambda: size() != seen, timeout=5))
+
+    def test_interrupted_commit_thaws_the_container(self):
+        # ^C or kill while the container is frozen: commit thaws it before it dies (attacker pass 4:
+        # it stayed frozen, and exec into it hung).
+        writer = "head -c 300000000 /dev/zero > /big; i=0; while true; do i=$((i+1)); echo $i >> /count; done"
+        res = self.imgtool("run", "-d", IMAGE, "sh", "-c", writer)
+        self.assertEqual(res.rc, 0, str(res))
+        cid = res.out.strip()
+        count = lambda: os.path.join(self.container_upper(cid), "count")
+        self.assertTrue(harness.wait_for(lambda: os.path.exists(count()), timeout=20))
+        [ctr] = [c for c in json.loads(self.imgtool("ps", "--format", "json").out) if c["Id"] == cid]
+        with open(f"/proc/{ctr['Pid']}/task/{ctr['Pid']}/children") as fh:
+            pid1 = int(fh.read().split()[0])
+        with open(f"/proc/{pid1}/cgroup") as fh:
+            path = [l.split(":", 2)[2].strip() for l in fh if l.startswith("0::")][0]
+        with open("/proc/self/mounts") as fh:
+            unified = [l.split()[1] for l in fh if l.split()[2] == "cgroup2"][0]
+        events = os.path.join(unified + path, "cgroup.events")
+        def frozen() -> bool:
+            with open(events) as fh:
+                return "frozen 1" in fh.read()
+        proc = harness.popen(self.root, "commit", cid, "interrupted:1", stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        self.assertTrue(harness.wait_for(frozen, timeout=20), "commit never froze the container")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        self.assertEqual(proc.returncode, -signal.SIGTERM)
+        self.assertTrue(harness.wait_for(lambda: not frozen(), timeout=5), "left frozen")
+        seen = os.stat(count()).st_size
+        self.assertTrue(harness.wait_for(lambda: os.stat(count()).st_size != seen, timeout=5))
 
     def test_copy_driver_container_is_refused(self):
         cid = self.ok("run", "-d", "--driver", "copy", IMAGE, "sh", "-c", "echo x > /x").strip()
