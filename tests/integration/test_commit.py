@@ -171,6 +171,35 @@ class CommitTest(unittest.TestCase):
         # Nothing staged is left: only the container's own area.
         self.assertEqual(len(harness.tmp_entries(self.root)), 1, harness.tmp_entries(self.root))
 
+    def test_saved_commit_in_podman_equals_imgtool_mount(self):
+        # The committed image handed on: save, podman load, podman's own mount of it shows the tree
+        # imgtool mount shows (same image ID in both).
+        cid = self.detached(CHANGES)
+        os.setxattr(os.path.join(self.container_upper(cid), "data", "cap"), "security.capability", CAP_NET_BIND)
+        new_id = self.ok("commit", cid, "handed:v1").strip()
+        scratch = tempfile.mkdtemp(prefix="cm-", dir="/tmp")  # podman: runroot under 50 characters
+        self.addCleanup(shutil.rmtree, scratch, True)
+        archive = os.path.join(scratch, "handed.tar")
+        self.ok("save", "-o", archive, "handed:v1")
+        podman = [harness.require_tool("podman"), "--root", os.path.join(scratch, "root"), "--runroot",
+                  os.path.join(scratch, "run"), "--storage-driver", "vfs"]
+        def pm(*args):
+            res = subprocess.run(podman + list(args), capture_output=True, text=True, timeout=300)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            return res.stdout.strip()
+        pm("load", "-q", "-i", archive)
+        self.addCleanup(subprocess.run, podman + ["rmi", "-a", "-f"], capture_output=True)
+        self.assertEqual("sha256:" + pm("image", "inspect", "--format", "{{.Id}}", "handed:v1"), new_id)
+        theirs = pm("image", "mount", "handed:v1")
+        self.addCleanup(subprocess.run, podman + ["image", "umount", "-a"], capture_output=True)
+        ours = os.path.join(scratch, "ours")
+        os.mkdir(ours)
+        self.ok("mount", "handed:v1", ours)
+        self.addCleanup(self.imgtool, "umount", ours)
+        diffs = treecmp.compare(theirs, ours)
+        # podman's image mount shows its root 0555 for every image (busybox's own too).
+        self.assertEqual([d for d in diffs if not d.startswith("/: mode")], [], "\n".join(diffs))
+
     def test_commit_is_deterministic_and_the_store_shares_the_layer(self):
         cid = self.detached("echo same > /f; touch -d '2020-01-01 00:00:00' /f")
         first = self.ok("commit", cid, "a").strip()
