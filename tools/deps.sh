@@ -38,7 +38,9 @@ imgtool_install_packages() {
     return $rc
 }
 
-imgtool_build() {  # $1 = build dir, $2 = build type
-    cmake -S "$IMGTOOL_SRC" -B "$1" -G Ninja -DCMAKE_BUILD_TYPE="$2" >/dev/null
-    cmake --build "$1" -j "$(nproc)"
+imgtool_build() {  # $1 = build dir, $2 = build type, then extra cmake arguments
+    local dir=$1 type=$2
+    shift 2
+    cmake -S "$IMGTOOL_SRC" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
 }

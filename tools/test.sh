@@ -6,6 +6,8 @@ IMGTOOL_SRC=$(cd "$(dirname "$0")/.." && pwd)
 . "$IMGTOOL_SRC/tools/deps.sh"
 imgtool_install_packages $IMGTOOL_BUILD_PACKAGES $IMGTOOL_TEST_PACKAGES
 BUILD="$IMGTOOL_SRC/build"
-imgtool_build "$BUILD" RelWithDebInfo
+# -O2 as RelWithDebInfo, without the debug information: about a fifth of the build's time, which CI's
+# 15 minutes (build and tests) need.
+imgtool_build "$BUILD" RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG"
 cd "$BUILD"
 ctest --output-on-failure --timeout 900 "$@"
