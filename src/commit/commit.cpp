@@ -35,15 +35,6 @@ std::string join_words(const std::vector<std::string>& words) {
     return out;
 }
 
-std::string utc_now() {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&now, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
-}
-
 // The layer tar, written to a file of the staging directory and hashed in the same pass.
 class TarFile {
 public:
@@ -298,7 +289,7 @@ CommitResult commit(store::Store& store, const CommitOptions& options) {
 
     std::string base_bytes = store.read_blob(base.id);
     nlohmann::json base_config = image::parse_json_strict(base_bytes, "config " + base.id.str());
-    ConfigUpdate update{.changes = options.changes, .diff_id = result.diff_id, .created = utc_now(),
+    ConfigUpdate update{.changes = options.changes, .diff_id = result.diff_id, .created = utc_now_rfc3339(),
                         .created_by = created_by, .comment = options.message, .author = options.author};
     std::string config_bytes = update_config(base_config, update).dump();
 

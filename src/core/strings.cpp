@@ -1,6 +1,7 @@
 #include "imgtool/core/strings.hpp"
 
 #include <cstdio>
+#include <ctime>
 
 namespace imgtool {
 
@@ -105,6 +106,15 @@ std::string printable(std::string_view name) {
     std::string out = escape_control(name);
     if (out.size() > 200) out = out.substr(0, 200) + "...";
     return out;
+}
+
+std::string utc_now_rfc3339() {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&now, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
 }
 
 }  // namespace imgtool

@@ -917,15 +917,6 @@ namespace {
 constexpr const char* kContainerRecordFile = "container.json";
 constexpr const char* kContainerLogFile = "container.log";
 constexpr const char* kContainerExitFile = "container.exit";
-
-std::string utc_now_rfc3339() {
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    ::gmtime_r(&now, &tm);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
-}
 }  // namespace
 
 void Store::ContainerArea::write_record(const Container& record, bool kept) {

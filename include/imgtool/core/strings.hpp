@@ -22,4 +22,7 @@ std::string printable(std::string_view name);
 // extra lines, terminal escapes or invalid text on the user's terminal.
 std::string escape_control(std::string_view text);
 
+// The current time, UTC, as "2006-01-02T15:04:05Z" (RFC 3339, whole seconds: image configs, records).
+std::string utc_now_rfc3339();
+
 }  // namespace imgtool
