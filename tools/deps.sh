@@ -1,14 +1,17 @@
 # Sourced by tools/demo.sh and tools/test.sh: installs the Debian packages imgtool needs, only if missing.
 # Build: compiler, CMake, and the libraries the design card allows (see docs/dependencies.md).
 IMGTOOL_BUILD_PACKAGES="g++ cmake ninja-build pkg-config libarchive-dev libssl-dev nlohmann-json3-dev \
-libcli11-dev libisal-dev libzstd-dev libseccomp-dev libcurl4-openssl-dev libtoml11-dev doctest-dev"
+libcli11-dev libisal-dev libzstd-dev libseccomp-dev libcurl4-openssl-dev libtoml11-dev doctest-dev \
+scdoc dpkg-dev"
 # Tests: reference implementations and payloads (umoci/skopeo to compare trees, busybox as a static
 # payload, zstd to generate zstd layers, util-linux for unshare, tmux for the terminal tests, uidmap for
 # the rootless tests: newuidmap/newgidmap; gcc builds a static setuid probe and strace watches where
 # files are created in test_boundaries; crun and runc run `bundle`'s output, whose config.json is checked
-# against the runtime-spec's schema; podman loads `save`'s).
+# against the runtime-spec's schema; podman loads `save`'s; bash-completion and man-db for test_install,
+# which drives the completion script and installs the .deb).
 IMGTOOL_TEST_PACKAGES="python3 zstd umoci skopeo busybox-static util-linux tmux attr uidmap gcc strace \
-docker-registry apache2-utils openssl crun runc podman golang-github-opencontainers-specs-dev python3-jsonschema"
+docker-registry apache2-utils openssl crun runc podman golang-github-opencontainers-specs-dev python3-jsonschema \
+bash-completion man-db"
 
 imgtool_install_packages() {
     local missing=()

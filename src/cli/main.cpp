@@ -10,6 +10,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "imgtool_version.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
 #include "imgtool/core/strings.hpp"
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
     const mode_t user_umask = ::umask(0);
     CLI::App app{"imgtool: daemonless container image store, mounter and launcher", "imgtool"};
     app.require_subcommand(1, 1);
-    app.set_version_flag("--version", "imgtool 0.1.0");
+    app.set_version_flag("--version", "imgtool " IMGTOOL_VERSION " (commit " IMGTOOL_GIT_COMMIT ")");
     cli::Globals globals;
     globals.user_umask = user_umask;
     app.add_option("--root", globals.root, "store directory (default: $IMGTOOL_ROOT, else /var/lib/imgtool)");
