@@ -154,13 +154,14 @@ _imgtool_files() # [-d]
     if declare -F _filedir >/dev/null; then
         _filedir "$@"
     else
-        local IFS=$'\n'
+        local -a names
         compopt -o filenames 2>/dev/null
         if [[ $1 == -d ]]; then
-            COMPREPLY+=($(compgen -d -- "$cur"))
+            mapfile -t names < <(compgen -d -- "$cur")
         else
-            COMPREPLY+=($(compgen -f -- "$cur"))
+            mapfile -t names < <(compgen -f -- "$cur")
         fi
+        COMPREPLY+=("${names[@]}")
     fi
 }
 
@@ -173,22 +174,31 @@ _imgtool_unquote()
     for ((i = 0; i < ${#w}; i++)); do
         c=${w:i:1}
         if [[ -n $q ]]; then
-            if [[ $c == "$q" ]]; then q=""; elif [[ $q == '"' && $c == '\' ]]; then ((i++)); out+=${w:i:1}; else out+=$c; fi
+            if [[ $c == "$q" ]]; then
+                q=""
+            elif [[ $q == '"' && $c == "\\" ]]; then
+                ((i++))
+                out+=${w:i:1}
+            else
+                out+=$c
+            fi
         elif [[ $c == "'" || $c == '"' ]]; then
             q=$c
-        elif [[ $c == '\' ]]; then
+        elif [[ $c == "\\" ]]; then
             ((i++))
             out+=${w:i:1}
         else
             out+=$c
         fi
     done
+    # shellcheck disable=SC2088  # a literal "~/" typed on the line
     [[ $out == "~/"* ]] && out=$HOME/${out#"~/"}
     _imgtool_word=$out
 }
 
 _imgtool()
 {
+    # shellcheck disable=SC2034  # split is set by _init_completion -s
     local cur prev words cword split=false
     if declare -F _init_completion >/dev/null; then
         _init_completion -s -n : || return
@@ -201,6 +211,7 @@ _imgtool()
     fi
 
     local _imgtool_bin=${words[0]} _imgtool_root="" _imgtool_text _imgtool_word
+    # shellcheck disable=SC2088
     [[ $_imgtool_bin == "~/"* ]] && _imgtool_bin=$HOME/${_imgtool_bin#"~/"}
     local -a _imgtool_subcommands _imgtool_options
     local -A _imgtool_choices
@@ -224,11 +235,11 @@ _imgtool()
             [[ $global_valued == *" $w "* && $w != *=* ]] && ((i++))
         else
             _imgtool_parse_subcommands "${verb[@]}"
-            local s found=""
+            local s known=""
             for s in "${_imgtool_subcommands[@]}"; do
-                [[ $s == "$w" ]] && found=1
+                [[ $s == "$w" ]] && known=1
             done
-            [[ -n $found ]] || break
+            [[ -n $known ]] || break
             verb+=("$w")
             first_arg=$((i + 1))
         fi
@@ -252,7 +263,9 @@ _imgtool()
     # The value of an option.
     if [[ $valued == *" $prev "* ]]; then
         if [[ -n ${_imgtool_choices[$prev]} ]]; then
-            _imgtool_offer ${_imgtool_choices[$prev]}
+            local -a choices
+            read -ra choices <<<"${_imgtool_choices[$prev]}"
+            _imgtool_offer "${choices[@]}"
             return
         fi
         case $prev in
@@ -316,7 +329,9 @@ _imgtool()
         [[ $v == unshare ]] && cmdpos=0
         [[ $v == bundle ]] && cmdpos=2
         if ((npos == cmdpos)); then
-            COMPREPLY+=($(compgen -c -- "$cur"))
+            local -a commands
+            mapfile -t commands < <(compgen -c -- "$cur")
+            COMPREPLY+=("${commands[@]}")
         elif ((npos > cmdpos)); then
             _imgtool_files
         fi
