@@ -59,12 +59,12 @@ def subcommands(help_text: str) -> list:
 
 
 def option_names(help_text: str) -> list:
-    """Every option name of a help text: indented lines that begin with -x,--long or --long."""
+    """Every option name of a help text: indented lines that begin with -x,--long (or -x, --long) or --long."""
     names = []
     for line in help_text.splitlines():
-        m = re.match(r"^\s+(-[^\s]+)", line)
+        m = re.match(r"^\s+(-[^\s,]+(?:, ?-[^\s,]+)*)", line)
         if m:
-            names += [n for n in m.group(1).split(",") if n.startswith("-")]
+            names += [n.strip() for n in m.group(1).split(",")]
     return names
 
 

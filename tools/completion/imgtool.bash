@@ -60,9 +60,9 @@ _imgtool_parse_options()
     _imgtool_choices=()
     local line names type name
     while IFS= read -r line; do
-        [[ $line =~ ^\ +(-[^\ ]+)(\ +([A-Z]+(:\{[^}]*\})?)([\ ]|$))? ]] || continue
-        names=${BASH_REMATCH[1]}
-        type=${BASH_REMATCH[3]}
+        [[ $line =~ ^\ +(-[^\ ,]+(,\ ?-[^\ ,]+)*)(\ +([A-Z]+(:\{[^}]*\})?)([\ ]|$))? ]] || continue
+        names=${BASH_REMATCH[1]// /}
+        type=${BASH_REMATCH[4]}
         for name in ${names//,/ }; do
             [[ $name == -* ]] || continue
             _imgtool_options+=("$name")
