@@ -135,10 +135,10 @@ class ManPagesTest(unittest.TestCase):
             self.assertIn(r"\fBimgtool\fR(1)" if name != "imgtool.1" else r"\fBimgtool-run\fR(1)",
                           page_section(roff, "SEE ALSO"), name)
         top = page("imgtool.1")
-        for title in ["GLOBAL OPTIONS", "ENVIRONMENT", "FILES", "EXIT STATUS", "COMMANDS"]:
+        for title in ["ENVIRONMENT", "FILES", "EXIT STATUS", "COMMANDS"]:
             self.assertTrue(page_section(top, title).strip(), f"imgtool.1: no {title} section")
         # --root's default, as Store::default_root decides it.
-        root = page_section(top, "GLOBAL OPTIONS")
+        root = page_section(top, "OPTIONS").replace("\\&", "")  # scdoc's \& after each period
         for needle in ["IMGTOOL_ROOT", "/var/lib/imgtool", "XDG_DATA_HOME", "~/.local/share/imgtool"]:
             self.assertIn(needle, root)
         self.assertIn("125", page_section(top, "EXIT STATUS"))
@@ -147,12 +147,11 @@ class ManPagesTest(unittest.TestCase):
     def test_pages_render_without_warnings(self):
         if shutil.which("groff") is None:
             raise harness.SetupError("groff missing: install the Debian package groff-base (man-db depends on it)")
-        for name in sorted(os.listdir(MAN_DIR)):
-            if not name.endswith(".1") or name == "imgtool-unmount.1":
-                continue
-            proc = subprocess.run(["groff", "-man", "-ww", "-z", "-Tutf8", os.path.join(MAN_DIR, name)],
-                                  capture_output=True, text=True)
-            self.assertEqual((proc.returncode, proc.stderr), (0, ""), name)
+        pages = [os.path.join(MAN_DIR, n) for n in sorted(os.listdir(MAN_DIR))
+                 if n.endswith(".1") and n != "imgtool-unmount.1"]
+        # One groff for all pages: a warning names its file.
+        proc = subprocess.run(["groff", "-man", "-ww", "-z", "-Tutf8", *pages], capture_output=True, text=True)
+        self.assertEqual((proc.returncode, proc.stderr), (0, ""))
 
 
 class VersionTest(unittest.TestCase):
@@ -173,23 +172,40 @@ class VersionTest(unittest.TestCase):
             self.assertEqual(check.returncode, 0, f"{m.group(1)} is no commit of {harness.SOURCE_DIR}")
 
 
-def complete(words: list, path_first: str | None = None, env_extra: dict | None = None) -> list:
-    """Runs the completion function on `words` (the last one being completed) the way bash's
-    programmable completion calls it, returns COMPREPLY."""
-    script = textwrap.dedent("""\
-        source "$1"; source "$2"; shift 2
-        COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+COMPLETE_SCRIPT = textwrap.dedent("""\
+    source "$1"; source "$2"; shift 2
+    while (($#)); do
+        n=$1; shift
+        COMP_WORDS=("${@:1:n}"); shift "$n"
+        COMP_CWORD=$((n - 1)); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+        COMPREPLY=()
         _imgtool
         printf '%s\\n' "${COMPREPLY[@]}"
-        """)
+        printf '\\036\\n'
+    done
+    """)
+
+
+def complete_many(cases: list, path_first: str | None = None, env_extra: dict | None = None) -> list:
+    """Runs the completion function on each word list of `cases` (the command name left out, the last
+    word being the one completed) the way bash's programmable completion calls it, all in one bash
+    (as in one interactive shell, so the --help cache is used); returns each COMPREPLY."""
     env = harness.base_env(**(env_extra or {}))
     env["PATH"] = (path_first or os.path.dirname(harness.imgtool_binary())) + ":" + env["PATH"]
     env.setdefault("IMGTOOL_ROOT", "/nonexistent/never-used")  # a completion without --root never reaches /var/lib/imgtool
-    proc = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash", BASH_COMPLETION, COMPLETION,
-                           "imgtool", *words], capture_output=True, text=True, env=env, timeout=30)
+    argv = ["bash", "--norc", "--noprofile", "-c", COMPLETE_SCRIPT, "bash", BASH_COMPLETION, COMPLETION]
+    for words in cases:
+        argv += [str(len(words) + 1), "imgtool", *words]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
     if proc.returncode != 0 or proc.stderr:
-        raise AssertionError(f"completion of {words} failed ({proc.returncode}): {proc.stderr}")
-    return [line for line in proc.stdout.splitlines() if line]
+        raise AssertionError(f"completion of {cases} failed ({proc.returncode}): {proc.stderr}")
+    replies = proc.stdout.split("\036\n")[:-1]
+    assert len(replies) == len(cases), proc.stdout
+    return [[line for line in reply.splitlines() if line] for reply in replies]
+
+
+def complete(words: list, **kwargs) -> list:
+    return complete_many([words], **kwargs)[0]
 
 
 class CompletionTest(unittest.TestCase):
@@ -208,43 +224,55 @@ class CompletionTest(unittest.TestCase):
         self.assertEqual(res.rc, 0, str(res))
         self.short_id = self.image_id.removeprefix("sha256:")[:12]
 
-    def test_verbs_and_options(self):
-        self.assertEqual(complete(["ru"]), ["run"])
-        self.assertEqual(sorted(complete(["mou"])), ["mount", "mounts"])
-        verbs = complete([""])
-        for verb, _ in subcommands(imgtool_help()):
-            self.assertIn(verb, verbs)
-        self.assertEqual(sorted(complete(["--r"])), ["--root"])
-        self.assertEqual(complete(["run", "--dri"]), ["--driver"])
-        self.assertEqual(set(option_names(imgtool_help("mount"))) & set(complete(["mount", "-"])),
-                         set(option_names(imgtool_help("mount"))))
-        # Values: CLI11's choice lists, and an option's value is no option.
-        self.assertEqual(complete(["run", "--driver", ""]), ["overlay", "copy"])
-        self.assertEqual(complete(["images", "--format", "j"]), ["json"])
-        self.assertEqual(complete(["run", "--net", ""]), ["host", "none"])
-        self.assertEqual(complete(["run", "-e", "X=1", "--tt"]), ["--tty"])
-        # Options go before IMAGE: after it, the container's command.
-        self.assertIn("sh", complete(["--root", self.root, "run", IMAGE, "s"]))
-        self.assertNotIn("--tty", complete(["--root", self.root, "run", IMAGE, "--t"]))
-
-    def test_image_names_and_ids(self):
+    def test_verbs_options_images(self):
+        r = self.root
         names = ["imgtool-test/busybox:latest", "other/name:v2", self.short_id]
-        self.assertEqual(sorted(complete(["--root", self.root, "run", ""])), sorted(names))
-        self.assertEqual(complete(["--root", self.root, "inspect", "oth"]), ["other/name:v2"])
-        self.assertEqual(sorted(complete(["--root=" + self.root, "rmi", ""])), sorted(names))
-        # The colon is no word break: the tag completes after "NAME:".
-        self.assertEqual(complete(["--root", self.root, "mount", "other/name:"]), ["v2"])
-        self.assertEqual(sorted(complete(["--root", self.root, "commit", "--upper", "/tmp", "--base", ""])),
-                         sorted(names))
-        self.assertEqual(complete(["--root", self.root, "save", self.short_id[:5]]), [self.short_id])
+        cases = {
+            "ru": ["ru"], "mou": ["mou"], "all": [""], "--r": ["--r"], "--dri": ["run", "--dri"],
+            "mount -": ["mount", "-"],
+            # Values: CLI11's choice lists; an option's value is no option.
+            "driver": ["run", "--driver", ""], "format": ["images", "--format", "j"],
+            "net": ["run", "--net", ""], "--tt": ["run", "-e", "X=1", "--tt"],
+            # Options go before IMAGE: after it, the container's command.
+            "cmd": ["--root", r, "run", IMAGE, "s"], "cmd-opt": ["--root", r, "run", IMAGE, "--t"],
+            # Image names and IDs from the store of the --root on the line.
+            "run": ["--root", r, "run", ""], "inspect": ["--root", r, "inspect", "oth"],
+            "rmi": ["--root=" + r, "rmi", ""],
+            # The colon is no word break: the tag completes after "NAME:".
+            "colon": ["--root", r, "mount", "other/name:"],
+            "base": ["--root", r, "commit", "--upper", "/tmp", "--base", ""],
+            "id": ["--root", r, "save", self.short_id[:5]],
+            # Global options after the verb count too.
+            "after": ["images", "--root", r, "--format", "t"],
+            "after-images": ["inspect", "--root", r, "oth"],
+        }
+        got = dict(zip(cases, complete_many(list(cases.values()))))
+        self.assertEqual(got["ru"], ["run"])
+        self.assertEqual(sorted(got["mou"]), ["mount", "mounts"])
+        for verb, _ in subcommands(imgtool_help()):
+            self.assertIn(verb, got["all"])
+        self.assertEqual(got["--r"], ["--root"])
+        self.assertEqual(got["--dri"], ["--driver"])
+        self.assertEqual(sorted(got["mount -"]), sorted(option_names(imgtool_help("mount"))))
+        self.assertEqual(got["driver"], ["overlay", "copy"])
+        self.assertEqual(got["format"], ["json"])
+        self.assertEqual(got["net"], ["host", "none"])
+        self.assertEqual(got["--tt"], ["--tty"])
+        self.assertIn("sh", got["cmd"])
+        self.assertNotIn("--tty", got["cmd-opt"])
+        self.assertEqual(sorted(got["run"]), sorted(names))
+        self.assertEqual(got["inspect"], ["other/name:v2"])
+        self.assertEqual(sorted(got["rmi"]), sorted(names))
+        self.assertEqual(got["colon"], ["v2"])
+        self.assertEqual(sorted(got["base"]), sorted(names))
+        self.assertEqual(got["id"], [self.short_id])
+        self.assertEqual(got["after"], ["table"])
+        self.assertEqual(got["after-images"], ["other/name:v2"])
         # The --root typed on the line wins over IMGTOOL_ROOT; without it, IMGTOOL_ROOT's store is read.
         empty = harness.new_store(self)
-        self.assertEqual(complete(["--root", self.root, "tag", "oth"], env_extra={"IMGTOOL_ROOT": empty}),
-                         ["other/name:v2"])
-        self.assertEqual(complete(["tag", "oth"], env_extra={"IMGTOOL_ROOT": empty}), [])
-        self.assertEqual(complete(["tag", "oth"], env_extra={"IMGTOOL_ROOT": self.root}), ["other/name:v2"])
-        # Global options after the verb count too.
-        self.assertEqual(complete(["images", "--root", self.root, "--format", "t"]), ["table"])
+        self.assertEqual(complete_many([["--root", r, "tag", "oth"], ["tag", "oth"]], env_extra={"IMGTOOL_ROOT": empty}),
+                         [["other/name:v2"], []])
+        self.assertEqual(complete(["tag", "oth"], env_extra={"IMGTOOL_ROOT": r}), ["other/name:v2"])
 
     def test_umount_targets_with_shell_characters(self):
         work = harness.scratch_dir(self, "compl-")
@@ -253,9 +281,8 @@ class CompletionTest(unittest.TestCase):
         res = harness.run(self.root, "mount", IMAGE, target)
         self.assertEqual(res.rc, 0, str(res))
         self.addCleanup(harness.run, self.root, "umount", target)
-        got = complete(["--root", self.root, "umount", ""])
-        self.assertEqual(got, [target])
-        self.assertEqual(complete(["--root", self.root, "umount", work + "/v"]), [target])
+        self.assertEqual(complete_many([["--root", self.root, "umount", ""], ["--root", self.root, "umount", work + "/v"]]),
+                         [[target], [target]])
         self.assertEqual(os.listdir(work), [os.path.basename(target)], "completion ran what the store printed")
 
     def test_containers_and_files(self):
@@ -263,14 +290,15 @@ class CompletionTest(unittest.TestCase):
         self.assertEqual(res.rc, 0, str(res))
         cid = res.out.strip()
         self.addCleanup(harness.run, self.root, "rm", "-f", cid)
-        self.assertEqual(complete(["--root", self.root, "exec", "we"]), ["web1"])
-        self.assertEqual(complete(["--root", self.root, "stop", cid[:6]]), [cid[:12]])
-        self.assertIn("web1", complete(["--root", self.root, "logs", ""]))
-        # rm takes containers and images.
-        self.assertTrue({"web1", "other/name:v2"} <= set(complete(["--root", self.root, "rm", ""])))
-        # pull-local completes files and directories.
         archive = harness.image_path("busybox", "oci-archive")
-        self.assertIn(archive, complete(["pull-local", archive[:-3]]))
+        exec_, stop, logs, rm, pull_local = complete_many([
+            ["--root", self.root, "exec", "we"], ["--root", self.root, "stop", cid[:6]],
+            ["--root", self.root, "logs", ""], ["--root", self.root, "rm", ""], ["pull-local", archive[:-3]]])
+        self.assertEqual(exec_, ["web1"])
+        self.assertEqual(stop, [cid[:12]])
+        self.assertIn("web1", logs)
+        self.assertTrue({"web1", "other/name:v2", cid[:12]} <= set(rm), rm)  # rm takes containers and images
+        self.assertIn(archive, pull_local)  # pull-local completes files
 
     def test_store_output_is_never_evaluated(self):
         # The store validates names, so a stand-in imgtool prints what a hostile store could: names
@@ -286,8 +314,8 @@ class CompletionTest(unittest.TestCase):
                 *--help*) exec {harness.imgtool_binary()} "$@" ;;
                 *images*) cat <<'EOF'
                 REPOSITORY                               TAG             IMAGE ID       CREATED              SIZE
-                evil$(touch {marker})                    latest          0123456789ab   3 years ago          1MB
-                `touch {marker}`                         x               0123456789ac   3 years ago          1MB
+                evil$(touch${{IFS}}{marker})             latest          0123456789ab   3 years ago          1MB
+                `touch${{IFS}}{marker}`                  x               0123456789ac   3 years ago          1MB
                 a;touch${{IFS}}{marker}                  x               $(touch)       3 years ago          1MB
                 has space                                x               0123456789ad   3 years ago          1MB
                 good/name                                v1              abcdef012345   3 years ago          1MB
@@ -304,13 +332,13 @@ class CompletionTest(unittest.TestCase):
                 esac
                 """))
         os.chmod(os.path.join(stub, "imgtool"), 0o755)
-        got = complete(["run", ""], path_first=stub)
-        # Rows whose name or ID a store cannot hold are skipped whole; untagged images by ID only.
-        self.assertEqual(sorted(got), sorted(["good/name:v1", "abcdef012345", "0123456789ab", "0123456789ac",
+        run, rm, umount = complete_many([["run", ""], ["rm", ""], ["umount", ""]], path_first=stub)
+        # Rows whose name a store cannot hold are not offered, a row that is no table row (a name with
+        # a space: its ID column is no ID) is skipped whole; an untagged image by its ID only.
+        self.assertEqual(sorted(run), sorted(["good/name:v1", "abcdef012345", "0123456789ab", "0123456789ac",
                                               "fedcba987654"]))
-        self.assertEqual(sorted(complete(["rm", ""], path_first=stub)),
-                         sorted(set(got) | {"web"}))
-        self.assertEqual(complete(["umount", ""], path_first=stub), [f"/x/$(touch {marker})"])
+        self.assertEqual(sorted(rm), sorted(set(run) | {"web"}))
+        self.assertEqual(umount, [f"/x/$(touch {marker})"])  # a path, offered as it is (readline quotes it)
         self.assertFalse(os.path.exists(marker), "completion ran what the store printed")
 
 
