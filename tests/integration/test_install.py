@@ -333,13 +333,13 @@ class CompletionTest(unittest.TestCase):
                 """))
         os.chmod(os.path.join(stub, "imgtool"), 0o755)
         run, rm, umount = complete_many([["run", ""], ["rm", ""], ["umount", ""]], path_first=stub)
+        self.assertFalse(os.path.exists(marker), "completion ran what the store printed")
         # Rows whose name a store cannot hold are not offered, a row that is no table row (a name with
         # a space: its ID column is no ID) is skipped whole; an untagged image by its ID only.
         self.assertEqual(sorted(run), sorted(["good/name:v1", "abcdef012345", "0123456789ab", "0123456789ac",
                                               "fedcba987654"]))
         self.assertEqual(sorted(rm), sorted(set(run) | {"web"}))
         self.assertEqual(umount, [f"/x/$(touch {marker})"])  # a path, offered as it is (readline quotes it)
-        self.assertFalse(os.path.exists(marker), "completion ran what the store printed")
 
 
 class PackageTest(unittest.TestCase):
