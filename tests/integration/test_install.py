@@ -348,7 +348,8 @@ class PackageTest(unittest.TestCase):
     def test_deb_installs_and_removes(self):
         status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "imgtool"], capture_output=True, text=True)
         if "installed" in status.stdout.split():
-            self.skipTest("a Debian package imgtool is already installed: not replacing it")
+            self.skipTest("a Debian package imgtool is already installed: not replacing it "
+                          "(dpkg -r imgtool, if it is a left-over of this test)")
         for path in ["/usr/bin/imgtool", "/usr/local/bin/imgtool"]:
             if os.path.exists(path):
                 self.skipTest(f"{path} exists (installed by other means): not overwriting it")
@@ -389,9 +390,11 @@ class PackageTest(unittest.TestCase):
                                  "complete -p imgtool"], capture_output=True, text=True)
         self.assertEqual(loaded.stdout.strip(), "complete -F _imgtool imgtool", loaded.stderr)
 
-        fields = subprocess.run(["dpkg-query", "-W", "-f=${Depends}\\n${Recommends}\\n${Section}\\n${Maintainer}",
-                                 "imgtool"], capture_output=True, text=True, check=True).stdout.split("\n")
-        depends, recommends, section, maintainer = fields
+        fields = subprocess.run(["dpkg-query", "-W", "-f=${Depends}\\n${Recommends}\\n${Section}\\n${Maintainer}\\n"
+                                 "${Description}", "imgtool"], capture_output=True, text=True, check=True).stdout
+        depends, recommends, section, maintainer, description = fields.split("\n", 4)
+        self.assertTrue(description.startswith("daemonless container image store"), description)
+        self.assertIn("\n imgtool pulls container images", description)
         self.assertRegex(depends, r"(^|, )libc6 \(>= [0-9.]+\)", depends)  # computed by dpkg-shlibdeps
         self.assertIn("libcurl4", depends)  # dlopen'd by pull, named by hand
         self.assertEqual(recommends, "uidmap")
