@@ -1,9 +1,12 @@
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "commands.hpp"
 #include "rootless_store.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/output/template.hpp"
 #include "imgtool/rootless/userns.hpp"
 #include "imgtool/view/mounts.hpp"
 
@@ -86,12 +89,45 @@ void add_umount(CLI::App& app, Globals& globals, Action& action) {
     });
 }
 
+namespace {
+const std::vector<output::Field>& mount_fields() {
+    static const std::vector<output::Field> fields = {
+        output::leaf("ID", "IMAGE ID"), output::leaf("Image"), output::leaf("Driver"),
+        output::leaf("Mode"),           output::leaf("Target"), output::leaf("Upper"),
+    };
+    return fields;
+}
+}  // namespace
+
 void add_mounts(CLI::App& app, Globals& globals, Action& action) {
+    auto format = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("mounts", "list active imgtool mounts");
-    cmd->callback([&globals, &action] {
-        action = [&globals] {
+    cmd->add_option("--format", *format,
+                    "table (default), json, or a Go template: '{{.Target}}', 'table {{.ID}}\\t{{.Target}}', '{{json .}}'; "
+                    "fields: ID, Image, Driver, Mode, Target, Upper");
+    cmd->callback([&globals, &action, format] {
+        action = [&globals, format] {
+            output::Format f = output::parse_format(*format, mount_fields());
             store::Store store(globals.store_root());
             view::clean_stale_mounts(store);  // never list a mount that is gone
+            if (f.style != output::Format::Style::Table) {
+                bool json = f.style == output::Format::Style::Json;
+                std::vector<nlohmann::json> items;
+                for (const auto& r : store.mounts()) {
+                    if (!r.active) continue;
+                    auto names = store.tags_of(r.image);
+                    items.push_back({{"ID", json ? r.image.str() : r.image.short_hex()},
+                                     {"Image", names.empty() ? r.image.short_hex() : names.front()},
+                                     {"Driver", r.driver},
+                                     {"Mode", r.mode},
+                                     {"Target", r.target},
+                                     {"Upper", r.upper}});
+                }
+                std::string text = json ? nlohmann::json(items).dump(2, ' ', true, nlohmann::json::error_handler_t::replace) + "\n"
+                                        : output::render_all(f.tmpl, items);
+                std::fputs(text.c_str(), stdout);
+                return 0;
+            }
             std::printf("%-14s %-8s %-9s %s\n", "IMAGE ID", "DRIVER", "MODE", "TARGET");
             for (const auto& r : store.mounts()) {
                 if (!r.active) continue;

@@ -6,16 +6,10 @@
 
 #include "commands.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/output/template.hpp"
 
 namespace imgtool::cli {
 namespace {
-
-// Characters on the terminal: UTF-8 continuation bytes take no column ("…" is three bytes).
-std::size_t display_width(const std::string& text) {
-    std::size_t n = 0;
-    for (unsigned char c : text) n += (c & 0xC0) != 0x80;
-    return n;
-}
 
 struct PsArgs {
     bool all = false, quiet = false, no_trunc = false;
@@ -33,9 +27,8 @@ std::string command_column(const std::vector<std::string>& argv, bool no_trunc) 
 
 // docker's "Up 5 seconds" from the container's creation time.
 std::string up_for(const std::string& created) {
-    std::string since = ago(created);  // "N units ago", "Less than a minute ago" or "N/A"
+    std::string since = ago(created);  // "N units ago", "Less than a second ago" or "N/A"
     if (since == "N/A") return "Up";
-    if (since.rfind("Less than", 0) == 0) return "Up less than a minute";
     return "Up " + since.substr(0, since.size() - 4);
 }
 
@@ -53,10 +46,22 @@ std::string status_column(const store::Store::Container& c) {
     return "Exited (" + code + ")" + (c.finished.empty() ? "" : " " + ago(c.finished));
 }
 
+// The template's fields: docker's and podman's names (`ps --format '{{json .}}'`) for what imgtool has.
+const std::vector<output::Field>& ps_fields() {
+    static const std::vector<output::Field> fields = {
+        output::leaf("ID", "CONTAINER ID"), output::leaf("Names"),  output::leaf("Image"),
+        output::leaf("ImageID", "IMAGE ID"), output::leaf("Command"), output::leaf("CreatedAt"),
+        output::leaf("RunningFor", "CREATED"), output::leaf("Status"), output::leaf("State"),
+        output::leaf("Pid"), output::leaf("ExitCode"),
+    };
+    return fields;
+}
+
 int ps(const Globals& globals, const PsArgs& a) {
+    output::Format f = output::parse_format(a.format, ps_fields());
     store::Store store(globals.store_root());
     auto containers = store.containers(a.all);
-    if (a.format == "json") {
+    if (f.style == output::Format::Style::Json) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& c : containers) {
             out.push_back({{"Id", c.id}, {"Names", c.name.empty() ? nlohmann::json::array() : nlohmann::json::array({c.name})},
@@ -73,6 +78,24 @@ int ps(const Globals& globals, const PsArgs& a) {
         for (const auto& c : containers) std::printf("%s\n", a.no_trunc ? c.id.c_str() : c.id.substr(0, 12).c_str());
         return 0;
     }
+    if (f.style == output::Format::Style::Template) {
+        std::vector<nlohmann::json> items;
+        for (const auto& c : containers) {
+            items.push_back({{"ID", a.no_trunc ? c.id : c.id.substr(0, 12)},
+                             {"Names", c.name},
+                             {"Image", c.image_name},
+                             {"ImageID", a.no_trunc ? c.image.str() : c.image.short_hex()},
+                             {"Command", command_column(c.command, a.no_trunc)},
+                             {"CreatedAt", go_time(c.created)},
+                             {"RunningFor", ago(c.created)},
+                             {"Status", status_column(c)},
+                             {"State", state_name(c.state)},
+                             {"Pid", c.pid},
+                             {"ExitCode", c.state == State::Exited ? nlohmann::json(c.exit_code) : nlohmann::json()}});
+        }
+        std::fputs(output::render_all(f.tmpl, items).c_str(), stdout);
+        return 0;
+    }
     // docker's table: columns as wide as their widest cell, three spaces apart.
     std::vector<std::vector<std::string>> rows = {{"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"}};
     for (const auto& c : containers) {
@@ -81,13 +104,13 @@ int ps(const Globals& globals, const PsArgs& a) {
     }
     std::vector<std::size_t> width(rows[0].size(), 0);
     for (const auto& row : rows) {
-        for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], display_width(row[i]));
+        for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], output::display_width(row[i]));
     }
     for (const auto& row : rows) {
         std::string line;
         for (std::size_t i = 0; i < row.size(); ++i) {
             line += row[i];
-            if (i + 1 < row.size()) line += std::string(width[i] - display_width(row[i]) + 3, ' ');
+            if (i + 1 < row.size()) line += std::string(width[i] - output::display_width(row[i]) + 3, ' ');
         }
         std::printf("%s\n", line.c_str());
     }
@@ -102,7 +125,9 @@ void add_ps(CLI::App& app, Globals& globals, Action& action) {
     cmd->add_flag("-a,--all", a->all, "stopped detached containers too (kept until `imgtool rm`)");
     cmd->add_flag("-q,--quiet", a->quiet, "only container IDs");
     cmd->add_flag("--no-trunc", a->no_trunc, "full IDs and commands");
-    cmd->add_option("--format", a->format, "output format: table (default) or json")->check(CLI::IsMember({"table", "json"}));
+    cmd->add_option("--format", a->format,
+                    "table (default), json, or a Go template: '{{.ID}} {{.Status}}', 'table {{.Names}}\\t{{.State}}', "
+                    "'{{json .}}'; fields: ID, Names, Image, ImageID, Command, CreatedAt, RunningFor, Status, State, Pid, ExitCode");
     cmd->callback([&globals, &action, a] { action = [&globals, a] { return ps(globals, *a); }; });
 }
 

@@ -2,6 +2,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "commands.hpp"
@@ -17,17 +18,28 @@ namespace {
 using Container = store::Store::Container;
 using ContainerState = store::Store::ContainerState;
 
-void remove_image(store::Store& store, const std::string& ref) {
+// As podman: removing an image names every tag it removes ("Untagged: NAME"), then the image
+// ("Deleted: ID"). A name of an image with other names removes only that name; an ID of an image
+// with several names is refused unless forced.
+void remove_image(store::Store& store, const std::string& ref, bool force) {
     store::ImageRecord img = store.resolve(ref);
-    // As docker: removing by tag when the image has other tags only removes that tag.
     std::string as_tag;
     try {
         as_tag = image::normalize_tag(ref);
     } catch (const Error&) {
     }
-    if (store.tags_of(img.id).size() > 1 && store.untag(as_tag, img.id)) {
-        std::printf("Untagged: %s\n", as_tag.c_str());
+    std::vector<std::string> names = store.tags_of(img.id);
+    bool by_name = !as_tag.empty() && std::find(names.begin(), names.end(), as_tag) != names.end();
+    if (by_name && names.size() > 1) {
+        if (store.untag(as_tag, img.id)) std::printf("Untagged: %s\n", escape_control(as_tag).c_str());
         return;
+    }
+    if (!by_name && names.size() > 1 && !force) {
+        std::string list;
+        for (const auto& name : names) list += (list.empty() ? "" : " ") + name;
+        // podman 4.3's words (`podman rmi ID`).
+        throw Error(Errc::Busy, "unable to delete image \"" + img.id.hex() + "\" by ID with more than one tag ([" +
+                                    printable(list) + "]): please force removal");
     }
     // As docker: an image a container uses stays, running or kept after it stopped.
     for (const auto& c : store.containers(true)) {
@@ -47,6 +59,7 @@ void remove_image(store::Store& store, const std::string& ref) {
         }
     }
     store.remove_image(img.id);
+    for (const auto& name : names) std::printf("Untagged: %s\n", escape_control(name).c_str());
     std::printf("Deleted: %s\n", img.id.str().c_str());
 }
 
@@ -88,7 +101,7 @@ struct RmArgs {
 void add_rm(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<RmArgs>();
     CLI::App* cmd = app.add_subcommand("rm", "remove containers; a name that is no container's removes an image, as rmi");
-    cmd->add_flag("-f,--force", a->force, "kill a running container first");
+    cmd->add_flag("-f,--force", a->force, "kill a running container first; remove an image named by ID that has several tags");
     cmd->add_option("NAME", a->refs, "container name or ID (prefix), else image ID, unique ID prefix or tag")->required();
     cmd->callback([&globals, &action, a] {
         action = [&globals, a] {
@@ -108,7 +121,7 @@ void add_rm(CLI::App& app, Globals& globals, Action& action) {
                         images.emplace(globals.store_root(), store::Access::Exclusive);
                     }
                     try {
-                        remove_image(*images, ref);
+                        remove_image(*images, ref, a->force);
                     } catch (const Error& e) {
                         if (e.code() != make_error_code(Errc::NotFound)) throw;
                         throw Error(Errc::NotFound, "no such container or image: " + printable(ref));
@@ -130,13 +143,14 @@ void add_rm(CLI::App& app, Globals& globals, Action& action) {
 }
 
 void add_rmi(CLI::App& app, Globals& globals, Action& action) {
-    auto refs = std::make_shared<std::vector<std::string>>();
+    auto a = std::make_shared<RmArgs>();
     CLI::App* cmd = app.add_subcommand("rmi", "remove images (or one tag of a multiply-tagged image)");
-    cmd->add_option("IMAGE", *refs, "image ID, unique ID prefix, or tag")->required();
-    cmd->callback([&globals, &action, refs] {
-        action = [&globals, refs] {
+    cmd->add_flag("-f,--force", a->force, "remove an image named by ID that has several tags, with all its tags");
+    cmd->add_option("IMAGE", a->refs, "image ID, unique ID prefix, or tag")->required();
+    cmd->callback([&globals, &action, a] {
+        action = [&globals, a] {
             store::Store store(globals.store_root(), store::Access::Exclusive);
-            for (const auto& ref : *refs) remove_image(store, ref);
+            for (const auto& ref : a->refs) remove_image(store, ref, a->force);
             return 0;
         };
     });

@@ -56,6 +56,8 @@ void add_stop(CLI::App& app, Globals& globals, Action& action);
 
 // docker's "3 weeks ago" for an RFC 3339 time ("N/A" if unparsable).
 std::string ago(const std::string& created);
+// Go's time.String() of an RFC 3339 time, as docker and podman print CreatedAt: "2024-01-02 03:04:05 +0000 UTC".
+std::string go_time(const std::string& created);
 void add_inspect(CLI::App& app, Globals& globals, Action& action);
 void add_rm(CLI::App& app, Globals& globals, Action& action);
 void add_save(CLI::App& app, Globals& globals, Action& action);

@@ -693,7 +693,7 @@ class TagRmTest(unittest.TestCase):
         harness.pull(self, self.root, harness.image_path(self.shared))
         self.assertEqual(len(harness.layer_hexes(self.root)), 4)
         self.assertEqual(self.run_ok("rm", "imgtool-test/basic"),
-                         f"Deleted: {self.basic['id']}\n")
+                         f"Untagged: imgtool-test/basic:latest\nDeleted: {self.basic['id']}\n")
         self.assertEqual(harness.layer_hexes(self.root),
                          sorted(hexof(d) for d in self.shared["diff_ids"]),
                          "basic's own top layer goes, the two shared ones stay")
@@ -708,7 +708,7 @@ class TagRmTest(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(d, "..", "layer.json")), d)
 
         self.assertEqual(self.run_ok("rm", hexof(self.shared["id"])[:12]),
-                         f"Deleted: {self.shared['id']}\n")
+                         f"Untagged: imgtool-test/shared:latest\nDeleted: {self.shared['id']}\n")
         self.assertEqual(harness.layer_hexes(self.root), [])
         self.assertEqual(os.listdir(os.path.join(self.root, "images")), [])
         self.assertEqual(harness.images_json(self, self.root), [])
