@@ -113,7 +113,11 @@ std::optional<std::string> store_of_copy_tree(std::string_view tree) {
 std::string missing_directory_message(std::string_view role, const std::string& wanted, const std::string& missing) {
     std::string message = std::string(role) + " " + wanted + " does not exist";
     if (missing == wanted || missing.empty()) return message + "; create it first (mkdir " + wanted + ")";
-    return message + " (" + missing + " is missing); create it first (mkdir -p " + wanted + ")";
+    message += " (" + missing + " is missing); create it first";
+    // A missing directory above it: mkdir -p. Anything else was reached through a symlink.
+    bool above = wanted.size() > missing.size() && wanted.compare(0, missing.size(), missing) == 0 &&
+                 (missing == "/" || wanted[missing.size()] == '/');
+    return above ? message + " (mkdir -p " + wanted + ")" : message;
 }
 
 }  // namespace imgtool::overlay

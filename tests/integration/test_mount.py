@@ -581,6 +581,7 @@ class RefusalTest(MountTestCase):
         image = self.pull("busybox")
         target = self.mkdir("t")
         upper = os.path.join(self.work, "nonexistent-up")
+        self.addCleanup(self._cleanup_target, target)  # should it be mounted after all
         res = self.imgtool("mount", "--upper", upper, image, target)
         self.assert_error(res, "mount", f"upper directory {upper} does not exist; create it first (mkdir {upper})")
         self.assertFalse(os.path.lexists(upper), "--upper was created")
@@ -590,7 +591,7 @@ class RefusalTest(MountTestCase):
         far = os.path.join(self.work, "far")
         os.symlink(far, os.path.join(self.work, "link-up"))
         res = self.imgtool("mount", "--upper", os.path.join(self.work, "link-up"), image, target)
-        self.assert_error(res, "mount", "does not exist; create it first")
+        self.assert_error(res, "mount", f"link-up does not exist ({far} is missing); create it first")
         self.assertFalse(os.path.lexists(far))
         self.assertEqual((mounts_at(target), self.records()), ([], []))
 

@@ -156,4 +156,8 @@ TEST_CASE("a missing mount target or --upper: what to create") {
           "target /w/cp1 does not exist; create it first (mkdir /w/cp1)");
     CHECK(overlay::missing_directory_message("upper directory", "/w/a/b", "/w/a") ==
           "upper directory /w/a/b does not exist (/w/a is missing); create it first (mkdir -p /w/a/b)");
+    CHECK(overlay::missing_directory_message("upper directory", "/w/link", "/far") ==
+          "upper directory /w/link does not exist (/far is missing); create it first");
+    CHECK(overlay::missing_directory_message("target", "/w/ab", "/w/a") ==
+          "target /w/ab does not exist (/w/a is missing); create it first");
 }

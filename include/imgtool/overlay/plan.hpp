@@ -82,7 +82,7 @@ std::optional<std::string> store_of_copy_tree(std::string_view tree);
 
 // "ROLE WANTED does not exist; create it first (mkdir WANTED)": `missing` is the absolute path the
 // walk found missing, `wanted` the directory asked for (absolute, lexically normalised); when a
-// directory above it is missing, `mkdir -p`.
+// directory above it is missing, `mkdir -p`; a missing place a symlink leads to is only named.
 std::string missing_directory_message(std::string_view role, const std::string& wanted, const std::string& missing);
 
 }  // namespace imgtool::overlay
