@@ -1,4 +1,6 @@
+#include <cerrno>
 #include <cstdio>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -69,13 +71,19 @@ void add_umount(CLI::App& app, Globals& globals, Action& action) {
     cmd->callback([&globals, &action, target] {
         action = [&globals, target] {
             store::Store store(globals.store_root());
-            std::string canonical = view::canonical_path(*target);
+            std::optional<std::string> canonical;
+            try {
+                canonical = view::canonical_path(*target);
+            } catch (const Error& e) {
+                // Not a path: an image's name or ID, perhaps (the message says where it is mounted).
+                if (e.code() != std::error_code(ENOENT, std::generic_category())) throw;
+            }
             // Rootless: first drop the records of ended unshare sessions (their mounts are gone).
             if (globals.fresh_user_namespace) view::clean_stale_mounts(store);
-            auto record = view::find_mount(store, canonical);
+            auto record = canonical ? view::find_mount(store, *canonical) : std::nullopt;
             if (!record) {
                 if (!globals.fresh_user_namespace) view::clean_stale_mounts(store);
-                throw Error(Errc::NotFound, canonical + ": not mounted by imgtool");
+                throw view::not_mounted_error(store, *target, canonical);
             }
             if (globals.fresh_user_namespace && record->driver == "overlay") throw overlay_needs_unshare("umount");
             {

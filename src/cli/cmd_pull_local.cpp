@@ -8,6 +8,7 @@
 #include "imgtool/image/types.hpp"
 #include "imgtool/rootless/userns.hpp"
 #include "imgtool/import/pull.hpp"
+#include "imgtool/layer/unpack.hpp"
 
 namespace imgtool::cli {
 
@@ -32,7 +33,9 @@ int import_and_report(Globals& globals, import::BlobSource& source, const Import
             std::fprintf(stderr, "imgtool: %s: note: %llu %s\n", verb.c_str(), static_cast<unsigned long long>(n), what);
         }
     };
-    note(losses.skipped_devices, "device nodes skipped (rootless: making devices needs real root)");
+    if (losses.skipped_devices > 0) {
+        std::fprintf(stderr, "imgtool: %s: note: %s\n", verb.c_str(), layer::skipped_devices_note(losses.skipped_devices).c_str());
+    }
     note(losses.skipped_xattrs, "extended attributes skipped (rootless: trusted.* and the like need real root)");
     note(losses.squashed_owners, "entries' owners squashed to yours (no subordinate ids: add ranges for you in "
                                  "/etc/subuid and /etc/subgid and install uidmap to keep them)");

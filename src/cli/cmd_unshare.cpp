@@ -5,10 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 
 #include "commands.hpp"
 #include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
+#include "imgtool/launch/config.hpp"
 #include "imgtool/rootless/userns.hpp"
 
 namespace imgtool::cli {
@@ -39,8 +42,14 @@ void add_unshare(CLI::App& app, Globals& globals, Action& action) {
             for (auto& a : argv) raw.push_back(a.data());
             raw.push_back(nullptr);
             ::execvp(raw[0], raw.data());
+            // As a shell says it, with its statuses: 127 nothing to run, 126 there but not runnable.
             int err = errno;
-            throw Error(std::error_code(err, std::generic_category()), "cannot run " + argv[0], argv[0]);
+            launch::ExecFailure failure = launch::exec_failure(argv[0], err);
+            std::string reason = failure.status == 126 ? failure.reason
+                                 : argv[0].find('/') == std::string::npos ? "command not found"
+                                                                          : "no such file or directory";
+            std::fprintf(stderr, "imgtool: unshare: %s: %s\n", escape_control(argv[0]).c_str(), reason.c_str());
+            return failure.status;
         };
     });
 }

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <csignal>
+#include <cstdint>
 #include <cstring>
 
 #include "imgtool/core/error.hpp"
@@ -236,6 +238,66 @@ std::vector<std::string> exec_candidates(const std::string& program, std::string
         out.push_back((dir.empty() ? std::string(".") : dir) + "/" + program);  // empty entry: cwd
     }
     return out;
+}
+
+ExecFailure exec_failure(const std::string& program, int errno_seen) {
+    if (errno_seen != 0 && errno_seen != ENOENT && errno_seen != ENOTDIR) return {126, std::strerror(errno_seen)};
+    if (program.find('/') == std::string::npos) return {127, "executable file not found in $PATH"};
+    // docker: `stat /nonexistent/path: no such file or directory`; no $PATH was searched.
+    return {127, errno_seen == ENOTDIR ? "not a directory (a component of the path is a file)"
+                                       : "no such file or directory in the container"};
+}
+
+namespace {
+
+// The value of "Key:\t..." in /proc/PID/status text.
+std::optional<std::string_view> status_field(std::string_view text, std::string_view key) {
+    std::size_t at = 0;
+    while (at < text.size()) {
+        std::size_t end = text.find('\n', at);
+        if (end == std::string_view::npos) end = text.size();
+        std::string_view line = text.substr(at, end - at);
+        if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ':') {
+            std::string_view value = line.substr(key.size() + 1);
+            while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+            return value;
+        }
+        at = end + 1;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::uint64_t> hex_mask(std::optional<std::string_view> text) {
+    if (!text || text->empty() || text->size() > 16) return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : *text) {
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return std::nullopt;
+        v = v << 4 | static_cast<std::uint64_t>(d);
+    }
+    return v;
+}
+
+}  // namespace
+
+std::optional<SignalDisposition> signal_disposition(std::string_view status_text, int sig) {
+    auto ignored = hex_mask(status_field(status_text, "SigIgn"));
+    auto caught = hex_mask(status_field(status_text, "SigCgt"));
+    if (!ignored || !caught || sig < 1 || sig > 64) return std::nullopt;
+    std::uint64_t bit = std::uint64_t{1} << (sig - 1);
+    if (*caught & bit) return SignalDisposition::Caught;
+    if (*ignored & bit) return SignalDisposition::Ignored;
+    return SignalDisposition::Default;
+}
+
+std::string process_name(std::string_view status_text) {
+    return std::string(status_field(status_text, "Name").value_or(""));
+}
+
+InterruptAction interrupt_action(int presses, SignalDisposition pid1) {
+    if (pid1 != SignalDisposition::Default || presses < 1) return InterruptAction::None;  // its own choice
+    if (presses >= kInterruptsToKill) return InterruptAction::Kill;
+    return presses == 1 ? InterruptAction::Hint : InterruptAction::None;
 }
 
 }  // namespace imgtool::launch

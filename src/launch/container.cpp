@@ -28,7 +28,9 @@
 #include <cctype>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <optional>
 #include <string>
@@ -551,19 +553,19 @@ void attach_container_tty(int root_fd, int console_socket) {
     for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
     std::string path = env_value(env, "PATH").value_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    int status = 127;
-    int first_error = ENOENT;
+    int first_error = 0;  // the first candidate that exists but cannot be run (execvp's rule)
     ::umask(022);  // the container's processes get docker's umask, not imgtool's working 0
     for (const auto& candidate : exec_candidates(command[0], path)) {
         coverage_flush();
         ::execve(candidate.c_str(), argv.data(), envp.data());
         if (errno != ENOENT && errno != ENOTDIR) {
-            status = 126;
-            first_error = errno;
+            if (first_error == 0) first_error = errno;
+        } else if (first_error == 0 && command[0].find('/') != std::string::npos) {
+            first_error = errno;  // a path: ENOTDIR is its own answer
         }
     }
-    std::string reason = status == 127 ? "executable file not found in $PATH" : std::strerror(first_error);
-    child_fail(error_pipe, status, "exec " + command[0] + ": " + reason);
+    ExecFailure failure = exec_failure(command[0], first_error);
+    child_fail(error_pipe, failure.status, "exec " + command[0] + ": " + failure.reason);
 }
 
 // The supervisor's and --init's PID 1: signals for the container go to this child.
@@ -831,16 +833,132 @@ int supervisor_main(void* raw) {
 // ---- the parent ----------------------------------------------------------------------------------
 
 volatile sig_atomic_t g_child = 0;
+volatile sig_atomic_t g_interrupts = 0;  // SIGINTs received (and passed on): see InterruptWatch
 void forward_signal(int sig) {
+    if (sig == SIGINT) g_interrupts = g_interrupts + 1;
     if (g_child > 0) ::kill(g_child, sig);
 }
 
+void write_fully(int fd, const char* p, ssize_t n) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, static_cast<size_t>(n));
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        p += w;
+        n -= w;
+    }
+}
+
+// Ctrl-C for a container whose command is PID 1 (no --init): if that command has no SIGINT handler the
+// kernel drops the signal, as in docker. Some 300 ms after a Ctrl-C that left the container running,
+// such a PID 1 gets one hint on the user's terminal; the third Ctrl-C kills the container (see
+// launch::interrupt_action). A PID 1 that handles or ignores SIGINT sees nothing of this.
+class InterruptWatch {
+public:
+    // `supervisor`: the process whose first child is the container's PID 1. `raw`: the user's terminal
+    // is in raw mode (lines end in "\r\n").
+    InterruptWatch(pid_t supervisor, bool enabled, bool raw) : supervisor_(supervisor), enabled_(enabled), raw_(raw) {
+        // A terminal that signals imgtool for ^C also shows "^C" itself (ISIG, ECHO, ECHOCTL).
+        struct termios t {};
+        terminal_echoes_ctl_ = !raw && ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &t) == 0 &&
+                               (t.c_lflag & ISIG) && (t.c_lflag & ECHO) && (t.c_lflag & ECHOCTL);
+    }
+
+    void pressed() {
+        ++presses_;
+        if (enabled_) due_ = now_ms() + 300;
+    }
+    // SIGINTs that arrived since the last look, each a press.
+    void count_signals() {
+        sig_atomic_t n = g_interrupts;
+        while (signals_seen_ < n) {
+            ++signals_seen_;
+            if (terminal_echoes_ctl_) last_out_ = 'C';  // the user's terminal wrote "^C"
+            pressed();
+        }
+    }
+    void output(const char* buf, ssize_t n) {
+        if (n > 0) last_out_ = buf[n - 1];
+    }
+    bool at_line_start() const { return last_out_ == '\n'; }
+    bool interrupted() const { return presses_ > 0; }
+
+    // From the relay loops, which wake at least every 100 ms.
+    void tick() {
+        if (due_ == 0 || now_ms() < due_) return;
+        due_ = 0;
+        std::string status = pid1_status();
+        auto disposition = signal_disposition(status, SIGINT);
+        if (!disposition) return;
+        switch (interrupt_action(presses_, *disposition)) {
+        case InterruptAction::Hint: {
+            if (hinted_) return;
+            hinted_ = true;
+            std::string name = escape_control(process_name(status));
+            std::string eol = raw_ ? "\r\n" : "\n";
+            std::string text = (at_line_start() ? "" : eol) + "imgtool: run: the container's PID 1" +
+                               (name.empty() ? "" : " (" + name + ")") +
+                               " has no SIGINT handler, so Ctrl-C does nothing to it (as in docker); press Ctrl-C " +
+                               std::to_string(kInterruptsToKill - presses_) +
+                               " more times to kill the container, or run it with --init" + eol;
+            write_fully(STDERR_FILENO, text.data(), static_cast<ssize_t>(text.size()));
+            last_out_ = '\n';
+            return;
+        }
+        case InterruptAction::Kill:
+            // The supervisor is its PID namespace's init: the container dies with it.
+            ::kill(supervisor_, SIGKILL);
+            return;
+        case InterruptAction::None:
+            return;
+        }
+    }
+
+private:
+    static long long now_ms() {
+        struct timespec ts {};
+        ::clock_gettime(CLOCK_MONOTONIC, &ts);
+        return static_cast<long long>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+    }
+    // /proc/PID/status of the container's PID 1 ("" if it is gone).
+    std::string pid1_status() const {
+        try {
+            std::string s = std::to_string(supervisor_);
+            std::string children = sys::read_file_at(AT_FDCWD, "/proc/" + s + "/task/" + s + "/children", 4096);
+            pid_t pid1 = static_cast<pid_t>(std::atoi(children.c_str()));
+            if (pid1 <= 0) return {};
+            return sys::read_file_at(AT_FDCWD, "/proc/" + std::to_string(pid1) + "/status", 1 << 16);
+        } catch (const Error&) {
+            return {};
+        }
+    }
+
+    pid_t supervisor_;
+    bool enabled_;
+    bool raw_;
+    int presses_ = 0;
+    sig_atomic_t signals_seen_ = 0;
+    long long due_ = 0;
+    bool hinted_ = false;
+    bool terminal_echoes_ctl_ = false;
+    char last_out_ = '\n';  // the user pressed Enter to start us: the cursor starts at column 0
+};
+
 class RawTerminal {
 public:
-    explicit RawTerminal(int fd) : fd_(fd) {
+    // `input`: the terminal imgtool reads keys from (-it) passes every byte, ^C included, to the
+    // container's pty. Otherwise (-t alone) only output processing is turned off (the container's pty
+    // already did it), and Ctrl-C still signals imgtool, which passes SIGINT on.
+    RawTerminal(int fd, bool input) : fd_(fd) {
         if (::isatty(fd) && ::tcgetattr(fd, &saved_) == 0) {
             struct termios raw = saved_;
-            ::cfmakeraw(&raw);
+            if (input) {
+                ::cfmakeraw(&raw);
+            } else {
+                raw.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+            }
             active_ = ::tcsetattr(fd, TCSANOW, &raw) == 0;
         }
     }
@@ -860,24 +978,12 @@ void resize_pty(int) {
     if (g_master >= 0 && ::ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) ::ioctl(g_master, TIOCSWINSZ, &ws);
 }
 
-void write_fully(int fd, const char* p, ssize_t n) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, static_cast<size_t>(n));
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        p += w;
-        n -= w;
-    }
-}
-
 // Copies master -> stdout, and with -i stdin -> pty master, until the child is gone. docker's -t
 // without -i attaches no input: stdin is neither read nor put in raw mode.
-void relay_pty(int master, pid_t child, int& status, bool interactive) {
+void relay_pty(int master, pid_t child, int& status, bool interactive, InterruptWatch& watch) {
     // The container's pty does the terminal's line discipline: the user's terminal passes bytes as
     // they are (the one that reads input, else the one that shows output).
-    RawTerminal raw(interactive ? STDIN_FILENO : STDOUT_FILENO);
+    RawTerminal raw(interactive ? STDIN_FILENO : STDOUT_FILENO, interactive);
     resize_pty(0);
     bool stdin_open = interactive;
     char buf[16384];
@@ -889,6 +995,7 @@ void relay_pty(int master, pid_t child, int& status, bool interactive) {
             ssize_t r = ::read(master, buf, sizeof buf);
             if (r > 0) {
                 write_fully(STDOUT_FILENO, buf, r);
+                watch.output(buf, r);
             } else if (r < 0 && errno != EINTR && errno != EAGAIN) {
                 break;  // EIO: every slave fd is closed
             }
@@ -897,18 +1004,28 @@ void relay_pty(int master, pid_t child, int& status, bool interactive) {
             ssize_t r = ::read(STDIN_FILENO, buf, sizeof buf);
             if (r > 0) {
                 write_fully(master, buf, r);
+                // ^C (the container's pty's VINTR, as it starts): its line discipline signals the
+                // foreground process group, which is where PID 1 may ignore it.
+                for (ssize_t i = 0; i < r; ++i) {
+                    if (buf[i] == 3) watch.pressed();
+                }
             } else if (r == 0) {
                 stdin_open = false;
                 char eot = 4;  // end of input for the container's terminal
                 write_fully(master, &eot, 1);
             }
         }
+        watch.count_signals();
         if (::waitpid(child, &status, WNOHANG) == child) {
             // Drain what the command wrote last.
             ssize_t r;
-            while ((r = ::read(master, buf, sizeof buf)) > 0) write_fully(STDOUT_FILENO, buf, r);
+            while ((r = ::read(master, buf, sizeof buf)) > 0) {
+                write_fully(STDOUT_FILENO, buf, r);
+                watch.output(buf, r);
+            }
             return;
         }
+        watch.tick();
     }
     while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
@@ -939,7 +1056,7 @@ public:
 
     // Copies until the command has exited and its output pipes are drained (or left open by a
     // process it started: then what is there is copied, and no more is waited for).
-    void run(pid_t child, int& status) {
+    void run(pid_t child, int& status, InterruptWatch& watch) {
         // A command that closes its stdin must not kill imgtool with SIGPIPE (the child, already
         // running, keeps its own disposition).
         ::signal(SIGPIPE, SIG_IGN);
@@ -967,17 +1084,20 @@ public:
                         ours_[0].reset();
                     } else if (fd != 0) {
                         write_fully(fd, buf, r);
+                        watch.output(buf, r);
                     }
                     moved = true;
                 } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
                     ours_[fd].reset();  // end of input, or the command closed its output
                 }
             }
+            watch.count_signals();
             if (!exited && ::waitpid(child, &status, WNOHANG) == child) {
                 exited = true;
                 ours_[0].reset();  // nobody reads the command's stdin any more
             }
             if (exited && !moved) return;  // drained
+            if (!exited) watch.tick();
         }
         if (exited) return;
         while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
@@ -1021,8 +1141,12 @@ std::string read_failure(int fd) {
 // sizes to its pty, `master` >= 0), wait for its exec report on `err_read`, relay the pty or the pipes
 // until it ends, and turn that into docker's statuses.
 RunOutcome attend(pid_t child, int master, StdioRelay& relay, int err_read, bool interactive,
-                  const std::function<void()>& on_running) {
+                  const std::function<void()>& on_running, bool pid1_is_command = false) {
     g_child = child;
+    g_interrupts = 0;
+    // Ctrl-C help only for a user at a terminal: keys read raw (-it), or SIGINT from the terminal.
+    bool keys_raw = master >= 0 && interactive;
+    InterruptWatch watch(child, pid1_is_command && (keys_raw || ::isatty(STDIN_FILENO) == 1), keys_raw);
     struct sigaction sa {};
     sa.sa_handler = forward_signal;
     for (int sig : kForwardedSignals) ::sigaction(sig, &sa, nullptr);
@@ -1037,14 +1161,22 @@ RunOutcome attend(pid_t child, int master, StdioRelay& relay, int err_read, bool
     if (failure.empty() && on_running) on_running();
     int status = 0;
     if (master >= 0 && failure.empty()) {
-        relay_pty(master, child, status, interactive);
+        relay_pty(master, child, status, interactive, watch);
     } else if (relay.active()) {
-        relay.run(child, status);
+        relay.run(child, status, watch);
     } else {
         while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
         }
     }
     g_child = 0;
+    // An interrupted command leaves the cursor after the "^C" (the container's pty echoed it, or the
+    // user's terminal did): the shell's prompt would land on that line, since a shell starts a new line
+    // only for a child it saw killed by SIGINT. The user's terminal is as it was again by now.
+    bool by_interrupt = watch.interrupted() || (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGINT) ||
+                        (WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    if (failure.empty() && by_interrupt && !watch.at_line_start() && ::isatty(STDOUT_FILENO)) {
+        write_fully(STDOUT_FILENO, "\n", 1);
+    }
     return outcome_of(failure, status);
 }
 
@@ -1165,7 +1297,7 @@ RunOutcome run_container(const LaunchSpec& spec) {
     UniqueFd master;
     if (spec.tty) master = receive_fd(console_parent.get());
 
-    return attend(child, master.get(), relay, err_read.get(), spec.interactive, spec.on_running);
+    return attend(child, master.get(), relay, err_read.get(), spec.interactive, spec.on_running, !spec.init);
 }
 
 // ---- exec ------------------------------------------------------------------------------------------

@@ -753,4 +753,9 @@ UnpackStats unpack_blob(sys::Reader& blob, int root_fd, const UnpackOptions& opt
     return stats;
 }
 
+std::string skipped_devices_note(std::uint64_t n) {
+    return std::to_string(n) + (n == 1 ? " device node" : " device nodes") +
+           " skipped (rootless: only the host's real root may create device nodes; containers get a fresh /dev)";
+}
+
 }  // namespace imgtool::layer

@@ -1,5 +1,7 @@
 #include "imgtool/overlay/plan.hpp"
 
+#include <algorithm>
+
 #include "imgtool/core/error.hpp"
 
 namespace imgtool::overlay {
@@ -72,6 +74,50 @@ std::optional<std::string> legacy_mount_data(const MountSpec& spec) {
     if (spec.user_xattr) data += ",userxattr";
     if (data.size() > kLegacyDataMax) return std::nullopt;
     return data;
+}
+
+namespace {
+constexpr std::string_view kViewSource = "imgtool";
+}  // namespace
+
+std::string view_source(const std::string& store_root) {
+    std::string source = std::string(kViewSource) + ":" + store_root;
+    bool plain = store_root.empty() || store_root[0] != '/' || source.size() > 255 ||
+                 std::any_of(store_root.begin(), store_root.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+    return plain ? std::string(kViewSource) : source;
+}
+
+bool is_view_source(std::string_view source) {
+    return source == kViewSource || (source.size() > kViewSource.size() + 1 && source.substr(0, kViewSource.size()) == kViewSource &&
+                                     source[kViewSource.size()] == ':');
+}
+
+std::optional<std::string> store_of_view_source(std::string_view source) {
+    if (source == kViewSource || !is_view_source(source)) return std::nullopt;
+    return std::string(source.substr(kViewSource.size() + 1));
+}
+
+std::optional<std::string> store_of_copy_tree(std::string_view tree) {
+    constexpr std::string_view kTree = "/tree";
+    if (tree.size() <= kTree.size() || tree.substr(tree.size() - kTree.size()) != kTree) return std::nullopt;
+    std::string_view rest = tree.substr(0, tree.size() - kTree.size());  // STORE/mounts/NAME
+    auto slash = rest.rfind('/');
+    if (slash == std::string_view::npos || slash + 1 == rest.size()) return std::nullopt;
+    rest = rest.substr(0, slash);  // STORE/mounts
+    constexpr std::string_view kMounts = "/mounts";
+    if (rest.size() < kMounts.size() || rest.substr(rest.size() - kMounts.size()) != kMounts) return std::nullopt;
+    std::string store(rest.substr(0, rest.size() - kMounts.size()));
+    return store.empty() ? "/" : store;
+}
+
+std::string missing_directory_message(std::string_view role, const std::string& wanted, const std::string& missing) {
+    std::string message = std::string(role) + " " + wanted + " does not exist";
+    if (missing == wanted || missing.empty()) return message + "; create it first (mkdir " + wanted + ")";
+    message += " (" + missing + " is missing); create it first";
+    // A missing directory above it: mkdir -p. Anything else was reached through a symlink.
+    bool above = wanted.size() > missing.size() && wanted.compare(0, missing.size(), missing) == 0 &&
+                 (missing == "/" || wanted[missing.size()] == '/');
+    return above ? message + " (mkdir -p " + wanted + ")" : message;
 }
 
 }  // namespace imgtool::overlay

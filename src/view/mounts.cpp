@@ -11,6 +11,7 @@
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/log.hpp"
+#include "imgtool/core/strings.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/mount.hpp"
 #include "imgtool/sys/mountinfo.hpp"
@@ -154,7 +155,7 @@ std::vector<overlay::LayerRef> layer_paths(const store::Store& store, const stor
 
 bool is_imgtool_overlay(const std::string& target) {
     for (const auto& m : sys::read_mountinfo()) {
-        if (m.mount_point == target && m.fstype == "overlay" && m.source == "imgtool") return true;
+        if (m.mount_point == target && m.fstype == "overlay" && overlay::is_view_source(m.source)) return true;
     }
     return false;
 }
@@ -164,6 +165,79 @@ std::optional<store::MountRecord> find_mount(const store::Store& store, const st
         if (r.target == canonical_target) return r;
     }
     return std::nullopt;
+}
+
+namespace {
+
+bool is_directory(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The store whose view is mounted at `target` in this namespace, if one is and it says which: an
+// overlay's source, or a copy tree's path when that path leads to the very directory mounted.
+// nullopt: not an imgtool view; "": an imgtool view that does not name its store.
+std::optional<std::string> view_store_at(const std::string& target) {
+    std::optional<std::string> found;
+    for (const auto& m : sys::read_mountinfo()) {
+        if (m.mount_point != target) continue;  // the last one listed is on top
+        if (m.fstype == "overlay" && overlay::is_view_source(m.source)) {
+            found = overlay::store_of_view_source(m.source).value_or("");
+        } else if (auto store = overlay::store_of_copy_tree(m.root)) {
+            struct stat at {}, there {};
+            bool same = ::stat(target.c_str(), &at) == 0 && ::stat(m.root.c_str(), &there) == 0 &&
+                        at.st_dev == there.st_dev && at.st_ino == there.st_ino;
+            found = same ? *store : std::string();
+        } else {
+            found.reset();
+        }
+    }
+    return found;
+}
+
+}  // namespace
+
+Error not_mounted_error(const store::Store& store, const std::string& arg, const std::optional<std::string>& canonical) {
+    if (!canonical || !is_directory(*canonical)) {
+        std::optional<store::ImageRecord> image;
+        try {
+            image = store.resolve(arg);
+        } catch (const Error&) {
+        }
+        if (image) {
+            std::string where;
+            for (const auto& r : store.mounts()) {
+                if (r.active && r.image == image->id) where += (where.empty() ? "" : ", ") + escape_control(r.target);
+            }
+            std::string shown = escape_control(arg);
+            return Error(Errc::InvalidArgument,
+                         shown + " is an image; umount takes the directory an image is mounted on" +
+                             (where.empty() ? " (" + shown + " is not mounted; `imgtool mounts` lists the mounts)"
+                                            : ": " + where + " (see `imgtool mounts`)"),
+                         arg);
+        }
+    }
+    if (!canonical) throw_errno(ENOENT, "resolve", arg);
+    const std::string shown = escape_control(*canonical);
+    if (auto other = view_store_at(*canonical)) {
+        std::string ours = canonical_path(store.root());
+        std::string theirs = other->empty() ? "" : *other;
+        try {
+            if (!theirs.empty()) theirs = canonical_path(theirs);
+        } catch (const Error&) {
+        }
+        if (theirs.empty()) {
+            return Error(Errc::NotFound, shown + ": mounted by imgtool with another store (not " + escape_control(ours) +
+                                             "): give that store's --root to umount it", *canonical);
+        }
+        if (theirs != ours) {
+            return Error(Errc::NotFound, shown + ": mounted by another store, " + escape_control(theirs) +
+                                             " (not " + escape_control(ours) + "): umount it with `imgtool --root " +
+                                             escape_control(theirs) + " umount " + shown + "`",
+                         *canonical);
+        }
+    }
+    return Error(Errc::NotFound, shown + ": not mounted by imgtool", *canonical);
 }
 
 void undo_mount(store::Store& store, const store::MountRecord& record, bool namespace_gone) {
@@ -238,10 +312,44 @@ bool is_within(const std::string& path, const std::string& dir) {
 
 std::string proc_fd(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
+// `path` made absolute against the working directory, "." and ".." and repeated slashes resolved by
+// name (for messages about a path that does not exist, so that realpath cannot help).
+std::string lexical_absolute(const std::string& path) {
+    std::string start = path;
+    if (start.empty() || start[0] != '/') {
+        char cwd[PATH_MAX];
+        start = std::string(::getcwd(cwd, sizeof cwd) != nullptr ? cwd : ".") + "/" + path;
+    }
+    std::vector<std::string> parts;
+    for (auto& part : split(start, '/')) {
+        if (part.empty() || part == ".") continue;
+        if (part == "..") {
+            if (!parts.empty()) parts.pop_back();
+        } else {
+            parts.push_back(part);
+        }
+    }
+    std::string out;
+    for (const auto& part : parts) out += "/" + part;
+    return out.empty() ? "/" : out;
+}
+
+// A directory the caller names (TARGET, --upper DIR), which must exist: imgtool never makes one
+// (podman and docker's --mount likewise refuse a missing bind source). A missing one says what to create.
+sys::UserPath open_existing_directory(const std::string& role, const std::string& path) {
+    try {
+        return sys::open_user_directory(path, O_RDONLY);
+    } catch (const Error& e) {
+        if (e.code() != std::error_code(ENOENT, std::generic_category())) throw;
+        std::string wanted = lexical_absolute(path);
+        throw Error(e.code(), overlay::missing_directory_message(role, escape_control(wanted), escape_control(e.path())), wanted);
+    }
+}
+
 // TARGET must be an existing, empty directory outside the store that nothing is mounted on, reached
 // without following anybody else's symlink; it is then mounted on through the fd opened here.
 sys::UserPath open_target(const store::Store& store, const std::string& target_arg) {
-    sys::UserPath opened = sys::open_user_directory(target_arg, O_RDONLY);
+    sys::UserPath opened = open_existing_directory("target", target_arg);
     const std::string& target = opened.resolved;
     if (is_within(target, canonical_path(store.root()))) {
         throw Error(Errc::InvalidArgument, target + ": target is inside the image store");
@@ -327,8 +435,9 @@ store::MountRecord mount_image(store::Store& store, const store::ImageRecord& im
         record.upper = u;
         record.work = w;
     } else if (!request.upper.empty()) {
-        // Reached like the target, never through another user's symlink, and used by fd.
-        opened_upper = sys::open_user_directory(request.upper, O_RDONLY, true);
+        // Reached like the target, never through another user's symlink, and used by fd. It must exist:
+        // a mistyped DIR would otherwise silently start an empty upper and the changes go astray.
+        opened_upper = open_existing_directory("upper directory", request.upper);
         const std::string& u = opened_upper.resolved;
         if (is_within(u, canonical_path(store.root())) || is_within(u, target) || is_within(target, u)) {
             throw Error(Errc::InvalidArgument, u + ": --upper must be outside the store and the target");
@@ -348,6 +457,7 @@ store::MountRecord mount_image(store::Store& store, const store::ImageRecord& im
     try {
         overlay::MountSpec spec = overlay::plan_overlay(layers.refs, upper, layers.empty_dir);
         spec.user_xattr = request.rootless;
+        spec.source = overlay::view_source(canonical_path(store.root()));  // whose view it is, for umount
         if (record.driver == "overlay") {
             try {
                 overlay::mount_at(spec, opened_target.fd.get(), attributes);

@@ -201,7 +201,8 @@ class MountTestCase(unittest.TestCase):
 
     def assert_overlay(self, target: str, read_only: bool):
         [m] = mounts_at(target)
-        self.assertEqual((m["fstype"], m["source"]), ("overlay", "imgtool"), m)
+        # The source names the store, so that umount with another --root can say whose view it is.
+        self.assertEqual((m["fstype"], m["source"]), ("overlay", "imgtool:" + os.path.realpath(self.root)), m)
         options = m["options"]
         self.assertIn("ro" if read_only else "rw", options, m)
         # A view is nosuid,nodev unless --suid/--dev: TARGET may be reachable by other users.
@@ -361,7 +362,7 @@ class WriteTest(MountTestCase):
     def test_upper_dir_keeps_changes(self):
         image = self.pull("busybox")
         hashes = self.layer_hashes(image)
-        upper = os.path.join(self.work, "upper")  # created by imgtool
+        upper = self.mkdir("upper")  # it must exist (podman and docker's --mount refuse a missing source)
         workdir = os.path.join(self.work, ".upper.imgtool-work")
         target = self.mkdir("t")
         self.mount(image, target, "--upper", upper)
@@ -403,7 +404,9 @@ class WriteTest(MountTestCase):
     def test_upper_inside_store_or_target_is_refused(self):
         image = self.pull("busybox")
         target = self.mkdir("t")
-        for upper in (os.path.join(self.root, "my-upper"), os.path.join(target, "up")):
+        os.mkdir(os.path.join(self.root, "my-upper"))
+        # The target itself, or a directory holding it (inside an empty target nothing exists).
+        for upper in (os.path.join(self.root, "my-upper"), target, self.work):
             with self.subTest(upper=upper):
                 res = self.imgtool("mount", "--upper", upper, image, target)
                 self.assert_error(res, "mount", "--upper must be outside")
@@ -446,6 +449,50 @@ class RefusalTest(MountTestCase):
         res = self.imgtool("umount", target)
         self.assert_error(res, "umount", "not mounted by imgtool", target)
         self.assertEqual(treecmp.tree_hash(target), before, "umount touched the directory")
+
+    def test_umount_of_an_image_name(self):
+        # umount takes the mount directory; given an image, say so and where that image is mounted.
+        image = self.pull("busybox")
+        rec = harness.image_record("busybox", FMT)
+        names = [image[len("sha256:"):][:12]] + list(rec.get("tags", []))[:1]
+        for name in names:
+            with self.subTest(name=name):
+                res = self.imgtool("umount", name)
+                self.assert_error(res, "umount", f"{name} is an image; umount takes the directory an image is "
+                                  f"mounted on ({name} is not mounted; `imgtool mounts` lists the mounts)")
+        t1, t2 = self.mkdir("t1"), self.mkdir("t2")
+        self.mount(image, t1)
+        self.mount(image, t2, "--driver", "copy")
+        res = self.imgtool("umount", names[0])
+        line = self.assert_error(res, "umount", f"{names[0]} is an image; umount takes the directory an image "
+                                 "is mounted on: ", "(see `imgtool mounts`)")
+        self.assertEqual(sorted(line.split(": ", 3)[3].split(" (")[0].split(", ")), [t1, t2], line)
+        self.assertEqual(len(self.records()), 2)  # nothing undone
+        self.assert_overlay(t1, True)
+        # Something that is neither a directory nor an image: the path's own error.
+        res = self.imgtool("umount", "nosuchthing")
+        self.assert_error(res, "umount", "nosuchthing", "No such file or directory")
+
+    def test_umount_with_another_store(self):
+        # A view made with --root A, undone with --root B: B has no record; say whose view it is.
+        image = self.pull("busybox")
+        other = harness.new_store(self)
+        ro, copy = self.mkdir("ro"), self.mkdir("copy")
+        self.mount(image, ro)
+        self.mount(image, copy, "--driver", "copy")
+        mine = os.path.realpath(self.root)
+        for target in (ro, copy):
+            with self.subTest(target=target):
+                res = harness.run(other, "umount", target)
+                self.assert_error(res, "umount", f"{target}: mounted by another store, {mine} (not "
+                                  f"{os.path.realpath(other)}): umount it with "
+                                  f"`imgtool --root {mine} umount {target}`")
+        self.assertEqual(len(self.records()), 2)
+        self.assert_overlay(ro, True)
+        self.assert_copy_bind(copy)
+        # The control: a plain directory is still just "not mounted by imgtool" for the other store.
+        res = harness.run(other, "umount", self.mkdir("plain2"))
+        self.assert_error(res, "umount", "not mounted by imgtool")
 
     def test_umount_of_a_foreign_tmpfs(self):
         self.pull("busybox")
@@ -517,8 +564,36 @@ class RefusalTest(MountTestCase):
         image = self.pull("busybox")
         path = os.path.join(self.work, "missing")
         res = self.imgtool("mount", image, path)
-        self.assert_error(res, "mount", path)
+        self.assert_error(res, "mount", f"target {path} does not exist; create it first (mkdir {path})")
         self.assertFalse(os.path.lexists(path))
+        # A relative TARGET is named by its absolute path; a missing parent asks for mkdir -p.
+        argv = harness.imgtool_argv(self.root, "mount", image, "cp1")
+        proc = subprocess.run(argv, cwd=self.work, capture_output=True, text=True, timeout=60, env=harness.base_env())
+        self.assert_error(harness.Result(argv, proc.returncode, proc.stdout, proc.stderr), "mount",
+                          f"target {self.work}/cp1 does not exist; create it first (mkdir {self.work}/cp1)")
+        res = self.imgtool("mount", image, os.path.join(path, "sub"))
+        self.assert_error(res, "mount", f"({path} is missing); create it first (mkdir -p {path}/sub)")
+        self.assertFalse(os.path.lexists(path))
+        self.assertEqual(self.records(), [])
+
+    def test_upper_must_exist(self):
+        # A mistyped --upper once made a fresh directory (as root, 0755) and the changes went there.
+        image = self.pull("busybox")
+        target = self.mkdir("t")
+        upper = os.path.join(self.work, "nonexistent-up")
+        self.addCleanup(self._cleanup_target, target)  # should it be mounted after all
+        res = self.imgtool("mount", "--upper", upper, image, target)
+        self.assert_error(res, "mount", f"upper directory {upper} does not exist; create it first (mkdir {upper})")
+        self.assertFalse(os.path.lexists(upper), "--upper was created")
+        self.assertFalse(os.path.lexists(os.path.join(self.work, ".nonexistent-up.imgtool-work")))
+        self.assertEqual((mounts_at(target), self.records()), ([], []))
+        # A dangling symlink of the caller's (root's) is missing too; nothing is made at its far end.
+        far = os.path.join(self.work, "far")
+        os.symlink(far, os.path.join(self.work, "link-up"))
+        res = self.imgtool("mount", "--upper", os.path.join(self.work, "link-up"), image, target)
+        self.assert_error(res, "mount", f"link-up does not exist ({far} is missing); create it first")
+        self.assertFalse(os.path.lexists(far))
+        self.assertEqual((mounts_at(target), self.records()), ([], []))
 
     def test_mount_inside_the_store(self):
         image = self.pull("busybox")
@@ -728,7 +803,7 @@ class MountsListingTest(MountTestCase):
         self.mount(ids["busybox"], t["ro"])
         self.mount(ids["basic"], t["writable"], "--writable")
         self.mount(ids["rootopq"], t["copy"], "--driver", "copy")
-        self.mount(ids["shared"], t["upper"], "--upper", os.path.join(self.work, "u"))
+        self.mount(ids["shared"], t["upper"], "--upper", self.mkdir("u"))
         expected = {
             (short_id(ids["busybox"]), "overlay", "ro", t["ro"]),
             (short_id(ids["basic"]), "overlay", "writable", t["writable"]),

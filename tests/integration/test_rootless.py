@@ -46,8 +46,10 @@ NOSUB_USER = "imgtool-rl-nosub"
 FMT = "oci-archive"
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MOUNTS_HEADER = f"{'IMAGE ID':<14} {'DRIVER':<8} {'MODE':<9} TARGET"
-DEVICE_NOTE = ("imgtool: pull-local: note: {} device nodes skipped "
-               "(rootless: making devices needs real root)")
+def device_note(n: int) -> str:
+    """pull-local's note for n skipped device nodes (singular for one)."""
+    return (f"imgtool: pull-local: note: {n} device node{'' if n == 1 else 's'} skipped (rootless: only "
+            "the host's real root may create device nodes; containers get a fresh /dev)")
 SQUASH_NOTE = ("imgtool: pull-local: note: {} entries' owners squashed to yours (no subordinate "
                "ids: add ranges for you in /etc/subuid and /etc/subgid and install uidmap to keep "
                "them)")
@@ -564,7 +566,7 @@ class PullTest(RootlessTestCase):
 
     def test_same_id_as_root_pull_in_three_formats(self):
         rec = harness.image_record("basic", FMT)
-        note = DEVICE_NOTE.format(len(device_entries(model_images()["basic"]))) + "\n"
+        note = device_note(len(device_entries(model_images()["basic"]))) + "\n"
         root_store = harness.new_store(self)
         for i, fmt in enumerate(("oci-archive", "docker-archive", "oci-layout")):
             with self.subTest(fmt=fmt):
@@ -591,7 +593,7 @@ class PullTest(RootlessTestCase):
         rec = harness.image_record("basic", FMT)
         layers = gen_images.basic_layers()
         self.assertEqual([layer.diff_id for layer in layers], rec["diff_ids"])
-        self.pull(image("basic"), DEVICE_NOTE.format(3) + "\n")
+        self.pull(image("basic"), device_note(3) + "\n")
         st = os.lstat(self.store)
         self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid),
                          (0o700, self.user.uid, self.user.gid), "store root: 0700, the user's")
@@ -647,7 +649,7 @@ class PullTest(RootlessTestCase):
             with self.subTest(image=name):
                 self.store = os.path.join(self.home, f"store-{name}")
                 n = len(device_entries(models[name]))
-                err = DEVICE_NOTE.format(n) + "\n" if n else ""
+                err = device_note(n) + "\n" if n else ""
                 self.assertEqual(self.pull(image(name), err),
                                  harness.image_record(name, FMT)["id"])
                 # Once more with the layers present: nothing is unpacked, so no note.
@@ -760,7 +762,7 @@ class RegistryPullTest(RootlessTestCase):
 
     def test_pull_as_a_user_equals_pull_local(self):
         rec = harness.image_record("basic", "oci-archive")
-        note = DEVICE_NOTE.format(len(device_entries(model_images()["basic"]))) + "\n"
+        note = device_note(len(device_entries(model_images()["basic"]))) + "\n"
         ref = f"{self.reg.host}/t/basic:v1"
         res = self.imgtool("pull", "--tls-verify=false", "--creds", "alice:wonderland", ref)
         self.assertEqual((res.rc, res.out, res.err), (0, rec["id"] + "\n", note.replace("pull-local", "pull")),
@@ -837,7 +839,7 @@ class MergedTreeTest(OverlayTestCase):
             with self.subTest(image=name):
                 self.store = os.path.join(self.home, f"store-{name}")
                 devices = {"/" + posixpath.normpath(e.name) for e in device_entries(models[name])}
-                image_id = self.pull(image(name), DEVICE_NOTE.format(len(devices)) + "\n"
+                image_id = self.pull(image(name), device_note(len(devices)) + "\n"
                                      if devices else "")
                 root_store, root_id = root_pull(self, image(name))
                 self.assertEqual(root_id, image_id)
@@ -928,6 +930,17 @@ class MountTest(OverlayTestCase):
                 self.assert_store_unchanged()
         harness.assert_one_error_line(self, self.imgtool("umount", target), "umount", "not mounted by imgtool")
 
+    def test_unshare_says_why_a_command_cannot_run(self):
+        # As a shell says it: 127 for nothing there, 126 for something that cannot be executed.
+        for args, rc, line in ((["nosuchcmd"], 127, "imgtool: unshare: nosuchcmd: command not found"),
+                               (["/no/such/cmd"], 127, "imgtool: unshare: /no/such/cmd: no such file or directory"),
+                               (["/etc/passwd"], 126, "imgtool: unshare: /etc/passwd: Permission denied")):
+            with self.subTest(args=args):
+                res = self.imgtool("unshare", *args)
+                self.assertEqual((res.rc, res.out, res.err), (rc, "", line + "\n"), str(res))
+        res = self.imgtool("unshare", "sh", "-c", "exit 7")  # the control: the command's own status
+        self.assertEqual((res.rc, res.err), (7, ""), str(res))
+
     def test_copy_driver_works_outside_unshare(self):
         # A copy is plain files: it needs no mount namespace, and the host sees the mapped owners.
         target = self.user_dir("copy-")
@@ -970,7 +983,7 @@ class MountTest(OverlayTestCase):
     def test_copy_driver_strips_setuid_bits_unless_asked_and_maps_owners(self):
         """A rootless copy is plain files on the host: a setuid bit there would run as the user (or
         one of its subordinate ids) for anyone who can reach it, so it is stripped unless --suid."""
-        basic = self.pull(image("basic"), DEVICE_NOTE.format(3) + "\n")
+        basic = self.pull(image("basic"), device_note(3) + "\n")
         sub = self.user.subuids[0][0], self.user.subgids[0][0]
         image_1000 = (sub[0] + 999, sub[1] + 999)
         for opts, modes in (((), ("0755", "0755", "0755")), (("--suid",), ("4755", "2755", "4755"))):
@@ -1237,7 +1250,7 @@ class NoSubordinateIdsTest(RootlessTestCase):
                 img = models[name]
                 want = []
                 if device_entries(img):
-                    want.append(DEVICE_NOTE.format(len(device_entries(img))))
+                    want.append(device_note(len(device_entries(img))))
                 want.append(SQUASH_NOTE.format(squashed_entries(img)))
                 res = self.imgtool("pull-local", image(name))
                 self.assertEqual((res.rc, res.out), (0, harness.image_record(name, FMT)["id"]

@@ -477,9 +477,14 @@ class CommandTest(RunTest):
 
     def test_missing_command_is_127(self):
         res = self.run_ctr(IMAGE, "no-such-command", "arg")
-        self.assert_run_error(res, 127, "no-such-command")
-        res = self.run_ctr(IMAGE, "/no/such/path")
-        self.assert_run_error(res, 127, "/no/such/path")
+        self.assert_run_error(res, 127, "exec no-such-command: executable file not found in $PATH")
+        # A path is not looked up in $PATH: its own reason, as docker's
+        # `exec: "/nonexistent/path": stat /nonexistent/path: no such file or directory` (also 127).
+        for path in ("/no/such/path", "srv/no-such"):
+            with self.subTest(path=path):
+                res = self.run_ctr(IMAGE, path)
+                line = self.assert_run_error(res, 127, f"exec {path}: no such file or directory in the container")
+                self.assertNotIn("$PATH", line)
 
     def test_not_executable_is_126(self):
         res = self.run_ctr(IMAGE, "/etc/passwd")
@@ -1706,6 +1711,67 @@ class TerminalTest(RunTest):
             text = fh.read().replace("\r", "")
         # As in docker: the terminal is /dev/pts/0 of the container's own devpts.
         self.assertEqual((rc, text.split()), ("0", ["/dev/pts/0", "0", "ptmx"]), text)
+
+    def _user_shell(self) -> Tmux:
+        """A tmux pane running a plain bash with a known prompt, as the user's terminal."""
+        tmux = Tmux(self, self.work)
+        tmux.start("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=screen PS1='HOST$ ' bash --norc --noprofile")
+        self.assertTrue(wait_for(lambda: "HOST$" in tmux.screen(), 20), tmux.screen())
+        return tmux
+
+    def _run_in(self, tmux: Tmux, *run_args):
+        argv = harness.imgtool_argv(self.root, "run", *run_args)
+        tmux.type("clear; " + " ".join(shlex.quote(a) for a in argv))
+        self.assertTrue(wait_for(lambda: "READY" in tmux.screen().replace("echo READY", ""), 30),
+                        f"the container never started:\n{tmux.screen()}")
+
+    def _exit_status(self, tmux: Tmux) -> str:
+        # The prompt came back at column 0 on a line of its own (not after the pty's "^C").
+        screen = tmux.screen()
+        self.assertNotRegex(screen, r"\^C\s*HOST\$", screen)
+        self.assertRegex(screen, r"(?m)^HOST\$ $", screen)
+        tmux.type("echo rc=$?")
+        self.assertTrue(wait_for(lambda: re.search(r"(?m)^rc=\d+", tmux.screen()), 20), tmux.screen())
+        return re.search(r"(?m)^rc=(\d+)", tmux.screen()).group(1)
+
+    def test_ctrl_c_and_a_pid1_without_handler(self):
+        # docker: Ctrl-C does nothing to a PID 1 without a SIGINT handler (the kernel drops it).
+        # imgtool keeps that, says so once, and a third Ctrl-C kills the container (137).
+        tmux = self._user_shell()
+        self._run_in(tmux, "-it", IMAGE, "sh", "-c", "echo READY; exec sleep 60")
+        tmux.tmux("send-keys", "-t", "s", "C-c")
+        hint = "the container's PID 1 (sleep) has no SIGINT handler"
+        self.assertTrue(wait_for(lambda: hint in tmux.screen(), 10), tmux.screen())
+        time.sleep(0.5)
+        self.assertNotIn("HOST$ \n", tmux.screen().split("READY", 1)[1], "the container ended on one Ctrl-C")
+        for _ in range(2):
+            tmux.tmux("send-keys", "-t", "s", "C-c")
+            time.sleep(0.1)
+        self.assertTrue(wait_for(lambda: re.search(r"(?m)^HOST\$ $", tmux.screen()), 20), tmux.screen())
+        self.assertEqual(tmux.screen().count(hint), 1, tmux.screen())
+        self.assertEqual(self._exit_status(tmux), "137")
+        self.assertEqual(harness.run(self.root, "ps", "-q").out, "")
+
+        # A PID 1 that handles SIGINT gets it, and nothing is said.
+        self._run_in(tmux, "-it", IMAGE, "sh", "-c", "trap 'echo caught; exit 5' INT; echo READY; "
+                     "while :; do sleep 1; done")
+        tmux.tmux("send-keys", "-t", "s", "C-c")
+        self.assertTrue(wait_for(lambda: re.search(r"(?m)^HOST\$ $", tmux.screen()), 20), tmux.screen())
+        self.assertIn("caught", tmux.screen())
+        self.assertNotIn("imgtool:", tmux.screen())
+        self.assertEqual(self._exit_status(tmux), "5")
+
+    def test_interrupted_run_leaves_the_prompt_on_its_own_line(self):
+        # The pty echoes "^C"; the command's death by SIGINT ends the run with 130, and the user's
+        # shell prints its prompt where the cursor is: imgtool ends that line first (-it, -t, --init).
+        tmux = self._user_shell()
+        for opts in (("-it",), ("-t",), ("-it", "--init")):
+            with self.subTest(opts=opts):
+                self._run_in(tmux, *opts, IMAGE, "sh", "-c", "echo READY; sleep 60")
+                tmux.tmux("send-keys", "-t", "s", "C-c")
+                self.assertTrue(wait_for(lambda: "HOST$" in tmux.screen().split("READY", 1)[1], 20), tmux.screen())
+                self.assertEqual(self._exit_status(tmux), "130")
+                self.assertNotIn("imgtool:", tmux.screen())
 
     def test_tiocsti_cannot_reach_the_host_shell(self):
         # bubblewrap CVE-2017-5226: a process that shares the user's terminal pushes characters

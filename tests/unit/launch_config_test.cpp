@@ -1,5 +1,8 @@
 // Pure launch logic: capabilities, users from the image's own files, env and argv composition.
 #include <doctest/doctest.h>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/launch/config.hpp"
@@ -85,6 +88,21 @@ TEST_CASE("PATH search candidates") {
     CHECK(exec_candidates("sh", "/usr/bin:/bin:") == std::vector<std::string>{"/usr/bin/sh", "/bin/sh", "./sh"});
 }
 
+TEST_CASE("exec failures: docker's statuses, and a path's own reason") {
+    auto f = exec_failure("nosuch", 0);
+    CHECK(f.status == 127);
+    CHECK(f.reason == "executable file not found in $PATH");
+    f = exec_failure("/nonexistent/path", ENOENT);
+    CHECK(f.status == 127);
+    CHECK(f.reason == "no such file or directory in the container");
+    CHECK(exec_failure("bin/x", ENOENT).reason == "no such file or directory in the container");
+    CHECK(exec_failure("/etc/passwd/x", ENOTDIR).status == 127);
+    f = exec_failure("/etc/passwd", EACCES);
+    CHECK(f.status == 126);
+    CHECK(f.reason == std::strerror(EACCES));
+    CHECK(exec_failure("sh", ENOEXEC).status == 126);
+}
+
 TEST_CASE("numeric user specs need no account files") {
     CHECK(user_spec_is_numeric(""));
     CHECK(user_spec_is_numeric("0"));
@@ -93,4 +111,25 @@ TEST_CASE("numeric user specs need no account files") {
     CHECK_FALSE(user_spec_is_numeric("1000:staff"));
     CHECK_FALSE(user_spec_is_numeric("app:0"));
     CHECK_FALSE(user_spec_is_numeric("1000:"));
+}
+
+TEST_CASE("Ctrl-C and PID 1: the disposition from /proc/PID/status, and what to do") {
+    const std::string status = "Name:\tsleep\nState:\tS (sleeping)\nSigPnd:\t0000000000000000\n"
+                               "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000004\nSigCgt:\t0000000000004002\n";
+    CHECK(signal_disposition(status, SIGINT) == SignalDisposition::Caught);   // bit 1
+    CHECK(signal_disposition(status, SIGQUIT) == SignalDisposition::Ignored); // bit 2
+    CHECK(signal_disposition(status, SIGTERM) == SignalDisposition::Caught);  // bit 14
+    CHECK(signal_disposition(status, SIGHUP) == SignalDisposition::Default);
+    CHECK_FALSE(signal_disposition("Name:\tx\n", SIGINT).has_value());
+    CHECK_FALSE(signal_disposition("SigIgn:\tzz\nSigCgt:\t0\n", SIGINT).has_value());
+    CHECK(process_name(status) == "sleep");
+    CHECK(process_name("") == "");
+
+    CHECK(interrupt_action(1, SignalDisposition::Default) == InterruptAction::Hint);
+    CHECK(interrupt_action(2, SignalDisposition::Default) == InterruptAction::None);
+    CHECK(interrupt_action(3, SignalDisposition::Default) == InterruptAction::Kill);
+    for (int presses = 1; presses <= 4; ++presses) {  // a PID 1 that handles or ignores SIGINT: untouched
+        CHECK(interrupt_action(presses, SignalDisposition::Caught) == InterruptAction::None);
+        CHECK(interrupt_action(presses, SignalDisposition::Ignored) == InterruptAction::None);
+    }
 }

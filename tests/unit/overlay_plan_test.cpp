@@ -129,3 +129,35 @@ TEST_CASE("one storage-driver rule for mount and run") {
     CHECK_THROWS_AS(overlay::plan_driver("copy", true), Error);  // a copy has no separate upper
     CHECK_THROWS_AS(overlay::plan_driver("btrfs", false), Error);
 }
+
+TEST_CASE("a view's source names its store, for umount's message about another --root") {
+    CHECK(overlay::view_source("/var/lib/imgtool") == "imgtool:/var/lib/imgtool");
+    CHECK(overlay::view_source("") == "imgtool");
+    CHECK(overlay::view_source("relative") == "imgtool");
+    CHECK(overlay::view_source("/a\nb") == "imgtool");
+    CHECK(overlay::view_source("/" + std::string(250, 'x')) == "imgtool");  // fsconfig's 256-byte strings
+    CHECK(overlay::is_view_source("imgtool"));
+    CHECK(overlay::is_view_source("imgtool:/s"));
+    CHECK_FALSE(overlay::is_view_source("imgtoolx"));
+    CHECK_FALSE(overlay::is_view_source("imgtool:"));
+    CHECK_FALSE(overlay::is_view_source("overlay"));
+    CHECK(overlay::store_of_view_source("imgtool:/var/tmp/a b") == std::optional<std::string>("/var/tmp/a b"));
+    CHECK_FALSE(overlay::store_of_view_source("imgtool").has_value());
+    CHECK_FALSE(overlay::store_of_view_source("tmpfs").has_value());
+    CHECK(overlay::store_of_copy_tree("/var/tmp/s/mounts/m-1/tree") == std::optional<std::string>("/var/tmp/s"));
+    CHECK(overlay::store_of_copy_tree("/mounts/m-1/tree") == std::optional<std::string>("/"));
+    CHECK_FALSE(overlay::store_of_copy_tree("/var/tmp/s/m-1/tree").has_value());
+    CHECK_FALSE(overlay::store_of_copy_tree("/var/tmp/s/mounts//tree").has_value());
+    CHECK_FALSE(overlay::store_of_copy_tree("/srv/data").has_value());
+}
+
+TEST_CASE("a missing mount target or --upper: what to create") {
+    CHECK(overlay::missing_directory_message("target", "/w/cp1", "/w/cp1") ==
+          "target /w/cp1 does not exist; create it first (mkdir /w/cp1)");
+    CHECK(overlay::missing_directory_message("upper directory", "/w/a/b", "/w/a") ==
+          "upper directory /w/a/b does not exist (/w/a is missing); create it first (mkdir -p /w/a/b)");
+    CHECK(overlay::missing_directory_message("upper directory", "/w/link", "/far") ==
+          "upper directory /w/link does not exist (/far is missing); create it first");
+    CHECK(overlay::missing_directory_message("target", "/w/ab", "/w/a") ==
+          "target /w/ab does not exist (/w/a is missing); create it first");
+}

@@ -251,3 +251,10 @@ TEST_CASE("tar record: a forged record cannot reach outside the tree nor past th
         CHECK(error_of(r, 6).find("not reproducible: why") != std::string::npos);
     }
 }
+
+TEST_CASE("skipped device nodes: counted right, with the reason") {
+    using imgtool::layer::skipped_devices_note;
+    CHECK(skipped_devices_note(1).rfind("1 device node skipped (rootless: ", 0) == 0);
+    CHECK(skipped_devices_note(2).rfind("2 device nodes skipped (rootless: ", 0) == 0);
+    CHECK(skipped_devices_note(1).find('\n') == std::string::npos);
+}

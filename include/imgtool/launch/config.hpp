@@ -71,4 +71,29 @@ std::vector<std::string> compose_argv(const std::vector<std::string>& image_entr
 // Where execvp would look for `program` with this PATH (absolute or relative names: just itself).
 std::vector<std::string> exec_candidates(const std::string& program, std::string_view path);
 
+// Why `program` could not be started, as docker's statuses: 127 when nothing was there to run (no
+// candidate existed: `errno_seen` 0, ENOENT or ENOTDIR), else 126 with the error of the candidate that
+// existed. A name is looked up in $PATH; a path (it has a '/') is only itself, so its reason is the
+// path's own ("no such file or directory"), not the search's.
+struct ExecFailure {
+    int status = 127;
+    std::string reason;  // "executable file not found in $PATH", "no such file or directory", ...
+};
+ExecFailure exec_failure(const std::string& program, int errno_seen);
+
+// ---- Ctrl-C and a container whose PID 1 is the command -------------------------------------------
+// The kernel delivers to a PID namespace's init only the signals it has a handler for: a command run
+// as PID 1 without --init that never set one ignores Ctrl-C (docker's behaviour too). imgtool keeps
+// that, says so once, and lets a third Ctrl-C in a row kill the container.
+enum class SignalDisposition { Default, Ignored, Caught };
+// From /proc/PID/status text (SigIgn, SigCgt); nullopt if the lines are missing.
+std::optional<SignalDisposition> signal_disposition(std::string_view status_text, int sig);
+// The Name: line of /proc/PID/status ("" if missing).
+std::string process_name(std::string_view status_text);
+enum class InterruptAction { None, Hint, Kill };
+// What the `presses`-th Ctrl-C (1, 2, ...) that reached the container calls for, once the container
+// is seen still running after it. Only a PID 1 left with the default disposition is helped.
+InterruptAction interrupt_action(int presses, SignalDisposition pid1);
+inline constexpr int kInterruptsToKill = 3;
+
 }  // namespace imgtool::launch

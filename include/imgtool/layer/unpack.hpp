@@ -57,6 +57,11 @@ struct UnpackStats {
     std::vector<std::string> whiteout_dirs;
 };
 
+// The one-line note for `n` (> 0) skipped device nodes, counted right ("1 device node skipped") and
+// with the reason: an unprivileged user's namespace cannot mknod a device (the kernel keeps that to
+// the initial namespace's root); fifos are made, and a container's /dev is the runtime's anyway.
+std::string skipped_devices_note(std::uint64_t n);
+
 // More implicit directories than this in one layer is refused (each is checked against the lower
 // layers at import).
 inline constexpr std::size_t kMaxImplicitDirs = 65536;

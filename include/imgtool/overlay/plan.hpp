@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace imgtool::overlay {
@@ -65,5 +66,23 @@ std::vector<std::pair<std::string, std::string>> fsconfig_parameters(const Mount
 // The mount(2) data string ("lowerdir=a:b,upperdir=..,workdir=.."), with ':' ',' '\' escaped;
 // nullopt if it does not fit in a page.
 std::optional<std::string> legacy_mount_data(const MountSpec& spec);
+
+// ---- which store a view belongs to ----------------------------------------------------------------
+// An `imgtool mount` overlay's source names its store ("imgtool:/var/lib/imgtool"), so that `umount`
+// with another --root can say whose it is. Only a label for messages: unmounting still needs this
+// store's record. A root too long for fsconfig's 256-byte strings (or with a control character)
+// gives plain "imgtool", as older views have.
+std::string view_source(const std::string& store_root);
+// "imgtool" or "imgtool:...": a view imgtool made.
+bool is_view_source(std::string_view source);
+// The store named by a view's source, if it names one.
+std::optional<std::string> store_of_view_source(std::string_view source);
+// A copy view is a bind of STORE/mounts/NAME/tree: STORE, if `tree` has that shape.
+std::optional<std::string> store_of_copy_tree(std::string_view tree);
+
+// "ROLE WANTED does not exist; create it first (mkdir WANTED)": `missing` is the absolute path the
+// walk found missing, `wanted` the directory asked for (absolute, lexically normalised); when a
+// directory above it is missing, `mkdir -p`; a missing place a symlink leads to is only named.
+std::string missing_directory_message(std::string_view role, const std::string& wanted, const std::string& missing);
 
 }  // namespace imgtool::overlay

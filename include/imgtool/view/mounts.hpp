@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "imgtool/core/error.hpp"
 #include "imgtool/overlay/plan.hpp"
 #include "imgtool/store/store.hpp"
 #include "imgtool/sys/space.hpp"
@@ -46,6 +47,11 @@ std::optional<store::MountRecord> find_mount(const store::Store& store, const st
 // Undoes one recorded mount: unmount (overlay, or the bind of a copy tree) or empty the target (a
 // rootless copy made outside `imgtool unshare`), then drop the record and what the store holds for it.
 void undo_mount(store::Store& store, const store::MountRecord& record, bool namespace_gone = false);
+// Why `umount ARG` has nothing of this store's to undo: ARG names an image, not a directory (umount
+// takes the directory; the message lists where this store has that image mounted), or ARG is a view
+// another store made (named, from the overlay's source or the copy tree's path), or just not an
+// imgtool mount. `canonical` is ARG resolved, if it resolves.
+Error not_mounted_error(const store::Store& store, const std::string& arg, const std::optional<std::string>& canonical);
 // realpath(3), with a clear error.
 std::string canonical_path(const std::string& path);
 
