@@ -190,7 +190,7 @@ class RegistryProgressTest(unittest.TestCase):
         self.assertEqual(len(lines), len(shorts) + 1, res["pane"])
         for short, line in zip(shorts, lines):
             self.assertLessEqual(len(line), 60, line)
-            self.assertRegex(line, rf"^{short} done +(\S+)/\1 100%")
+            self.assertRegex(line, rf"^{short} done +(?:\[=+\] +)?(\S+)/\1 100%")
         self.assertIn(f"\x1b[{len(shorts)}A".encode(), res["raw"])
 
 
