@@ -21,6 +21,7 @@
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/digest/verifying_reader.hpp"
 #include "imgtool/image/source.hpp"
+#include "imgtool/import/progress.hpp"
 #include "imgtool/layer/chunk_pipe.hpp"
 #include "imgtool/layer/compression.hpp"
 #include "imgtool/layer/merged.hpp"
@@ -44,12 +45,16 @@ struct LayerJob {
     std::optional<store::Staging> staging;
     std::optional<store::LayerInfo> info;  // set once the layer is verified
     layer::UnpackStats stats;             // implicit_dirs go to the store with the layer
-    // Progress, read by the progress printer.
-    std::atomic<std::uint64_t> entries{0};
-    std::atomic<std::uint64_t> bytes{0};    // of the tar
-    std::atomic<std::uint64_t> fetched{0};  // of the blob, read from the source
+    // Progress, read by the display thread (relaxed: a frame may show a counter a chunk late).
+    std::atomic<std::uint64_t> fetched{0};       // of the blob, read from the source
+    std::atomic<std::int64_t> started_ns{0};     // steady clock; 0 = waiting for a worker
+    std::atomic<std::int64_t> finished_ns{0};
     std::atomic<bool> done{false};
 };
+
+std::int64_t steady_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 std::string layer_label(const image::LayerPlan& plan) { return "layer " + (plan.digest ? *plan.digest : plan.diff_id).str(); }
 
@@ -160,10 +165,7 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
                 if (cancel.load(std::memory_order_relaxed)) throw Error(Errc::Busy, "cancelled");
                 std::size_t used = fill(stream, *chunk);
                 job.fetched.store(opened.blob.bytes(), std::memory_order_relaxed);
-                if (hash_here) {
-                    job.bytes.store(tar.bytes(), std::memory_order_relaxed);
-                    check.feed({chunk->data(), used});
-                }
+                if (hash_here) check.feed({chunk->data(), used});
                 complete = used < chunk->size();
                 pipe.commit(chunk, used);
                 if (complete) break;
@@ -187,7 +189,7 @@ void produce(OpenedBlob& opened, layer::ChunkPipe& pipe, const std::atomic<bool>
 
 // Hasher thread of a compressed layer: the diff_id of everything the producer decompressed, including
 // bytes after the tar's end-of-archive blocks. Left empty when the stream did not arrive whole.
-void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarDigest& out) {
+void hash_tar(layer::ChunkPipe& pipe, TarDigest& out) {
     try {
         digest::Sha256 hash;
         layer::TarCheck check;
@@ -198,7 +200,6 @@ void hash_tar(layer::ChunkPipe& pipe, LayerJob& job, TarDigest& out) {
             hash.update(view.data(), view.size());
             check.feed(view);
             bytes += view.size();
-            job.bytes.store(bytes, std::memory_order_relaxed);
         }
         if (!pipe.abandoned()) out = TarDigest{hash.finish(), bytes, check.finding(), check.ended_cleanly()};
     } catch (...) {
@@ -247,6 +248,7 @@ private:
 void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& job, const PullOptions& pull,
                       const std::atomic<bool>& cancel, sys::SpaceReserve* reserve) {
     const image::LayerPlan& plan = *job.plan;
+    job.started_ns.store(steady_ns(), std::memory_order_relaxed);
     job.staging.emplace(store.new_staging());
     StoreSpool spool(store, reserve);
     OpenedBlob opened(source, plan, &spool);
@@ -256,7 +258,7 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
     std::exception_ptr producer_error;
     std::thread producer([&] { produce(opened, pipe, cancel, tar, job, producer_error); });
     std::optional<std::thread> hasher;
-    if (hasher_thread) hasher.emplace([&] { hash_tar(pipe, job, tar); });
+    if (hasher_thread) hasher.emplace([&] { hash_tar(pipe, tar); });
 
     layer::PipeReader piped(pipe, kExtractor);
     // The tar record (layer/tar_record.hpp) is written beside diff/ from the bytes the extractor reads,
@@ -272,7 +274,6 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
     options.rootless = pull.rootless;
     options.squash_owners = pull.squash_owners;
     options.reserve = reserve;
-    options.progress = [&job](const layer::UnpackStats& s) { job.entries.store(s.entries, std::memory_order_relaxed); };
     layer::UnpackStats stats;
     std::exception_ptr consumer_error;
     try {
@@ -322,68 +323,46 @@ void unpack_layer_job(const BlobSource& source, store::Store& store, LayerJob& j
                                 .implicit_dirs = stats.implicit_dirs.size(),
                                 .dropped_xattrs = stats.dropped_xattrs};
     job.stats = stats;
-    job.entries = stats.entries;
-    job.bytes = tar.bytes;
+    job.finished_ns.store(steady_ns(), std::memory_order_relaxed);
     job.done = true;
 }
 
-// Live progress on a terminal: one line per layer, redrawn in place.
-class ProgressPrinter {
-public:
-    ProgressPrinter(std::vector<LayerJob*> jobs, bool enabled) : jobs_(std::move(jobs)), enabled_(enabled) {
-        if (enabled_) thread_ = std::thread([this] { loop(); });
-    }
-    ~ProgressPrinter() { stop(); }
-    void stop() {
-        if (!thread_.joinable()) return;
-        {
-            std::lock_guard lock(mutex_);
-            stopping_ = true;
-        }
-        cv_.notify_all();
-        thread_.join();
-        draw();
-    }
-
-private:
-    void loop() {
-        std::unique_lock lock(mutex_);
-        while (!stopping_) {
-            draw();
-            cv_.wait_for(lock, std::chrono::milliseconds(200));
-        }
-    }
-    // "layer sha256:0123456789ab [=======>      ]  12.3 MiB / 40.1 MiB  25.1 MiB/s  1234 entries"
-    void draw() {
-        std::string out;
-        if (drawn_) out += "\x1b[" + std::to_string(jobs_.size()) + "A";
-        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-        for (LayerJob* job : jobs_) {
-            std::uint64_t fetched = job->done ? job->plan->size : job->fetched.load();
-            std::uint64_t total = std::max<std::uint64_t>(job->plan->size, 1);
-            constexpr int kWidth = 24;
-            int filled = static_cast<int>(std::min<std::uint64_t>(kWidth, fetched * kWidth / total));
-            std::string bar = std::string(static_cast<std::size_t>(filled), '=') +
-                              (filled < kWidth ? ">" + std::string(static_cast<std::size_t>(kWidth - filled - 1), ' ') : "");
-            std::string rate = seconds > 0.2 && !job->done ? "  " + human_size(static_cast<std::uint64_t>(fetched / seconds)) + "/s" : "";
-            out += "\r\x1b[Klayer " + (job->plan->digest ? *job->plan->digest : job->plan->diff_id).short_hex() + " [" + bar +
-                   "] " + human_size(fetched) + " / " + human_size(job->plan->size) + rate + "  " +
-                   std::to_string(job->entries.load()) + " entries" + (job->done ? "  done" : "") + "\n";
-        }
-        drawn_ = true;
-        std::fwrite(out.data(), 1, out.size(), stderr);
-        std::fflush(stderr);
-    }
-
-    std::vector<LayerJob*> jobs_;
-    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-    bool enabled_;
-    bool drawn_ = false;
-    bool stopping_ = false;
-    std::mutex mutex_;
-    std::condition_variable cv_;
-    std::thread thread_;
+// The progress display's view of the pull: one row per distinct layer, in the images' order (bottom
+// layer first, as docker and podman list them); a layer the store had is "already exists".
+struct ProgressRow {
+    const image::LayerPlan* plan;
+    const LayerJob* job;  // null: in the store already
 };
+
+std::vector<LayerProgress> progress_snapshot(const std::vector<ProgressRow>& rows) {
+    std::int64_t now = steady_ns();
+    std::vector<LayerProgress> out;
+    out.reserve(rows.size());
+    for (const ProgressRow& row : rows) {
+        LayerProgress p;
+        p.digest = (row.plan->digest ? *row.plan->digest : row.plan->diff_id).str();
+        p.total = row.plan->size;  // every source states it: descriptor, or the archive member's size
+        const LayerJob* job = row.job;
+        if (!job) {
+            p.state = LayerState::Exists;
+            out.push_back(std::move(p));
+            continue;
+        }
+        std::int64_t started = job->started_ns.load(std::memory_order_relaxed);
+        bool done = job->done.load(std::memory_order_acquire);
+        p.state = done ? LayerState::Done : started ? LayerState::Unpacking : LayerState::Waiting;
+        // A finished blob was read whole and its size checked: what the plan states.
+        p.done = done ? row.plan->size : job->fetched.load(std::memory_order_relaxed);
+        if (started) {
+            std::int64_t end = done ? job->finished_ns.load(std::memory_order_relaxed) : now;
+            double seconds = static_cast<double>(end - started) / 1e9;
+            // The average over the layer's life so far; a layer just started has no rate worth showing.
+            if (seconds > (done ? 0.0 : 0.1)) p.rate = static_cast<double>(p.done) / seconds;
+        }
+        out.push_back(std::move(p));
+    }
+    return out;
+}
 
 // Keeps the disk busy while the CPUs unpack: syncfs in a loop on its own thread, so the final syncfs
 // before commit (crash safety) finds little left to write. Without it the kernel starts writeback only
@@ -580,6 +559,23 @@ std::vector<PullResult> pull(store::Store& store, BlobSource& source, const Pull
                 jobs.push_back(owned.back().get());
             }
         }
+        // Rows for every layer, the present ones too, so a re-pull shows them "already exists". The
+        // display is stopped (its final frame drawn) before anything else is said, on error too.
+        std::vector<ProgressRow> rows;
+        std::optional<ProgressDisplay> progress;
+        if (options.progress) {
+            std::map<Digest, const LayerJob*> by_diff_id;
+            for (const LayerJob* job : jobs) by_diff_id.emplace(job->plan->diff_id, job);
+            std::set<Digest> listed;
+            for (const auto& plan : plans) {
+                for (const auto& l : plan.layers) {
+                    if (!listed.insert(l.diff_id).second) continue;
+                    auto it = by_diff_id.find(l.diff_id);
+                    rows.push_back({&l, it == by_diff_id.end() ? nullptr : it->second});
+                }
+            }
+            progress.emplace(STDERR_FILENO, [&rows] { return progress_snapshot(rows); });
+        }
         sys::SpaceReserve reserve(store.root_fd(), sys::space_limits_for(store.root_fd(), options.min_free), store.root());
         std::map<Digest, LayerJob*> unpacked;
         if (!jobs.empty()) {
@@ -590,12 +586,10 @@ std::vector<PullResult> pull(store::Store& store, BlobSource& source, const Pull
                              [](const LayerJob* a, const LayerJob* b) { return a->plan->size > b->plan->size; });
             unsigned cores = std::max(1u, std::thread::hardware_concurrency());
             unsigned workers = std::min<unsigned>(options.jobs ? options.jobs : cores, static_cast<unsigned>(jobs.size()));
-            ProgressPrinter progress(jobs, options.progress);
             {
                 BackgroundWriteback writeback(store);
                 run_parallel(jobs, workers, source, store, options, reserve);
             }
-            progress.stop();
             if (losses) {
                 for (LayerJob* job : jobs) {
                     losses->skipped_devices += job->stats.skipped_devices;
@@ -614,6 +608,7 @@ std::vector<PullResult> pull(store::Store& store, BlobSource& source, const Pull
                 }
             }
         }
+        if (progress) progress->stop();
         for (const auto& plan : plans) check_implicit_dirs(store, plan, unpacked, options.rootless);
         if (!jobs.empty()) {
             // Every layer verified: now, and only now, make them visible. One syncfs covers them all.

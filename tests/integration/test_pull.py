@@ -237,7 +237,7 @@ class Plain(unittest.TestCase):
         manifest = json.loads(self.reg.get_manifest("t/basic", "v1").body)
         for layer in manifest["layers"]:
             short = layer["digest"].split(":")[1][:12]
-            self.assertRegex(err, rf"\r\x1b\[Klayer {short} \[={{24}}\] ([0-9.]+[kMG]?B) / \1  \d+ entries  done\r\n")
+            self.assertRegex(err, rf"\r\x1b\[K{short} done +\[={{30}}\] +([0-9.]+[kMG]?B)/\1 100% +\S+/s\r\n")
         self.assertIn(f"imgtool: loaded {want}", err)
         rc, out, err = OutputTest.run_with_pty_stderr(self, "pull", "-q", "--tls-verify=false", ref)
         self.assertEqual((rc, out, err), (0, want + "\n", ""), "-q: nothing but the ID")
