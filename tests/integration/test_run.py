@@ -1746,17 +1746,20 @@ class TerminalTest(RunTest):
         # docker: Ctrl-C does nothing to a PID 1 without a SIGINT handler (the kernel drops it).
         # imgtool keeps that, says so once, and a third Ctrl-C kills the container (137).
         tmux = self._user_shell()
-        self._run_in(tmux, "-it", script="exec sleep 60")
-        tmux.tmux("send-keys", "-t", "s", "C-c")
         hint = "the container's PID 1 (sleep) has no SIGINT handler"
-        self.assertTrue(wait_for(lambda: hint in tmux.screen(), 10), tmux.screen())
-        self.assertFalse(self._prompt_back(tmux, 0.5), f"the container ended on one Ctrl-C\n{tmux.screen()}")
-        for _ in range(2):
-            tmux.tmux("send-keys", "-t", "s", "C-c")
-            time.sleep(0.1)
-        self.assertEqual(self._exit_status(tmux), "137")
-        self.assertEqual(tmux.screen().count(hint), 1, tmux.screen())
-        self.assertEqual(harness.run(self.root, "ps", "-q").out, "")
+        # -it: ^C reaches the container's pty; without -t: the terminal signals imgtool, which passes it on.
+        for opts in (("-it",), ()):
+            with self.subTest(opts=opts):
+                self._run_in(tmux, *opts, script="exec sleep 60")
+                tmux.tmux("send-keys", "-t", "s", "C-c")
+                self.assertTrue(wait_for(lambda: hint in tmux.screen(), 10), tmux.screen())
+                self.assertFalse(self._prompt_back(tmux, 0.5), f"the container ended on one Ctrl-C\n{tmux.screen()}")
+                for _ in range(2):
+                    tmux.tmux("send-keys", "-t", "s", "C-c")
+                    time.sleep(0.1)
+                self.assertEqual(self._exit_status(tmux), "137")
+                self.assertEqual(tmux.screen().count(hint), 1, tmux.screen())
+                self.assertEqual(harness.run(self.root, "ps", "-q").out, "")
 
         # A PID 1 that handles SIGINT gets it, and nothing is said.
         self._run_in(tmux, "-it", script="trap 'echo caught; exit 5' INT; while :; do sleep 1; done")
