@@ -286,6 +286,8 @@ class DetachedTest(RunTest):
         self.assertEqual((res.rc, res.out), (3, "1000\n/tmp\n"), str(res))
         harness.assert_one_error_line(self, self.imgtool("exec", "box", "nonexistent"), "exec",
                                       "executable file not found", rc=127)
+        harness.assert_one_error_line(self, self.imgtool("exec", "box", "/no/such"), "exec",  # a path: its own reason
+                                      "exec /no/such: no such file or directory in the container", rc=127)
         harness.assert_one_error_line(self, self.imgtool("exec", "nobox", "true"), "exec", "no such container",
                                       rc=125)
 

@@ -1717,19 +1717,27 @@ class TerminalTest(RunTest):
         tmux = Tmux(self, self.work)
         tmux.start("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=screen PS1='HOST$ ' bash --norc --noprofile")
         self.assertTrue(wait_for(lambda: "HOST$" in tmux.screen(), 20), tmux.screen())
+        self._runs = 0
         return tmux
 
-    def _run_in(self, tmux: Tmux, *run_args):
-        argv = harness.imgtool_argv(self.root, "run", *run_args)
+    def _run_in(self, tmux: Tmux, *run_args, script: str):
+        """Types `imgtool run RUN_ARGS sh -c SCRIPT` after `clear`; waits until SCRIPT began (GO<n>)."""
+        self._runs += 1
+        marker = f"GO{self._runs}"
+        argv = harness.imgtool_argv(self.root, "run", *run_args, IMAGE, "sh", "-c",
+                                    f"printf 'GO%s\\n' {self._runs}; {script}")
         tmux.type("clear; " + " ".join(shlex.quote(a) for a in argv))
-        self.assertTrue(wait_for(lambda: "READY" in tmux.screen().replace("echo READY", ""), 30),
+        self.assertTrue(wait_for(lambda: re.search(rf"(?m)^{marker}\s*$", tmux.screen()), 30),
                         f"the container never started:\n{tmux.screen()}")
+
+    def _prompt_back(self, tmux: Tmux, timeout: float = 20) -> bool:
+        return wait_for(lambda: re.search(r"(?m)^HOST\$[ \t]*$", tmux.screen()), timeout)
 
     def _exit_status(self, tmux: Tmux) -> str:
         # The prompt came back at column 0 on a line of its own (not after the pty's "^C").
+        self.assertTrue(self._prompt_back(tmux), tmux.screen())
         screen = tmux.screen()
-        self.assertNotRegex(screen, r"\^C\s*HOST\$", screen)
-        self.assertRegex(screen, r"(?m)^HOST\$ $", screen)
+        self.assertNotRegex(screen, r"\^C[ \t]*HOST\$", screen)
         tmux.type("echo rc=$?")
         self.assertTrue(wait_for(lambda: re.search(r"(?m)^rc=\d+", tmux.screen()), 20), tmux.screen())
         return re.search(r"(?m)^rc=(\d+)", tmux.screen()).group(1)
@@ -1738,38 +1746,38 @@ class TerminalTest(RunTest):
         # docker: Ctrl-C does nothing to a PID 1 without a SIGINT handler (the kernel drops it).
         # imgtool keeps that, says so once, and a third Ctrl-C kills the container (137).
         tmux = self._user_shell()
-        self._run_in(tmux, "-it", IMAGE, "sh", "-c", "echo READY; exec sleep 60")
-        tmux.tmux("send-keys", "-t", "s", "C-c")
         hint = "the container's PID 1 (sleep) has no SIGINT handler"
-        self.assertTrue(wait_for(lambda: hint in tmux.screen(), 10), tmux.screen())
-        time.sleep(0.5)
-        self.assertNotIn("HOST$ \n", tmux.screen().split("READY", 1)[1], "the container ended on one Ctrl-C")
-        for _ in range(2):
-            tmux.tmux("send-keys", "-t", "s", "C-c")
-            time.sleep(0.1)
-        self.assertTrue(wait_for(lambda: re.search(r"(?m)^HOST\$ $", tmux.screen()), 20), tmux.screen())
-        self.assertEqual(tmux.screen().count(hint), 1, tmux.screen())
-        self.assertEqual(self._exit_status(tmux), "137")
-        self.assertEqual(harness.run(self.root, "ps", "-q").out, "")
+        # -it: ^C reaches the container's pty; without -t: the terminal signals imgtool, which passes it on.
+        for opts in (("-it",), ()):
+            with self.subTest(opts=opts):
+                self._run_in(tmux, *opts, script="exec sleep 60")
+                tmux.tmux("send-keys", "-t", "s", "C-c")
+                self.assertTrue(wait_for(lambda: hint in tmux.screen(), 10), tmux.screen())
+                self.assertFalse(self._prompt_back(tmux, 0.5), f"the container ended on one Ctrl-C\n{tmux.screen()}")
+                for _ in range(2):
+                    tmux.tmux("send-keys", "-t", "s", "C-c")
+                    time.sleep(0.1)
+                self.assertEqual(self._exit_status(tmux), "137")
+                self.assertEqual(tmux.screen().count(hint), 1, tmux.screen())
+                self.assertEqual(harness.run(self.root, "ps", "-q").out, "")
 
         # A PID 1 that handles SIGINT gets it, and nothing is said.
-        self._run_in(tmux, "-it", IMAGE, "sh", "-c", "trap 'echo caught; exit 5' INT; echo READY; "
-                     "while :; do sleep 1; done")
+        self._run_in(tmux, "-it", script="trap 'echo caught; exit 5' INT; while :; do sleep 1; done")
         tmux.tmux("send-keys", "-t", "s", "C-c")
-        self.assertTrue(wait_for(lambda: re.search(r"(?m)^HOST\$ $", tmux.screen()), 20), tmux.screen())
+        self.assertEqual(self._exit_status(tmux), "5")
         self.assertIn("caught", tmux.screen())
         self.assertNotIn("imgtool:", tmux.screen())
-        self.assertEqual(self._exit_status(tmux), "5")
 
     def test_interrupted_run_leaves_the_prompt_on_its_own_line(self):
-        # The pty echoes "^C"; the command's death by SIGINT ends the run with 130, and the user's
-        # shell prints its prompt where the cursor is: imgtool ends that line first (-it, -t, --init).
+        # "^C" is echoed (by the container's pty with -it, by the user's terminal with -t) and the run
+        # ends with 130; the user's shell prints its prompt where the cursor is, so imgtool ends that
+        # line first. (-t alone: the terminal's SIGINT goes to imgtool, which passes it on.)
         tmux = self._user_shell()
-        for opts in (("-it",), ("-t",), ("-it", "--init")):
+        for opts, script in ((("-it", "--init"), "sleep 60"), (("-t", "--init"), "sleep 60"),
+                             (("-it",), "trap 'exit 130' INT; while :; do sleep 1; done")):
             with self.subTest(opts=opts):
-                self._run_in(tmux, *opts, IMAGE, "sh", "-c", "echo READY; sleep 60")
+                self._run_in(tmux, *opts, script=script)
                 tmux.tmux("send-keys", "-t", "s", "C-c")
-                self.assertTrue(wait_for(lambda: "HOST$" in tmux.screen().split("READY", 1)[1], 20), tmux.screen())
                 self.assertEqual(self._exit_status(tmux), "130")
                 self.assertNotIn("imgtool:", tmux.screen())
 
