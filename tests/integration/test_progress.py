@@ -58,7 +58,7 @@ class Tmux:
         self.tc.assertEqual(proc.returncode, 0, f"tmux {args}: {proc.stderr}")
         return proc.stdout
 
-    def run(self, argv: list, width: int, height: int = 20) -> dict:
+    def run(self, argv: list, width: int, height: int = 20, scrollback: int = 0) -> dict:
         """Runs argv in the pane, stdout to a file and stderr on the terminal. Returns its exit status,
         stdout, the pane's final text (wrapped lines joined) and the raw bytes the pane received."""
         gate, raw, out, rc = (os.path.join(self.dir, n) for n in ("gate", "raw", "out", "rc"))
@@ -76,7 +76,7 @@ class Tmux:
         self.tmux("pipe-pane", "-o", f"cat >{shlex.quote(raw)}")
         open(gate, "w").close()
         self.tmux("wait-for", "done", timeout=120)
-        pane = self.tmux("capture-pane", "-p", "-J")
+        pane = self.tmux("capture-pane", "-p", "-J", "-S", str(-scrollback))
         self.kill()
         with open(rc) as fh, open(out) as fo, open(raw, "rb") as fr:
             return {"rc": int(fh.read()), "out": fo.read(), "pane": pane, "raw": fr.read()}
@@ -135,6 +135,23 @@ class ProgressTest(unittest.TestCase):
         # Wide: the bar, full at the end, and a rate.
         for line in res["pane"].splitlines()[:len(self.shorts)]:
             self.assertRegex(line, r"\[=+\] +\S+/\S+ 100% +[0-9.]+[kMG]?B/s$")
+
+    def test_more_layers_than_rows(self):
+        # 200 layers in 10 rows: frames of at most 9 lines (the busy layers, then "+N more: ..."), so
+        # cursor-up never goes past the top; the final frame lists all 200 and may scroll.
+        path = harness.image_path(harness.image_record("layers200", "oci-archive"))
+        argv = harness.imgtool_argv(harness.new_store(self), "pull-local", "-j", "2", path)
+        res = Tmux(self, "progress-rows").run(argv, 50, height=10, scrollback=400)
+        self.assertEqual(res["rc"], 0, res)
+        lines = [line for line in res["pane"].split("\n") if line.strip()]
+        self.assertRegex(lines[-1], r"^imgtool: loaded sha256:\S+ \(200 layers unpacked")
+        self.assertEqual(len(lines), 201, res["pane"])
+        for line in lines[:-1]:
+            self.assertLessEqual(len(line), 50, line)
+            self.assertRegex(line, r"^[0-9a-f]{12} done +(\S+)/\1 100%")
+        ups = [int(n) for n in re.findall(rb"\x1b\[(\d+)A", res["raw"])]
+        self.assertTrue(ups, "never redrawn in place")
+        self.assertLessEqual(max(ups), 9)
 
     def test_repull_says_already_exists(self):
         root = harness.new_store(self)
