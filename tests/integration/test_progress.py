@@ -84,6 +84,10 @@ class Tmux:
     def kill(self):
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+        # The server leaves its socket behind when killed.
+        path = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", self.socket)
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 class ProgressTest(unittest.TestCase):
