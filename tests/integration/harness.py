@@ -78,6 +78,22 @@ def require_tool(name: str) -> str:
     return path
 
 
+def skopeo_argv() -> list:
+    """skopeo run with a blob-info cache of its own. As root, skopeo (and podman) share one cache,
+    /var/lib/containers/cache, across every run on the machine: it remembers which compressed blobs
+    stood for an uncompressed layer, and a later copy of the same layer (to another registry, or with
+    --format v2s2) reuses or rejects them ("zstd compression is not supported for type ...gzip").
+    That made a test's result depend on what earlier runs had pushed. A private mount namespace with
+    a tmpfs there gives each run an empty cache and leaves the machine's alone."""
+    skopeo = require_tool("skopeo")
+    if os.geteuid() != 0:
+        return [skopeo]  # an ordinary user's cache is under its own HOME
+    cache = "/var/lib/containers/cache"
+    return [require_tool("unshare"), "--mount", "--propagation", "private", "sh", "-c",
+            f'mkdir -p {cache} && mount -t tmpfs -o size=64m,mode=0700 imgtool-test {cache} && exec "$0" "$@"',
+            skopeo]
+
+
 def imgtool_binary() -> str:
     path = os.environ.get("IMGTOOL") or os.path.join(SOURCE_DIR, "build", "src", "imgtool")
     if not os.access(path, os.X_OK):
@@ -506,7 +522,7 @@ def umoci_rootfs(image: str, fmt: str) -> str:
     work = os.path.join(_umoci_dir, str(len(_umoci_cache)))
     os.makedirs(work)
     layout, bundle = os.path.join(work, "oci"), os.path.join(work, "bundle")
-    for argv in ([skopeo, "--insecure-policy", "copy", "-q", "--dest-compress",
+    for argv in ([*skopeo_argv(), "--insecure-policy", "copy", "-q", "--dest-compress",
                   "--dest-compress-format", "gzip", src, f"oci:{layout}:img"],
                  [umoci, "unpack", "--image", f"{layout}:img", bundle]):
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

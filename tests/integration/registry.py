@@ -684,9 +684,8 @@ class Registry:
         src in skopeo transport syntax (docker-archive:P, oci:DIR:TAG, oci-archive:P).
         creds: (user, password), default default_creds(), None = none.  fmt: skopeo --format
         (v2s2, oci; default: skopeo keeps the source's).  all_platforms: --all (whole index)."""
-        skopeo = require_program("skopeo")
         digestfile = os.path.join(self.workdir, f"digest-{secrets.token_hex(4)}")
-        argv = [skopeo, "--insecure-policy", "copy", "-q", "--digestfile", digestfile]
+        argv = [*harness.skopeo_argv(), "--insecure-policy", "copy", "-q", "--digestfile", digestfile]
         argv += self.skopeo_dest_args(creds)
         if fmt:
             argv += ["--format", fmt]
@@ -1267,7 +1266,7 @@ def _self_check() -> None:
                 self.assertIn(f"Content-Length: {size}".encode(), p.stdout)
                 # uploads through the proxy (POST, chunked PATCH, PUT; Location rewritten)
                 px.clear_log()
-                _run(["skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false", src,
+                _run([*harness.skopeo_argv(), "--insecure-policy", "copy", "-q", "--dest-tls-verify=false", src,
                       f"docker://{px.host}/t/copy:v1"])
                 self.assertIn("PATCH", {r.method for r in px.requests})
                 self.assertEqual(reg.get_manifest("t/copy", "v1").body,

@@ -809,7 +809,7 @@ class MergedTreeTest(OverlayTestCase):
         with the owners umoci recorded in user.rootlesscontainers."""
         layout = os.path.join(tempfile.mkdtemp(prefix="umoci-", dir=SCRATCH), "oci")
         self.addCleanup(shutil.rmtree, os.path.dirname(layout), True)
-        proc = subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", "--dest-compress",
+        proc = subprocess.run([*harness.skopeo_argv(), "--insecure-policy", "copy", "-q", "--dest-compress",
                                "--dest-compress-format", "gzip", f"oci-archive:{source}",
                                f"oci:{layout}:img"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=300)
