@@ -321,5 +321,64 @@ class SystemTest(unittest.TestCase):
         self.assertIn(f"deleted: {basic}", res.stdout.decode())
 
 
+class RootlessSystemTest(unittest.TestCase):
+    """An ordinary user's store (run under `flock /tmp/imgtool-rootless.lock`, as test_rootless)."""
+
+    def setUp(self):
+        import shutil
+        import tempfile
+        import test_rootless as rl
+        self.rl = rl
+        rl.ensure_users()
+        self.user = rl.USERS[rl.USER]
+        self.scratch = tempfile.mkdtemp(prefix="imgtool-sys-rl-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.scratch, True)
+        os.chmod(self.scratch, 0o755)
+        self.binary = os.path.join(self.scratch, "imgtool")
+        shutil.copy(harness.imgtool_binary(), self.binary)
+        for name_fmt in (BASIC, SHARED):
+            shutil.copy(harness.image_path(*name_fmt), self.scratch)
+            os.chmod(os.path.join(self.scratch, os.path.basename(harness.image_path(*name_fmt))), 0o644)
+        self.home = os.path.join(self.scratch, "home")
+        os.mkdir(self.home, 0o700)
+        os.chown(self.home, self.user.uid, self.user.gid)
+        self.root = os.path.join(self.home, "store")
+
+    def imgtool(self, *args) -> harness.Result:
+        return self.rl.run_as(self.user, [self.binary, *args], home=self.home,
+                              env={"IMGTOOL_ROOT": self.root})
+
+    def ok(self, *args) -> harness.Result:
+        res = self.imgtool(*args)
+        self.assertEqual(res.rc, 0, str(res))
+        return res
+
+    def test_rootless_info_df_prune(self):
+        info = json.loads(self.ok("info", "--format", "json").out)
+        self.assertFalse(info["store"]["exists"])
+        self.assertFalse(os.path.lexists(self.root))
+        self.assertTrue(info["host"]["rootless"])
+        self.assertEqual(info["host"]["idMappings"]["uidmap"][0],
+                         {"container_id": 0, "host_id": self.user.uid, "size": 1})
+        self.assertEqual([(r["start"], r["size"]) for r in info["host"]["subordinateIds"]["subuid"]],
+                         self.user.subuids)
+        # Outside `imgtool unshare` an overlay would vanish with the command: mount needs the copy driver.
+        self.assertEqual(info["store"]["graphDriverName"], "copy")
+        basic = self.ok("pull-local", os.path.join(self.scratch, "basic.docker.tar")).out.strip()
+        shared = self.ok("pull-local", os.path.join(self.scratch, "shared.docker.tar"),
+                         "--tag", BASIC_TAG).out.strip()
+        inside = json.loads(self.ok("unshare", self.binary, "info", "--format", "json").out)
+        self.assertEqual(inside["store"]["graphDriverName"], "overlay")
+        self.assertTrue(inside["store"]["graphOptions"]["userxattr"])
+        df = json.loads(self.ok("system", "df", "--format", "json").out)
+        self.assertEqual(df["Images"]["Total"], 2)
+        self.assertEqual(df["Layers"]["Shared"], 2)
+        out = self.ok("prune", "-f").out
+        self.assertIn(f"deleted: {basic}\n", out)
+        self.assertIn("Total reclaimed space: ", out)
+        rows = json.loads(self.ok("images", "--format", "json").out)
+        self.assertEqual({r["ID"] for r in rows}, {shared})
+
+
 if __name__ == "__main__":
     unittest.main()
