@@ -72,5 +72,8 @@ void add_logs(CLI::App& app, Globals& globals, Action& action);
 void add_rmi(CLI::App& app, Globals& globals, Action& action);
 void add_unshare(CLI::App& app, Globals& globals, Action& action);
 void add_commit(CLI::App& app, Globals& globals, Action& action);
+void add_info(CLI::App& app, Globals& globals, Action& action);
+void add_system(CLI::App& app, Globals& globals, Action& action);  // system df, and df
+void add_prune(CLI::App& app, Globals& globals, Action& action);
 
 }  // namespace imgtool::cli

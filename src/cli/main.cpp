@@ -105,6 +105,9 @@ int main(int argc, char** argv) {
     cli::add_rmi(app, globals, action);
     cli::add_unshare(app, globals, action);
     cli::add_commit(app, globals, action);
+    cli::add_info(app, globals, action);
+    cli::add_system(app, globals, action);
+    cli::add_prune(app, globals, action);
 
     try {
         app.parse(argc, argv);

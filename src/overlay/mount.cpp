@@ -1,11 +1,16 @@
 #include "imgtool/overlay/mount.hpp"
 
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/utsname.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "imgtool/core/error.hpp"
+#include "imgtool/overlay/driver.hpp"
+#include "imgtool/sys/files.hpp"
 
 namespace imgtool::overlay {
 namespace {
@@ -35,6 +40,29 @@ void mount_at(const MountSpec& spec, int target_fd, unsigned attributes) {
     sys::mount_legacy(spec.fstype, spec.source, "/proc/self/fd/" + std::to_string(target_fd), legacy_flags(attributes),
                       *data)
         .release();
+}
+
+}  // namespace imgtool::overlay
+
+namespace imgtool::overlay {
+
+DriverFacts probe_driver_facts(bool rootless, bool fresh_user_namespace) {
+    DriverFacts facts;
+    facts.rootless = rootless;
+    facts.fresh_user_namespace = fresh_user_namespace;
+    try {
+        std::string filesystems = sys::read_file_at(AT_FDCWD, "/proc/filesystems", 1 << 20);
+        facts.overlay_filesystem = filesystems.find("\toverlay\n") != std::string::npos;
+    } catch (const Error&) {
+    }
+    // "/" as a lower: any existing directory; the context is never created.
+    facts.lowerdir_plus = sys::probe_fs_parameter("overlay", "lowerdir+", "/");
+    struct utsname u {};
+    if (::uname(&u) == 0) {
+        unsigned major = 0, minor = 0;
+        if (std::sscanf(u.release, "%u.%u", &major, &minor) == 2) facts.kernel_6_8 = major > 6 || (major == 6 && minor >= 8);
+    }
+    return facts;
 }
 
 }  // namespace imgtool::overlay

@@ -183,6 +183,29 @@ bool active() { return !is_initial_id_map(own_uid_map()); }
 
 bool single_id_mapped() { return mapped_id_count(own_uid_map()) <= 1 || mapped_id_count(own_gid_map()) <= 1; }
 
+namespace {
+
+// The host id this namespace maps to 0, or `own` in the initial namespace.
+std::uint32_t host_id_of_root(const std::vector<IdMapLine>& map, std::uint32_t own) {
+    if (is_initial_id_map(map)) return own;
+    for (const auto& line : map) {
+        if (line.inside == 0) return line.outside;
+    }
+    return own;
+}
+
+}  // namespace
+
+std::vector<IdRange> own_subordinate_uids() {
+    std::uint32_t uid = host_id_of_root(own_uid_map(), ::getuid());
+    return parse_subid_file(read_optional("/etc/subuid"), user_name(uid), uid);
+}
+
+std::vector<IdRange> own_subordinate_gids() {
+    std::uint32_t uid = host_id_of_root(own_uid_map(), ::getuid());
+    return parse_subid_file(read_optional("/etc/subgid"), user_name(uid), uid);
+}
+
 void enter_user_namespace() {
     const uid_t uid = ::getuid();
     const gid_t gid = ::getgid();

@@ -23,6 +23,7 @@
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/process.hpp"
+#include "imgtool/sys/tree_size.hpp"
 
 namespace imgtool::store {
 namespace {
@@ -389,9 +390,10 @@ Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_a
     if (access == Access::Observe) return;
 
     // If nobody else is active, this process may clear what crashed processes left in tmp/.
+    // (Access::Prune clears them itself, in prune_leftovers, to say what they were.)
     activity_ = sys::RangeLock::try_lock(lock_fd_.get(), kActivityLock, sys::LockMode::Exclusive, root + "/lock");
     if (activity_.locked()) {
-        clean_leftovers();
+        if (access != Access::Prune) clean_leftovers();
         if (access == Access::Shared) activity_.convert(sys::LockMode::Shared);
     } else {
         activity_ = sys::RangeLock(lock_fd_.get(), kActivityLock,
@@ -445,7 +447,7 @@ bool container_kept(int tmp_fd, const std::string& name) {
 
 }  // namespace
 
-void Store::clean_leftovers() {
+void Store::clean_leftovers(std::vector<Freed>* freed) {
     for (const std::string& name : sys::list_directory(tmp_fd_.get(), root_ + "/tmp")) {
         if (container_alive(tmp_fd_.get(), name)) {
             log::debug("keeping " + root_ + "/tmp/" + name + ": its container still runs");
@@ -453,6 +455,7 @@ void Store::clean_leftovers() {
         }
         if (container_kept(tmp_fd_.get(), name)) continue;  // a stopped detached container: `rm` removes it
         log::debug("removing leftover " + root_ + "/tmp/" + name);
+        if (freed) freed->push_back({"tmp/" + name, sys::tree_size_at(tmp_fd_.get(), name).bytes});
         sys::remove_tree_at(tmp_fd_.get(), name);  // never follows symlinks
     }
     // Stores written before every temporary moved to tmp/ may hold ".NAME.tmp-PID-HEX" files beside
@@ -462,6 +465,7 @@ void Store::clean_leftovers() {
         for (const std::string& name : sys::list_directory(fd.get(), root_ + "/" + dir)) {
             if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) {
                 log::debug("removing leftover " + root_ + "/" + dir + "/" + name);
+                if (freed) freed->push_back({std::string(dir) + "/" + name, sys::tree_size_at(fd.get(), name).bytes});
                 ::unlinkat(fd.get(), name.c_str(), 0);
             }
         }
@@ -757,16 +761,11 @@ void Store::prune_partials(std::int64_t max_age_seconds) {
 
 void Store::remove_image(const Digest& id) {
     prune_partials(0);  // rm is the user's way to reclaim space: interrupted downloads go too
-    if (access_ != Access::Exclusive) throw Error(Errc::Busy, "remove needs exclusive access to the store");
+    if (access_ != Access::Exclusive && access_ != Access::Prune) throw Error(Errc::Busy, "remove needs exclusive access to the store");
     auto record = image(id);
     if (!record) throw Error(Errc::NotFound, "no such image: " + id.str());
     // Record and tags first: once they are gone the image is gone, even if layer removal is cut short.
-    auto all_tags = tags();
-    std::erase_if(all_tags, [&](const auto& kv) { return kv.second == id; });
-    save_tags(all_tags);
-    sys::UniqueFd images_dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
-    if (::unlinkat(images_dir.get(), (id.hex() + ".json").c_str(), 0) != 0) throw_errno("unlink", id.str());
-    sys::fsync_fd(images_dir.get(), root_ + "/images");
+    remove_image_record(id);
 
     std::set<Digest> still_used;
     std::set<Digest> blobs_used;
@@ -802,6 +801,15 @@ void Store::remove_image(const Digest& id) {
     }
 }
 
+
+void Store::remove_image_record(const Digest& id) {
+    if (access_ != Access::Exclusive && access_ != Access::Prune) throw Error(Errc::Busy, "remove needs exclusive access to the store");
+    auto all_tags = tags();
+    if (std::erase_if(all_tags, [&](const auto& kv) { return kv.second == id; }) > 0) save_tags(all_tags);
+    sys::UniqueFd images_dir = sys::open_beneath(root_fd_.get(), "images", O_RDONLY | O_DIRECTORY);
+    if (::unlinkat(images_dir.get(), (id.hex() + ".json").c_str(), 0) != 0) throw_errno("unlink", id.str());
+    sys::fsync_fd(images_dir.get(), root_ + "/images");
+}
 
 // ---- tags ----
 

@@ -141,3 +141,30 @@ void unmount(const std::string& target, int flags) {
 }
 
 }  // namespace imgtool::sys
+
+namespace imgtool::sys {
+
+int probe_fs_parameter(const std::string& fstype, const std::string& key, const std::string& value) {
+    // A filesystem context that is never created nor mounted: closing it discards it, so the probe
+    // leaves nothing behind.
+    int raw = ::fsopen(fstype.c_str(), FSOPEN_CLOEXEC);
+    if (raw < 0) return errno;
+    UniqueFd fs(raw);
+    if (key.empty()) return 0;
+    int rc = ::fsconfig(fs.get(), FSCONFIG_SET_STRING, key.c_str(), value.c_str(), 0);
+    int err = rc == 0 ? 0 : errno;
+    drain_kernel_messages(fs.get());
+    return err;
+}
+
+int probe_idmapped_mounts() {
+    // mount_setattr(2) with MOUNT_ATTR_IDMAP on no file at all: a kernel without the call says ENOSYS,
+    // one with it rejects the fd (EBADF) before looking at anything.
+    struct mount_attr attr {};
+    attr.attr_set = MOUNT_ATTR_IDMAP;
+    attr.userns_fd = ~std::uint64_t{0};
+    if (::mount_setattr(-1, "", AT_EMPTY_PATH, &attr, sizeof attr) == 0) return 0;
+    return errno == ENOSYS ? ENOSYS : 0;
+}
+
+}  // namespace imgtool::sys

@@ -25,6 +25,11 @@ std::vector<IdMapLine> own_gid_map();
 // Only the user's own id is mapped (no subordinate ids): image owners cannot be kept.
 bool single_id_mapped();
 
+// The subordinate ranges (/etc/subuid, /etc/subgid) of the user this process acts for: the host id
+// its namespace maps to 0 (itself outside a user namespace). For `imgtool info`.
+std::vector<IdRange> own_subordinate_uids();
+std::vector<IdRange> own_subordinate_gids();
+
 // Returns in the child, as root of a fresh user namespace; the parent never returns (it exits with the
 // child's status) unless setting up the namespace fails, which throws imgtool::Error in the parent.
 void enter_user_namespace();

@@ -98,7 +98,9 @@ struct MountRecord {
 // Observe: only reads container records (exec, logs): no lock, no cleaning, so it neither waits nor
 // holds anything for as long as it lives, and it works outside imgtool's user namespace, where an
 // ordinary user cannot remove what the namespace's ids own.
-enum class Access { Shared, Exclusive, Observe };
+// Prune: Exclusive, but the leftovers in tmp/ stay until prune_leftovers() removes them and says what
+// they were (`imgtool prune`).
+enum class Access { Shared, Exclusive, Observe, Prune };
 
 // A staging directory under tmp/; removed on destruction unless committed.
 class Staging {
@@ -215,6 +217,9 @@ public:
     ImageRecord resolve(std::string_view reference) const;
     // Deletes the record, its tags and the layers no other image uses. Needs Access::Exclusive.
     void remove_image(const digest::Digest& id);
+    // Only the record and its tags (the image is gone; its layers, blobs and init layer stay for the
+    // caller: prune). Needs Access::Exclusive or Access::Prune.
+    void remove_image_record(const digest::Digest& id);
 
     // --- containers ---
     // A container's area in tmp/ holds container.json (what run wrote before starting it, locked by
@@ -297,6 +302,34 @@ public:
     // by its container.pid and container.json. After this, only the container area may be used.
     void release_activity() noexcept { activity_ = sys::RangeLock(); }
 
+    // --- space: `system df` and `prune` (src/store/space.cpp) ---
+    // What one removal freed: its path below the store root and its size.
+    struct Freed {
+        std::string path;
+        std::uint64_t bytes = 0;
+    };
+    // Every image record, strictly: one that cannot be read throws (Errc::Corrupt, naming it), since
+    // anything computed without it would count its layers as unreferenced.
+    std::vector<ImageRecord> images_strict() const;
+    // The diff_ids in layers/, inits/ and blobs/sha256/ (names that are not 64 hex digits: none of
+    // the store's, never listed, never removed).
+    std::vector<digest::Digest> layer_ids() const;
+    std::vector<digest::Digest> init_ids() const;
+    std::vector<digest::Digest> blob_ids() const;
+    // A layer's size: as recorded at import (layer.json), else measured (sys::tree_size_at: no symlink
+    // followed, no other mount entered).
+    std::uint64_t layer_size(const digest::Digest& diff_id) const;
+    // A container's writable layer, measured.
+    std::uint64_t container_size(const Container& container) const;
+    // Remove one unreferenced object (renamed into tmp/ first, then removed without following
+    // symlinks). Need Access::Exclusive or Access::Prune. Missing: nothing freed.
+    Freed remove_layer(const digest::Digest& diff_id);
+    Freed remove_init(const digest::Digest& image_id);
+    Freed remove_blob(const digest::Digest& blob);
+    // Access::Prune: what clean_leftovers removes (no live or kept container's area), each measured
+    // first; and partial downloads no pull holds.
+    std::vector<Freed> prune_leftovers();
+
     // --- rootless ---
     // A rootless store holds owners as the host ids its namespace mapped them to: its layers are right
     // only for that map. `current` (the uid and gid maps as text) is recorded when the store is first
@@ -320,7 +353,8 @@ public:
     void remove_mount(const MountRecord& record);
 
 private:
-    void clean_leftovers();
+    // Removes tmp/'s leftovers (what no live or kept container owns); with `freed`, says what each was.
+    void clean_leftovers(std::vector<Freed>* freed = nullptr);
     // Writes dirfd/name atomically: the temporary lives in tmp/, so a crash never leaves one beside
     // the target; rename across, then fsync the directory.
     void write_atomically(int dirfd, const std::string& name, std::string_view data, mode_t mode,

@@ -65,4 +65,12 @@ void unmount(const std::string& target, int flags = 0);
 // The same, returning 0 or the errno (EBUSY: in use, or something mounted below).
 int try_unmount(const std::string& target, int flags = 0);
 
+// Probes, for `imgtool info`: side-effect free (nothing is created, mounted or left behind).
+// Whether `fstype` takes the parameter key=value on a new filesystem context (fsopen + fsconfig, never
+// created): 0, or the errno of fsopen (ENOSYS: no new mount API; EPERM: not allowed here; ENODEV: no
+// such filesystem) or of fsconfig (EINVAL: an unknown parameter). An empty key probes fsopen alone.
+int probe_fs_parameter(const std::string& fstype, const std::string& key, const std::string& value);
+// 0 if the kernel has idmapped mounts (mount_setattr with MOUNT_ATTR_IDMAP), else ENOSYS.
+int probe_idmapped_mounts();
+
 }  // namespace imgtool::sys
