@@ -41,6 +41,7 @@ std::string ago(const std::string& created) {
 void add_images(CLI::App& app, Globals& globals, Action& action) {
     auto format = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("images", "list images in the store");
+    examples(*cmd, {"imgtool images", "imgtool images --format json"});
     cmd->add_option("--format", *format, "output format: table (default) or json")->check(CLI::IsMember({"table", "json"}));
     cmd->callback([&globals, &action, format] {
         action = [&globals, format] {

@@ -12,6 +12,7 @@ namespace imgtool::cli {
 void add_inspect(CLI::App& app, Globals& globals, Action& action) {
     auto refs = std::make_shared<std::vector<std::string>>();
     CLI::App* cmd = app.add_subcommand("inspect", "show an image's metadata as JSON (docker image inspect fields)");
+    examples(*cmd, {"imgtool inspect alpine"});
     cmd->add_option("IMAGE", *refs, "image ID, unique ID prefix, or tag")->required();
     cmd->callback([&globals, &action, refs] {
         action = [&globals, refs] {
