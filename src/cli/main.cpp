@@ -135,6 +135,9 @@ std::string shell_word(const std::string& word) {
     return quoted + "'";
 }
 
+// Whether an option reads a value (flags read none; --tls-verify=false is a flag's own syntax).
+bool takes_value(const CLI::Option& opt) { return opt.get_expected_max() > 0 && opt.get_type_size_max() > 0; }
+
 // Whether `word` is one of cmd's options as typed on a command line: --long, --long=VALUE, -s, or a
 // cluster of short flags whose last may take a value (-it, -eK=V). Sets takes_next when the option's
 // value is the next word.
@@ -145,13 +148,13 @@ bool is_option_word(const CLI::App& cmd, const std::string& word, bool& takes_ne
         auto eq = word.find('=');
         const CLI::Option* opt = cmd.get_option_no_throw(word.substr(0, eq));
         if (opt == nullptr || !opt->nonpositional()) return false;
-        takes_next = eq == std::string::npos && opt->get_type_size_max() > 0;
+        takes_next = eq == std::string::npos && takes_value(*opt);
         return true;
     }
     for (std::size_t i = 1; i < word.size(); ++i) {
         const CLI::Option* opt = cmd.get_option_no_throw(std::string("-") + word[i]);
         if (opt == nullptr || !opt->nonpositional()) return false;
-        if (opt->get_type_size_max() > 0) {  // the rest of the word, or the next word, is its value
+        if (takes_value(*opt)) {  // the rest of the word, or the next word, is its value
             takes_next = i + 1 == word.size();
             return true;
         }
