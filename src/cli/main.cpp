@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -366,8 +368,9 @@ int main(int argc, char** argv) {
     cli::add_rmi(app, globals, action);
     cli::add_unshare(app, globals, action);
     cli::add_commit(app, globals, action);
-    cli::add_global_options(app, globals);
 
+    // After every add_<verb> above: each verb takes the global options too.
+    cli::add_global_options(app, globals);
     // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
     std::string verb;
     int failure = 1;
