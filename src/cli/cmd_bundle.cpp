@@ -25,8 +25,11 @@ void add_bundle(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<Args>();
     launch::RunOptions& o = a->request.options;
     CLI::App* cmd = app.add_subcommand("bundle", "write an OCI runtime bundle of an image (config.json, rootfs) for crun or runc");
-    cmd->footer("Then IMAGE DIR [COMMAND [ARG...]], or --rm DIR. DIR must be absent or an empty directory; "
-                "config.json holds what `imgtool run` would do (docs/bundle.md).");
+    usage(*cmd, "[OPTIONS] IMAGE DIR [COMMAND [ARG...]]\n       imgtool bundle --rm DIR");
+    cmd->footer("Options go before IMAGE. DIR must be absent or an empty directory; config.json holds what "
+                "`imgtool run` would do (docs/bundle.md).");
+    examples(*cmd, {"imgtool bundle --net none alpine /tmp/b echo hi   (then: crun run --bundle /tmp/b c1)",
+                    "imgtool bundle --rm /tmp/b"});
     cmd->add_flag("--rm", a->remove, "unmount and remove a bundle made by `imgtool bundle` (only what it made)");
     cmd->add_option("--driver", a->request.driver, "rootfs driver: overlay (default) or copy")
         ->check(CLI::IsMember({"overlay", "copy"}));

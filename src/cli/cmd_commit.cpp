@@ -18,6 +18,8 @@ void add_commit(CLI::App& app, Globals& globals, Action& action) {
     };
     auto a = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("commit", "make an image of a container's changes");
+    usage(*cmd, "[OPTIONS] CONTAINER [NAME[:TAG]]\n       imgtool commit [OPTIONS] --upper DIR --base IMAGE [NAME[:TAG]]");
+    examples(*cmd, {"imgtool commit web myapp:v2", "imgtool commit -c 'CMD [\"httpd\", \"-f\"]' web myapp:v2"});
     cmd->add_option("--change,-c", a->options.changes,
                     "apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR")
         ->allow_extra_args(false);

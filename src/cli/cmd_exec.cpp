@@ -45,8 +45,10 @@ int exec(const Globals& globals, ExecArgs& a) {
 void add_exec(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<ExecArgs>();
     CLI::App* cmd = app.add_subcommand("exec", "run a command in a running container");
-    cmd->footer("Then CONTAINER COMMAND [ARG...]: options go before CONTAINER. The command gets the container's "
-                "namespaces, cgroups, capabilities, seccomp filter, environment, user and working directory.");
+    usage(*cmd, "[OPTIONS] CONTAINER COMMAND [ARG...]");
+    cmd->footer("Options go before CONTAINER. The command gets the container's namespaces, cgroups, capabilities, "
+                "seccomp filter, environment, user and working directory.");
+    examples(*cmd, {"imgtool exec -it web sh", "imgtool exec -e DEBUG=1 web cat /etc/hostname"});
     cmd->add_flag("-i,--interactive", a->options.interactive, "keep stdin attached");
     cmd->add_flag("-t,--tty", a->options.tty, "allocate a pseudo-terminal");
     cmd->add_option("-e,--env", a->options.env, "set an environment variable (KEY=VALUE, or KEY from the host)")
@@ -56,6 +58,10 @@ void add_exec(CLI::App& app, Globals& globals, Action& action) {
     cmd->prefix_command();
     cmd->callback([&globals, &action, a, cmd] {
         a->rest = cmd->remaining();
+        // exec has no entrypoint: an option of exec's where COMMAND stands would be exec'd.
+        if (std::string hint = misplaced_options(*cmd, a->rest, 1, "the container", "CONTAINER"); !hint.empty()) {
+            throw Error(Errc::InvalidArgument, hint);
+        }
         action = [&globals, a] { return exec(globals, *a); };
     });
 }

@@ -50,6 +50,7 @@ std::string go_time(const std::string& created) {
 void add_images(CLI::App& app, Globals& globals, Action& action) {
     auto format = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("images", "list images in the store");
+    examples(*cmd, {"imgtool images", "imgtool images --format json"});
     cmd->add_option("--format", *format,
                     "table (default), json, or a Go template: '{{.Repository}}:{{.Tag}} {{.ID}}', "
                     "'table {{.Repository}}\\t{{.Size}}', '{{json .}}'; fields: Repository, Tag, ID, Digest, "

@@ -47,6 +47,7 @@ void add_inspect(CLI::App& app, Globals& globals, Action& action) {
     auto refs = std::make_shared<std::vector<std::string>>();
     auto format = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("inspect", "show an image's metadata as JSON (docker image inspect fields)");
+    examples(*cmd, {"imgtool inspect alpine"});
     cmd->add_option("IMAGE", *refs, "image ID, unique ID prefix, or tag")->required();
     cmd->add_option("--format", *format,
                     "json (default) or a Go template, one line per image: '{{.Id}}', '{{.Config.Cmd}}', "

@@ -41,6 +41,7 @@ void add_login(CLI::App& app, Globals&, Action& action) {
     auto password = std::make_shared<std::string>();
     auto password_stdin = std::make_shared<bool>(false);
     CLI::App* cmd = app.add_subcommand("login", "check credentials with a registry and save them in the auth file");
+    examples(*cmd, {"imgtool login -u alice --password-stdin registry.example.com < token.txt"});
     cmd->add_option("REGISTRY", *host, "host[:port]")->required();
     cmd->add_option("--username,-u", *user, "user name");
     cmd->add_option("--password,-p", *password, "password (visible to other users in ps: prefer --password-stdin)");
@@ -77,6 +78,7 @@ void add_logout(CLI::App& app, Globals&, Action& action) {
     auto host = std::make_shared<std::string>();
     auto authfile = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("logout", "remove a registry's credentials from the auth file");
+    examples(*cmd, {"imgtool logout registry.example.com"});
     cmd->add_option("REGISTRY", *host, "host[:port]")->required();
     cmd->add_option("--authfile", *authfile, "credentials file (default: as login)");
     cmd->callback([&action, host, authfile] {

@@ -61,6 +61,7 @@ int logs(const Globals& globals, const LogsArgs& a) {
 void add_logs(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<LogsArgs>();
     CLI::App* cmd = app.add_subcommand("logs", "print the output of a detached container (run -d)");
+    examples(*cmd, {"imgtool logs -f web"});
     cmd->add_flag("-f,--follow", a->follow, "keep printing what it writes until it ends");
     cmd->add_option("CONTAINER", a->container, "container name, ID or unique ID prefix")->required();
     cmd->callback([&globals, &action, a] { action = [&globals, a] { return logs(globals, *a); }; });

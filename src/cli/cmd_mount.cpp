@@ -33,6 +33,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
     auto args = std::make_shared<Args>();
     view::MountRequest& r = args->request;
     CLI::App* cmd = app.add_subcommand("mount", "mount an image's merged root filesystem at TARGET");
+    examples(*cmd, {"imgtool mount alpine /mnt/alpine", "imgtool mount --upper ./changes alpine /mnt/alpine"});
     cmd->add_option("--driver", r.driver, "overlay (default) or copy")->check(CLI::IsMember({"overlay", "copy"}));
     auto* writable = cmd->add_flag("--writable", r.writable, "writable view; changes are discarded by umount");
     cmd->add_option("--upper", r.upper, "writable view whose changes go to DIR and are kept")->excludes(writable);
@@ -66,6 +67,7 @@ void add_mount(CLI::App& app, Globals& globals, Action& action) {
 void add_umount(CLI::App& app, Globals& globals, Action& action) {
     auto target = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("umount", "unmount what `imgtool mount` mounted at TARGET");
+    examples(*cmd, {"imgtool umount /mnt/alpine"});
     cmd->alias("unmount");
     cmd->add_option("TARGET", *target, "mount point")->required();
     cmd->callback([&globals, &action, target] {
@@ -110,6 +112,7 @@ const std::vector<output::Field>& mount_fields() {
 void add_mounts(CLI::App& app, Globals& globals, Action& action) {
     auto format = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("mounts", "list active imgtool mounts");
+    examples(*cmd, {"imgtool mounts"});
     cmd->add_option("--format", *format,
                     "table (default), json, or a Go template: '{{.Target}}', 'table {{.ID}}\\t{{.Target}}', '{{json .}}'; "
                     "fields: ID, Image, Driver, Mode, Target, Upper");

@@ -122,6 +122,7 @@ int ps(const Globals& globals, const PsArgs& a) {
 void add_ps(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<PsArgs>();
     CLI::App* cmd = app.add_subcommand("ps", "list running containers");
+    examples(*cmd, {"imgtool ps -a", "imgtool ps -q"});
     cmd->add_flag("-a,--all", a->all, "stopped detached containers too (kept until `imgtool rm`)");
     cmd->add_flag("-q,--quiet", a->quiet, "only container IDs");
     cmd->add_flag("--no-trunc", a->no_trunc, "full IDs and commands");

@@ -53,6 +53,7 @@ void add_pull(CLI::App& app, Globals& globals, Action& action) {
     auto reg = std::make_shared<RegistryArgs>();
     auto reference = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("pull", "pull an image from a registry (OCI distribution API)");
+    examples(*cmd, {"imgtool pull alpine:3.19", "imgtool pull --tls-verify=false localhost:5000/team/app:v1"});
     cmd->add_option("REFERENCE", *reference, "[REGISTRY/]REPOSITORY[:TAG][@DIGEST]; docker.io when no registry")->required();
     add_import_options(*cmd, *args, "layers to download and unpack in parallel (default 6)");
     add_registry_options(*cmd, *reg, true, true);

@@ -70,6 +70,7 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
     args->verb = "pull-local";
     auto source = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("pull-local", "import a docker-save tar, OCI archive tar or OCI layout directory");
+    examples(*cmd, {"imgtool pull-local alpine.tar", "imgtool pull-local --tag myapp:1.0 ./oci-layout"});
     cmd->add_option("SOURCE", *source, "image archive or OCI layout directory")->required();
     cmd->add_option("--tag,-t", args->tags, "also tag the image with NAME[:TAG]")->allow_extra_args(false);
     add_import_options(*cmd, *args, "layers to unpack in parallel (default: number of cores)");

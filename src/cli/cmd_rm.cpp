@@ -101,6 +101,7 @@ struct RmArgs {
 void add_rm(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<RmArgs>();
     CLI::App* cmd = app.add_subcommand("rm", "remove containers; a name that is no container's removes an image, as rmi");
+    examples(*cmd, {"imgtool rm web", "imgtool rm -f web"});
     cmd->add_flag("-f,--force", a->force, "kill a running container first; remove an image named by ID that has several tags");
     cmd->add_option("NAME", a->refs, "container name or ID (prefix), else image ID, unique ID prefix or tag")->required();
     cmd->callback([&globals, &action, a] {
@@ -145,6 +146,7 @@ void add_rm(CLI::App& app, Globals& globals, Action& action) {
 void add_rmi(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<RmArgs>();
     CLI::App* cmd = app.add_subcommand("rmi", "remove images (or one tag of a multiply-tagged image)");
+    examples(*cmd, {"imgtool rmi alpine:3.19"});
     cmd->add_flag("-f,--force", a->force, "remove an image named by ID that has several tags, with all its tags");
     cmd->add_option("IMAGE", a->refs, "image ID, unique ID prefix, or tag")->required();
     cmd->callback([&globals, &action, a] {

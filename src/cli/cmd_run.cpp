@@ -35,6 +35,7 @@ struct RunArgs {
     bool rm = false;
     bool detach = false;
     std::vector<std::string> rest;  // IMAGE [COMMAND [ARG...]]
+    std::string misplaced;          // run's options where COMMAND stands (misplaced_options)
 };
 
 // docker's rule for container names.
@@ -143,6 +144,9 @@ int run(const Globals& globals, RunArgs& a) {
     const std::string container_id = sys::new_container_id();
     options.default_hostname = container_id.substr(0, 12);
     launch::LaunchSpec spec = launch::spec_from_image(config.config, options);
+    // `run IMG -it sh`: "-it" would be exec'd. Only when it is the executable: an entrypoint takes
+    // words such as -v as its arguments.
+    if (!a.misplaced.empty() && spec.argv.size() == options.command.size()) throw Error(Errc::InvalidArgument, a.misplaced);
     // docker's init layer: the files every container needs, its own, made before anything is created.
     std::string host_resolv = sys::read_config_file("/etc/resolv.conf", 1 << 20).value_or("");
     const std::string hosts = launch::hosts_file(spec.hostname, options.add_hosts);
@@ -220,7 +224,9 @@ int run(const Globals& globals, RunArgs& a) {
 void add_run(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<RunArgs>();
     CLI::App* cmd = app.add_subcommand("run", "run a command in an image's root filesystem, in new namespaces");
-    cmd->footer("Then IMAGE [COMMAND [ARG...]]: options go before IMAGE; what follows it is the container's.");
+    usage(*cmd, "[OPTIONS] IMAGE [COMMAND [ARG...]]");
+    cmd->footer("Options go before IMAGE; what follows it is the container's.");
+    examples(*cmd, {"imgtool run --rm -it alpine sh", "imgtool run -d --name web -v /srv/www:/www:ro alpine httpd -f -h /www"});
     cmd->add_flag("--rm", a->rm, "remove the container when it exits (always so without -d)");
     cmd->add_flag("-d,--detach", a->detach,
                   "run in the background and print the container ID; output goes to `imgtool logs`, and the "
@@ -274,6 +280,7 @@ void add_run(CLI::App& app, Globals& globals, Action& action) {
     cmd->prefix_command();
     cmd->callback([&globals, &action, a, cmd] {
         a->rest = cmd->remaining();
+        a->misplaced = misplaced_options(*cmd, a->rest, 1, "the image", "IMAGE");
         action = [&globals, a] { return run(globals, *a); };
     });
 }

@@ -30,6 +30,7 @@ void add_save(CLI::App& app, Globals& globals, Action& action) {
     };
     auto args = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("save", "write images as a docker archive, an OCI archive or an OCI layout");
+    examples(*cmd, {"imgtool save -o alpine.tar alpine", "imgtool save --format oci-dir -o ./layout alpine"});
     cmd->add_option("-o,--output", args->output, "file (or directory for oci-dir) to create; - for standard output");
     cmd->add_option("--format", args->format, "docker-archive (default), oci-archive or oci-dir");
     cmd->add_option("IMAGE", args->images, "image ID, unique ID prefix, or tag")->required();

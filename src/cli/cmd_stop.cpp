@@ -53,6 +53,7 @@ void stop_one(const store::Store& store, const std::string& ref, std::chrono::se
 void add_stop(CLI::App& app, Globals& globals, Action& action) {
     auto a = std::make_shared<StopArgs>();
     CLI::App* cmd = app.add_subcommand("stop", "stop running containers: SIGTERM, then SIGKILL after the grace period");
+    examples(*cmd, {"imgtool stop web", "imgtool stop -t 2 web"});
     cmd->add_option("-t,--time", a->timeout, "seconds to wait before SIGKILL (default 10)");
     cmd->add_option("CONTAINER", a->containers, "container name, ID or unique ID prefix")->required();
     cmd->callback([&globals, &action, a] {

@@ -10,6 +10,7 @@ void add_tag(CLI::App& app, Globals& globals, Action& action) {
     };
     auto args = std::make_shared<Args>();
     CLI::App* cmd = app.add_subcommand("tag", "give an image another name");
+    examples(*cmd, {"imgtool tag alpine myalpine:v1"});
     cmd->add_option("IMAGE", args->image, "image ID, unique ID prefix, or tag")->required();
     cmd->add_option("NAME", args->name, "new name, NAME[:TAG]")->required();
     cmd->callback([&globals, &action, args] {

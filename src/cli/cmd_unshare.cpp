@@ -22,7 +22,9 @@ void add_unshare(CLI::App& app, Globals& globals, Action& action) {
         "unshare", "rootless: run a shell (or COMMAND) in imgtool's user and mount namespace, where mount works");
     // COMMAND [ARGS...] (default: $SHELL, else /bin/sh): everything from COMMAND on belongs to it.
     cmd->prefix_command();
-    cmd->footer("COMMAND [ARGS...]: what to run (default: $SHELL, else /bin/sh)");
+    usage(*cmd, "[OPTIONS] [COMMAND [ARG...]]");
+    cmd->footer("COMMAND: what to run (default: $SHELL, else /bin/sh).");
+    examples(*cmd, {"imgtool unshare", "imgtool unshare sh -c 'imgtool mount alpine ~/rootfs && ls ~/rootfs'"});
     cmd->callback([&globals, &action, command, cmd] {
         *command = cmd->remaining();
         action = [&globals, command]() -> int {

@@ -30,6 +30,19 @@ struct Globals {
 
 using Action = std::function<int()>;
 
+// Help text. usage: the operands of the usage line when CLI11 cannot derive them, such as
+// "[OPTIONS] IMAGE [COMMAND [ARG...]]" for operands it does not parse. examples: command lines that
+// end the verb's --help (after its footer).
+void usage(CLI::App& cmd, std::string operands);
+void examples(CLI::App& cmd, const std::vector<std::string>& lines);
+
+// For a verb whose COMMAND runs to the end of the line (run, exec): when the word where the command
+// stands (operands[command_at]) is one of the verb's own options, the message that says so and shows
+// the line with those options moved before the operands (`"-it" after the image is taken as the
+// command; put run's options before IMAGE: imgtool run -it IMG sh`); "" otherwise.
+std::string misplaced_options(const CLI::App& cmd, const std::vector<std::string>& operands, std::size_t command_at,
+                              const std::string& after, const std::string& before);
+
 // --min-free's value (empty: the default reserve); throws InvalidArgument for junk.
 std::optional<sys::MinFreeSetting> min_free_option(const std::string& text);
 

@@ -3,11 +3,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "imgtool_version.hpp"
@@ -68,6 +72,262 @@ void hide_secrets_in_argv(int argc, char** argv, const std::string& verb) {
     }
 }
 
+
+// ---- help text: usage lines and examples ----
+
+namespace {
+
+// Usage operands set by usage(), per verb.
+std::map<const CLI::App*, std::string>& usages() {
+    static std::map<const CLI::App*, std::string> map;
+    return map;
+}
+
+// CLI11's help with the usage line a verb asked for ("Usage: imgtool run [OPTIONS] IMAGE [COMMAND
+// [ARG...]]"), which CLI11 cannot derive for operands it does not parse itself.
+class HelpFormatter : public CLI::Formatter {
+public:
+    std::string make_usage(const CLI::App* app, std::string name) const override {
+        auto it = usages().find(app);
+        if (it == usages().end()) return CLI::Formatter::make_usage(app, name);
+        return get_label("Usage") + ": " + name + " " + it->second + "\n";
+    }
+};
+
+// "imgtool run [OPTIONS] IMAGE [COMMAND [ARG...]]": the usage line without its label.
+std::string usage_of(const CLI::App& cmd) {
+    std::string name = cmd.get_parent() != nullptr ? "imgtool " + cmd.get_name() : "imgtool";
+    std::string line = HelpFormatter().make_usage(&cmd, name);
+    if (auto colon = line.find(": "); colon != std::string::npos) line.erase(0, colon + 2);
+    return line.substr(0, line.find('\n'));  // the first form of a verb with two
+}
+
+}  // namespace
+
+void usage(CLI::App& cmd, std::string operands) { usages()[&cmd] = std::move(operands); }
+
+void examples(CLI::App& cmd, const std::vector<std::string>& lines) {
+    std::string footer = cmd.get_footer();
+    if (!footer.empty()) footer += "\n\n";
+    footer += lines.size() == 1 ? "Example:" : "Examples:";
+    for (const std::string& line : lines) footer += "\n  " + line;
+    cmd.footer(footer);
+}
+
+// ---- the command line's errors: one line, the verb's exit status ----
+
+namespace {
+
+// The command line as given (for hints that show it rearranged).
+std::vector<std::string>& command_line() {
+    static std::vector<std::string> words;
+    return words;
+}
+
+void set_command_line(int argc, char** argv) { command_line().assign(argv, argv + argc); }
+
+// Single-quotes a word for a command line shown in a message, when it needs quoting.
+std::string shell_word(const std::string& word) {
+    bool plain = !word.empty();
+    for (char c : word) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_./:=@%+,", c) != nullptr)) plain = false;
+    }
+    if (plain) return word;
+    std::string quoted = "'";
+    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
+// Whether an option reads a value (flags read none; --tls-verify=false is a flag's own syntax).
+bool takes_value(const CLI::Option& opt) { return opt.get_expected_max() > 0 && opt.get_type_size_max() > 0; }
+
+// Whether `word` is one of cmd's options as typed on a command line: --long, --long=VALUE, -s, or a
+// cluster of short flags whose last may take a value (-it, -eK=V). Sets takes_next when the option's
+// value is the next word.
+bool is_option_word(const CLI::App& cmd, const std::string& word, bool& takes_next) {
+    takes_next = false;
+    if (word.size() < 2 || word[0] != '-') return false;
+    if (word[1] == '-') {
+        auto eq = word.find('=');
+        const CLI::Option* opt = cmd.get_option_no_throw(word.substr(0, eq));
+        if (opt == nullptr || !opt->nonpositional()) return false;
+        takes_next = eq == std::string::npos && takes_value(*opt);
+        return true;
+    }
+    for (std::size_t i = 1; i < word.size(); ++i) {
+        const CLI::Option* opt = cmd.get_option_no_throw(std::string("-") + word[i]);
+        if (opt == nullptr || !opt->nonpositional()) return false;
+        if (takes_value(*opt)) {  // the rest of the word, or the next word, is its value
+            takes_next = i + 1 == word.size();
+            return true;
+        }
+    }
+    return true;
+}
+
+// A word of the command line, quoted, for a message.
+std::string in_quotes(const std::string& word) { return "\"" + printable(word) + "\""; }
+
+// cmd's long options without their dashes, for "did you mean".
+std::vector<std::string> long_options(const CLI::App& cmd) {
+    std::vector<std::string> names;
+    for (const CLI::Option* opt : cmd.get_options()) {
+        for (const std::string& name : opt->get_lnames()) names.push_back(name);
+    }
+    return names;
+}
+
+std::string unknown_option(const CLI::App& cmd, const std::string& word) {
+    std::string message = "unknown option " + printable(word);
+    if (word.size() > 2 && word[1] == '-') {
+        // Compared without the dashes, which every candidate shares.
+        std::string near = closest_match(word.substr(2, word.find('=') - 2), long_options(cmd));
+        if (!near.empty()) message += "; did you mean --" + near + "?";
+    }
+    return message;
+}
+
+// The verbs and their aliases.
+std::vector<std::string> verb_names(const CLI::App& app) {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+        names.push_back(sub->get_name());
+        for (const std::string& alias : sub->get_aliases()) names.push_back(alias);
+    }
+    return names;
+}
+
+// What went wrong before a verb was found: the first word that is no global option is a verb imgtool
+// does not have; without one, the verb is missing. "" when neither (an error of the global options).
+std::string verb_error(const CLI::App& app) {
+    const auto& words = command_line();
+    for (std::size_t i = 1; i < words.size(); ++i) {
+        const std::string& word = words[i];
+        if (word == "--") break;
+        if (word.size() > 1 && word[0] == '-') {
+            bool takes_next = false;
+            if (!is_option_word(app, word, takes_next)) return unknown_option(app, word);
+            if (takes_next && ++i == words.size()) return "";  // --root without its value
+            continue;
+        }
+        std::string message = "unknown command " + in_quotes(word);
+        std::string near = closest_match(word, verb_names(app));
+        return message + (near.empty() ? "; see imgtool --help" : "; did you mean \"" + near + "\"?");
+    }
+    return "no command given; see imgtool --help";
+}
+
+bool option_like(const std::string& word) { return word.size() > 1 && word[0] == '-'; }
+
+// An option cmd (or the options before the verb) did not know, "" if none. It is the first thing to
+// report, whatever CLI11 found missing after it. A verb whose operands run to the end of the line
+// (prefix_command) keeps everything from its first operand: only the first word counts there.
+std::string first_unknown_option(const CLI::App& cmd) {
+    for (const CLI::App* where : {&cmd, cmd.get_parent()}) {
+        if (where == nullptr) continue;
+        std::vector<std::string> extra = where->remaining();
+        if (where->get_prefix_command()) {
+            if (!extra.empty() && option_like(extra[0])) return extra[0];
+            continue;
+        }
+        for (const std::string& word : extra) {
+            if (word == "--") break;
+            if (option_like(word)) return word;
+        }
+    }
+    return {};
+}
+
+// CLI11's message, reworded where it would not say what to do.
+std::string reword(const CLI::App& cmd, const CLI::ParseError& e) {
+    if (std::string option = first_unknown_option(cmd); !option.empty()) return unknown_option(cmd, option);
+    std::string text = e.what();
+    const std::string required = " is required";
+    if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && text.size() > required.size() &&
+        text.compare(text.size() - required.size(), required.size(), required) == 0) {
+        return "missing " + text.substr(0, text.size() - required.size()) + " (usage: " + usage_of(cmd) + ")";
+    }
+    // "--root: 1 required TEXT missing"
+    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) != nullptr && text.find(" required ") != std::string::npos &&
+        text.size() > 8 && text.compare(text.size() - 8, 8, " missing") == 0) {
+        return text.substr(0, text.find(':')) + " needs a value";
+    }
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
+        for (const CLI::App* where : {&cmd, cmd.get_parent()}) {
+            if (where == nullptr) continue;
+            std::vector<std::string> extra = where->remaining();
+            if (!extra.empty()) return "unexpected argument " + in_quotes(extra[0]) + " (usage: " + usage_of(cmd) + ")";
+        }
+    }
+    if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+    return text;
+}
+
+}  // namespace
+
+std::string misplaced_options(const CLI::App& cmd, const std::vector<std::string>& operands, std::size_t command_at,
+                              const std::string& after, const std::string& before) {
+    if (operands.size() <= command_at) return {};
+    bool takes_next = false;
+    if (!is_option_word(cmd, operands[command_at], takes_next)) return {};
+    // The options after the operands, moved before them: the rest of the line stays as it was.
+    std::size_t end = command_at;
+    while (end < operands.size() && is_option_word(cmd, operands[end], takes_next)) end += takes_next ? 2 : 1;
+    end = std::min(end, operands.size());
+    const auto& words = command_line();
+    std::size_t first_operand = words.size() >= operands.size() ? words.size() - operands.size() : words.size();
+    std::string line = "imgtool";
+    auto add = [&line](const std::string& word) { line += " " + shell_word(word); };
+    for (std::size_t i = 1; i < first_operand; ++i) add(words[i]);
+    for (std::size_t i = command_at; i < end; ++i) add(operands[i]);
+    for (std::size_t i = 0; i < command_at; ++i) add(operands[i]);
+    for (std::size_t i = end; i < operands.size(); ++i) add(operands[i]);
+    return in_quotes(operands[command_at]) + " after " + after + " is taken as the command; put " + cmd.get_name() +
+           "'s options before " + before + ": " + escape_control(line);
+}
+
+namespace {
+
+// Every verb takes the global options too (podman's way: `imgtool images --root DIR`). For verbs whose
+// operands run to the end of the line (run, exec, bundle, unshare) this is the only way: CLI11's
+// fallthrough would hand their operands to the parent.
+void add_global_options(CLI::App& app, Globals& globals) {
+    for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+        for (const CLI::Option* opt : app.get_options()) {
+            if (opt->get_lnames() == std::vector<std::string>{"root"}) {
+                sub->add_option("--root", globals.root, opt->get_description())->group("Global options");
+            } else if (opt->get_lnames() == std::vector<std::string>{"debug"}) {
+                sub->add_flag("--debug", globals.debug, opt->get_description())->group("Global options");
+            }
+        }
+    }
+}
+
+// The one line for a command line imgtool cannot take; returns the exit status.
+int parse_failure(const CLI::App& app, const CLI::ParseError& e) {
+    std::vector<CLI::App*> chosen = app.get_subcommands();
+    if (chosen.empty()) {
+        std::string message = verb_error(app);
+        if (message.empty()) message = reword(app, e);
+        std::fprintf(stderr, "imgtool: %s\n", escape_control(message).c_str());
+        return 1;
+    }
+    const CLI::App& cmd = *chosen.front();
+    std::fprintf(stderr, "imgtool: %s: %s\n", cmd.get_name().c_str(), escape_control(reword(cmd, e)).c_str());
+    return cmd.get_name() == "run" || cmd.get_name() == "exec" ? 125 : 1;
+}
+
+// After a successful parse: a verb whose operands run to the end of the line (CLI11's prefix_command)
+// collects an unknown option before its first operand with them: `run --bogus IMG` is an error, not
+// the image "--bogus".
+void check_operands(const CLI::App& cmd) {
+    if (!cmd.get_prefix_command()) return;
+    if (std::string option = first_unknown_option(cmd); !option.empty()) {
+        throw Error(Errc::InvalidArgument, unknown_option(cmd, option));
+    }
+}
+
+}  // namespace
 }  // namespace imgtool::cli
 
 int main(int argc, char** argv) {
@@ -76,12 +336,16 @@ int main(int argc, char** argv) {
     // entries with their final permissions in one syscall.
     const mode_t user_umask = ::umask(0);
     CLI::App app{"imgtool: daemonless container image store, mounter and launcher", "imgtool"};
+    app.formatter(std::make_shared<cli::HelpFormatter>());
     app.require_subcommand(1, 1);
     app.set_version_flag("--version", "imgtool " IMGTOOL_VERSION " (commit " IMGTOOL_GIT_COMMIT ")");
     cli::Globals globals;
     globals.user_umask = user_umask;
-    app.add_option("--root", globals.root, "store directory (default: $IMGTOOL_ROOT, else /var/lib/imgtool)");
+    app.add_option("--root", globals.root,
+                   "store directory (default: $IMGTOOL_ROOT, else /var/lib/imgtool for root and "
+                   "$XDG_DATA_HOME/imgtool or ~/.local/share/imgtool for other users)");
     app.add_flag("--debug", globals.debug, "print debugging detail");
+    cli::examples(app, {"imgtool pull-local alpine.tar", "imgtool run --rm -it alpine sh"});
 
     cli::Action action;
     cli::add_pull(app, globals, action);
@@ -109,16 +373,28 @@ int main(int argc, char** argv) {
     cli::add_system(app, globals, action);
     cli::add_prune(app, globals, action);
 
+    // After every add_<verb> above: each verb takes the global options too.
+    cli::add_global_options(app, globals);
+    // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
+    std::string verb;
+    int failure = 1;
     try {
+        cli::set_command_line(argc, argv);
         app.parse(argc, argv);
+        verb = app.get_subcommands().front()->get_name();
+        failure = verb == "run" || verb == "exec" ? 125 : 1;
+        cli::check_operands(*app.get_subcommands().front());
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // --help and --version print on stdout and exit 0; errors are one line, as every other error.
+        return e.get_exit_code() == 0 ? app.exit(e) : cli::parse_failure(app, e);
+    } catch (const Error& e) {
+        // A verb's own check of its command line (exec CONTAINER -it sh), or check_operands.
+        verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
+        std::fprintf(stderr, "imgtool: %s: %s\n", verb.c_str(), escape_control(e.what()).c_str());
+        return verb == "run" || verb == "exec" ? 125 : 1;
     }
     if (globals.debug) log::set_level(log::Level::Debug);
-    std::string verb = app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name();
     cli::hide_secrets_in_argv(argc, argv, verb);
-    // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
-    int failure = verb == "run" || verb == "exec" ? 125 : 1;
     try {
         // Rootless: every command works as root of a user namespace mapped from the user's subordinate
         // ids (owners in the store are those ids; only the namespace may remove them).

@@ -1,5 +1,7 @@
 #include "imgtool/core/strings.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 
@@ -115,6 +117,60 @@ std::string utc_now_rfc3339() {
     char text[32];
     std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return text;
+}
+
+namespace {
+
+char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+
+// Optimal string alignment distance (Levenshtein plus swaps of neighbours), without case.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && lower(a[i - 1]) == lower(b[j - 2]) && lower(a[i - 2]) == lower(b[j - 1])) {
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    return d[a.size()][b.size()];
+}
+
+bool starts_with_nocase(std::string_view text, std::string_view prefix) {
+    if (prefix.size() > text.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        if (lower(text[i]) != lower(prefix[i])) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+    if (word.empty()) return {};
+    // Words of hundreds of characters are no typo of a command or a name: no quadratic work on them.
+    if (word.size() > 256) return {};
+    const std::size_t limit = std::max<std::size_t>(1, (word.size() + 2) / 3);
+    const std::string* best = nullptr;
+    std::size_t best_distance = limit + 1;
+    for (const std::string& candidate : candidates) {
+        if (candidate.size() > word.size() + limit || word.size() > candidate.size() + limit) continue;
+        std::size_t distance = edit_distance(word, candidate);
+        if (distance < best_distance) {
+            best = &candidate;
+            best_distance = distance;
+        }
+    }
+    if (best) return *best;
+    if (word.size() < 3) return {};
+    for (const std::string& candidate : candidates) {
+        if (starts_with_nocase(candidate, word) && (!best || candidate.size() < best->size())) best = &candidate;
+    }
+    return best ? *best : std::string();
 }
 
 }  // namespace imgtool

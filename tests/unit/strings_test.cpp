@@ -3,6 +3,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "imgtool/core/strings.hpp"
 
@@ -31,4 +32,28 @@ TEST_CASE("split_parent splits a relative path at its last slash") {
     CHECK(split_parent("a/.wh.b") == Split{"a", ".wh.b"});
     CHECK(split_parent("") == Split{"", ""});
     CHECK(split_parent("a/") == Split{"a", ""});  // callers pass cleaned paths: a trailing slash leaves an empty base
+}
+
+TEST_CASE("closest_match suggests a near candidate, or none") {
+    const std::vector<std::string> verbs = {"pull",   "pull-local", "images", "inspect", "rm",     "rmi",   "run",
+                                            "exec",   "mount",      "mounts", "umount",  "unmount", "unshare", "ps"};
+    CHECK(closest_match("pul-local", verbs) == "pull-local");  // one deletion
+    CHECK(closest_match("imgaes", verbs) == "images");         // one swap of neighbours
+    CHECK(closest_match("IMAGES", verbs) == "images");         // case is no difference
+    CHECK(closest_match("imgs", verbs) == "images");           // two edits in a word of four
+    CHECK(closest_match("rnu", verbs) == "run");
+    CHECK(closest_match("run", verbs) == "run");               // exact
+    CHECK(closest_match("rn", verbs) == "rm");                 // ties: the earlier candidate
+    CHECK(closest_match("unsh", verbs) == "unshare");          // too far by edits, but a prefix
+    CHECK(closest_match("mou", verbs) == "mount");             // the shortest candidate with the prefix
+    CHECK(closest_match("frobnicate", verbs).empty());
+    CHECK(closest_match("x", verbs).empty());                  // "rm" and "ps" are two edits from one letter
+    CHECK(closest_match("ab", verbs).empty());
+    CHECK(closest_match("", verbs).empty());
+    CHECK(closest_match("pull", {}).empty());
+    CHECK(closest_match(std::string(1000, 'p'), verbs).empty());
+    // Long names allow more edits: a third of the word.
+    CHECK(closest_match("docker.io/library/bb-featurs:latest", {"docker.io/library/alpine:latest",
+                                                                 "docker.io/library/bb-features:latest"}) ==
+          "docker.io/library/bb-features:latest");
 }

@@ -22,6 +22,13 @@ std::string printable(std::string_view name);
 // extra lines, terminal escapes or invalid text on the user's terminal.
 std::string escape_control(std::string_view text);
 
+// The candidate a mistyped word most likely meant, for "did you mean" hints; "" when none is close.
+// Compared without case: the fewest single-character insertions, deletions, substitutions or swaps of
+// neighbours (optimal string alignment), within max(1, (length of word + 2) / 3) edits; else, for a
+// word of 3 or more characters, the shortest candidate that starts with it. Ties go to the earlier
+// candidate. An exact match returns itself.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
 // The current time, UTC, as "2006-01-02T15:04:05Z" (RFC 3339, whole seconds: image configs, records).
 std::string utc_now_rfc3339();
 
