@@ -1828,6 +1828,53 @@ def _(ctx):
     return image_case(ctx, error("platform"), index_hook=index)
 
 
+# ---- ref names: org.opencontainers.image.ref.name is the image author's text (docs/store.md) ----
+
+def _ref_name_case(ctx, ref: str, expect: dict) -> dict:
+    """The layout's only entry carries ref.name `ref` and no containerd name."""
+    def index(i):
+        i["manifests"][0]["annotations"] = {ANN_REF_NAME: ref}
+    return image_case(ctx, expect, index_hook=index)
+
+
+@case("image", "refname-dotdot")
+def _(ctx):
+    """ref.name "a/../b": a path, not a name (podman load refuses it too)."""
+    return _ref_name_case(ctx, "a/../b", error("ref name", "a/../b", "not a valid image name"))
+
+
+@case("image", "refname-injected-line")
+def _(ctx):
+    """ref.name with a newline, a fake second error line and a terminal escape: one escaped line."""
+    return _ref_name_case(ctx, "v1\x1b[2J" + INJECTED, error("ref name", "not a valid image name"))
+
+
+@case("image", "refname-long-tag")
+def _(ctx):
+    """ref.name "app:" + 200 characters: longer than a tag may be (128)."""
+    return _ref_name_case(ctx, "app:" + "t" * 200, error("ref name", "not a valid image name", "bad tag"))
+
+
+@case("image", "refname-upper-case")
+def _(ctx):
+    """A bare ref "V2" would become the repository localhost/V2: repository names are lower-case."""
+    return _ref_name_case(ctx, "V2", error("ref name", "V2", "lower-case"))
+
+
+@case("image", "refname-duplicate")
+def _(ctx):
+    """Two different images with the same ref.name "v1": which one would it name?"""
+    other = oci_image([small_layer("other")], ctx.tag)
+
+    def files_hook(files, img):
+        files.update({k: v for k, v in other.files.items() if k.startswith("blobs/")})
+        first = dict(img.manifest_desc, annotations={ANN_REF_NAME: "v1"})
+        second = dict(other.manifest_desc, annotations={ANN_REF_NAME: "v1"})
+        files["index.json"] = canon({"schemaVersion": 2, "mediaType": MT_INDEX, "manifests": [first, second]})
+    return image_case(ctx, error("index.json", "localhost/v1:latest", "given to two images"),
+                      files_hook=files_hook)
+
+
 @case("image", "manifest-is-an-index")
 def _(ctx):
     """index.json says manifest, the blob is an index (CVE-2021-41190 confusion)."""

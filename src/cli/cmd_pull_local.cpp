@@ -5,6 +5,7 @@
 #include "commands.hpp"
 #include "rootless_store.hpp"
 #include "imgtool/core/log.hpp"
+#include "imgtool/core/strings.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/rootless/userns.hpp"
 #include "imgtool/import/pull.hpp"
@@ -52,6 +53,11 @@ int import_and_report(Globals& globals, import::BlobSource& source, const Import
                         std::to_string(r.layers_reused) + " reused)" + (tags.empty() ? "" : ":" + tags));
         }
         std::printf("%s\n", r.id.str().c_str());
+        // As the issue asks (podman would name it after the path): say so rather than leave a <none>.
+        if (r.tags.empty() && verb == "pull-local") {
+            std::fprintf(stderr, "imgtool: %s: %s has no image name; imported untagged as %s \u2014 name it with --tag NAME\n",
+                         verb.c_str(), printable(source.name()).c_str(), r.id.str().c_str());
+        }
     }
     return 0;
 }
@@ -71,7 +77,10 @@ void add_pull_local(CLI::App& app, Globals& globals, Action& action) {
     auto source = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("pull-local", "import a docker-save tar, OCI archive tar or OCI layout directory");
     examples(*cmd, {"imgtool pull-local alpine.tar", "imgtool pull-local --tag myapp:1.0 ./oci-layout"});
-    cmd->add_option("SOURCE", *source, "image archive or OCI layout directory")->required();
+    cmd->add_option("SOURCE", *source,
+                    "image archive or OCI layout directory; PATH:REF (skopeo's form) imports only the image whose "
+                    "ref name (OCI) or RepoTag (docker archive) is REF")
+        ->required();
     cmd->add_option("--tag,-t", args->tags, "also tag the image with NAME[:TAG]")->allow_extra_args(false);
     add_import_options(*cmd, *args, "layers to unpack in parallel (default: number of cores)");
     cmd->callback([&globals, &action, args, source] {

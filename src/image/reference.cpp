@@ -1,5 +1,6 @@
 #include "imgtool/image/reference.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "imgtool/core/error.hpp"
@@ -120,6 +121,85 @@ std::string Reference::api_host() const { return registry == kDockerHub ? "regis
 std::string Reference::manifest_reference() const {
     if (digest) return digest->str();
     return tag.value_or("latest");
+}
+
+LocalLookup local_lookup(std::string_view text) {
+    LocalLookup out;
+    auto add = [&out](std::string name) {
+        if (!name.empty() && std::find(out.names.begin(), out.names.end(), name) == out.names.end()) {
+            out.names.push_back(std::move(name));
+        }
+    };
+    try {
+        Reference ref = Reference::parse(text);
+        if (ref.digest) {
+            out.repo_digest = ref.familiar_name() + "@" + ref.digest->str();
+            return out;
+        }
+        add(ref.local_tag());
+        // No registry typed: podman's short-name rule looks in localhost/ too.
+        auto slash = text.find('/');
+        bool typed_registry = slash != std::string_view::npos && is_registry_component(text.substr(0, slash));
+        if (!typed_registry) {
+            try {
+                add(normalize_tag("localhost/" + std::string(text)));
+            } catch (const Error&) {
+            }
+        }
+    } catch (const Error&) {
+    }
+    add(std::string(text));
+    return out;
+}
+
+std::string name_from_ref_annotation(std::string_view ref_name) {
+    try {
+        if (ref_name.find('/') == std::string_view::npos && ref_name.find(':') == std::string_view::npos) {
+            return normalize_tag("localhost/" + std::string(ref_name) + ":latest");
+        }
+        if (ref_name.find('@') != std::string_view::npos) throw Error(Errc::InvalidArgument, "a digest is not a name");
+        return Reference::parse(ref_name).local_tag();
+    } catch (const Error& e) {
+        std::string why = e.message();
+        auto sep = why.find("\": ");
+        throw Error(Errc::InvalidArgument, "ref name \"" + printable(ref_name.substr(0, 300)) +
+                                               (ref_name.size() > 300 ? "..." : "") + "\" is not a valid image name" +
+                                               (sep == std::string::npos ? "" : ": " + why.substr(sep + 3)));
+    }
+}
+
+namespace {
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diagonal = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diagonal = up;
+        }
+    }
+    return row[b.size()];
+}
+
+}  // namespace
+
+std::optional<std::string> nearest_name(std::string_view wanted, const std::vector<std::string>& names) {
+    if (wanted.empty() || wanted.size() > 512) return std::nullopt;
+    std::optional<std::string> best;
+    std::size_t best_distance = std::min<std::size_t>(3, std::max<std::size_t>(1, (wanted.size() - 1) / 3)) + 1;
+    for (const auto& name : names) {
+        if (name.size() > 512) continue;
+        std::size_t d = edit_distance(wanted, name);
+        if (d < best_distance) {
+            best_distance = d;
+            best = name;
+        }
+    }
+    return best;
 }
 
 }  // namespace imgtool::image

@@ -1,6 +1,8 @@
 #include "imgtool/image/source.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <set>
@@ -10,16 +12,29 @@
 #include "imgtool/core/strings.hpp"
 #include "imgtool/digest/sha256.hpp"
 #include "imgtool/image/json.hpp"
+#include "imgtool/image/reference.hpp"
 #include "imgtool/image/tar_index.hpp"
 #include "imgtool/sys/files.hpp"
 
 namespace imgtool::image {
 namespace {
 
-std::string base_name(const std::string& path) {
-    auto slash = path.find_last_of('/');
-    if (slash == std::string::npos || slash + 1 == path.size()) return path;
-    return path.substr(slash + 1);
+// What pull-local takes, for messages about anything else.
+constexpr std::string_view kAcceptedForms =
+    "pull-local takes a docker-save tar, an OCI archive tar, or an OCI layout directory (with oci-layout and "
+    "index.json)";
+
+// The path as the user gave it, made absolute (not resolved: symlinks stay as named).
+std::string absolute_path(const std::string& path) {
+    if (!path.empty() && path.front() == '/') return path;
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) == nullptr) return path;
+    std::string out = cwd;
+    std::string_view rest = path;
+    while (rest.rfind("./", 0) == 0) rest.remove_prefix(2);
+    if (rest == ".") rest = {};
+    if (!rest.empty()) out += (out == "/" ? "" : "/") + std::string(rest);
+    return out;
 }
 
 class TarSource final : public Source {
@@ -43,8 +58,8 @@ public:
                       ? SourceFormat::OciArchive
                       : SourceFormat::DockerArchive;
         if (!index_.find("manifest.json") && !index_.find("index.json")) {
-            throw Error(Errc::Corrupt, this->shown() + ": neither a docker archive (no manifest.json) nor an OCI "
-                                                       "archive (no index.json)");
+            throw Error(Errc::Corrupt, printable(this->shown()) + ": neither a docker archive (no manifest.json) nor an OCI "
+                                                       "archive (no index.json); " + std::string(kAcceptedForms));
         }
     }
 
@@ -72,9 +87,13 @@ class LayoutSource final : public Source {
 public:
     LayoutSource(std::string shown, sys::UniqueFd dir) : Source(std::move(shown)), dir_(std::move(dir)) {
         if (!member_size("oci-layout")) {
-            throw Error(Errc::Corrupt, this->shown() + ": not an OCI image layout (no oci-layout file)");
+            throw Error(Errc::Corrupt, printable(this->shown()) + ": a directory but not an OCI image layout (no oci-layout file); " +
+                                           std::string(kAcceptedForms));
         }
-        if (!member_size("index.json")) throw Error(Errc::Corrupt, this->shown() + ": no index.json");
+        if (!member_size("index.json")) {
+            throw Error(Errc::Corrupt, printable(this->shown()) + ": no index.json (not an OCI image layout); " +
+                                           std::string(kAcceptedForms));
+        }
     }
 
     SourceFormat format() const override { return SourceFormat::OciLayout; }
@@ -140,12 +159,16 @@ void add_tag(ImagePlan& plan, const std::string& name) {
     plan.tags.push_back(tag);
 }
 
-// A ref.name annotation is either a full reference ("example.com/a:1") or only a tag ("latest");
-// a bare tag names no repository, so it cannot become an image name.
+constexpr std::string_view kRefNameAnnotation = "org.opencontainers.image.ref.name";
+
+// containerd's io.containerd.image.name is a full reference; an org.opencontainers.image.ref.name is
+// either a full reference ("example.com/a:1") or only a tag ("v2", as umoci and skopeo write them),
+// which podman names localhost/v2:latest (image::name_from_ref_annotation). Both are the image
+// author's: an invalid one refuses the import (as podman load does), escaped in the message.
 std::optional<std::string> tag_from_annotations(const std::map<std::string, std::string>& annotations) {
     if (auto it = annotations.find("io.containerd.image.name"); it != annotations.end()) return it->second;
-    if (auto it = annotations.find("org.opencontainers.image.ref.name"); it != annotations.end()) {
-        if (it->second.find('/') != std::string::npos || it->second.find(':') != std::string::npos) return it->second;
+    if (auto it = annotations.find(std::string(kRefNameAnnotation)); it != annotations.end()) {
+        return name_from_ref_annotation(it->second);
     }
     return std::nullopt;
 }
@@ -207,7 +230,8 @@ void select_from_index(const Source& source, const Index& index, std::string_vie
             throw Error(Errc::Corrupt, std::string(what) + ": more than " + std::to_string(kMaxIndexDescriptors) +
                                            " descriptors in the image's indexes");
         }
-        std::optional<std::string> tag = tag_from_annotations(d.annotations);
+        std::optional<std::string> tag =
+            with_context(std::string(what) + ": entry " + d.digest.str(), [&] { return tag_from_annotations(d.annotations); });
         if (!tag) tag = inherited_tag;
         if (is_index_media_type(d.media_type)) {
             if (!out.visited_indexes.insert(d.digest).second) continue;  // already walked
@@ -238,9 +262,45 @@ void select_from_index(const Source& source, const Index& index, std::string_vie
     }
 }
 
+// "a, b, c, and 7 more": names from the image, each escaped and shortened, at most 10 of them.
+std::string name_list(const std::vector<std::string>& names) {
+    std::string list;
+    std::size_t shown = 0;
+    for (const auto& n : names) {
+        if (shown == 10) break;
+        list += (list.empty() ? "" : ", ") + printable(n.substr(0, 64)) + (n.size() > 64 ? "..." : "");
+        ++shown;
+    }
+    if (names.size() > shown) list += ", and " + std::to_string(names.size() - shown) + " more";
+    return list;
+}
+
+// Keeps only index.json's entries whose ref.name is `ref` (skopeo's oci:DIR:REF); none is an error
+// listing the refs there are.
+void select_ref(Index& index, const std::string& ref) {
+    std::vector<Descriptor> kept;
+    std::vector<std::string> available;
+    for (const Descriptor& d : index.manifests) {
+        auto it = d.annotations.find(std::string(kRefNameAnnotation));
+        if (it == d.annotations.end()) continue;
+        if (it->second == ref) {
+            kept.push_back(d);
+        } else if (std::find(available.begin(), available.end(), it->second) == available.end()) {
+            available.push_back(it->second);
+        }
+    }
+    if (kept.empty()) {
+        throw Error(Errc::NotFound, "no image with ref name " + printable(ref.substr(0, 128)) + " in index.json (" +
+                                        (available.empty() ? "it names none" : "it names " + name_list(available)) +
+                                        ")");
+    }
+    index.manifests = std::move(kept);
+}
+
 std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options) {
     Platform wanted = options.platform.value_or(Platform::host());
     Index index = parse_index(source.read_small("index.json"), "index.json");
+    if (options.ref_name) select_ref(index, *options.ref_name);
     Selection selection;
     select_from_index(source, index, "index.json", wanted, std::nullopt, 0, true, selection);
     if (selection.manifests.empty()) {
@@ -252,6 +312,7 @@ std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options
     std::vector<ImagePlan> plans;
     // Each manifest is read once, however many index entries name it.
     std::map<digest::Digest, std::size_t> planned;
+    std::map<std::string, digest::Digest> named;  // name -> the image it was given to
     for (const auto& [desc, tag] : selection.manifests) {
         auto [it, fresh] = planned.emplace(desc.digest, plans.size());
         if (fresh) {
@@ -260,13 +321,64 @@ std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options
             }
             plans.push_back(plan_from_manifest(source, desc));
         }
-        if (tag) add_tag(plans[it->second], *tag);
+        if (!tag) continue;
+        ImagePlan& plan = plans[it->second];
+        add_tag(plan, *tag);
+        // Two images given one name (the same ref.name twice, or two spellings of one name): which one
+        // it should name is anyone's guess, so neither is imported.
+        auto [owner, first] = named.emplace(normalize_tag(*tag), plan.id);
+        if (!first && owner->second != plan.id) {
+            throw Error(Errc::Corrupt, "index.json: the name " + printable(owner->first) + " is given to two images (" +
+                                           owner->second.str() + " and " + plan.id.str() + ")");
+        }
+    }
+    // An entry without a platform is checked against its config: an explicit --platform must match
+    // (never import another platform silently).
+    if (options.platform) {
+        for (const auto& plan : plans) {
+            const Platform& p = plan.config.platform;
+            if (!p.os.empty() && !p.architecture.empty() && !options.platform->accepts(p)) {
+                std::set<std::string> available;
+                for (const auto& other : plans) available.insert(other.config.platform.str());
+                for (const auto& seen : selection.seen_platforms) available.insert(seen);
+                std::string list;
+                for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
+                throw Error(Errc::NotFound, "no image for platform " + options.platform->str() + " (available: " + list + ")");
+            }
+        }
     }
     return plans;
 }
 
-std::vector<ImagePlan> plan_docker(const Source& source) {
+// skopeo's docker-archive:PATH:REF: only the entries whose RepoTags hold REF (normalised).
+void select_repo_tag(std::vector<DockerManifestEntry>& entries, const std::string& ref) {
+    std::string wanted = with_context("ARCHIVE:REF", [&] { return normalize_tag(ref); });
+    std::vector<DockerManifestEntry> kept;
+    std::vector<std::string> available;
+    for (auto& entry : entries) {
+        bool match = false;
+        for (const auto& tag : entry.repo_tags) {
+            std::string name;
+            try {
+                name = normalize_tag(tag);
+            } catch (const Error&) {
+                name = tag;
+            }
+            if (name == wanted) match = true;
+            if (std::find(available.begin(), available.end(), tag) == available.end()) available.push_back(tag);
+        }
+        if (match) kept.push_back(std::move(entry));
+    }
+    if (kept.empty()) {
+        throw Error(Errc::NotFound, "no image tagged " + printable(wanted) + " in manifest.json (" +
+                                        (available.empty() ? "it has no RepoTags" : "it has " + name_list(available)) + ")");
+    }
+    entries = std::move(kept);
+}
+
+std::vector<ImagePlan> plan_docker(const Source& source, const PlanOptions& options) {
     auto entries = parse_docker_manifest(source.read_small("manifest.json"), "manifest.json");
+    if (options.ref_name) select_repo_tag(entries, *options.ref_name);
     if (entries.size() > kMaxImagesPerSource) {
         throw Error(Errc::Corrupt, "manifest.json: " + std::to_string(entries.size()) + " images (at most " +
                                        std::to_string(kMaxImagesPerSource) + ")");
@@ -347,13 +459,21 @@ std::string Source::read_small(const std::string& name) const {
 }
 
 std::unique_ptr<Source> Source::open(const std::string& path) {
-    std::string shown = base_name(path);
+    std::string shown = absolute_path(path);
     // O_NONBLOCK: opening a FIFO must not block; regular files and directories ignore it.
-    sys::UniqueFd fd = sys::open_at(AT_FDCWD, path, O_RDONLY | O_NONBLOCK, 0, path);
-    struct stat st = sys::fstat_fd(fd.get(), path);
+    int raw = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int err = raw < 0 ? errno : 0;
+    sys::UniqueFd fd(raw);
+    if (err == ENOENT || err == ENOTDIR) {
+        throw Error(Errc::NotFound, printable(shown) + ": No such file or directory; " + std::string(kAcceptedForms));
+    }
+    if (err) throw_errno(err, "open", shown);
+    struct stat st = sys::fstat_fd(fd.get(), shown);
     if (S_ISDIR(st.st_mode)) return std::make_unique<LayoutSource>(shown, std::move(fd));
-    if (!S_ISREG(st.st_mode)) throw Error(Errc::Corrupt, path + ": not a regular file or directory");
-    if (st.st_size == 0) throw Error(Errc::Corrupt, shown + ": empty file");
+    if (!S_ISREG(st.st_mode)) {
+        throw Error(Errc::Corrupt, printable(shown) + ": not a regular file or directory; " + std::string(kAcceptedForms));
+    }
+    if (st.st_size == 0) throw Error(Errc::Corrupt, printable(shown) + ": empty file; " + std::string(kAcceptedForms));
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     return std::make_unique<TarSource>(shown, std::move(fd), static_cast<std::uint64_t>(st.st_size));
 }
@@ -363,7 +483,7 @@ std::vector<ImagePlan> plan_images(const Source& source, const PlanOptions& opti
         // A Docker >= 25 archive is also an OCI layout; manifest.json is what docker itself reads.
         // A docker archive names no platform but in its configs: an explicit --platform must match
         // them (silently importing another platform would be a surprise).
-        auto plans = plan_docker(source);
+        auto plans = plan_docker(source, options);
         if (options.platform) {
             for (const auto& plan : plans) {
                 if (!options.platform->accepts(plan.config.platform)) {

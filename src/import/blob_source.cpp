@@ -1,14 +1,22 @@
 #include "imgtool/import/blob_source.hpp"
 
+#include <sys/stat.h>
+
+#include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
+
 namespace imgtool::import {
 namespace {
 
 class ImageSource final : public BlobSource {
 public:
-    explicit ImageSource(std::unique_ptr<image::Source> source) : source_(std::move(source)) {}
+    explicit ImageSource(std::unique_ptr<image::Source> source, std::optional<std::string> ref = std::nullopt)
+        : source_(std::move(source)), ref_(std::move(ref)) {}
     std::string name() const override { return source_->shown(); }
     std::vector<image::ImagePlan> plan(const image::PlanOptions& options) override {
-        return image::plan_images(*source_, options);
+        image::PlanOptions with_ref = options;
+        if (ref_) with_ref.ref_name = ref_;
+        return image::plan_images(*source_, with_ref);
     }
     std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, Spool*) const override {
         return source_->open_member(layer.member);
@@ -16,6 +24,7 @@ public:
 
 private:
     std::unique_ptr<image::Source> source_;
+    std::optional<std::string> ref_;
 };
 
 }  // namespace
@@ -24,6 +33,25 @@ std::unique_ptr<BlobSource> from_source(std::unique_ptr<image::Source> source) {
     return std::make_unique<ImageSource>(std::move(source));
 }
 
-std::unique_ptr<BlobSource> open_local(const std::string& path) { return from_source(image::Source::open(path)); }
+LocalSpec split_local_spec(const std::string& spec, const std::function<bool(const std::string&)>& exists) {
+    if (exists(spec)) return {spec, std::nullopt};
+    for (auto colon = spec.find(':'); colon != std::string::npos; colon = spec.find(':', colon + 1)) {
+        std::string path = spec.substr(0, colon);
+        if (!path.empty() && exists(path)) {
+            std::string ref = spec.substr(colon + 1);
+            if (ref.empty()) throw Error(Errc::InvalidArgument, printable(spec) + ": empty REF after ':'");
+            return {path, ref};
+        }
+    }
+    return {spec, std::nullopt};
+}
+
+std::unique_ptr<BlobSource> open_local(const std::string& spec) {
+    LocalSpec local = split_local_spec(spec, [](const std::string& path) {
+        struct stat st;
+        return ::stat(path.c_str(), &st) == 0;
+    });
+    return std::make_unique<ImageSource>(image::Source::open(local.path), local.ref);
+}
 
 }  // namespace imgtool::import

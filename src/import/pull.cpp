@@ -523,7 +523,7 @@ std::vector<PullResult> pull(store::Store& store, BlobSource& source, const Pull
             if (!store.has_blob(d)) return std::nullopt;
             return store.read_blob(d);
         };
-        auto plans = dedupe(source.plan(image::PlanOptions{options.platform, stored_blob}));
+        auto plans = dedupe(source.plan(image::PlanOptions{options.platform, stored_blob, std::nullopt}));
         if (plans.size() > 1 && !options.extra_tags.empty()) {
             throw Error(Errc::InvalidArgument, "--tag needs an archive with a single image (this one has " +
                                                    std::to_string(plans.size()) + ")");

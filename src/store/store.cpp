@@ -21,6 +21,7 @@
 #include "imgtool/core/log.hpp"
 #include "imgtool/core/strings.hpp"
 #include "imgtool/digest/sha256.hpp"
+#include "imgtool/image/reference.hpp"
 #include "imgtool/sys/files.hpp"
 #include "imgtool/sys/process.hpp"
 #include "imgtool/sys/tree_size.hpp"
@@ -643,8 +644,20 @@ void Store::save_tags(const std::map<std::string, Digest>& tags) {
 
 ImageRecord Store::resolve(std::string_view reference) const {
     std::string ref(reference);
-    auto no_such = [&] {
-        return Error(Errc::NotFound, "no such image: " + (ref.empty() ? std::string("\"\" (an empty reference)") : printable(ref)));
+    std::optional<image::LocalLookup> lookup;
+    auto no_such = [&](const std::string& why = {}) {
+        std::string shown = ref.empty() ? std::string("\"\" (an empty reference)") : printable(ref);
+        if (!why.empty()) return Error(Errc::NotFound, "no such image: " + shown + " (" + why + ")");
+        // The nearest stored name, compared with the name as the store would hold it.
+        std::vector<std::string> names;
+        for (const auto& [name, id] : tags()) names.push_back(name);
+        std::vector<std::string> wanted = lookup && !lookup->names.empty() ? lookup->names : std::vector<std::string>{ref};
+        for (const auto& w : wanted) {
+            if (auto near = image::nearest_name(w, names)) {
+                return Error(Errc::NotFound, "no such image: " + shown + " (did you mean " + printable(*near) + "?)");
+            }
+        }
+        return Error(Errc::NotFound, "no such image: " + shown);
     };
     if (ref.empty()) throw no_such();
     bool prefixed = ref.rfind("sha256:", 0) == 0;
@@ -657,46 +670,47 @@ ImageRecord Store::resolve(std::string_view reference) const {
         throw no_such();
     }
     if (!prefixed) {
-        // docker.io's names are stored in docker's familiar form (image::normalize_tag): "alpine:3",
-        // whichever spelling the user types.
-        std::string name = ref;
-        for (std::string_view hub : {"docker.io/", "index.docker.io/"}) {
-            if (name.rfind(hub, 0) == 0) {
-                name.erase(0, hub.size());
-                if (name.rfind("library/", 0) == 0 && name.find('/', 8) == std::string::npos) name.erase(0, 8);
-                break;
-            }
-        }
+        // The names the reference may mean, in order (image::local_lookup, docs/store.md "Names"):
+        // docker's normalised name ("bb", "library/bb", "docker.io/library/bb:latest" are all stored as
+        // "bb:latest"), podman's localhost/ name, then the text as typed (stores of older imgtools).
+        lookup = image::local_lookup(ref);
         // NAME@sha256:...: the image a registry pull recorded under that digest.
-        if (name.find('@') != std::string::npos) {
+        if (lookup->repo_digest) {
             for (const auto& record : images()) {
-                if (std::find(record.repo_digests.begin(), record.repo_digests.end(), name) != record.repo_digests.end()) return record;
+                if (std::find(record.repo_digests.begin(), record.repo_digests.end(), *lookup->repo_digest) !=
+                    record.repo_digests.end()) {
+                    return record;
+                }
             }
             throw no_such();
         }
         auto all_tags = tags();
-        if (name.find(':', name.rfind('/') == std::string::npos ? 0 : name.rfind('/')) == std::string::npos) {
-            name += ":latest";
-        }
-        if (auto it = all_tags.find(name); it != all_tags.end()) {
-            if (auto r = image(it->second)) {
-                // A tag spelled like another image's short ID (an image author can choose its tags):
-                // name both rather than run either.
-                if (id_like) {
-                    for (const auto& other : images()) {
-                        if (other.id != r->id && other.id.hex().compare(0, hex.size(), hex) == 0) {
-                            throw Error(Errc::Ambiguous, "image reference " + printable(ref) + " is both the tag " +
-                                                             name + " (image " + r->id.short_hex() +
-                                                             ") and a prefix of image " + other.id.short_hex() +
-                                                             "'s ID: use the full ID or NAME:TAG");
-                        }
+        for (const std::string& name : lookup->names) {
+            auto it = all_tags.find(name);
+            if (it == all_tags.end()) continue;
+            auto r = image(it->second);
+            if (!r) continue;
+            // A tag spelled like another image's short ID (an image author can choose its tags):
+            // name both rather than run either.
+            if (id_like) {
+                for (const auto& other : images()) {
+                    if (other.id != r->id && other.id.hex().compare(0, hex.size(), hex) == 0) {
+                        throw Error(Errc::Ambiguous, "image reference " + printable(ref) + " is both the tag " +
+                                                         name + " (image " + r->id.short_hex() +
+                                                         ") and a prefix of image " + other.id.short_hex() +
+                                                         "'s ID: use the full ID or NAME:TAG");
                     }
                 }
-                return *r;
             }
+            return *r;
         }
     }
-    if (!id_like) throw no_such();
+    if (!id_like) {
+        if (!hex.empty() && hex.size() < 4 && is_lower_hex(hex)) {
+            throw no_such("an ID prefix needs at least 4 hex characters");
+        }
+        throw no_such();
+    }
     std::vector<ImageRecord> matches;
     for (auto& r : images()) {
         if (r.id.hex().compare(0, hex.size(), hex) == 0) matches.push_back(r);

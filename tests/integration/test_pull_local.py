@@ -601,13 +601,14 @@ class InspectTest(unittest.TestCase):
     def test_unknown_references_fail(self):
         hex_ = hexof(self.rec["id"])
         other = "0" if hex_[0] != "0" else "1"
-        # Three hex digits are too few for an ID prefix: looked up as a name, not found.
+        # Three hex digits are too few for an ID prefix: looked up as a name, not found, and said so.
         for ref in (hex_[:3], "imgtool-test/basic:v2", "nosuchimage", other * 12,
                     "sha256:" + other * 12):
             with self.subTest(ref=ref):
                 res = harness.run(self.root, "inspect", ref)
                 line = harness.assert_one_error_line(self, res, "inspect")
-                self.assertEqual(line, f"imgtool: inspect: no such image: {ref}", str(res))
+                why = " (an ID prefix needs at least 4 hex characters)" if ref == hex_[:3] else ""
+                self.assertEqual(line, f"imgtool: inspect: no such image: {ref}{why}", str(res))
         # An empty reference (an unset shell variable) must be visible in the message, not a
         # line that ends in ": ".
         res = harness.run(self.root, "inspect", "")

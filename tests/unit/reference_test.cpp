@@ -180,3 +180,59 @@ blocked = true
                          std::string(100, '[') + "'''\n" + std::string(conf);
     CHECK(pull_endpoints(Reference::parse("alpine:3"), quoted, "r.conf").size() == 2);
 }
+
+// ---- names in the store (docs/store.md, "Names") ----
+
+TEST_CASE("local_lookup: docker's normalised name, podman's localhost/ name, then the text as typed") {
+    using imgtool::image::local_lookup;
+    using V = std::vector<std::string>;
+    CHECK(local_lookup("bb").names == V{"bb:latest", "localhost/bb:latest", "bb"});
+    CHECK(local_lookup("library/bb").names == V{"bb:latest", "localhost/library/bb:latest", "library/bb"});
+    CHECK(local_lookup("docker.io/library/bb:latest").names == V{"bb:latest", "docker.io/library/bb:latest"});
+    CHECK(local_lookup("index.docker.io/library/bb:1").names == V{"bb:1", "index.docker.io/library/bb:1"});
+    CHECK(local_lookup("user/app:2").names == V{"user/app:2", "localhost/user/app:2"});
+    CHECK(local_lookup("localhost/v2").names == V{"localhost/v2:latest", "localhost/v2"});
+    CHECK(local_lookup("quay.io/team/app:1").names == V{"quay.io/team/app:1"});
+    // Not a valid reference: only the text as typed (an old store may hold anything).
+    CHECK(local_lookup("Bad Name").names == V{"Bad Name"});
+    auto digest = std::string("sha256:") + std::string(64, 'a');
+    auto pinned = local_lookup("docker.io/library/alpine@" + digest);
+    CHECK(pinned.repo_digest == "alpine@" + digest);
+    CHECK(pinned.names.empty());
+}
+
+TEST_CASE("name_from_ref_annotation: bare refs go under localhost/ as podman load names them") {
+    using imgtool::image::name_from_ref_annotation;
+    CHECK(name_from_ref_annotation("v2") == "localhost/v2:latest");
+    CHECK(name_from_ref_annotation("latest") == "localhost/latest:latest");
+    CHECK(name_from_ref_annotation("example.com/app:v2") == "example.com/app:v2");
+    CHECK(name_from_ref_annotation("docker.io/library/app:1") == "app:1");
+    CHECK(name_from_ref_annotation("user/app") == "user/app:latest");
+    // The author's text: anything that is not a name is refused, escaped, shortened.
+    for (const std::string& bad : std::vector<std::string>{"V2", "a/../b", "../x", "x\ny", "x\x1b[31m", "a@sha256:" + std::string(64, 'a'), std::string(),
+                            "x:" + std::string(200, 't'), std::string(300, 'a')}) {
+        CAPTURE(bad);
+        try {
+            name_from_ref_annotation(bad);
+            FAIL("accepted");
+        } catch (const Error& e) {
+            std::string what = e.what();
+            CHECK(what.find("ref name") != std::string::npos);
+            CHECK(what.find('\n') == std::string::npos);
+            CHECK(what.find('\x1b') == std::string::npos);
+            CHECK(what.size() < 500);
+        }
+    }
+}
+
+TEST_CASE("nearest_name: a likely typo's stored name, nothing for a stranger") {
+    using imgtool::image::nearest_name;
+    std::vector<std::string> names{"bb-features:latest", "imgtool-test/busybox:latest", "alpine:3"};
+    CHECK(nearest_name("bb-featurs:latest", names) == "bb-features:latest");
+    CHECK(nearest_name("imgtool-test/busybx:latest", names) == "imgtool-test/busybox:latest");
+    CHECK(nearest_name("alpine:4", names) == "alpine:3");
+    CHECK(nearest_name("postgres:latest", names) == std::nullopt);
+    CHECK(nearest_name("", names) == std::nullopt);
+    CHECK(nearest_name("x", {"y"}) == "y");
+    CHECK(nearest_name("ab", {"cd"}) == std::nullopt);
+}

@@ -45,6 +45,33 @@ TEST_CASE("a full ID resolves to its image, whatever the tags say") {
     CHECK(store.resolve(b.hex().substr(0, 12)).id == b);
 }
 
+TEST_CASE("resolve: IDs, then the normalised name, then localhost/, then the name as stored") {
+    Scratch scratch(memory_parent());
+    store::Store store(scratch.path() + "/store");
+    digest::Digest a = digest::Sha256::of("a"), b = digest::Sha256::of("b"), c = digest::Sha256::of("c");
+    for (const auto& id : {a, b, c}) {
+        store.save_image({.id = id, .manifest_digest = std::nullopt, .layers = {}, .created = "", .architecture = "",
+                          .os = "", .size = 0, .repo_digests = {}});
+    }
+    // "old" as an older imgtool stored it (no tag); "bb-features:latest" as docker.io/library/bb-features.
+    store.save_tags({{"bb-features:latest", a}, {"localhost/v2:latest", b}, {"old", c}, {"user/app:1", c}});
+    for (const char* name : {"bb-features", "bb-features:latest", "library/bb-features", "docker.io/bb-features",
+                             "docker.io/library/bb-features:latest", "index.docker.io/library/bb-features"}) {
+        CAPTURE(name);
+        CHECK(store.resolve(name).id == a);
+    }
+    CHECK(store.resolve("v2").id == b);
+    CHECK(store.resolve("localhost/v2").id == b);
+    CHECK(store.resolve("old").id == c);
+    CHECK(store.resolve("docker.io/user/app:1").id == c);
+    CHECK_THROWS_WITH(store.resolve("docker.io/v2"), "no such image: docker.io/v2");
+    CHECK_THROWS_WITH(store.resolve("bb-featurs"), "no such image: bb-featurs (did you mean bb-features:latest?)");
+    CHECK_THROWS_WITH(store.resolve("postgres"), "no such image: postgres");
+    CHECK_THROWS_WITH(store.resolve(a.hex().substr(0, 2)),
+                      ("no such image: " + a.hex().substr(0, 2) + " (an ID prefix needs at least 4 hex characters)").c_str());
+    CHECK(store.resolve(a.hex().substr(0, 4)).id == a);
+}
+
 TEST_CASE("the store location must be the caller's own, and never a symlink") {
     Scratch scratch(memory_parent());
     std::string real = scratch.path() + "/real";

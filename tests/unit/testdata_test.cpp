@@ -35,8 +35,12 @@ TEST_CASE("umoci's OCI layout: both manifests, the layer umoci wrote without end
     REQUIRE(results.size() == 2);
     CHECK(results[0].id.str() == kBase);
     CHECK(results[1].id.str() == kV1);
-    // "base" and "v1" are bare ref names: they name no repository, so neither becomes a tag.
-    CHECK(store.tags().empty());
+    // "base" and "v1" are bare ref names: podman names them localhost/REF:latest (docs/store.md, Names).
+    auto tags = store.tags();
+    CHECK(tags.size() == 2);
+    CHECK(tags.at("localhost/base:latest").str() == kBase);
+    CHECK(tags.at("localhost/v1:latest").str() == kV1);
+    CHECK(store.resolve("v1").id.str() == kV1);
     auto v1 = store.resolve(kV1);
     REQUIRE(v1.layers.size() == 1);
     CHECK(v1.layers[0].str() == kLayer);

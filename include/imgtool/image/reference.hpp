@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "imgtool/digest/digest.hpp"
 
@@ -34,5 +35,30 @@ struct Reference {
     // The manifest reference for the URL: the digest if pinned, else the tag.
     std::string manifest_reference() const;
 };
+
+// What a name typed by a user may mean in the store, in lookup order (docs/store.md, "Names"): the
+// reference normalised as docker does (stored in docker's familiar form: "bb", "library/bb" and
+// "docker.io/library/bb:latest" are all "bb:latest"), then podman's localhost/ name for a reference
+// that names no registry ("v2" -> "localhost/v2:latest", as `podman load` names a bare OCI ref), then
+// the text exactly as typed (names an older imgtool stored without normalising). For NAME@sha256:...,
+// `repo_digest` is the RepoDigests entry to look for instead. Pure; never throws (an invalid
+// reference leaves only the text as typed).
+struct LocalLookup {
+    std::vector<std::string> names;
+    std::optional<std::string> repo_digest;
+};
+LocalLookup local_lookup(std::string_view text);
+
+// The name an OCI index entry's org.opencontainers.image.ref.name gives its image: a full reference
+// ("example.com/app:1", "user/app:1") as docker normalises it; a bare ref ("v2", "latest"), which names
+// no repository, becomes localhost/REF:latest, as `podman load` names it (podman 4.3). The annotation
+// is the image author's: anything that is not a valid name throws Errc::InvalidArgument, escaped.
+std::string name_from_ref_annotation(std::string_view ref_name);
+
+// For "did you mean": the entry of `names` nearest to `wanted` by edit distance (Levenshtein), if
+// it is near enough to be a typo (at most 3 edits, and fewer than a third of `wanted`'s length).
+// Ties: the first in `names`. (core/strings' closest_match, added alongside, is the general one;
+// this stays private to names until the two are folded.)
+std::optional<std::string> nearest_name(std::string_view wanted, const std::vector<std::string>& names);
 
 }  // namespace imgtool::image

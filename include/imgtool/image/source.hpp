@@ -24,7 +24,8 @@ enum class SourceFormat { DockerArchive, OciArchive, OciLayout };
 class Source {
 public:
     virtual ~Source() = default;
-    // Opens `path` and detects its format; throws with a clear reason for anything else.
+    // Opens `path` and detects its format; throws with a clear reason for anything else, naming the
+    // absolute path and the three forms accepted. shown() is the absolute path.
     static std::unique_ptr<Source> open(const std::string& path);
 
     virtual SourceFormat format() const = 0;
@@ -66,6 +67,10 @@ struct PlanOptions {
     // A blob the store already holds, or nullopt: a source that fetches over the network need not
     // fetch it again (a re-pull then costs the manifest request only). Checked against its digest.
     std::function<std::optional<std::string>(const digest::Digest&)> stored_blob;
+    // skopeo's DIR:REF / ARCHIVE:REF: only the OCI index entries whose org.opencontainers.image.ref.name
+    // is this, or the docker archive's images tagged this (RepoTags, normalised). None: NotFound listing
+    // what there is.
+    std::optional<std::string> ref_name;
 };
 
 std::vector<ImagePlan> plan_images(const Source& source, const PlanOptions& options);

@@ -5,6 +5,7 @@
 // next one.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,8 +42,18 @@ public:
     virtual std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, Spool* spool) const = 0;
 };
 
-// A docker-save tar, an OCI archive or an OCI layout directory, detected by content.
-std::unique_ptr<BlobSource> open_local(const std::string& path);
+// skopeo's PATH:REF form: a spec that exists as a whole is a path (a file name may hold ':'); else the
+// first ':' whose left part exists splits it into the path and REF (REF may hold ':': "a.tar:app:1").
+// Nothing existing: the spec is the path (for open's error). Pure but for `exists`.
+struct LocalSpec {
+    std::string path;
+    std::optional<std::string> ref;
+};
+LocalSpec split_local_spec(const std::string& spec, const std::function<bool(const std::string&)>& exists);
+
+// A docker-save tar, an OCI archive or an OCI layout directory, detected by content; PATH:REF (above)
+// imports only the OCI index entries whose ref.name is REF, or the docker archive's images tagged REF.
+std::unique_ptr<BlobSource> open_local(const std::string& spec);
 // Any image::Source (an in-memory one in tests).
 std::unique_ptr<BlobSource> from_source(std::unique_ptr<image::Source> source);
 
