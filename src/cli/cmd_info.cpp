@@ -109,6 +109,7 @@ ojson store_json(const std::string& root, const overlay::DriverFacts& facts) {
 void add_info(CLI::App& app, Globals& globals, Action& action) {
     auto format = std::make_shared<std::string>();
     CLI::App* cmd = app.add_subcommand("info", "show the store, the storage driver and what this kernel offers");
+    examples(*cmd, {"imgtool info", "imgtool info --format json"});
     cmd->add_option("--format", *format, "output format: text (default, podman's key: value) or json")
         ->check(CLI::IsMember({"text", "json"}));
     cmd->callback([&app, &globals, &action, format] {

@@ -86,6 +86,7 @@ int run_prune(Globals& globals, const PruneArgs& args) {
 void add_prune(CLI::App& app, Globals& globals, Action& action) {
     auto args = std::make_shared<PruneArgs>();
     CLI::App* cmd = app.add_subcommand("prune", "remove dangling images, unused layers and leftovers of interrupted commands");
+    examples(*cmd, {"imgtool prune", "imgtool prune -a -f"});
     cmd->add_flag("-a,--all", args->all, "remove every image not used by a mount or a container, not only dangling ones");
     cmd->add_flag("-f,--force", args->force, "do not ask for confirmation");
     cmd->callback([&globals, &action, args] { action = [&globals, args] { return run_prune(globals, *args); }; });

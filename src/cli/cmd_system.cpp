@@ -132,12 +132,16 @@ void add_system(CLI::App& app, Globals& globals, Action& action) {
     CLI::App* system = app.add_subcommand("system", "manage the store as a whole (system df)");
     system->require_subcommand(1, 1);
     CLI::App* df = system->add_subcommand("df", "show the store's disk usage: images, layers shared and unique, containers");
+    examples(*df, {"imgtool system df", "imgtool system df -v"});
     add_df_options(df, *args);
     df->callback([&globals, &action, args] { action = [&globals, args] { return run_df(globals, *args); }; });
     // `imgtool df`, docker-compose style shorthand for the same.
     CLI::App* shorthand = app.add_subcommand("df", "the same as `system df`");
+    examples(*shorthand, {"imgtool df", "imgtool df -v --format json"});
     add_df_options(shorthand, *args);
     shorthand->callback([&globals, &action, args] { action = [&globals, args] { return run_df(globals, *args); }; });
+    // After `df` is added: a subcommand starts with its parent's footer.
+    examples(*system, {"imgtool system df", "imgtool system df -v --format json"});
 }
 
 }  // namespace imgtool::cli

@@ -242,6 +242,13 @@ std::string first_unknown_option(const CLI::App& cmd) {
 std::string reword(const CLI::App& cmd, const CLI::ParseError& e) {
     if (std::string option = first_unknown_option(cmd); !option.empty()) return unknown_option(cmd, option);
     std::string text = e.what();
+    if (text.rfind("A subcommand", 0) == 0) {  // `imgtool system`: the verb has verbs of its own
+        std::string names;
+        for (const CLI::App* sub : cmd.get_subcommands([](const CLI::App*) { return true; })) {
+            names += (names.empty() ? "" : ", ") + sub->get_name();
+        }
+        return "missing command: " + names + " (usage: " + usage_of(cmd) + ")";
+    }
     const std::string required = " is required";
     if (dynamic_cast<const CLI::RequiredError*>(&e) != nullptr && text.size() > required.size() &&
         text.compare(text.size() - required.size(), required.size(), required) == 0) {
@@ -291,15 +298,18 @@ namespace {
 // Every verb takes the global options too (podman's way: `imgtool images --root DIR`). For verbs whose
 // operands run to the end of the line (run, exec, bundle, unshare) this is the only way: CLI11's
 // fallthrough would hand their operands to the parent.
-void add_global_options(CLI::App& app, Globals& globals) {
+// Every verb, and every verb's own verbs (system df), takes the top level's --root and --debug.
+void add_global_options(CLI::App& app, Globals& globals, CLI::App* parent = nullptr) {
+    CLI::App& top = parent ? *parent : app;
     for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
-        for (const CLI::Option* opt : app.get_options()) {
+        for (const CLI::Option* opt : top.get_options()) {
             if (opt->get_lnames() == std::vector<std::string>{"root"}) {
                 sub->add_option("--root", globals.root, opt->get_description())->group("Global options");
             } else if (opt->get_lnames() == std::vector<std::string>{"debug"}) {
                 sub->add_flag("--debug", globals.debug, opt->get_description())->group("Global options");
             }
         }
+        add_global_options(*sub, globals, &top);
     }
 }
 
@@ -345,7 +355,6 @@ int main(int argc, char** argv) {
                    "store directory (default: $IMGTOOL_ROOT, else /var/lib/imgtool for root and "
                    "$XDG_DATA_HOME/imgtool or ~/.local/share/imgtool for other users)");
     app.add_flag("--debug", globals.debug, "print debugging detail");
-    cli::examples(app, {"imgtool pull-local alpine.tar", "imgtool run --rm -it alpine sh"});
 
     cli::Action action;
     cli::add_pull(app, globals, action);
@@ -375,6 +384,8 @@ int main(int argc, char** argv) {
 
     // After every add_<verb> above: each verb takes the global options too.
     cli::add_global_options(app, globals);
+    // Last: a subcommand starts with its parent's footer, and the verbs have their own examples.
+    cli::examples(app, {"imgtool pull-local alpine.tar", "imgtool run --rm -it alpine sh"});
     // docker's convention for run: 125 when imgtool itself fails; other commands exit 1.
     std::string verb;
     int failure = 1;

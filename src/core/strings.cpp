@@ -150,11 +150,11 @@ bool starts_with_nocase(std::string_view text, std::string_view prefix) {
 
 }  // namespace
 
-std::string closest_match(std::string_view word, const std::vector<std::string>& candidates) {
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates, std::size_t max_edits) {
     if (word.empty()) return {};
     // Words of hundreds of characters are no typo of a command or a name: no quadratic work on them.
     if (word.size() > 256) return {};
-    const std::size_t limit = std::max<std::size_t>(1, (word.size() + 2) / 3);
+    const std::size_t limit = std::min(max_edits, std::max<std::size_t>(1, (word.size() + 2) / 3));
     const std::string* best = nullptr;
     std::size_t best_distance = limit + 1;
     for (const std::string& candidate : candidates) {

@@ -168,38 +168,4 @@ std::string name_from_ref_annotation(std::string_view ref_name) {
     }
 }
 
-namespace {
-
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diagonal = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diagonal = up;
-        }
-    }
-    return row[b.size()];
-}
-
-}  // namespace
-
-std::optional<std::string> nearest_name(std::string_view wanted, const std::vector<std::string>& names) {
-    if (wanted.empty() || wanted.size() > 512) return std::nullopt;
-    std::optional<std::string> best;
-    std::size_t best_distance = std::min<std::size_t>(3, std::max<std::size_t>(1, (wanted.size() - 1) / 3)) + 1;
-    for (const auto& name : names) {
-        if (name.size() > 512) continue;
-        std::size_t d = edit_distance(wanted, name);
-        if (d < best_distance) {
-            best_distance = d;
-            best = name;
-        }
-    }
-    return best;
-}
-
 }  // namespace imgtool::image

@@ -653,8 +653,8 @@ ImageRecord Store::resolve(std::string_view reference) const {
         for (const auto& [name, id] : tags()) names.push_back(name);
         std::vector<std::string> wanted = lookup && !lookup->names.empty() ? lookup->names : std::vector<std::string>{ref};
         for (const auto& w : wanted) {
-            if (auto near = image::nearest_name(w, names)) {
-                return Error(Errc::NotFound, "no such image: " + shown + " (did you mean " + printable(*near) + "?)");
+            if (std::string near = closest_match(w, names, 3); !near.empty()) {
+                return Error(Errc::NotFound, "no such image: " + shown + " (did you mean " + printable(near) + "?)");
             }
         }
         return Error(Errc::NotFound, "no such image: " + shown);

@@ -225,14 +225,3 @@ TEST_CASE("name_from_ref_annotation: bare refs go under localhost/ as podman loa
     }
 }
 
-TEST_CASE("nearest_name: a likely typo's stored name, nothing for a stranger") {
-    using imgtool::image::nearest_name;
-    std::vector<std::string> names{"bb-features:latest", "imgtool-test/busybox:latest", "alpine:3"};
-    CHECK(nearest_name("bb-featurs:latest", names) == "bb-features:latest");
-    CHECK(nearest_name("imgtool-test/busybx:latest", names) == "imgtool-test/busybox:latest");
-    CHECK(nearest_name("alpine:4", names) == "alpine:3");
-    CHECK(nearest_name("postgres:latest", names) == std::nullopt);
-    CHECK(nearest_name("", names) == std::nullopt);
-    CHECK(nearest_name("x", {"y"}) == "y");
-    CHECK(nearest_name("ab", {"cd"}) == std::nullopt);
-}

@@ -57,3 +57,18 @@ TEST_CASE("closest_match suggests a near candidate, or none") {
                                                                  "docker.io/library/bb-features:latest"}) ==
           "docker.io/library/bb-features:latest");
 }
+
+TEST_CASE("closest_match on image names: a likely typo's stored name, nothing for a stranger") {
+    using imgtool::closest_match;
+    std::vector<std::string> names{"bb-features:latest", "imgtool-test/busybox:latest", "alpine:3"};
+    CHECK(closest_match("bb-featurs:latest", names, 3) == "bb-features:latest");
+    CHECK(closest_match("imgtool-test/busybx:latest", names, 3) == "imgtool-test/busybox:latest");
+    CHECK(closest_match("alpine:4", names) == "alpine:3");
+    CHECK(closest_match("postgres:latest", names) == "");
+    CHECK(closest_match("", names) == "");
+    CHECK(closest_match("x", {"y"}) == "y");
+    CHECK(closest_match("ab", {"cd"}) == "");
+    // A long shared part is no likeness: at most 3 edits for names.
+    CHECK(closest_match("localhost/postgres:latest", {"localhost/v2:latest"}, 3) == "");
+    CHECK(closest_match("localhost/postgres:latest", {"localhost/v2:latest"}) == "localhost/v2:latest");
+}

@@ -26,8 +26,10 @@ std::string escape_control(std::string_view text);
 // Compared without case: the fewest single-character insertions, deletions, substitutions or swaps of
 // neighbours (optimal string alignment), within max(1, (length of word + 2) / 3) edits; else, for a
 // word of 3 or more characters, the shortest candidate that starts with it. Ties go to the earlier
-// candidate. An exact match returns itself.
-std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+// candidate. An exact match returns itself. max_edits lowers the edit limit: image names share long
+// parts ("docker.io/library/", "localhost/") that a third of their length would let differ.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates,
+                          std::size_t max_edits = SIZE_MAX);
 
 // The current time, UTC, as "2006-01-02T15:04:05Z" (RFC 3339, whole seconds: image configs, records).
 std::string utc_now_rfc3339();

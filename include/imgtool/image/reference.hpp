@@ -55,10 +55,5 @@ LocalLookup local_lookup(std::string_view text);
 // is the image author's: anything that is not a valid name throws Errc::InvalidArgument, escaped.
 std::string name_from_ref_annotation(std::string_view ref_name);
 
-// For "did you mean": the entry of `names` nearest to `wanted` by edit distance (Levenshtein), if
-// it is near enough to be a typo (at most 3 edits, and fewer than a third of `wanted`'s length).
-// Ties: the first in `names`. (core/strings' closest_match, added alongside, is the general one;
-// this stays private to names until the two are folded.)
-std::optional<std::string> nearest_name(std::string_view wanted, const std::vector<std::string>& names);
 
 }  // namespace imgtool::image
