@@ -115,7 +115,8 @@ void add_images(CLI::App& app, Globals& globals, Action& action) {
             }
             std::vector<std::size_t> width = {40, 15, 14, 20, 0};
             for (const auto& row : table) {
-                for (std::size_t i = 0; i + 1 < row.size(); ++i) width[i] = std::max(width[i], output::display_width(row[i]));
+                // A column grows to its widest cell, still three spaces from the next (as the fixed widths leave).
+                for (std::size_t i = 0; i + 1 < row.size(); ++i) width[i] = std::max(width[i], output::display_width(row[i]) + 2);
             }
             for (const auto& row : table) {
                 std::string line;

@@ -9,6 +9,7 @@
 #include "imgtool/view/mounts.hpp"
 #include "imgtool/core/error.hpp"
 #include "imgtool/core/strings.hpp"
+#include "imgtool/image/reference.hpp"
 #include "imgtool/image/types.hpp"
 #include "imgtool/sys/process.hpp"
 
@@ -23,13 +24,17 @@ using ContainerState = store::Store::ContainerState;
 // with several names is refused unless forced.
 void remove_image(store::Store& store, const std::string& ref, bool force) {
     store::ImageRecord img = store.resolve(ref);
-    std::string as_tag;
-    try {
-        as_tag = image::normalize_tag(ref);
-    } catch (const Error&) {
-    }
+    // The name the reference found, in resolve's order (docker's normalised name, localhost/NAME, the
+    // text as an older imgtool stored it); none when it found the image by ID or digest.
     std::vector<std::string> names = store.tags_of(img.id);
-    bool by_name = !as_tag.empty() && std::find(names.begin(), names.end(), as_tag) != names.end();
+    std::string as_tag;
+    for (const std::string& candidate : image::local_lookup(ref).names) {
+        if (std::find(names.begin(), names.end(), candidate) != names.end()) {
+            as_tag = candidate;
+            break;
+        }
+    }
+    bool by_name = !as_tag.empty();
     if (by_name && names.size() > 1) {
         if (store.untag(as_tag, img.id)) std::printf("Untagged: %s\n", escape_control(as_tag).c_str());
         return;
