@@ -102,18 +102,7 @@ int ps(const Globals& globals, const PsArgs& a) {
         rows.push_back({a.no_trunc ? c.id : c.id.substr(0, 12), escape_control(c.image_name),
                         command_column(c.command, a.no_trunc), ago(c.created), status_column(c), c.name});
     }
-    std::vector<std::size_t> width(rows[0].size(), 0);
-    for (const auto& row : rows) {
-        for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], output::display_width(row[i]));
-    }
-    for (const auto& row : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < row.size(); ++i) {
-            line += row[i];
-            if (i + 1 < row.size()) line += std::string(width[i] - output::display_width(row[i]) + 3, ' ');
-        }
-        std::printf("%s\n", line.c_str());
-    }
+    std::fputs(output::align_rows(rows).c_str(), stdout);
     return 0;
 }
 

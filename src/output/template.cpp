@@ -301,10 +301,14 @@ std::string render_all(const Template& tmpl, const std::vector<nlohmann::json>& 
 
 std::string align_columns(const std::vector<std::string>& lines, std::size_t gap) {
     std::vector<std::vector<std::string>> rows;
-    std::vector<std::size_t> width;
-    for (const std::string& line : lines) {
-        rows.push_back(split(line, '\t'));
-        const auto& cells = rows.back();
+    for (const std::string& line : lines) rows.push_back(split(line, '\t'));
+    return align_rows(rows, gap);
+}
+
+std::string align_rows(const std::vector<std::vector<std::string>>& rows, std::size_t gap,
+                          const std::vector<std::size_t>& min_width) {
+    std::vector<std::size_t> width = min_width;
+    for (const auto& cells : rows) {
         if (width.size() < cells.size()) width.resize(cells.size(), 0);
         // A line's last cell sets no width: nothing follows it.
         for (std::size_t i = 0; i + 1 < cells.size(); ++i) width[i] = std::max(width[i], display_width(cells[i]));

@@ -521,7 +521,7 @@ class PeerCasesTest(unittest.TestCase):
                 skipped = sum(device_entries(case, i) for i, d in enumerate(case["diff_ids"])
                               if d.split(":")[1] not in present)
                 if skipped:
-                    want_err = rl.DEVICE_NOTE.format(skipped) + "\n"
+                    want_err = rl.device_note(skipped) + "\n"
             self.assertEqual(res.err, want_err, info)
             rec["result"] = "pulled"
             return ids[0]

@@ -72,6 +72,9 @@ std::string render_all(const Template& tmpl, const std::vector<nlohmann::json>& 
 // Lines of tab-separated cells as columns: each cell padded to its column's width plus `gap` spaces
 // (the last cell of a line is not padded).
 std::string align_columns(const std::vector<std::string>& lines, std::size_t gap = 3);
+// The same for rows of cells; a column is at least min_width[i] wide (the tables' fixed widths).
+std::string align_rows(const std::vector<std::vector<std::string>>& rows, std::size_t gap = 3,
+                          const std::vector<std::size_t>& min_width = {});
 
 // Terminal columns of UTF-8 text: continuation bytes take none.
 std::size_t display_width(std::string_view text);
