@@ -85,6 +85,14 @@ ojson store_json(const std::string& root, const overlay::DriverFacts& facts) {
     struct stat st {};
     bool exists = ::lstat((root + "/lock").c_str(), &st) == 0;
     out["exists"] = exists;
+    // Opening a store completes its layout (the directories a newer imgtool added): a store missing
+    // any is reported as found but not opened, so that info still changes nothing.
+    bool complete = exists;
+    for (const char* dir : {"blobs/sha256", "layers", "images", "inits", "mounts", "empty", "tmp", "partial"}) {
+        complete = complete && ::lstat((root + "/" + dir).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (exists) out["complete"] = complete;
+    exists = complete;
     std::size_t images = 0, layers = 0, containers = 0, mounts = 0;
     std::uint64_t size = 0;
     if (exists) {

@@ -127,6 +127,14 @@ class SystemTest(unittest.TestCase):
         self.assertFalse(info["store"]["exists"])
         self.assertEqual(info["store"]["imageStore"]["number"], 0)
         self.assertEqual(sorted(os.listdir(parent)), before)
+        # A directory holding only a lock file (an interrupted first command): reported, not completed.
+        os.mkdir(self.root, 0o700)
+        with open(os.path.join(self.root, "lock"), "w"):
+            pass
+        info = json.loads(self.ok("info", "--format", "json").out)
+        self.assertTrue(info["store"]["exists"])
+        self.assertFalse(info["store"]["complete"])
+        self.assertEqual(os.listdir(self.root), ["lock"])
 
     # ---------------------------------------------------------------- df
 
