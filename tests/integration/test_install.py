@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import tempfile
 import subprocess
 import textwrap
 import unittest
@@ -341,7 +342,11 @@ class CompletionTest(unittest.TestCase):
                 esac
                 """))
         os.chmod(os.path.join(stub, "imgtool"), 0o755)
-        run, rm, umount = complete_many([["run", ""], ["rm", ""], ["umount", ""]], path_first=stub)
+        store = os.path.join(work, "store")  # completion asks only a store that exists
+        os.mkdir(store)
+        open(os.path.join(store, "lock"), "w").close()
+        run, rm, umount = complete_many([["run", ""], ["rm", ""], ["umount", ""]], path_first=stub,
+                                        env_extra={"IMGTOOL_ROOT": store})
         self.assertFalse(os.path.exists(marker), "completion ran what the store printed")
         # Rows whose name a store cannot hold are not offered, a row that is no table row (a name with
         # a space: its ID column is no ID) is skipped whole; an untagged image by its ID only.
@@ -349,6 +354,15 @@ class CompletionTest(unittest.TestCase):
                                               "fedcba987654"]))
         self.assertEqual(sorted(rm), sorted(set(run) | {"web"}))
         self.assertEqual(umount, [f"/x/$(touch {marker})"])  # a path, offered as it is (readline quotes it)
+
+    def test_a_tab_creates_no_store(self):
+        work = tempfile.mkdtemp(prefix="comp-", dir=harness.TEST_TMP)
+        self.addCleanup(shutil.rmtree, work, True)
+        typo = os.path.join(work, "typo", "store")
+        got = complete_many([["--root", typo, "rmi", ""], ["--root", typo, "umount", ""], ["rmi", ""]],
+                            env_extra={"IMGTOOL_ROOT": typo})
+        self.assertEqual(got, [[], [], []])
+        self.assertEqual(os.listdir(work), [])
 
 
 class PackageTest(unittest.TestCase):

@@ -10,10 +10,21 @@
 declare -gA _IMGTOOL_COMP_CACHE 2>/dev/null || true
 
 # Runs the imgtool being completed with the store typed on the line; quiet on errors.
+# Nothing when the store does not exist: a TAB never creates one (a mistyped --root included).
 _imgtool_query()
 {
     local -a argv=("$_imgtool_bin")
-    [[ -n $_imgtool_root ]] && argv+=(--root "$_imgtool_root")
+    local store=$_imgtool_root
+    if [[ -n $store ]]; then
+        argv+=(--root "$store")
+    elif [[ -n ${IMGTOOL_ROOT-} ]]; then
+        store=$IMGTOOL_ROOT
+    elif ((EUID == 0)); then
+        store=/var/lib/imgtool
+    else
+        store=${XDG_DATA_HOME:-$HOME/.local/share}/imgtool
+    fi
+    [[ -e $store/lock ]] || return 0
     "${argv[@]}" "$@" 2>/dev/null </dev/null
 }
 
