@@ -60,7 +60,7 @@ void remove_image(store::Store& store, const std::string& ref, bool force) {
     for (const auto& m : store.mounts()) {
         if (m.image == img.id) {
             throw Error(Errc::Busy, "image " + img.id.short_hex() + " is mounted at " + m.target + ": run `imgtool umount " +
-                                        m.target + "` first");
+                                        shell_word(m.target) + "` first");
         }
     }
     store.remove_image(img.id);

@@ -126,18 +126,6 @@ std::vector<std::string>& command_line() {
 
 void set_command_line(int argc, char** argv) { command_line().assign(argv, argv + argc); }
 
-// Single-quotes a word for a command line shown in a message, when it needs quoting.
-std::string shell_word(const std::string& word) {
-    bool plain = !word.empty();
-    for (char c : word) {
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_./:=@%+,", c) != nullptr)) plain = false;
-    }
-    if (plain) return word;
-    std::string quoted = "'";
-    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return quoted + "'";
-}
-
 // Whether an option reads a value (flags read none; --tls-verify=false is a flag's own syntax).
 bool takes_value(const CLI::Option& opt) { return opt.get_expected_max() > 0 && opt.get_type_size_max() > 0; }
 

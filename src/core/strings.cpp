@@ -150,6 +150,17 @@ bool starts_with_nocase(std::string_view text, std::string_view prefix) {
 
 }  // namespace
 
+std::string shell_word(std::string_view word) {
+    bool plain = !word.empty();
+    for (char c : word) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./:=@%+,").find(c) != std::string_view::npos)) plain = false;
+    }
+    if (plain) return std::string(word);
+    std::string quoted = "'";
+    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
 std::string closest_match(std::string_view word, const std::vector<std::string>& candidates, std::size_t max_edits) {
     if (word.empty()) return {};
     // Words of hundreds of characters are no typo of a command or a name: no quadratic work on them.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "imgtool/core/error.hpp"
+#include "imgtool/core/strings.hpp"
 
 namespace imgtool::overlay {
 namespace {
@@ -112,12 +113,12 @@ std::optional<std::string> store_of_copy_tree(std::string_view tree) {
 
 std::string missing_directory_message(std::string_view role, const std::string& wanted, const std::string& missing) {
     std::string message = std::string(role) + " " + wanted + " does not exist";
-    if (missing == wanted || missing.empty()) return message + "; create it first (mkdir " + wanted + ")";
+    if (missing == wanted || missing.empty()) return message + "; create it first (mkdir " + shell_word(wanted) + ")";
     message += " (" + missing + " is missing); create it first";
     // A missing directory above it: mkdir -p. Anything else was reached through a symlink.
     bool above = wanted.size() > missing.size() && wanted.compare(0, missing.size(), missing) == 0 &&
                  (missing == "/" || wanted[missing.size()] == '/');
-    return above ? message + " (mkdir -p " + wanted + ")" : message;
+    return above ? message + " (mkdir -p " + shell_word(wanted) + ")" : message;
 }
 
 }  // namespace imgtool::overlay

@@ -233,7 +233,7 @@ Error not_mounted_error(const store::Store& store, const std::string& arg, const
         if (theirs != ours) {
             return Error(Errc::NotFound, shown + ": mounted by another store, " + escape_control(theirs) +
                                              " (not " + escape_control(ours) + "): umount it with `imgtool --root " +
-                                             escape_control(theirs) + " umount " + shown + "`",
+                                             escape_control(shell_word(theirs)) + " umount " + escape_control(shell_word(*canonical)) + "`",
                          *canonical);
         }
     }

@@ -72,3 +72,13 @@ TEST_CASE("closest_match on image names: a likely typo's stored name, nothing fo
     CHECK(closest_match("localhost/postgres:latest", {"localhost/v2:latest"}, 3) == "");
     CHECK(closest_match("localhost/postgres:latest", {"localhost/v2:latest"}) == "localhost/v2:latest");
 }
+
+TEST_CASE("shell_word: a path a user may paste runs nothing") {
+    using imgtool::shell_word;
+    CHECK(shell_word("/mnt/x-1_2.v:3") == "/mnt/x-1_2.v:3");
+    CHECK(shell_word("/tmp/no such;$(id)") == "'/tmp/no such;$(id)'");
+    CHECK(shell_word("it's") == "'it'\\''s'");
+    CHECK(shell_word("`id`") == "'`id`'");
+    CHECK(shell_word("") == "''");
+    CHECK(shell_word(std::string_view("a\0b", 3)) == std::string("'a\0b'", 5));
+}

@@ -22,6 +22,10 @@ std::string printable(std::string_view name);
 // extra lines, terminal escapes or invalid text on the user's terminal.
 std::string escape_control(std::string_view text);
 
+// A word for a command line shown in a message (a path the user may paste): as it is when it holds
+// only characters no shell interprets, else single-quoted ('\'' for a quote).
+std::string shell_word(std::string_view word);
+
 // The candidate a mistyped word most likely meant, for "did you mean" hints; "" when none is close.
 // Compared without case: the fewest single-character insertions, deletions, substitutions or swaps of
 // neighbours (optimal string alignment), within max(1, (length of word + 2) / 3) edits; else, for a
