@@ -237,6 +237,11 @@ std::vector<std::string> remove_bundle(store::Store& store, const std::string& g
     if (auto record = view::find_mount(store, canonical + "/rootfs")) {
         auto lock = store.lock_mount(record->name, true);
         view::undo_mount(store, *record);
+    } else if (auto [rootfs, rerr] = sys::try_lstat_at(dirfd.get(), "rootfs"); !rerr && S_ISDIR(rootfs.st_mode) &&
+               rootfs.st_dev != st.st_dev) {
+        // A rootfs this store did not mount (another --root's): nothing is touched, not even the files,
+        // so that the right store's --rm can still undo it all.
+        throw view::not_mounted_error(store, canonical + "/rootfs", canonical + "/rootfs");
     }
     // unlinkat never follows a symlink; only regular files are bundle's.
     for (const char* name : kFiles) {

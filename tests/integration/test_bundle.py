@@ -313,6 +313,19 @@ class BundleTest(unittest.TestCase):
         self.assertEqual(res.rc, 0, str(res))
         self.assertFalse(os.path.lexists(dir_))  # bundle made it, and it is empty now
 
+    def test_rm_with_another_store_touches_nothing(self):
+        dir_ = self.make(self.new_dir("other-store"))
+        before = sorted(os.listdir(dir_))
+        other = os.path.join(self.top, "other-store-root")
+        res = harness.run(other, "bundle", "--rm", dir_)
+        self.assertEqual(res.rc, 1, str(res))
+        self.assertIn("mounted by another store, " + os.path.realpath(self.root), res.err)
+        self.assertEqual(sorted(os.listdir(dir_)), before)  # config.json and the init files stay
+        self.assertTrue(self.mounted(os.path.join(dir_, "rootfs")))
+        res = self.it("bundle", "--rm", dir_)  # the right store still undoes it all
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertFalse(os.path.lexists(dir_))
+
     def test_copy_driver(self):
         dir_ = self.make(self.new_dir("copy"), "--driver", "copy")
         self.assertTrue(os.path.exists(os.path.join(dir_, "rootfs", "bin", "busybox")))
