@@ -316,8 +316,9 @@ void undo_mount(store::Store& store, const store::MountRecord& record, bool name
         // Wherever it is mounted now. Unmounted by path, so the path must still lead to that very mount:
         // otherwise (renamed again, or covered by another mount) nothing is removed.
         if (mount_id_of(by_id->mount_point) != record.mount_id) {
-            throw Error(Errc::Busy, escape_control(by_id->mount_point) + ": the view mounted there is covered by another mount or was "
-                                    "moved meanwhile; nothing was removed");
+            throw Error(Errc::Busy, escape_control(by_id->mount_point) +
+                                        ": the view mounted there is covered by another mount or was moved meanwhile; "
+                                        "nothing was removed");
         }
         unmount_busy_clear(by_id->mount_point);
     } else if (record.driver == "overlay") {
