@@ -83,6 +83,8 @@ void add_umount(CLI::App& app, Globals& globals, Action& action) {
             // Rootless: first drop the records of ended unshare sessions (their mounts are gone).
             if (globals.fresh_user_namespace) view::clean_stale_mounts(store);
             auto record = canonical ? view::find_mount(store, *canonical) : std::nullopt;
+            // A view whose target's parent directories were renamed: found by its mount's ID.
+            if (!record && canonical) record = view::find_moved_mount(store, *canonical);
             if (!record) {
                 if (!globals.fresh_user_namespace) view::clean_stale_mounts(store);
                 throw view::not_mounted_error(store, *target, canonical);
@@ -131,7 +133,7 @@ void add_mounts(CLI::App& app, Globals& globals, Action& action) {
                                      {"Image", names.empty() ? r.image.short_hex() : names.front()},
                                      {"Driver", r.driver},
                                      {"Mode", r.mode},
-                                     {"Target", r.target},
+                                     {"Target", view::current_target(r)},
                                      {"Upper", r.upper}});
                 }
                 std::string text = json ? nlohmann::json(items).dump(2, ' ', true, nlohmann::json::error_handler_t::replace) + "\n"
@@ -144,7 +146,7 @@ void add_mounts(CLI::App& app, Globals& globals, Action& action) {
                 if (!r.active) continue;
                 // Targets are paths people chose: escaped, so a name cannot forge a row.
                 std::printf("%-14s %-8s %-9s %s\n", r.image.short_hex().c_str(), escape_control(r.driver).c_str(),
-                            escape_control(r.mode).c_str(), escape_control(r.target).c_str());
+                            escape_control(r.mode).c_str(), escape_control(view::current_target(r)).c_str());
             }
             return 0;
         };

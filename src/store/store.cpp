@@ -135,7 +135,8 @@ json mount_to_json(const MountRecord& m) {
             {"driver", m.driver}, {"mode", m.mode},           {"upper", m.upper},
             {"work", m.work},   {"owns_upper", m.owns_upper}, {"mount_namespace", m.mount_namespace},
             {"active", m.active}, {"tree_in_store", m.tree_in_store}, {"target_dev", m.target_dev},
-            {"target_ino", m.target_ino}, {"work_dev", m.work_dev}, {"work_ino", m.work_ino}};
+            {"target_ino", m.target_ino}, {"work_dev", m.work_dev}, {"work_ino", m.work_ino},
+            {"mount_id", m.mount_id}};
 }
 
 MountRecord mount_from_json(const json& j, const std::string& shown) {
@@ -154,7 +155,8 @@ MountRecord mount_from_json(const json& j, const std::string& shown) {
                            .target_dev = j.value("target_dev", std::uint64_t{0}),
                            .target_ino = j.value("target_ino", std::uint64_t{0}),
                            .work_dev = j.value("work_dev", std::uint64_t{0}),
-                           .work_ino = j.value("work_ino", std::uint64_t{0})};
+                           .work_ino = j.value("work_ino", std::uint64_t{0}),
+                           .mount_id = j.value("mount_id", std::uint64_t{0})};
     } catch (const json::exception& e) {
         throw Error(Errc::Corrupt, shown + ": corrupt mount record: " + e.what());
     }

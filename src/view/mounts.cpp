@@ -39,6 +39,53 @@ bool tree_mounted_at(const store::Store& store, const store::MountRecord& record
     return got.st_dev == want.st_dev && got.st_ino == want.st_ino;
 }
 
+// Whether mountinfo line `m` looks like the mount `record` made: an imgtool overlay, or a bind whose
+// root is this record's tree in the store (the root field ends with mounts/NAME/tree wherever the
+// store's filesystem is mounted).
+bool looks_like(const sys::MountInfo& m, const store::MountRecord& record) {
+    if (record.driver == "overlay") return m.fstype == "overlay" && overlay::is_view_source(m.source);
+    if (!record.tree_in_store) return false;
+    std::string tail = "/mounts/" + record.name + "/tree";
+    return m.root.size() >= tail.size() && m.root.compare(m.root.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The mount `record` made, found in this namespace's table by the ID recorded when it was made (not by
+// its path: a directory above the target may have been renamed since). An ID the kernel reused for a
+// mount that also looks like ours can only make a stale record look live: its data is kept, never
+// removed under a live view.
+std::optional<sys::MountInfo> mount_by_id(const store::MountRecord& record) {
+    if (record.mount_id == 0) return std::nullopt;
+    for (auto& m : sys::read_mountinfo()) {
+        if (static_cast<std::uint64_t>(m.id) == record.mount_id && looks_like(m, record)) return m;
+    }
+    return std::nullopt;
+}
+
+// The ID of the mount just made on the directory open at `target_fd` (0 if it cannot be told): the
+// topmost mount of the record's kind at the directory's current path whose parent is the directory's own mount.
+std::uint64_t mount_id_on(int target_fd, const store::MountRecord& record) {
+    struct statx below {};
+    if (::statx(target_fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &below) != 0 || !(below.stx_mask & STATX_MNT_ID)) return 0;
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink(fd_path(target_fd).c_str(), buf, sizeof buf);
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof buf) return 0;
+    std::string at(buf, static_cast<std::size_t>(n));
+    std::uint64_t found = 0;
+    for (const auto& m : sys::read_mountinfo()) {
+        if (static_cast<std::uint64_t>(m.parent) == below.stx_mnt_id && m.mount_point == at && looks_like(m, record)) {
+            found = static_cast<std::uint64_t>(m.id);  // the last listed is on top
+        }
+    }
+    return found;
+}
+
+// The mount ID of the mount `path` is on, without following a final symlink; 0 if unknown.
+std::uint64_t mount_id_of(const std::string& path) {
+    struct statx stx {};
+    if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID, &stx) != 0) return 0;
+    return (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id : 0;
+}
+
 void unmount_busy_clear(const std::string& target) {
     int err = sys::try_unmount(target);
     if (err == EBUSY) {
@@ -167,6 +214,27 @@ std::optional<store::MountRecord> find_mount(const store::Store& store, const st
     return std::nullopt;
 }
 
+std::optional<store::MountRecord> find_moved_mount(const store::Store& store, const std::string& canonical_target) {
+    std::uint64_t id = mount_id_of(canonical_target);
+    if (id == 0) return std::nullopt;
+    std::string ns = sys::mount_namespace_id();
+    for (auto& r : store.mounts()) {
+        if (r.mount_id != id || r.mount_namespace != ns) continue;
+        auto m = mount_by_id(r);
+        if (m && m->mount_point == canonical_target) {
+            r.target = canonical_target;
+            return r;
+        }
+    }
+    return std::nullopt;
+}
+
+std::string current_target(const store::MountRecord& record) {
+    if (record.mount_namespace != sys::mount_namespace_id()) return record.target;
+    auto m = mount_by_id(record);
+    return m ? m->mount_point : record.target;
+}
+
 namespace {
 
 bool is_directory(const std::string& path) {
@@ -241,8 +309,18 @@ Error not_mounted_error(const store::Store& store, const std::string& arg, const
 }
 
 void undo_mount(store::Store& store, const store::MountRecord& record, bool namespace_gone) {
+    std::optional<sys::MountInfo> by_id = namespace_gone ? std::nullopt : mount_by_id(record);
     if (namespace_gone) {
         // Its mounts died with its namespace; one at the same path here is somebody else's.
+    } else if (by_id) {
+        // Wherever it is mounted now. Unmounted by path, so the path must still lead to that very mount:
+        // otherwise (renamed again, or covered by another mount) nothing is removed.
+        if (mount_id_of(by_id->mount_point) != record.mount_id) {
+            throw Error(Errc::Busy, escape_control(by_id->mount_point) +
+                                        ": the view mounted there is covered by another mount or was moved meanwhile; "
+                                        "nothing was removed");
+        }
+        unmount_busy_clear(by_id->mount_point);
     } else if (record.driver == "overlay") {
         if (is_imgtool_overlay(record.target)) unmount_busy_clear(record.target);
     } else if (record.tree_in_store) {
@@ -285,10 +363,13 @@ void clean_stale_mounts(store::Store& store) {
         if (!fresh) continue;
         bool live = false;
         if (!elsewhere) {
+            // Live if its target still is one of ours (records without an ID have only this rule), or
+            // if the mount it made still exists wherever it is now: a directory above the target may
+            // have been renamed by whoever owns it, which must not make imgtool drop a live view's data.
             if (fresh->driver == "overlay") {
-                live = is_imgtool_overlay(fresh->target);
+                live = is_imgtool_overlay(fresh->target) || mount_by_id(*fresh).has_value();
             } else if (fresh->tree_in_store) {
-                live = fresh->active && tree_mounted_at(store, *fresh);
+                live = fresh->active && (tree_mounted_at(store, *fresh) || mount_by_id(*fresh).has_value());
             } else {
                 live = fresh->active;
             }
@@ -471,6 +552,7 @@ store::MountRecord mount_image(store::Store& store, const store::ImageRecord& im
             if (!request.writable) attributes |= MOUNT_ATTR_RDONLY;
             copy_view(store, record, layers, request, attributes, opened_target.fd.get());
         }
+        record.mount_id = mount_id_on(opened_target.fd.get(), record);
         record.active = true;
         store.save_mount(record);
     } catch (...) {

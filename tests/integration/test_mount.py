@@ -821,5 +821,70 @@ class MountsListingTest(MountTestCase):
         self.assertEqual(os.listdir(os.path.join(self.root, "mounts")), [])
 
 
+class MovedMountTest(MountTestCase):
+    """A directory above the target renamed while the view lives (security finding F1).
+
+    Whoever owns a directory two levels above root's target can rename it; nothing imgtool made is
+    then mounted at the recorded path any more.  The view is judged by its mount's ID (recorded at
+    mount time), not its path: `mounts` and `prune -f` keep its record and data and list the new path,
+    `umount NEWPATH` undoes it, and `prune -a -f` keeps the image meanwhile.  The rename is done as
+    root here; the directory's owner could do the same.
+    """
+
+    def _rename_attack(self, mode_row: tuple, *opts, with_upper: bool = False) -> None:
+        image = self.pull("busybox")
+        parent = self.mkdir("u4")
+        target = os.path.join(parent, "a", "tgt")
+        os.makedirs(target)
+        upper = self.mkdir("changes") if with_upper else None
+        self.mount(image, target, *opts, *(["--upper", upper] if upper else []))
+        with open(os.path.join(target, "data"), "w") as fh:
+            fh.write("precious\n")
+        rec = self.record_for(target)
+        self.assertGreater(rec.get("mount_id", 0), 0, rec)
+        if rec["owns_upper"]:
+            kept = os.path.join(rec["upper"], "data")
+        elif upper:
+            kept = os.path.join(upper, "data")
+        else:
+            kept = os.path.join(self.root, "mounts", rec["name"], "tree", "data")
+        self.assertTrue(os.path.isfile(kept), kept)
+        os.rename(os.path.join(parent, "a"), os.path.join(parent, "b"))
+        moved = os.path.join(parent, "b", "tgt")
+        self.addCleanup(self._cleanup_target, moved)
+        self.assertEqual(len(mounts_at(moved)), 1)
+
+        res = self.imgtool("prune", "-f")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(self.records(), [rec], "prune -f dropped the record of a live (moved) view")
+        self.assertEqual(self.mounts_rows(), {(short_id(image), *mode_row, moved)})
+        res = self.imgtool("prune", "-a", "-f")
+        self.assertEqual(res.rc, 0, str(res))
+        self.assertEqual(self.records(), [rec])
+        self.assertTrue(os.path.isfile(kept), f"{kept} removed under a live view")
+        with open(os.path.join(moved, "data")) as fh:
+            self.assertEqual(fh.read(), "precious\n")
+        self.layer_hashes(image)  # the image and its layers are still there
+
+        res = self.imgtool("umount", moved)
+        self.assertEqual((res.rc, res.out, res.err), (0, "", ""), str(res))
+        self.assertEqual(mounts_at(moved), [])
+        self.assertEqual(self.records(), [])
+        self.assertEqual(os.listdir(os.path.join(self.root, "mounts")), [])
+        if upper:
+            self.assertTrue(os.path.isfile(kept), "--upper's changes are the user's to keep")
+            self.assertFalse(os.path.lexists(os.path.join(self.work, ".changes.imgtool-work")))
+        self.assertEqual(host_mount_lines(), self.baseline)
+
+    def test_writable_overlay_survives_a_rename_above_its_target(self):
+        self._rename_attack(("overlay", "writable"), "--writable")
+
+    def test_upper_overlay_survives_a_rename_above_its_target(self):
+        self._rename_attack(("overlay", "upper"), with_upper=True)
+
+    def test_writable_copy_survives_a_rename_above_its_target(self):
+        self._rename_attack(("copy", "copy-rw"), "--driver", "copy", "--writable")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -92,6 +92,10 @@ struct MountRecord {
     // --upper: the work directory imgtool made beside the user's upper, checked again before removal.
     std::uint64_t work_dev = 0;
     std::uint64_t work_ino = 0;
+    // The mount's ID (mountinfo's first field, statx STATX_MNT_ID) when it was made; 0: unknown (older
+    // records, or no mount). A view is judged by it, not by its path: a directory above the target
+    // may be renamed while the view lives.
+    std::uint64_t mount_id = 0;
 };
 
 // Shared: most commands; Exclusive: rm of images, which must not pull layers from under a reader;

@@ -44,6 +44,12 @@ bool is_imgtool_overlay(const std::string& target);
 // namespace, and records of mount namespaces nobody is in any more (an ended `imgtool unshare` session).
 void clean_stale_mounts(store::Store& store);
 std::optional<store::MountRecord> find_mount(const store::Store& store, const std::string& canonical_target);
+// The record whose mount (by its recorded ID, and still looking like ours) is mounted at
+// `canonical_target` in this namespace though the record names another path (a directory above the
+// target was renamed); returned with `target` set to where it is now.
+std::optional<store::MountRecord> find_moved_mount(const store::Store& store, const std::string& canonical_target);
+// Where the record's mount is now in this namespace (found by its ID), else the recorded target.
+std::string current_target(const store::MountRecord& record);
 // Undoes one recorded mount: unmount (overlay, or the bind of a copy tree) or empty the target (a
 // rootless copy made outside `imgtool unshare`), then drop the record and what the store holds for it.
 void undo_mount(store::Store& store, const store::MountRecord& record, bool namespace_gone = false);
