@@ -296,8 +296,9 @@ class RefSelectionTest(unittest.TestCase):
         self.assertEqual(harness.tag_map(self, root), {"localhost/inner:latest": image_id})
 
     def test_containerd_image_name_wins_over_ref_name_and_ref_selects_by_ref_name(self):
-        # Low 5 (docs/store.md "Names"): as ctr import and Docker >= 25's own archives (whose ref.name
-        # is only the tag), io.containerd.image.name names the image; PATH:REF matches ref.name.
+        # Low 5 (docs/store.md "Names"): as ctr import and podman 4.3 (seen: podman load prints
+        # "Loaded image: example.com/app:2" for this entry), io.containerd.image.name names the
+        # image; PATH:REF matches ref.name.
         def both(index, _add_blob):
             entry(index, "v2").setdefault("annotations", {})["io.containerd.image.name"] = "example.com/app:2"
         lay = layout_copy(self, both)
