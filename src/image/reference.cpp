@@ -78,13 +78,11 @@ Reference Reference::parse(std::string_view text) {
         rest = rest.substr(0, colon);
     }
     ref.repository = std::string(rest);
-    if (ref.repository.size() == 64 && ref.repository.find_first_not_of("0123456789abcdef") == std::string::npos) {
-        throw invalid("cannot specify 64-byte hexadecimal strings (they are image IDs)");
-    }
     if (ref.registry == kDockerHub && ref.repository.find('/') == std::string::npos) {
         ref.repository = "library/" + ref.repository;
     }
-    // The repository and tag grammar is the local name's (normalize_tag's): one set of rules.
+    // The repository and tag grammar is the local name's (normalize_tag's): one set of rules, names that
+    // spell image IDs included.
     try {
         normalize_tag("x/" + ref.repository + (ref.tag ? ":" + *ref.tag : ""));
     } catch (const Error& e) {

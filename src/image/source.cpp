@@ -212,15 +212,22 @@ constexpr int kMaxIndexDepth = 4;
 constexpr std::size_t kMaxImagesPerSource = 1000;
 constexpr std::size_t kMaxIndexDescriptors = 10000;
 
+struct Selected {
+    Descriptor desc;
+    std::optional<std::string> tag;       // the name it is given, if any
+    std::optional<std::string> ref_name;  // the ref.name that applies to it (its own or its index's)
+};
+
 struct Selection {
-    std::vector<std::pair<Descriptor, std::optional<std::string>>> manifests;  // with a tag, if any
+    std::vector<Selected> manifests;
     std::vector<std::string> seen_platforms;
     std::set<digest::Digest> visited_indexes;
     std::size_t descriptors = 0;
 };
 
 void select_from_index(const Source& source, const Index& index, std::string_view what, const Platform& wanted,
-                       const std::optional<std::string>& inherited_tag, int depth, bool top_level, Selection& out) {
+                       const std::optional<std::string>& inherited_tag, const std::optional<std::string>& inherited_ref,
+                       int depth, bool top_level, Selection& out) {
     if (depth > kMaxIndexDepth) {
         throw Error(Errc::Corrupt, std::string(what) + ": image indexes nested more than " +
                                        std::to_string(kMaxIndexDepth) + " deep");
@@ -233,6 +240,8 @@ void select_from_index(const Source& source, const Index& index, std::string_vie
         std::optional<std::string> tag =
             with_context(std::string(what) + ": entry " + d.digest.str(), [&] { return tag_from_annotations(d.annotations); });
         if (!tag) tag = inherited_tag;
+        std::optional<std::string> ref = inherited_ref;
+        if (auto it = d.annotations.find(std::string(kRefNameAnnotation)); it != d.annotations.end()) ref = it->second;
         if (is_index_media_type(d.media_type)) {
             if (!out.visited_indexes.insert(d.digest).second) continue;  // already walked
             std::string bytes = read_blob(source, d, "index");
@@ -241,7 +250,7 @@ void select_from_index(const Source& source, const Index& index, std::string_vie
             Selection inner;
             inner.visited_indexes = std::move(out.visited_indexes);
             inner.descriptors = out.descriptors;
-            select_from_index(source, nested, nested_what, wanted, tag, depth + 1, false, inner);
+            select_from_index(source, nested, nested_what, wanted, tag, ref, depth + 1, false, inner);
             out.visited_indexes = std::move(inner.visited_indexes);
             out.descriptors = inner.descriptors;
             out.seen_platforms.insert(out.seen_platforms.end(), inner.seen_platforms.begin(),
@@ -253,7 +262,7 @@ void select_from_index(const Source& source, const Index& index, std::string_vie
                 if (out.seen_platforms.size() < 64) out.seen_platforms.push_back(d.platform->str());
                 if (!wanted.accepts(*d.platform)) continue;
             }
-            out.manifests.emplace_back(d, tag);
+            out.manifests.push_back(Selected{d, tag, ref});
             if (!top_level && d.platform) return;  // first platform match wins inside an index
         } else {
             throw Error(Errc::UnsupportedMediaType, "index entry " + d.digest.str() + ": unsupported media type \"" +
@@ -275,18 +284,18 @@ std::string name_list(const std::vector<std::string>& names) {
     return list;
 }
 
-// Keeps only index.json's entries whose ref.name is `ref` (skopeo's oci:DIR:REF); none is an error
-// listing the refs there are.
-void select_ref(Index& index, const std::string& ref) {
-    std::vector<Descriptor> kept;
+// Keeps only the images whose ref.name is `ref` (skopeo's oci:DIR:REF): the ref.name that applies to
+// each image the full import would take (its own entry's, in a nested index too, else its index's);
+// none is an error listing the refs there are.
+void select_ref(Selection& selection, const std::string& ref) {
+    std::vector<Selected> kept;
     std::vector<std::string> available;
-    for (const Descriptor& d : index.manifests) {
-        auto it = d.annotations.find(std::string(kRefNameAnnotation));
-        if (it == d.annotations.end()) continue;
-        if (it->second == ref) {
-            kept.push_back(d);
-        } else if (std::find(available.begin(), available.end(), it->second) == available.end()) {
-            available.push_back(it->second);
+    for (Selected& s : selection.manifests) {
+        if (!s.ref_name) continue;
+        if (*s.ref_name == ref) {
+            kept.push_back(std::move(s));
+        } else if (std::find(available.begin(), available.end(), *s.ref_name) == available.end()) {
+            available.push_back(*s.ref_name);
         }
     }
     if (kept.empty()) {
@@ -294,15 +303,15 @@ void select_ref(Index& index, const std::string& ref) {
                                         (available.empty() ? "it names none" : "it names " + name_list(available)) +
                                         ")");
     }
-    index.manifests = std::move(kept);
+    selection.manifests = std::move(kept);
 }
 
 std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options) {
     Platform wanted = options.platform.value_or(Platform::host());
     Index index = parse_index(source.read_small("index.json"), "index.json");
-    if (options.ref_name) select_ref(index, *options.ref_name);
     Selection selection;
-    select_from_index(source, index, "index.json", wanted, std::nullopt, 0, true, selection);
+    select_from_index(source, index, "index.json", wanted, std::nullopt, std::nullopt, 0, true, selection);
+    if (options.ref_name && !selection.manifests.empty()) select_ref(selection, *options.ref_name);
     if (selection.manifests.empty()) {
         std::string list;
         for (const auto& p : selection.seen_platforms) list += (list.empty() ? "" : ", ") + p;
@@ -313,7 +322,7 @@ std::vector<ImagePlan> plan_oci(const Source& source, const PlanOptions& options
     // Each manifest is read once, however many index entries name it.
     std::map<digest::Digest, std::size_t> planned;
     std::map<std::string, digest::Digest> named;  // name -> the image it was given to
-    for (const auto& [desc, tag] : selection.manifests) {
+    for (const auto& [desc, tag, ref_name] : selection.manifests) {
         auto [it, fresh] = planned.emplace(desc.digest, plans.size());
         if (fresh) {
             if (plans.size() >= kMaxImagesPerSource) {
@@ -367,7 +376,11 @@ void select_repo_tag(std::vector<DockerManifestEntry>& entries, const std::strin
             if (name == wanted) match = true;
             if (std::find(available.begin(), available.end(), tag) == available.end()) available.push_back(tag);
         }
-        if (match) kept.push_back(std::move(entry));
+        // Selecting one tag applies only that tag (as an OCI layout's REF does), not the image's others.
+        if (match) {
+            entry.repo_tags = {wanted};
+            kept.push_back(std::move(entry));
+        }
     }
     if (kept.empty()) {
         throw Error(Errc::NotFound, "no image tagged " + printable(wanted) + " in manifest.json (" +

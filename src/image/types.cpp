@@ -469,8 +469,13 @@ std::string normalize_tag(std::string_view name) {
         }
     }
     auto parts = split(repo, '/');
-    if (repo.size() == 64 && is_lower_hex(repo)) {
+    // A name that spells an image ID could never be looked up by it (an ID wins, docs/store.md
+    // "Names"): docker refuses 64-hex repositories, and `sha256:<64 hex>` reads as a full ID.
+    if (!parts.empty() && parts.back().size() == 64 && is_lower_hex(parts.back())) {
         throw invalid("cannot specify 64-byte hexadecimal strings (they are image IDs)");
+    }
+    if (!parts.empty() && parts.back() == "sha256" && tag.size() == 64 && is_lower_hex(tag)) {
+        throw invalid("sha256:<64 hex> is an image ID, not a name");
     }
     for (std::size_t i = 0; i < parts.size(); ++i) {
         const std::string& part = parts[i];

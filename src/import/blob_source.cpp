@@ -34,11 +34,19 @@ std::unique_ptr<BlobSource> from_source(std::unique_ptr<image::Source> source) {
 }
 
 LocalSpec split_local_spec(const std::string& spec, const std::function<bool(const std::string&)>& exists) {
-    if (exists(spec)) return {spec, std::nullopt};
+    bool whole = exists(spec);
     for (auto colon = spec.find(':'); colon != std::string::npos; colon = spec.find(':', colon + 1)) {
         std::string path = spec.substr(0, colon);
         if (!path.empty() && exists(path)) {
             std::string ref = spec.substr(colon + 1);
+            // Both exist: whoever can create PATH:REF next to PATH (a shared sticky /tmp) would
+            // otherwise choose which archive is imported.
+            if (whole) {
+                throw Error(Errc::InvalidArgument,
+                            "\"" + printable(spec) + "\" is ambiguous: it exists, and so does \"" + printable(path) +
+                                "\" (REF \"" + printable(ref) + "\"); link the one you mean to a path without ':' "
+                                "and give that (LINK, or LINK:REF)");
+            }
             if (ref.empty()) throw Error(Errc::InvalidArgument, printable(spec) + ": empty REF after ':'");
             return {path, ref};
         }

@@ -210,6 +210,134 @@ class OciRefNamesTest(unittest.TestCase):
         self.assertEqual(harness.tag_map(self, root)["localhost/v1:latest"], first)
 
 
+def layout_copy(tc: unittest.TestCase, edit) -> str:
+    """A copy of LAYOUT whose index.json `edit(index, add_blob)` rewrote; add_blob(bytes) stores a
+    blob and returns its descriptor fields."""
+    import hashlib
+    tree = os.path.join(harness.scratch_dir(tc, "lay-"), "lay")
+    shutil.copytree(LAYOUT, tree)
+
+    def add_blob(data: bytes) -> dict:
+        digest = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(tree, "blobs", "sha256", digest), "wb") as fh:
+            fh.write(data)
+        return {"digest": f"sha256:{digest}", "size": len(data)}
+    path = os.path.join(tree, "index.json")
+    with open(path) as fh:
+        index = json.load(fh)
+    edit(index, add_blob)
+    with open(path, "w") as fh:
+        json.dump(index, fh)
+    return tree
+
+
+def entry(index: dict, ref: str) -> dict:
+    return next(m for m in index["manifests"]
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == ref)
+
+
+class RefSelectionTest(unittest.TestCase):
+    def test_path_ref_and_a_file_named_path_colon_ref_is_refused_as_ambiguous(self):
+        # F2: in a shared sticky dir another user can create IMG:REF next to root's IMG; neither
+        # may be chosen silently.
+        root = harness.new_store(self)
+        work = harness.scratch_dir(self, "amb-")
+        img = os.path.join(work, "img")
+        shutil.copytree(LAYOUT, img)
+        shutil.copy(one_ref_archive(self, "v2"), img + ":v1")
+        harness.pull(self, root, busybox())
+        listing = harness.store_listing(root)
+        res = harness.run(root, "pull-local", img + ":v1")
+        harness.assert_one_error_line(self, res, "pull-local", "ambiguous", f'"{img}:v1"', f'"{img}"',
+                                      "a path without ':'", rc=res.rc)
+        self.assertNotEqual(res.rc, 0)
+        self.assertEqual(harness.store_listing(root), listing)
+        # A link without ':' picks either one.
+        link = os.path.join(work, "pick")
+        os.symlink(img, link)
+        image_id = harness.pull(self, root, f"{link}:v1")
+        self.assertEqual(harness.tag_map(self, root)["localhost/v1:latest"], image_id)
+        self.assertNotIn("localhost/v2:latest", harness.tag_map(self, root))
+
+    def test_docker_archive_ref_applies_only_the_selected_tag(self):
+        # Low 3: an image tagged app:v2 and imgtool-test/busybox; selecting app:v2 names it app:v2 only.
+        work = harness.scratch_dir(self, "two-")
+        tree = os.path.join(work, "tree")
+        os.makedirs(tree)
+        subprocess.run(["tar", "-C", tree, "-xf", busybox()], check=True)
+        with open(os.path.join(tree, "manifest.json")) as fh:
+            manifest = json.load(fh)
+        manifest[0]["RepoTags"] = ["app:v2", "imgtool-test/busybox:latest"]
+        with open(os.path.join(tree, "manifest.json"), "w") as fh:
+            json.dump(manifest, fh)
+        archive = os.path.join(work, "two.tar")
+        subprocess.run(["tar", "-C", tree, "-cf", archive, "."], check=True)
+        root = harness.new_store(self)
+        image_id = harness.pull(self, root, f"{archive}:app:v2")
+        self.assertEqual(harness.tag_map(self, root), {"app:v2": image_id})
+
+    def test_ref_in_a_nested_index_is_found_as_the_full_import_names_it(self):
+        # Low 6: index.json -> index (ref "outer") -> manifest (ref "inner"): the full import names
+        # the image localhost/inner, and LAYOUT:inner finds it.
+        def nest(index, add_blob):
+            inner = dict(entry(index, "v1"))
+            inner["annotations"] = {"org.opencontainers.image.ref.name": "inner"}
+            nested = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                      "manifests": [inner]}
+            desc = add_blob(json.dumps(nested).encode())
+            index["manifests"] = [{"mediaType": "application/vnd.oci.image.index.v1+json", **desc,
+                                   "annotations": {"org.opencontainers.image.ref.name": "outer"}}]
+        lay = layout_copy(self, nest)
+        full = harness.new_store(self)
+        image_id = harness.pull(self, full, lay)
+        self.assertEqual(harness.tag_map(self, full), {"localhost/inner:latest": image_id})
+        root = harness.new_store(self)
+        self.assertEqual(harness.pull(self, root, f"{lay}:inner"), image_id)
+        self.assertEqual(harness.tag_map(self, root), {"localhost/inner:latest": image_id})
+
+    def test_containerd_image_name_wins_over_ref_name_and_ref_selects_by_ref_name(self):
+        # Low 5 (docs/store.md "Names"): as ctr import and podman 4.3 (seen: podman load prints
+        # "Loaded image: example.com/app:2" for this entry), io.containerd.image.name names the
+        # image; PATH:REF matches ref.name.
+        def both(index, _add_blob):
+            entry(index, "v2").setdefault("annotations", {})["io.containerd.image.name"] = "example.com/app:2"
+        lay = layout_copy(self, both)
+        root = harness.new_store(self)
+        image_id = harness.pull(self, root, f"{lay}:v2")
+        self.assertEqual(harness.tag_map(self, root), {"example.com/app:2": image_id})
+
+
+class IdLikeNamesTest(unittest.TestCase):
+    HEX = "ab" * 32
+
+    def test_names_that_spell_an_image_id_are_refused(self):
+        # Low 4: each would be stored but never found (an ID wins the lookup); docker refuses 64-hex
+        # repositories ("cannot specify 64-byte hexadecimal strings").
+        root = harness.new_store(self)
+        image_id = harness.pull(self, root, busybox())
+        listing = harness.store_listing(root)
+        for name in (f"sha256:{self.HEX}", self.HEX, f"localhost/{self.HEX}", f"team/{self.HEX}:v1"):
+            with self.subTest(name=name):
+                res = harness.run(root, "tag", image_id, name)
+                harness.assert_one_error_line(self, res, "tag", name, rc=res.rc)
+                self.assertNotEqual(res.rc, 0)
+        upper = harness.scratch_dir(self, "upper-")
+        res = harness.run(root, "commit", "--upper", upper, "--base", image_id, f"sha256:{self.HEX}")
+        harness.assert_one_error_line(self, res, "commit", self.HEX, rc=res.rc)
+        self.assertNotEqual(res.rc, 0)
+        res = harness.run(root, "pull-local", busybox(), "--tag", f"localhost/{self.HEX}")
+        harness.assert_one_error_line(self, res, "pull-local", self.HEX, rc=res.rc)
+        self.assertNotEqual(res.rc, 0)
+        self.assertEqual(harness.store_listing(root), listing)
+        # An archive's ref name too: a bare 64-hex ref would be localhost/<hex>.
+        def hexref(index, _add_blob):
+            entry(index, "v2")["annotations"]["org.opencontainers.image.ref.name"] = self.HEX
+        res = harness.run(root, "pull-local", layout_copy(self, hexref))
+        harness.assert_one_error_line(self, res, "pull-local", self.HEX, "not a valid image name", rc=res.rc)
+        self.assertNotEqual(res.rc, 0)
+        self.assertEqual(harness.store_listing(root), listing)
+
+
 class ImportMessagesTest(unittest.TestCase):
     def test_an_unnamed_oci_image_is_imported_untagged_with_a_notice(self):
         root = harness.new_store(self)

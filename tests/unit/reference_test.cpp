@@ -1,5 +1,6 @@
 // Reference parsing: the facts are docker's (distribution/reference's normalize tests).
 #include <doctest/doctest.h>
+#include <algorithm>
 
 #include "imgtool/core/error.hpp"
 #include "imgtool/image/reference.hpp"
@@ -225,3 +226,53 @@ TEST_CASE("name_from_ref_annotation: bare refs go under localhost/ as podman loa
     }
 }
 
+
+#include "imgtool/image/types.hpp"
+#include "imgtool/import/blob_source.hpp"
+
+TEST_CASE("names that spell an image ID are refused wherever a name is checked") {
+    std::string hex(64, 'a');
+    for (const std::string& bad : {hex, "localhost/" + hex, "team/" + hex + ":v1", "quay.io/x/" + hex,
+                                   "sha256:" + hex, "docker.io/library/sha256:" + hex, "localhost/sha256:" + hex}) {
+        CAPTURE(bad);
+        CHECK_THROWS_AS(imgtool::image::normalize_tag(bad), Error);
+        CHECK_THROWS_AS(Reference::parse(bad), Error);
+    }
+    // Ref annotations: a bare 64-hex ref would be localhost/<hex>.
+    CHECK_THROWS_AS(imgtool::image::name_from_ref_annotation(hex), Error);
+    CHECK_THROWS_AS(imgtool::image::name_from_ref_annotation("sha256:" + hex), Error);
+    // Not IDs: hex elsewhere, a shorter hex, the word sha256 with another tag.
+    CHECK(imgtool::image::normalize_tag(hex.substr(0, 63)) == hex.substr(0, 63) + ":latest");
+    CHECK(imgtool::image::normalize_tag("app:" + hex) == "app:" + hex);
+    CHECK(imgtool::image::normalize_tag("sha256:latest") == "sha256:latest");
+    CHECK(imgtool::image::normalize_tag("sha256/" + hex.substr(0, 12)) == "sha256/" + hex.substr(0, 12) + ":latest");
+    CHECK(Reference::parse("sha256:v1").local_tag() == "sha256:v1");
+}
+
+TEST_CASE("split_local_spec: PATH:REF, a path with ':', and both existing is ambiguous") {
+    using imgtool::import::split_local_spec;
+    auto in = [](std::initializer_list<std::string> files) {
+        return [set = std::vector<std::string>(files)](const std::string& p) {
+            return std::find(set.begin(), set.end(), p) != set.end();
+        };
+    };
+    auto s = split_local_spec("/t/img.tar:app:v2", in({"/t/img.tar"}));
+    CHECK(s.path == "/t/img.tar");
+    CHECK(s.ref == "app:v2");
+    s = split_local_spec("/t/img.tar:base", in({"/t/img.tar:base"}));
+    CHECK(s.path == "/t/img.tar:base");
+    CHECK(!s.ref);
+    s = split_local_spec("/t/none:x", in({}));
+    CHECK(s.path == "/t/none:x");
+    // Another user's /t/img.tar:base next to root's /t/img.tar (a sticky /tmp) must not be chosen.
+    try {
+        split_local_spec("/t/img.tar:base", in({"/t/img.tar", "/t/img.tar:base"}));
+        FAIL("accepted");
+    } catch (const Error& e) {
+        std::string m = e.what();
+        CHECK(m.find("ambiguous") != std::string::npos);
+        CHECK(m.find("\"/t/img.tar:base\"") != std::string::npos);
+        CHECK(m.find("\"/t/img.tar\"") != std::string::npos);
+    }
+    CHECK_THROWS_AS(split_local_spec("/t/a:b:c", in({"/t/a:b", "/t/a:b:c"})), Error);
+}

@@ -548,7 +548,10 @@ TEST_CASE("normalize_tag refuses a repository name that reads as an image ID") {
           make_error_code(Errc::InvalidArgument));
     // Only exactly 64 hex digits: one more or one less is an ordinary name, as docker has it.
     CHECK(image::normalize_tag(std::string(63, 'a')) == std::string(63, 'a') + ":latest");
-    CHECK(image::normalize_tag("team/" + id) == "team/" + id + ":latest");
+    // Stricter than docker (which refuses only a bare 64-hex name): any last component, so that
+    // localhost/<hex> (a bare ref's name) and Reference::parse agree (reference_test.cpp).
+    CHECK(test_support::thrown_code([&] { image::normalize_tag("team/" + id); }) ==
+          make_error_code(Errc::InvalidArgument));
 }
 
 TEST_CASE("is_rfc3339 accepts Go's time.Time forms and nothing else") {

@@ -124,9 +124,10 @@ Manifest parse_manifest(std::string_view bytes, std::string_view what, std::stri
 ImageConfig parse_config(std::string_view bytes, std::string_view what);
 std::vector<DockerManifestEntry> parse_docker_manifest(std::string_view bytes, std::string_view what);
 
-// Normalises a tag as docker does: "busybox" -> "busybox:latest"; validates the characters. A
-// repository name of 64 hex digits is refused as docker does ("cannot specify 64-byte hexadecimal
-// strings"): it would read as an image ID.
+// Normalises a tag as docker does: "busybox" -> "busybox:latest"; validates the characters. A name
+// that spells an image ID is refused (a repository whose last component is 64 hex digits, as docker
+// refuses it, or `sha256` with a 64-hex tag): lookup would read it as the ID. Every name check
+// (Reference::parse, tag, commit, --tag, archive names) goes through here.
 std::string normalize_tag(std::string_view name);
 
 // Bounds on what one image may bring into the store, so that every record the store writes can be

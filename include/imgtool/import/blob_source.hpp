@@ -42,8 +42,9 @@ public:
     virtual std::unique_ptr<sys::Reader> open_layer(const image::LayerPlan& layer, Spool* spool) const = 0;
 };
 
-// skopeo's PATH:REF form: a spec that exists as a whole is a path (a file name may hold ':'); else the
-// first ':' whose left part exists splits it into the path and REF (REF may hold ':': "a.tar:app:1").
+// skopeo's PATH:REF form: the first ':' whose left part exists splits the spec into the path and REF
+// (REF may hold ':': "a.tar:app:1"); a spec that exists as a whole while no such left part does is a
+// path (a file name may hold ':'); both existing is refused as ambiguous (Errc::InvalidArgument).
 // Nothing existing: the spec is the path (for open's error). Pure but for `exists`.
 struct LocalSpec {
     std::string path;
