@@ -51,7 +51,19 @@ class RecentImage(gen_images.Image):
         return gen_images.canon(cfg)
 
 
-class ImagesTest(unittest.TestCase):
+class StoreCommands:
+    """imgtool on the test's store (self.root); ok() also wants exit 0 and nothing on stderr."""
+
+    def imgtool(self, *args) -> harness.Result:
+        return harness.run(self.root, *args)
+
+    def ok(self, *args) -> str:
+        res = self.imgtool(*args)
+        self.assertEqual((res.rc, res.err), (0, ""), str(res))
+        return res.out
+
+
+class ImagesTest(StoreCommands, unittest.TestCase):
     """images --format; rm/rmi by ID and by name. One store: basic (tagged twice), an untagged
     image created now."""
 
@@ -72,14 +84,6 @@ class ImagesTest(unittest.TestCase):
         res = harness.run(self.root, "pull-local", path)
         self.assertEqual(res.rc, 0, str(res))
         self.recent = res.out.splitlines()[0]
-
-    def imgtool(self, *args) -> harness.Result:
-        return harness.run(self.root, *args)
-
-    def ok(self, *args) -> str:
-        res = self.imgtool(*args)
-        self.assertEqual((res.rc, res.err), (0, ""), str(res))
-        return res.out
 
     def test_template_fields(self):
         out = self.ok("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
@@ -231,16 +235,8 @@ class ImagesTest(unittest.TestCase):
         self.assertEqual(self.ok("rmi", b[:12]), f"Untagged: imgtool-test/basic:latest\nDeleted: {self.basic['id']}\n")
 
 
-class PsTest(RunTest):
+class PsTest(StoreCommands, RunTest):
     """ps --format with one detached container; rm's container-first rule."""
-
-    def imgtool(self, *args) -> harness.Result:
-        return harness.run(self.root, *args)
-
-    def ok(self, *args) -> str:
-        res = self.imgtool(*args)
-        self.assertEqual((res.rc, res.err), (0, ""), str(res))
-        return res.out
 
     def test_ps_format_and_rm_container_first(self):
         self.ok("tag", IMAGE, "web")
