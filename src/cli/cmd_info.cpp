@@ -88,7 +88,7 @@ ojson store_json(const std::string& root, const overlay::DriverFacts& facts) {
     // Opening a store completes its layout (the directories a newer imgtool added): a store missing
     // any is reported as found but not opened, so that info still changes nothing.
     bool complete = exists;
-    for (const char* dir : {"blobs/sha256", "layers", "images", "inits", "mounts", "empty", "tmp", "partial"}) {
+    for (const char* dir : store::Store::layout_directories()) {
         complete = complete && ::lstat((root + "/" + dir).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
     }
     if (exists) out["complete"] = complete;

@@ -368,6 +368,12 @@ void Store::check_private_location(const std::string& root, const std::string& w
     }
 }
 
+const std::vector<const char*>& Store::layout_directories() {
+    static const std::vector<const char*> dirs = {"blobs", "blobs/sha256", "layers", "images", "inits",
+                                                  "mounts", "empty", "tmp", "partial"};
+    return dirs;
+}
+
 Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_arg)), access_(access) {
     const std::string& root = root_;
     check_location(root);
@@ -386,7 +392,7 @@ Store::Store(const std::string& root_arg, Access access) : root_(absolute(root_a
     }
     if ((st.st_mode & 07777) != 0700 && ::fchmod(root_fd_.get(), 0700) != 0) throw_errno("chmod", root);
     lock_fd_ = sys::open_at(root_fd_.get(), "lock", O_RDWR | O_CREAT | O_NOFOLLOW, 0600, root + "/lock");
-    for (const char* dir : {"blobs", "blobs/sha256", "layers", "images", "inits", "mounts", "empty", "tmp", "partial"}) {
+    for (const char* dir : layout_directories()) {
         sys::mkdir_at(root_fd_.get(), dir, 0700, true);
     }
     tmp_fd_ = sys::open_beneath(root_fd_.get(), "tmp", O_RDONLY | O_DIRECTORY);

@@ -136,6 +136,8 @@ public:
     // --root's default: $IMGTOOL_ROOT, else /var/lib/imgtool for root, else (rootless, including root of
     // a user namespace) $XDG_DATA_HOME/imgtool or ~/.local/share/imgtool.
     static std::string default_root(bool rootless);
+    // The directories every store has (opening a store makes the missing ones), parents first.
+    static const std::vector<const char*>& layout_directories();
 
     // Refuses a store location someone else could tamper with, as git's safe.directory does: the
     // store directory (if it exists) must be a real directory owned by the caller, and every existing
