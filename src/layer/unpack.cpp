@@ -141,7 +141,6 @@ public:
             case AE_IFIFO: make_node(dir, base, type, e); break;
             default: break;  // sockets and unknown types carry nothing a rootfs needs
         }
-        if (options_.progress && (stats_.entries & 4095) == 0) options_.progress(stats_);
     }
 
     void finish() {
@@ -158,7 +157,6 @@ public:
         }
         std::sort(stats_.implicit_dirs.begin(), stats_.implicit_dirs.end());
         std::sort(stats_.whiteout_dirs.begin(), stats_.whiteout_dirs.end());
-        if (options_.progress) options_.progress(stats_);
     }
 
     const UnpackStats& stats() const { return stats_; }

@@ -25,7 +25,6 @@
 #include <atomic>
 #include <cstdint>
 #include <climits>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -75,7 +74,6 @@ struct UnpackOptions {
     bool squash_owners = false;
     const std::atomic<bool>* cancel = nullptr;                   // checked between reads
     sys::SpaceReserve* reserve = nullptr;                        // charged per entry and per data block
-    std::function<void(const UnpackStats&)> progress;            // called every few thousand entries
     // Told, after each entry, its path and whether its data went to a regular file (the caller feeds
     // it the raw stream: layer/tar_record.hpp).
     TarRecordWriter* record = nullptr;
