@@ -12,6 +12,7 @@
 #include <climits>
 #include <algorithm>
 #include <exception>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
